@@ -1,0 +1,256 @@
+#!/bin/bash
+# qemu_ping.sh: end-to-end test of lwvhostd with two QEMU (TCG) guests.
+#
+#   guest 1 (10.200.0.2) --vhost-user vm1--+
+#                                          +-- lwvhostd --tap lwvtap0 (netns, 10.200.0.1)
+#   guest 2 (10.200.0.3) --vhost-user vm2--+
+#
+# Guest 1 pings guest 2 and the tap address; guest 2 serves meanwhile, and
+# is pinged from the netns too.  Traffic stays between the guests and the
+# private network namespace.
+#
+# Usage: tests/integration/qemu_ping.sh [--selftest]
+#   --selftest  no lwvhostd: the guests are joined by QEMU's own
+#               `-netdev stream` (unix socket), to check the guest image.
+# Env: BUILD (default build), LWV_TAP (default lwvtap0), LWV_KEEP=1 keeps
+#      the temp dir, LWV_VERBOSE=1 prints the guest logs even on success.
+# Exit: 0 pass, 77 skipped (a required tool is missing), else fail.
+# Needs (Debian 12): qemu-system-x86 busybox-static linux-image-amd64 cpio
+#      iproute2 (+ coreutils, gzip, util-linux: always there).
+set -u
+
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${BUILD:-build}
+TAP=${LWV_TAP:-lwvtap0}
+MODE=daemon
+case "${1:-}" in
+"") ;;
+--selftest) MODE=selftest ;;
+*) echo "usage: $0 [--selftest]" >&2; exit 2 ;;
+esac
+
+log()  { echo "qemu_ping: $*"; }
+skip() { echo "qemu_ping: SKIP: $*"; exit 77; }
+fail() { echo "qemu_ping: FAIL: $*"; exit 1; }
+
+# ---- requirements ----------------------------------------------------------
+QEMU=$(command -v qemu-system-x86_64) || skip "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+for t in cpio gzip timeout; do
+    command -v $t >/dev/null 2>&1 || skip "$t missing"
+done
+BB=
+for b in /bin/busybox /usr/bin/busybox; do [ -x "$b" ] && { BB=$b; break; }; done
+[ -n "$BB" ] || skip "busybox missing (apt-get install busybox-static)"
+if [ $MODE = daemon ]; then
+    command -v ip >/dev/null 2>&1 || skip "ip missing (apt-get install iproute2)"
+    [ "$(id -u)" = 0 ] || skip "needs root (network namespace, tap)"
+    [ -c /dev/net/tun ] || skip "/dev/net/tun missing"
+    D=$BUILD/lwvhostd
+    CTL=$BUILD/lwvhostctl
+    [ -x "$D" ] || fail "$D not built (run make)"
+fi
+
+IMG=$BUILD/guest
+tests/guest/mkinitramfs.sh "$IMG"
+rc=$?
+[ $rc = 77 ] && skip "cannot build the guest image (see above)"
+[ $rc = 0 ] || fail "tests/guest/mkinitramfs.sh failed (rc=$rc)"
+
+# ---- state and cleanup -----------------------------------------------------
+T=$(mktemp -d /tmp/lwv-qemu-ping.XXXXXX) || fail "mktemp"
+NS=lwvping$$
+NS_MADE=
+DPID=
+QPID1=
+QPID2=
+START=$SECONDS
+
+# kill_wait PID SECONDS: TERM, wait, then KILL.
+kill_wait() {
+    local pid=$1 n=0
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null && [ $n -lt $(($2 * 10)) ]; do
+        sleep 0.1; n=$((n + 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid ignored SIGTERM, killing"
+        kill -9 "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+clean_log() { tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g'; }
+
+dump_logs() {
+    local f
+    for f in "$T"/g1.log "$T"/g2.log "$T"/qemu1.out "$T"/qemu2.out "$T"/lwvhostd.log; do
+        [ -s "$f" ] || continue
+        echo "----- $(basename "$f") -----"
+        clean_log "$f" | tail -n 150
+    done
+    echo "----- end of logs -----"
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    kill_wait "$QPID1" 5
+    kill_wait "$QPID2" 5
+    if [ -n "$DPID" ]; then
+        if ! kill -0 "$DPID" 2>/dev/null; then
+            log "lwvhostd (pid $DPID) is not running at cleanup"
+        fi
+        kill_wait "$DPID" 5
+    fi
+    [ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
+    if [ $rc != 0 ] && [ $rc != 77 ] || [ -n "${LWV_VERBOSE:-}" ]; then
+        dump_logs
+    fi
+    if [ -n "${LWV_KEEP:-}" ]; then
+        log "kept $T"
+    else
+        rm -rf "$T"
+    fi
+    if [ $rc = 0 ]; then
+        log "PASS ($((SECONDS - START)) s)"
+    elif [ $rc != 77 ]; then
+        log "FAIL (rc=$rc, $((SECONDS - START)) s)"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+    local secs=$1 what=$2 n=0
+    shift 2
+    until "$@"; do
+        n=$((n + 1))
+        [ $n -ge $((secs * 10)) ] && fail "timed out after ${secs}s waiting for $what"
+        if [ -n "$DPID" ] && ! kill -0 "$DPID" 2>/dev/null; then
+            fail "lwvhostd exited while waiting for $what"
+        fi
+        sleep 0.1
+    done
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+tap_exists() { ip link show "$TAP" >/dev/null 2>&1; }
+results() { clean_log "$1" | grep -ao 'LWV-RESULT .*'; }
+has_result() { results "$1" | grep -q "^LWV-RESULT $2\( \|\$\)"; }
+
+# ---- backend ---------------------------------------------------------------
+if [ $MODE = daemon ]; then
+    if tap_exists; then
+        fail "interface $TAP already exists (left over from an earlier run?)"
+    fi
+    log "starting $D"
+    "$D" --port "vm1,path=$T/vm1.sock" --port "vm2,path=$T/vm2.sock" \
+        --tap "$TAP" --ctl "$T/ctl.sock" </dev/null >"$T/lwvhostd.log" 2>&1 &
+    DPID=$!
+    wait_for 10 "lwvhostd sockets" test -S "$T/vm1.sock" -a -S "$T/vm2.sock"
+    wait_for 10 "tap $TAP" tap_exists
+
+    ip netns add "$NS" || fail "ip netns add $NS"
+    NS_MADE=1
+    ip link set "$TAP" netns "$NS" || fail "cannot move $TAP into netns $NS"
+    ip -n "$NS" link set lo up
+    ip -n "$NS" addr add 10.200.0.1/24 dev "$TAP" || fail "ip addr add"
+    ip -n "$NS" link set "$TAP" up || fail "cannot bring $TAP up"
+    NET1=(-chardev "socket,id=c0,path=$T/vm1.sock" -netdev vhost-user,id=n0,chardev=c0)
+    NET2=(-chardev "socket,id=c0,path=$T/vm2.sock" -netdev vhost-user,id=n0,chardev=c0)
+    TARGETS=10.200.0.3,10.200.0.1
+else
+    NET2=(-netdev "stream,id=n0,server=on,addr.type=unix,addr.path=$T/stream.sock")
+    NET1=(-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$T/stream.sock")
+    TARGETS=10.200.0.3
+fi
+
+# ---- guests ----------------------------------------------------------------
+# start_guest N MAC IP/PREFIX "lwv params" NETARGS...
+start_guest() {
+    local n=$1 mac=$2 ip=$3 params=$4
+    shift 4
+    "$QEMU" -name "lwv-guest$n" -accel tcg -m 256 -smp 1 \
+        -nodefaults -no-user-config -nographic -monitor none -no-reboot \
+        -serial "file:$T/g$n.log" \
+        -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
+        -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" \
+        -append "console=ttyS0 quiet panic=-1 lwv.ip=$ip $params" \
+        "$@" -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0,romfile=" \
+        </dev/null >"$T/qemu$n.out" 2>&1 &
+}
+
+log "booting guest 2 (10.200.0.3, serving)"
+start_guest 2 52:54:00:00:00:03 10.200.0.3/24 "lwv.run=serve:100 lwv.timeout=110" "${NET2[@]}"
+QPID2=$!
+[ $MODE = selftest ] && wait_for 10 "guest 2 stream socket" test -S "$T/stream.sock"
+
+log "booting guest 1 (10.200.0.2, pinging $TARGETS)"
+start_guest 1 52:54:00:00:00:02 10.200.0.2/24 \
+    "lwv.run=ping:$TARGETS lwv.count=5 lwv.wait=40 lwv.timeout=90" "${NET1[@]}"
+QPID1=$!
+
+# Guest 1 powers itself off when done (its own watchdog: 90 s).
+n=0
+while alive "$QPID1"; do
+    n=$((n + 1))
+    [ $n -ge 1000 ] && fail "guest 1 still running after 100 s"
+    if [ -n "$DPID" ] && ! alive "$DPID"; then
+        fail "lwvhostd exited while guest 1 was running"
+    fi
+    sleep 0.1
+done
+wait "$QPID1"
+q1rc=$?
+QPID1=
+log "guest 1 finished (qemu rc=$q1rc):"
+results "$T/g1.log" | sed 's/^/  g1: /'
+results "$T/g2.log" | sed 's/^/  g2: /'
+
+ok=1
+[ $q1rc = 0 ] || { log "guest 1 qemu exited with $q1rc"; ok=; }
+has_result "$T/g1.log" "boot 10.200.0.2 ok" || { log "guest 1 did not boot/configure eth0"; ok=; }
+for h in ${TARGETS//,/ }; do
+    has_result "$T/g1.log" "ping $h ok" || { log "guest 1 -> $h ping failed"; ok=; }
+done
+has_result "$T/g1.log" "done - ok" || { log "guest 1 did not report done - ok"; ok=; }
+has_result "$T/g2.log" "serve 10.200.0.3 ready" || { log "guest 2 never got ready"; ok=; }
+alive "$QPID2" || { log "guest 2 is not running any more"; ok=; }
+
+# The other direction, initiated from the namespace, while guest 2 serves.
+if [ $MODE = daemon ] && alive "$QPID2"; then
+    log "netns -> guest 2 ping"
+    if timeout 20 ip netns exec "$NS" "$BB" ping -c 3 -W 2 -w 15 10.200.0.3; then
+        log "netns -> 10.200.0.3 ok"
+    else
+        log "netns -> 10.200.0.3 ping failed"; ok=
+    fi
+fi
+
+if [ $MODE = daemon ]; then
+    if [ -x "$CTL" ]; then
+        log "$CTL -s $T/ctl.sock stats:"
+        timeout 5 "$CTL" -s "$T/ctl.sock" stats
+        crc=$?
+        [ $crc = 0 ] || { log "lwvhostctl stats failed (rc=$crc)"; ok=; }
+    else
+        log "$CTL not built, no stats"
+    fi
+fi
+
+kill_wait "$QPID2" 5
+QPID2=
+
+if [ -n "$DPID" ]; then
+    # The daemon must survive its guests going away.
+    sleep 0.5
+    alive "$DPID" || { log "lwvhostd died after the guests disconnected"; ok=; }
+fi
+
+[ -n "$ok" ] || fail "see the logs below"
+exit 0
