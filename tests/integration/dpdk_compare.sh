@@ -1,0 +1,156 @@
+#!/bin/bash
+# dpdk_compare.sh: a benchmark (not a test; the suite does not run it).
+#
+# Packets per second received by one testpmd playing two VMs (two
+# net_virtio_user ports, flowgen, 64-byte frames, each port sending to the
+# other's MAC) through
+#   - lwvhostd (2 ports, pinned to CPU 0 with taskset), and
+#   - DPDK's own vhost-user backend: testpmd with net_vhost0/net_vhost1 and
+#     io forwarding, its forwarding lcore on CPU 0,
+# with the SAME frontend command (its forwarding lcore on CPU 1), alternating
+# the backends for a few rounds in one run.  Each measurement: start the
+# frontend, warm up, then testpmd's own Rx-pps over the measuring window.  The
+# backend's CPU use (all its threads, /proc/PID/stat) over the same window is
+# shown too.
+#
+# Usage: tests/integration/dpdk_compare.sh [ROUNDS [SECONDS]]   (default 3 10)
+# Env: BUILD (default build); LWVT_BACKENDS (default "lwvhostd dpdk");
+#      LWVT_WARMUP seconds (default 2); LWVHOSTD_ARGS extra daemon arguments.
+# Needs (Debian 12): dpdk-dev librte-net-virtio23 librte-net-vhost23; root.
+set -u
+
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${BUILD:-build}
+LWVHOSTD=${LWVHOSTD:-$BUILD/lwvhostd}
+LWVHOSTCTL=${LWVHOSTCTL:-$BUILD/lwvhostctl}
+ROUNDS=${1:-3}
+SECS=${2:-10}
+WARMUP=${LWVT_WARMUP:-2}
+read -r -a BACKENDS <<<"${LWVT_BACKENDS:-lwvhostd dpdk}"
+NAME=dpdk_compare
+# shellcheck source=tests/integration/lib-dpdk.sh
+. tests/integration/lib-dpdk.sh
+
+log()  { echo "$NAME: $*" >&2; }
+fail() { echo "$NAME: FAIL: $*" >&2; exit 1; }
+
+dpdk_require
+for b in "${BACKENDS[@]}"; do
+    case $b in
+    lwvhostd) [[ -x $LWVHOSTD ]] || fail "$LWVHOSTD not built (run make)" ;;
+    dpdk) ;;
+    *) fail "unknown backend $b" ;;
+    esac
+done
+dpdk_hugepages_setup 1024
+if pgrep -x dpdk-testpmd >/dev/null || pgrep -x lwvhostd >/dev/null; then
+    log "warning: another dpdk-testpmd or lwvhostd is running; numbers will be off"
+fi
+
+T=$(mktemp -d /tmp/lwvt-compare.XXXXXX) || fail "mktemp"
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    dpdk_stop_all
+    be_stop >/dev/null 2>&1
+    if [[ -n ${LWV_KEEP:-} ]]; then log "kept $T"; else rm -rf "$T"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+MAC0=52:54:00:00:30:00
+MAC1=52:54:00:00:30:01
+FE_EAL=(--lcores=0@0,1@1 --no-pci --single-file-segments -m 512
+        --vdev "net_virtio_user0,path=@DIR@/vm0.sock,queues=1,mac=$MAC0"
+        --vdev "net_virtio_user1,path=@DIR@/vm1.sock,queues=1,mac=$MAC1")
+FE_APP=(--forward-mode=flowgen --nb-cores=1 --txpkts=64 --total-num-mbufs=16384
+        --eth-peer=0,$MAC1 --eth-peer=1,$MAC0)
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks PID: user+system clock ticks of all of PID's threads.
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    stat=${stat##*) }   # the fields after "(comm) "
+    local -a f
+    read -r -a f <<<"$stat"
+    echo $(( f[11] + f[12] ))   # fields 14 and 15 of the full line
+}
+
+# measure BACKEND ROUND: sets RESULT to "BACKEND ROUND PPS0 PPS1 CPU%".
+# (Not run in a subshell, so the EXIT trap knows every process it started.)
+measure() {
+    local kind=$1 round=$2
+    local dir=$T/$kind-$round
+    mkdir -p "$dir"
+    be_start "$kind" "$dir" 2 0 || { log "cannot start $kind"; return 1; }
+    local bepid=$BE_PID
+    [[ $kind == dpdk ]] && bepid=${_DPDK_PID[be]}
+    local -a eal=("${FE_EAL[@]//@DIR@/$dir}")
+    if ! dpdk_start fe "$dir/frontend.log" "${eal[@]}" -- "${FE_APP[@]}"; then
+        be_stop
+        return 1
+    fi
+    if [[ $(dpdk_nb_ports fe) != 2 ]]; then
+        log "frontend has $(dpdk_nb_ports fe) ports, expected 2"
+        dpdk_stop fe; be_stop
+        return 1
+    fi
+    dpdk_cmd fe start
+    sleep "$WARMUP"
+    dpdk_port_stats fe >/dev/null          # testpmd's pps window starts here
+    local c0 c1
+    c0=$(cpu_ticks "$bepid")
+    sleep "$SECS"
+    local stats
+    stats=$(dpdk_port_stats fe)
+    c1=$(cpu_ticks "$bepid")
+    be_alive || log "$kind died during the measurement"
+    dpdk_stop fe
+    be_stop || log "$kind did not stop cleanly"
+    local p0 p1
+    p0=$(awk '$1 == 0 { print $4 }' <<<"$stats")
+    p1=$(awk '$1 == 1 { print $4 }' <<<"$stats")
+    local cpu
+    cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v s="$SECS" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
+    RESULT="$kind $round ${p0:-0} ${p1:-0} $cpu"
+}
+
+results=()
+for (( r = 1; r <= ROUNDS; r++ )); do
+    order=("${BACKENDS[@]}")
+    if (( r % 2 == 0 && ${#BACKENDS[@]} == 2 )); then
+        order=("${BACKENDS[1]}" "${BACKENDS[0]}")
+    fi
+    for b in "${order[@]}"; do
+        log "round $r/$ROUNDS: $b, ${WARMUP}s warm-up + ${SECS}s"
+        measure "$b" "$r" || fail "measurement failed ($b, round $r); LWV_KEEP=1 keeps the logs"
+        results+=("$RESULT")
+    done
+done
+
+echo
+echo "64-byte frames, one testpmd (2x net_virtio_user, flowgen) on CPU 1; backend on CPU 0"
+printf '%-10s %5s %12s %12s %12s %12s\n' backend round "rx pps p0" "rx pps p1" "rx pps total" "backend CPU%"
+for line in "${results[@]}"; do
+    read -r b r p0 p1 cpu <<<"$line"
+    printf '%-10s %5s %12d %12d %12d %12s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu"
+done
+echo
+printf '%-10s %5s %12s %12s %12s %12s\n' backend mean "rx pps p0" "rx pps p1" "rx pps total" "backend CPU%"
+printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" '
+    { n[$1]++; p0[$1] += $3; p1[$1] += $4; cpu[$1] += $5
+      t = $3 + $4; if (!($1 in lo) || t < lo[$1]) lo[$1] = t; if (t > hi[$1]) hi[$1] = t }
+    END {
+        k = split(order, b, " ")
+        for (i = 1; i <= k; i++) {
+            x = b[i]; if (!n[x]) continue
+            tot[x] = (p0[x] + p1[x]) / n[x]
+            printf "%-10s %5s %12d %12d %12d %12.0f   (total min %d, max %d)\n", x, "all",
+                p0[x] / n[x], p1[x] / n[x], tot[x], cpu[x] / n[x], lo[x], hi[x]
+        }
+        if (n["lwvhostd"] && n["dpdk"] && tot["dpdk"] > 0)
+            printf "\nratio lwvhostd / dpdk (total rx pps): %.2f\n", tot["lwvhostd"] / tot["dpdk"]
+    }'
