@@ -16,7 +16,7 @@
 # Usage: tests/integration/dpdk_compare.sh [ROUNDS [SECONDS]]   (default 3 10)
 # Env: BUILD (default build); LWVT_BACKENDS (default "lwvhostd dpdk");
 #      LWVT_WARMUP seconds (default 2); LWVHOSTD_ARGS extra daemon arguments.
-# Needs (Debian 12): dpdk-dev librte-net-virtio23 librte-net-vhost23; root.
+# Needs (Debian 12): dpdk-dev (dpdk-testpmd, with the virtio and vhost PMDs); root.
 set -u
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -48,6 +48,7 @@ if pgrep -x dpdk-testpmd >/dev/null || pgrep -x lwvhostd >/dev/null; then
 fi
 
 T=$(mktemp -d /tmp/lwvt-compare.XXXXXX) || fail "mktemp"
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -62,11 +63,11 @@ trap 'exit 143' TERM
 
 MAC0=52:54:00:00:30:00
 MAC1=52:54:00:00:30:01
-FE_EAL=(--lcores=0@0,1@1 --no-pci --single-file-segments -m 512
+FE_EAL=("--lcores=0@0,1@1" --no-pci --single-file-segments -m 512
         --vdev "net_virtio_user0,path=@DIR@/vm0.sock,queues=1,mac=$MAC0"
         --vdev "net_virtio_user1,path=@DIR@/vm1.sock,queues=1,mac=$MAC1")
 FE_APP=(--forward-mode=flowgen --nb-cores=1 --txpkts=64 --total-num-mbufs=16384
-        --eth-peer=0,$MAC1 --eth-peer=1,$MAC0)
+        "--eth-peer=0,$MAC1" "--eth-peer=1,$MAC0")
 CLK_TCK=$(getconf CLK_TCK)
 
 # cpu_ticks PID: user+system clock ticks of all of PID's threads.

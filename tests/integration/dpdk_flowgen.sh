@@ -19,7 +19,8 @@
 #      LWVT_SECONDS (default 3) of traffic; LWV_KEEP=1 keeps the temp dir;
 #      LWV_VERBOSE=1 prints the logs even on success.
 # Exit: 0 pass, 77 skipped (no dpdk-testpmd or no hugepages), else fail.
-# Needs (Debian 12): dpdk-dev librte-net-virtio23 librte-net-vhost23 jq.
+# Needs (Debian 12): dpdk-dev (dpdk-testpmd; it pulls in librte-net-virtio23 and
+#      librte-net-vhost23), jq.
 set -u
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -47,6 +48,7 @@ fi
 
 T=$(mktemp -d /tmp/lwvt-flowgen.XXXXXX) || fail "mktemp"
 START=$SECONDS
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -85,7 +87,7 @@ dpdk_start fe "$T/testpmd.log" --lcores=0@0,1@1 --no-pci --single-file-segments 
     --vdev "net_virtio_user0,path=$T/vm0.sock,queues=1,mac=$MAC0" \
     --vdev "net_virtio_user1,path=$T/vm1.sock,queues=1,mac=$MAC1" \
     -- --forward-mode=flowgen --nb-cores=1 --txpkts=64 --total-num-mbufs=16384 \
-    --eth-peer=0,$MAC1 --eth-peer=1,$MAC0 \
+    "--eth-peer=0,$MAC1" "--eth-peer=1,$MAC0" \
     || fail "testpmd did not start"
 n=$(dpdk_nb_ports fe)
 [[ $n == 2 ]] || fail "testpmd has $n ports, expected 2 (did virtio-user connect?)"

@@ -18,7 +18,8 @@
 #      instead; LWVT_SECONDS (default 3) of traffic; LWV_KEEP=1 keeps the temp
 #      dir; LWV_VERBOSE=1 prints the logs even on success.
 # Exit: 0 pass, 77 skipped (no dpdk-testpmd or no hugepages), else fail.
-# Needs (Debian 12): dpdk-dev librte-net-virtio23 librte-net-vhost23 jq.
+# Needs (Debian 12): dpdk-dev (dpdk-testpmd; it pulls in librte-net-virtio23 and
+#      librte-net-vhost23), jq.
 set -u
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -46,6 +47,7 @@ fi
 
 T=$(mktemp -d /tmp/lwvt-twoprocs.XXXXXX) || fail "mktemp"
 START=$SECONDS
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -82,7 +84,7 @@ be_start "$BACKEND" "$T" 2 || fail "cannot start the backend"
 dpdk_start rx "$T/testpmd-rx.log" --lcores=0@0,1@1 --no-pci --single-file-segments -m 512 \
     --vdev "net_virtio_user0,path=$T/vm1.sock,queues=1,mac=$MAC_RX" \
     -- --forward-mode=rxonly --nb-cores=1 --txpkts=64 --total-num-mbufs=16384 \
-    --eth-peer=0,$MAC_TX \
+    "--eth-peer=0,$MAC_TX" \
     || fail "rx testpmd did not start"
 [[ $(dpdk_nb_ports rx) == 1 ]] || fail "rx testpmd has no port (did virtio-user connect?)"
 dpdk_cmd rx "start tx_first"
@@ -90,7 +92,7 @@ dpdk_cmd rx "start tx_first"
 dpdk_start tx "$T/testpmd-tx.log" --lcores=0@1,1@0 --no-pci --single-file-segments -m 512 \
     --vdev "net_virtio_user0,path=$T/vm0.sock,queues=1,mac=$MAC_TX" \
     -- --forward-mode=txonly --nb-cores=1 --txpkts=64 --total-num-mbufs=16384 \
-    --eth-peer=0,$MAC_RX \
+    "--eth-peer=0,$MAC_RX" \
     || fail "tx testpmd did not start"
 [[ $(dpdk_nb_ports tx) == 1 ]] || fail "tx testpmd has no port (did virtio-user connect?)"
 

@@ -48,7 +48,7 @@ dpdk_require() {
         found=$(find /usr/lib /usr/local/lib /usr/lib64 -name "librte_${pmd}.so*" \
                      -print -quit 2>/dev/null)
         if [[ -z $found ]]; then
-            dpdk_skip "DPDK PMD librte_${pmd} not installed (Debian: librte-${pmd//_/-}23)"
+            dpdk_skip "DPDK PMD librte_${pmd} not installed (Debian: apt-get install librte-${pmd//_/-}23)"
         fi
     done
 }
@@ -320,12 +320,11 @@ dpdk_stop_all() {
 BE_KIND=
 BE_DIR=
 BE_PID=
-BE_NPORTS=0
 
 be_start() {
     local kind=$1 dir=$2 n=$3 cpu=${4:-}
     local i
-    BE_KIND=$kind BE_DIR=$dir BE_NPORTS=$n
+    BE_KIND=$kind BE_DIR=$dir
     case $kind in
     lwvhostd)
         local -a args=()
