@@ -1,0 +1,1436 @@
+/*
+ * vuf.c - vhost-user frontend library (see vuf.h for the contract).
+ *
+ * Owns: one device's guest memory (memfd, one MAP_SHARED mapping), its
+ * vhost-user socket, kick/call eventfds, the driver side of its split
+ * virtqueues and the packet buffers.  Written from the vhost-user spec
+ * (QEMU docs/interop/vhost-user.rst) and virtio 1.2 section 2.7.
+ * Must not: call exit(), print, install signal handlers, keep global state,
+ * or trust anything the backend writes into shared memory or the socket.
+ *
+ * Guest memory layout (file offsets in the memfd):
+ *   region "meta": a guard page, then per ring desc/avail/used, the
+ *                  indirect tables of the TX rings, then the scratch area;
+ *   region "data": per queue pair the TX buffers then the RX buffers.
+ * With one region both lie in region 0 (GPA 0).  With two, meta is region
+ * 0 at GPA 0 and data is region 1 at GPA 4 GiB (mmap_offset = meta size),
+ * so rings and buffers always sit in different regions.
+ */
+#define _GNU_SOURCE
+#include "vuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE               4096ull
+#define REGION1_GPA        0x100000000ull
+#define DEF_RING           256u
+#define DEF_BUF            2048u
+#define DEF_SCRATCH        (256u * 1024u)
+#define DEF_TIMEOUT_MS     3000
+#define MAX_BUF            65536u
+#define HDR_LEN            VIRTIO_NET_HDR_LEN
+
+struct vuf_ring {
+    int       setup;
+    int       is_tx;
+    uint16_t  num;
+    int       broken;
+    /* shared memory */
+    struct virtq_desc  *desc;
+    struct virtq_avail *avail;
+    struct virtq_used  *used;
+    uint64_t  desc_off, avail_off, used_off;
+    /* driver state */
+    uint16_t  avail_idx;      /* next avail index we will write */
+    uint16_t  published;      /* avail->idx as last published */
+    uint16_t  last_used;      /* next used entry to consume */
+    unsigned  ninflight;      /* heads handed to the device, not yet used */
+    uint8_t  *inflight;       /* per descriptor id: 1 if handed out */
+    int       kick_fd, call_fd;
+    /* buffers */
+    uint64_t  buf_off;        /* file offset of buffer 0 */
+    unsigned  buf_size;
+    /* TX only */
+    unsigned  nslots;
+    uint16_t *free_stack;
+    unsigned  nfree;
+    uint64_t  ind_off;        /* indirect tables: 2 descriptors per slot */
+    /* RX only: scratch for one frame's used elements */
+    uint16_t *tmp_ids;
+    uint32_t *tmp_lens;
+};
+
+struct vuf {
+    struct vuf_opts o;
+    int       sock;
+    int       memfd;
+    uint8_t  *mem;
+    uint64_t  mem_size;
+    unsigned  nregions;
+    struct vhost_user_mem_region region[2];
+    uint64_t  scratch_off, scratch_size, scratch_used;
+    uint64_t  dev_features, features, dev_protocol, protocol, queue_num;
+    int       negotiated;
+    unsigned  nrings;
+    enum vuf_tx_mode tx_mode;
+    struct vuf_ring ring[VUF_MAX_RINGS];
+    struct vuf_stats st;
+    char      err[256];
+};
+
+/* ------------------------------------------------------------------ */
+
+static void seterr(struct vuf *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void seterr(struct vuf *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->err, sizeof v->err, fmt, ap);
+    va_end(ap);
+}
+
+/* Message of the last failed vuf_open/vuf_connect in this thread. */
+static __thread char open_err[256];
+
+const char *vuf_last_error(const struct vuf *v)
+{
+    return v ? v->err : open_err;
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) & ~(a - 1);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining_ms(int64_t deadline)
+{
+    int64_t r = deadline - now_ms();
+    if (r < 0)
+        return 0;
+    return r > INT_MAX ? INT_MAX : (int)r;
+}
+
+static int is_pow2(unsigned x)
+{
+    return x && !(x & (x - 1));
+}
+
+static void *off_ptr(struct vuf *v, uint64_t off)
+{
+    return v->mem + off;
+}
+
+/* Guest physical address of a file offset. */
+static uint64_t off_gpa(const struct vuf *v, uint64_t off)
+{
+    for (unsigned i = 0; i < v->nregions; i++) {
+        const struct vhost_user_mem_region *r = &v->region[i];
+        if (off >= r->mmap_offset && off - r->mmap_offset < r->memory_size)
+            return r->guest_phys_addr + (off - r->mmap_offset);
+    }
+    return ~0ull;
+}
+
+static uint64_t off_uaddr(const struct vuf *v, uint64_t off)
+{
+    return (uint64_t)(uintptr_t)(v->mem + off);
+}
+
+/* ------------------------------------------------------------------ */
+/* socket I/O                                                          */
+
+static int send_all(struct vuf *v, const void *buf, size_t len,
+                    const int *fds, unsigned nfds)
+{
+    const uint8_t *p = buf;
+    size_t done = 0;
+    int first = 1;
+
+    if (nfds > 253)
+        return -EINVAL;
+    do {
+        struct iovec iov = { .iov_base = (void *)(p + done), .iov_len = len - done };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        union {
+            char buf[CMSG_SPACE(253 * sizeof(int))];
+            struct cmsghdr align;
+        } cm;
+        if (first && nfds) {
+            memset(&cm, 0, sizeof cm);
+            mh.msg_control = cm.buf;
+            mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+            memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+        }
+        if (len == 0 && !(first && nfds))
+            return 0;
+        ssize_t n = sendmsg(v->sock, &mh, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            seterr(v, "sendmsg: %s", strerror(e));
+            return -e;
+        }
+        first = 0;
+        done += (size_t)n;
+    } while (done < len);
+    return 0;
+}
+
+/* Read exactly len bytes before deadline; fds that arrive are closed. */
+static int recv_all(struct vuf *v, void *buf, size_t len, int64_t deadline)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+
+    while (done < len) {
+        struct pollfd pfd = { .fd = v->sock, .events = POLLIN };
+        int pr = poll(&pfd, 1, remaining_ms(deadline));
+        if (pr < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (pr == 0)
+            return -ETIMEDOUT;
+        struct iovec iov = { .iov_base = p + done, .iov_len = len - done };
+        union {
+            char buf[CMSG_SPACE(16 * sizeof(int))];
+            struct cmsghdr align;
+        } cm;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = cm.buf, .msg_controllen = sizeof cm.buf };
+        ssize_t n = recvmsg(v->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return -errno;
+        }
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                    int fd;
+                    memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                    close(fd);
+                }
+            }
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+int vuf_sock(const struct vuf *v)
+{
+    return v->sock;
+}
+
+int vuf_msg_send(struct vuf *v, uint32_t request, uint32_t flags,
+                 const void *payload, uint32_t size, const int *fds, unsigned nfds)
+{
+    struct vhost_user_hdr h = { .request = request, .flags = flags, .size = size };
+    size_t plen = payload ? size : 0;
+    uint8_t *buf = malloc(sizeof h + plen);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, &h, sizeof h);
+    if (plen)
+        memcpy(buf + sizeof h, payload, plen);
+    int r = send_all(v, buf, sizeof h + plen, fds, nfds);
+    free(buf);
+    return r;
+}
+
+int vuf_write_raw(struct vuf *v, const void *bytes, size_t len,
+                  const int *fds, unsigned nfds)
+{
+    return send_all(v, bytes, len, fds, nfds);
+}
+
+int vuf_msg_recv(struct vuf *v, struct vhost_user_msg *m, int timeout_ms)
+{
+    int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    memset(m, 0, sizeof *m);
+    int r = recv_all(v, &m->hdr, sizeof m->hdr, deadline);
+    if (r)
+        return r;
+    if (m->hdr.size > VHOST_USER_PAYLOAD_MAX) {
+        seterr(v, "reply to request %u claims %u payload bytes",
+               m->hdr.request, m->hdr.size);
+        return -EPROTO;
+    }
+    if (m->hdr.size) {
+        r = recv_all(v, &m->payload, m->hdr.size, deadline);
+        if (r == -ETIMEDOUT)
+            seterr(v, "reply to request %u: payload truncated", m->hdr.request);
+        if (r)
+            return r == -ETIMEDOUT ? -EPROTO : r;
+    }
+    return 0;
+}
+
+int vuf_peer_closed(struct vuf *v, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        struct pollfd pfd = { .fd = v->sock, .events = POLLIN };
+        int pr = poll(&pfd, 1, remaining_ms(deadline));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            return 0;
+        if (pfd.revents & (POLLHUP | POLLERR))
+            return 1;
+        char c[256];
+        ssize_t n = recv(v->sock, c, sizeof c, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return 1;
+        /* discard stray bytes (late replies) and keep watching */
+    }
+}
+
+/* Read replies until one answers `request`; others are stale and dropped. */
+static int recv_reply(struct vuf *v, uint32_t request, struct vhost_user_msg *m)
+{
+    int64_t deadline = now_ms() + v->o.timeout_ms;
+    for (int tries = 0; tries < 64; tries++) {
+        int r = vuf_msg_recv(v, m, remaining_ms(deadline));
+        if (r) {
+            if (r == -ETIMEDOUT)
+                seterr(v, "no reply to request %u within %d ms", request, v->o.timeout_ms);
+            else if (r == -ECONNRESET)
+                seterr(v, "backend closed the connection (request %u)", request);
+            return r;
+        }
+        if (m->hdr.request == request) {
+            if (!(m->hdr.flags & VHOST_USER_REPLY_MASK) ||
+                (m->hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION) {
+                seterr(v, "reply to %u has bad flags 0x%x", request, m->hdr.flags);
+                return -EPROTO;
+            }
+            return 0;
+        }
+    }
+    seterr(v, "too many stray messages waiting for reply to %u", request);
+    return -EPROTO;
+}
+
+int vuf_request(struct vuf *v, uint32_t request, const void *payload, uint32_t size,
+                const int *fds, unsigned nfds, struct vhost_user_msg *reply)
+{
+    int r = vuf_msg_send(v, request, VHOST_USER_VERSION | VHOST_USER_NEED_REPLY_MASK,
+                         payload, size, fds, nfds);
+    if (r)
+        return r;
+    return recv_reply(v, request, reply);
+}
+
+/* A GET-type request whose reply is one u64. */
+static int get_u64(struct vuf *v, uint32_t request, uint64_t *val)
+{
+    struct vhost_user_msg m;
+    int r = vuf_msg_send(v, request, VHOST_USER_VERSION, NULL, 0, NULL, 0);
+    if (r)
+        return r;
+    r = recv_reply(v, request, &m);
+    if (r)
+        return r;
+    if (m.hdr.size != sizeof(uint64_t)) {
+        seterr(v, "reply to %u has size %u, want 8", request, m.hdr.size);
+        return -EPROTO;
+    }
+    *val = m.payload.u64;
+    return 0;
+}
+
+/* A SET-type request; with REPLY_ACK it asks for, and checks, the ack. */
+static int set_msg(struct vuf *v, uint32_t request, const void *payload, uint32_t size,
+                   const int *fds, unsigned nfds)
+{
+    int ack = !!(v->protocol & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    uint32_t flags = VHOST_USER_VERSION | (ack ? VHOST_USER_NEED_REPLY_MASK : 0);
+    int r = vuf_msg_send(v, request, flags, payload, size, fds, nfds);
+    if (r || !ack)
+        return r;
+    struct vhost_user_msg m;
+    r = recv_reply(v, request, &m);
+    if (r)
+        return r;
+    if (m.hdr.size != sizeof(uint64_t)) {
+        seterr(v, "ack to %u has size %u, want 8", request, m.hdr.size);
+        return -EPROTO;
+    }
+    if (m.payload.u64 != 0) {
+        seterr(v, "backend refused request %u (ack %llu)", request,
+               (unsigned long long)m.payload.u64);
+        return -EREMOTEIO;
+    }
+    return 0;
+}
+
+static int set_u64(struct vuf *v, uint32_t request, uint64_t val, int fd)
+{
+    return set_msg(v, request, &val, sizeof val, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+}
+
+static int set_state(struct vuf *v, uint32_t request, uint32_t index, uint32_t num)
+{
+    struct vhost_user_vring_state s = { .index = index, .num = num };
+    return set_msg(v, request, &s, sizeof s, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle                                                           */
+
+static int connect_sock(struct vuf *v)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(v->o.path) >= sizeof sa.sun_path) {
+        seterr(v, "socket path too long");
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, v->o.path);
+    int64_t deadline = now_ms() + v->o.timeout_ms;
+
+    if (v->o.server) {
+        int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (l < 0)
+            return -errno;
+        unlink(v->o.path);
+        if (bind(l, (struct sockaddr *)&sa, sizeof sa) || listen(l, 1)) {
+            int e = errno;
+            seterr(v, "bind/listen %s: %s", v->o.path, strerror(e));
+            close(l);
+            return -e;
+        }
+        struct pollfd pfd = { .fd = l, .events = POLLIN };
+        int pr;
+        do
+            pr = poll(&pfd, 1, remaining_ms(deadline));
+        while (pr < 0 && errno == EINTR);
+        if (pr <= 0) {
+            seterr(v, "no backend connected to %s", v->o.path);
+            close(l);
+            unlink(v->o.path);
+            return -ETIMEDOUT;
+        }
+        v->sock = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        int e = errno;
+        close(l);
+        unlink(v->o.path);
+        if (v->sock < 0) {
+            seterr(v, "accept: %s", strerror(e));
+            return -e;
+        }
+        return 0;
+    }
+
+    for (;;) {
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+            return -errno;
+        if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0) {
+            v->sock = s;
+            return 0;
+        }
+        int e = errno;
+        close(s);
+        if ((e != ENOENT && e != ECONNREFUSED && e != EAGAIN) || now_ms() >= deadline) {
+            seterr(v, "connect %s: %s", v->o.path, strerror(e));
+            return -e;
+        }
+        usleep(10000);
+    }
+}
+
+static int layout(struct vuf *v)
+{
+    unsigned num = v->o.ring_size;
+    uint64_t off = PAGE;              /* guard page at GPA 0 */
+
+    for (unsigned r = 0; r < v->nrings; r++) {
+        struct vuf_ring *q = &v->ring[r];
+        q->num = (uint16_t)num;
+        q->is_tx = r & 1;
+        off = align_up(off, PAGE);
+        q->desc_off = off;
+        off += virtq_desc_size(num);
+        off = align_up(off, 64);
+        q->avail_off = off;
+        off += virtq_avail_size(num);
+        off = align_up(off, PAGE);
+        q->used_off = off;
+        off += virtq_used_size(num);
+    }
+    for (unsigned r = 1; r < v->nrings; r += 2) {
+        struct vuf_ring *q = &v->ring[r];
+        unsigned usable = num > v->o.tx_reserve ? num - v->o.tx_reserve : 0;
+        q->nslots = v->tx_mode == VUF_TX_CHAIN2 ? usable / 2 : usable;
+        if (q->nslots == 0) {
+            seterr(v, "tx_reserve leaves no TX descriptors");
+            return -EINVAL;
+        }
+        off = align_up(off, 64);
+        q->ind_off = off;
+        off += (uint64_t)q->nslots * 2 * sizeof(struct virtq_desc);
+    }
+    off = align_up(off, PAGE);
+    v->scratch_off = off;
+    v->scratch_size = v->o.scratch_size;
+    off = align_up(off + v->scratch_size, PAGE);
+    uint64_t meta = off;
+
+    for (unsigned r = 0; r < v->nrings; r++) {
+        struct vuf_ring *q = &v->ring[r];
+        q->buf_size = q->is_tx ? v->o.tx_buf_size : v->o.rx_buf_size;
+        off = align_up(off, 64);
+        q->buf_off = off;
+        off += (uint64_t)num * q->buf_size;
+    }
+    off = align_up(off, PAGE);
+    v->mem_size = off;
+
+    v->region[0].guest_phys_addr = 0;
+    v->region[0].mmap_offset = 0;
+    if (v->nregions == 2) {
+        v->region[0].memory_size = meta;
+        v->region[1].guest_phys_addr = REGION1_GPA;
+        v->region[1].mmap_offset = meta;
+        v->region[1].memory_size = off - meta;
+    } else {
+        v->region[0].memory_size = off;
+    }
+    return 0;
+}
+
+int vuf_open(struct vuf **out, const struct vuf_opts *o)
+{
+    *out = NULL;
+    if (!o || !o->path)
+        return -EINVAL;
+    struct vuf *v = calloc(1, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    v->sock = -1;
+    v->memfd = -1;
+    for (unsigned r = 0; r < VUF_MAX_RINGS; r++)
+        v->ring[r].kick_fd = v->ring[r].call_fd = -1;
+    v->o = *o;
+    if (!v->o.queue_pairs) v->o.queue_pairs = 1;
+    if (!v->o.ring_size) v->o.ring_size = DEF_RING;
+    if (!v->o.nregions) v->o.nregions = 1;
+    if (!v->o.rx_buf_size) v->o.rx_buf_size = DEF_BUF;
+    if (!v->o.tx_buf_size) v->o.tx_buf_size = DEF_BUF;
+    if (!v->o.timeout_ms) v->o.timeout_ms = DEF_TIMEOUT_MS;
+    if (!v->o.scratch_size) v->o.scratch_size = DEF_SCRATCH;
+    if (!v->o.protocol) v->o.protocol = VUF_DEFAULT_PROTOCOL;
+    if (!v->o.features)
+        v->o.features = VUF_DEFAULT_FEATURES |
+            (v->o.queue_pairs > 1 ? 1ull << VIRTIO_NET_F_MQ : 0);
+
+    int r = -EINVAL;
+    if (v->o.queue_pairs > VUF_MAX_QP || !is_pow2(v->o.ring_size) ||
+        v->o.ring_size > VIRTQ_MAX_SIZE || v->o.nregions > 2 ||
+        v->o.rx_buf_size < HDR_LEN + 1 || v->o.rx_buf_size > MAX_BUF ||
+        v->o.tx_buf_size < HDR_LEN + 1 || v->o.tx_buf_size > MAX_BUF ||
+        v->o.tx_mode > VUF_TX_INDIRECT) {
+        seterr(v, "invalid options");
+        goto fail;
+    }
+    v->nregions = v->o.nregions;
+    v->nrings = 2 * v->o.queue_pairs;
+    v->tx_mode = v->o.tx_mode;
+    if ((r = layout(v)))
+        goto fail;
+
+    v->memfd = memfd_create("vuf-guest", MFD_CLOEXEC);
+    if (v->memfd < 0 || ftruncate(v->memfd, (off_t)v->mem_size)) {
+        r = -errno;
+        seterr(v, "memfd: %s", strerror(errno));
+        goto fail;
+    }
+    v->mem = mmap(NULL, v->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->memfd, 0);
+    if (v->mem == MAP_FAILED) {
+        v->mem = NULL;
+        r = -errno;
+        seterr(v, "mmap: %s", strerror(errno));
+        goto fail;
+    }
+    for (unsigned i = 0; i < v->nregions; i++)
+        v->region[i].userspace_addr = off_uaddr(v, v->region[i].mmap_offset);
+
+    for (unsigned i = 0; i < v->nrings; i++) {
+        struct vuf_ring *q = &v->ring[i];
+        q->desc = off_ptr(v, q->desc_off);
+        q->avail = off_ptr(v, q->avail_off);
+        q->used = off_ptr(v, q->used_off);
+        q->inflight = calloc(q->num, 1);
+        if (q->is_tx) {
+            q->free_stack = calloc(q->nslots, sizeof(uint16_t));
+        } else {
+            q->tmp_ids = calloc(q->num, sizeof(uint16_t));
+            q->tmp_lens = calloc(q->num, sizeof(uint32_t));
+        }
+        if (!q->inflight || (q->is_tx && !q->free_stack) ||
+            (!q->is_tx && (!q->tmp_ids || !q->tmp_lens))) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
+    if ((r = connect_sock(v)))
+        goto fail;
+    *out = v;
+    return 0;
+fail:
+    snprintf(open_err, sizeof open_err, "%s", v->err[0] ? v->err : strerror(-r));
+    vuf_close(v);
+    return r;
+}
+
+int vuf_negotiate(struct vuf *v)
+{
+    int r;
+    uint64_t f;
+
+    if ((r = get_u64(v, VHOST_USER_GET_FEATURES, &f)))
+        return r;
+    v->dev_features = f;
+    if (!(f & (1ull << VIRTIO_F_VERSION_1))) {
+        seterr(v, "backend does not offer VIRTIO_F_VERSION_1 (features 0x%llx)",
+               (unsigned long long)f);
+        return -ENOTSUP;
+    }
+    if ((r = set_msg(v, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0)))
+        return r;
+
+    v->protocol = 0;
+    int want_proto = !(v->o.protocol & VUF_PROTOCOL_NONE);
+    if (want_proto && (f & (1ull << VHOST_USER_F_PROTOCOL_FEATURES))) {
+        uint64_t pf;
+        if ((r = get_u64(v, VHOST_USER_GET_PROTOCOL_FEATURES, &pf)))
+            return r;
+        v->dev_protocol = pf;
+        uint64_t acked = pf & v->o.protocol;
+        if ((r = set_u64(v, VHOST_USER_SET_PROTOCOL_FEATURES, acked, -1)))
+            return r;
+        v->protocol = acked;   /* REPLY_ACK applies from the next message */
+        if (acked & (1ull << VHOST_USER_PROTOCOL_F_MQ)) {
+            if ((r = get_u64(v, VHOST_USER_GET_QUEUE_NUM, &v->queue_num)))
+                return r;
+            if (v->o.queue_pairs > v->queue_num) {
+                seterr(v, "backend supports %llu queue pairs, %u wanted",
+                       (unsigned long long)v->queue_num, v->o.queue_pairs);
+                return -ENOTSUP;
+            }
+        }
+    }
+    if (v->o.queue_pairs > 1 && !(v->protocol & (1ull << VHOST_USER_PROTOCOL_F_MQ))) {
+        seterr(v, "multiqueue wanted but VHOST_USER_PROTOCOL_F_MQ not negotiated");
+        return -ENOTSUP;
+    }
+
+    v->features = f & v->o.features;
+    v->features |= 1ull << VIRTIO_F_VERSION_1;
+    if (v->protocol || (want_proto && (f & (1ull << VHOST_USER_F_PROTOCOL_FEATURES))))
+        v->features |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+    if (v->tx_mode == VUF_TX_INDIRECT &&
+        !(v->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC)))
+        v->tx_mode = VUF_TX_DIRECT;
+    if ((r = set_u64(v, VHOST_USER_SET_FEATURES, v->features, -1)))
+        return r;
+    v->negotiated = 1;
+    return 0;
+}
+
+int vuf_set_mem_table(struct vuf *v)
+{
+    struct vhost_user_memory m;
+    int fds[2] = { v->memfd, v->memfd };
+    memset(&m, 0, sizeof m);
+    m.nregions = v->nregions;
+    for (unsigned i = 0; i < v->nregions; i++)
+        m.regions[i] = v->region[i];
+    return set_msg(v, VHOST_USER_SET_MEM_TABLE, &m,
+                   (uint32_t)(8 + v->nregions * sizeof(struct vhost_user_mem_region)),
+                   fds, v->nregions);
+}
+
+static void ring_arm(struct vuf *v, struct vuf_ring *q, int want)
+{
+    uint16_t *used_event = &q->avail->ring[q->num];
+    if (v->features & (1ull << VIRTIO_RING_F_EVENT_IDX)) {
+        __atomic_store_n(used_event, want ? q->last_used : (uint16_t)(q->last_used - 1),
+                         __ATOMIC_RELEASE);
+    } else {
+        __atomic_store_n(&q->avail->flags, want ? 0 : VIRTQ_AVAIL_F_NO_INTERRUPT,
+                         __ATOMIC_RELEASE);
+    }
+}
+
+static int ring_wants_irq(const struct vuf *v, const struct vuf_ring *q)
+{
+    return !q->is_tx || v->o.tx_irq;
+}
+
+static void rx_post(struct vuf *v, struct vuf_ring *q, uint16_t id)
+{
+    uint64_t off = q->buf_off + (uint64_t)id * q->buf_size;
+    q->desc[id].addr = off_gpa(v, off);
+    q->desc[id].len = q->buf_size;
+    q->desc[id].flags = VIRTQ_DESC_F_WRITE;
+    q->desc[id].next = 0;
+    q->avail->ring[q->avail_idx & (q->num - 1)] = id;
+    q->avail_idx++;
+    q->inflight[id] = 1;
+    q->ninflight++;
+}
+
+int vuf_setup_ring(struct vuf *v, unsigned ring)
+{
+    if (ring >= v->nrings)
+        return -EINVAL;
+    struct vuf_ring *q = &v->ring[ring];
+    int r;
+
+    memset(q->desc, 0, virtq_desc_size(q->num));
+    memset(q->avail, 0, virtq_avail_size(q->num));
+    memset(q->used, 0, virtq_used_size(q->num));
+    memset(q->inflight, 0, q->num);
+    q->avail_idx = q->published = q->last_used = 0;
+    q->ninflight = 0;
+    q->broken = 0;
+    if (q->is_tx) {
+        q->nfree = q->nslots;
+        for (unsigned i = 0; i < q->nslots; i++)
+            q->free_stack[i] = (uint16_t)(q->nslots - 1 - i);  /* pop 0 first */
+    } else {
+        for (unsigned i = 0; i < q->num; i++)
+            rx_post(v, q, (uint16_t)i);
+        __atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
+        q->published = q->avail_idx;
+    }
+    ring_arm(v, q, ring_wants_irq(v, q));
+
+    if (q->kick_fd < 0)
+        q->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->call_fd < 0)
+        q->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->kick_fd < 0 || q->call_fd < 0)
+        return -errno;
+
+    if ((r = set_state(v, VHOST_USER_SET_VRING_NUM, ring, q->num)))
+        return r;
+    if ((r = set_state(v, VHOST_USER_SET_VRING_BASE, ring, 0)))
+        return r;
+    struct vhost_user_vring_addr a = {
+        .index = ring, .flags = 0,
+        .desc_user_addr = off_uaddr(v, q->desc_off),
+        .used_user_addr = off_uaddr(v, q->used_off),
+        .avail_user_addr = off_uaddr(v, q->avail_off),
+        .log_guest_addr = 0,
+    };
+    if ((r = set_msg(v, VHOST_USER_SET_VRING_ADDR, &a, sizeof a, NULL, 0)))
+        return r;
+    if ((r = set_u64(v, VHOST_USER_SET_VRING_KICK, ring, q->kick_fd)))
+        return r;
+    if ((r = set_u64(v, VHOST_USER_SET_VRING_CALL, ring, q->call_fd)))
+        return r;
+    q->setup = 1;
+    return 0;
+}
+
+int vuf_enable_ring(struct vuf *v, unsigned ring, int enable)
+{
+    if (ring >= v->nrings)
+        return -EINVAL;
+    if (!(v->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
+        return 0;   /* rings start enabled */
+    return set_state(v, VHOST_USER_SET_VRING_ENABLE, ring, enable ? 1 : 0);
+}
+
+static int set_status(struct vuf *v, uint8_t status)
+{
+    if (!(v->protocol & (1ull << VHOST_USER_PROTOCOL_F_STATUS)))
+        return 0;
+    return set_u64(v, VHOST_USER_SET_STATUS, status, -1);
+}
+
+int vuf_start(struct vuf *v)
+{
+    int r;
+    const uint8_t base = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+                         VIRTIO_STATUS_FEATURES_OK;
+    if ((r = vuf_negotiate(v)))
+        return r;
+    if ((r = set_status(v, base)))
+        return r;
+    if ((r = vuf_set_mem_table(v)))
+        return r;
+    for (unsigned i = 0; i < v->nrings; i++)
+        if ((r = vuf_setup_ring(v, i)))
+            return r;
+    for (unsigned i = 0; i < v->nrings; i++)
+        if ((r = vuf_enable_ring(v, i, 1)))
+            return r;
+    if ((r = set_status(v, base | VIRTIO_STATUS_DRIVER_OK)))
+        return r;
+    /* a kick starts each ring (spec: "Ring states") */
+    for (unsigned i = 0; i < v->nrings; i++)
+        vuf_kick(v, i);
+    return 0;
+}
+
+int vuf_connect(struct vuf **out, const struct vuf_opts *o)
+{
+    struct vuf *v;
+    int r = vuf_open(&v, o);
+    if (r)
+        return r;
+    if ((r = vuf_start(v))) {
+        snprintf(open_err, sizeof open_err, "%s", v->err[0] ? v->err : strerror(-r));
+        vuf_close(v);
+        return r;
+    }
+    *out = v;
+    return 0;
+}
+
+int vuf_get_vring_base(struct vuf *v, unsigned ring, uint32_t *base)
+{
+    struct vhost_user_vring_state s = { .index = ring, .num = 0 };
+    struct vhost_user_msg m;
+    int r = vuf_msg_send(v, VHOST_USER_GET_VRING_BASE, VHOST_USER_VERSION,
+                         &s, sizeof s, NULL, 0);
+    if (r || (r = recv_reply(v, VHOST_USER_GET_VRING_BASE, &m)))
+        return r;
+    if (m.hdr.size != sizeof s) {
+        seterr(v, "GET_VRING_BASE reply has size %u", m.hdr.size);
+        return -EPROTO;
+    }
+    *base = m.payload.state.num;
+    if (ring < v->nrings)
+        v->ring[ring].setup = 0;
+    return 0;
+}
+
+int vuf_get_status(struct vuf *v, uint8_t *status)
+{
+    uint64_t s;
+    if (!(v->protocol & (1ull << VHOST_USER_PROTOCOL_F_STATUS)))
+        return -ENOTSUP;
+    int r = get_u64(v, VHOST_USER_GET_STATUS, &s);
+    if (!r)
+        *status = (uint8_t)s;
+    return r;
+}
+
+void vuf_close(struct vuf *v)
+{
+    if (!v)
+        return;
+    if (v->sock >= 0)
+        close(v->sock);
+    for (unsigned i = 0; i < VUF_MAX_RINGS; i++) {
+        struct vuf_ring *q = &v->ring[i];
+        if (q->kick_fd >= 0)
+            close(q->kick_fd);
+        if (q->call_fd >= 0)
+            close(q->call_fd);
+        free(q->inflight);
+        free(q->free_stack);
+        free(q->tmp_ids);
+        free(q->tmp_lens);
+    }
+    if (v->mem)
+        munmap(v->mem, v->mem_size);
+    if (v->memfd >= 0)
+        close(v->memfd);
+    free(v);
+}
+
+/* ------------------------------------------------------------------ */
+/* info                                                                */
+
+uint64_t vuf_device_features(const struct vuf *v) { return v->dev_features; }
+uint64_t vuf_features(const struct vuf *v) { return v->features; }
+uint64_t vuf_device_protocol(const struct vuf *v) { return v->dev_protocol; }
+uint64_t vuf_protocol(const struct vuf *v) { return v->protocol; }
+uint64_t vuf_backend_queue_num(const struct vuf *v) { return v->queue_num; }
+unsigned vuf_queue_pairs(const struct vuf *v) { return v->o.queue_pairs; }
+unsigned vuf_ring_size(const struct vuf *v) { return v->o.ring_size; }
+int vuf_has_feature(const struct vuf *v, unsigned bit)
+{
+    return bit < 64 && (v->features >> bit) & 1;
+}
+int vuf_has_protocol(const struct vuf *v, unsigned bit)
+{
+    return bit < 64 && (v->protocol >> bit) & 1;
+}
+void vuf_get_stats(const struct vuf *v, struct vuf_stats *s) { *s = v->st; }
+int vuf_ring_broken(const struct vuf *v, unsigned ring)
+{
+    return ring < v->nrings && v->ring[ring].broken;
+}
+
+/* ------------------------------------------------------------------ */
+/* datapath                                                            */
+
+static struct vuf_ring *get_ring(struct vuf *v, unsigned ring, int *err)
+{
+    if (ring >= v->nrings) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    struct vuf_ring *q = &v->ring[ring];
+    if (!q->setup) {
+        *err = -ENOTCONN;
+        return NULL;
+    }
+    if (q->broken) {
+        *err = -EPROTO;
+        return NULL;
+    }
+    return q;
+}
+
+static int ring_broken(struct vuf *v, struct vuf_ring *q, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int ring_broken(struct vuf *v, struct vuf_ring *q, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(v->err, sizeof v->err, "ring %u: ", (unsigned)(q - v->ring));
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof v->err)
+        vsnprintf(v->err + n, sizeof v->err - (size_t)n, fmt, ap);
+    va_end(ap);
+    q->broken = 1;
+    return -EPROTO;
+}
+
+static int do_kick(struct vuf *v, struct vuf_ring *q)
+{
+    uint64_t one = 1;
+    if (write(q->kick_fd, &one, sizeof one) != sizeof one)
+        return -errno;
+    v->st.kicks++;
+    return 1;
+}
+
+int vuf_kick(struct vuf *v, unsigned ring)
+{
+    if (ring >= v->nrings || v->ring[ring].kick_fd < 0)
+        return -EINVAL;
+    int r = do_kick(v, &v->ring[ring]);
+    return r < 0 ? r : 0;
+}
+
+/* Publish avail->idx; kick when the device asked for it. */
+static int ring_publish(struct vuf *v, struct vuf_ring *q)
+{
+    uint16_t old = q->published, now = q->avail_idx;
+    if (old == now)
+        return 0;
+    __atomic_store_n(&q->avail->idx, now, __ATOMIC_RELEASE);
+    q->published = now;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    int kick;
+    if (v->features & (1ull << VIRTIO_RING_F_EVENT_IDX)) {
+        uint16_t ev = __atomic_load_n((uint16_t *)&q->used->ring[q->num], __ATOMIC_ACQUIRE);
+        kick = virtq_need_event(ev, now, old);
+    } else {
+        kick = !(__atomic_load_n(&q->used->flags, __ATOMIC_ACQUIRE) & VIRTQ_USED_F_NO_NOTIFY);
+    }
+    if (!kick) {
+        v->st.kicks_suppressed++;
+        return 0;
+    }
+    return do_kick(v, q);
+}
+
+int vuf_tx_reclaim(struct vuf *v, unsigned qp)
+{
+    int err;
+    struct vuf_ring *q = get_ring(v, 2 * qp + 1, &err);
+    if (!q)
+        return err;
+    uint16_t uidx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+    uint16_t n = (uint16_t)(uidx - q->last_used);
+    if (n > q->ninflight)
+        return ring_broken(v, q, "used->idx moved %u->%u with %u buffers in flight",
+                           q->last_used, uidx, q->ninflight);
+    for (uint16_t k = 0; k < n; k++) {
+        struct virtq_used_elem e;
+        memcpy(&e, (const void *)&q->used->ring[q->last_used & (q->num - 1)], sizeof e);
+        unsigned slot;
+        if (v->tx_mode == VUF_TX_CHAIN2) {
+            if (e.id & 1)
+                return ring_broken(v, q, "used id %u is not a chain head", e.id);
+            slot = e.id / 2;
+        } else {
+            slot = e.id;
+        }
+        if (e.id >= q->num || slot >= q->nslots || !q->inflight[e.id])
+            return ring_broken(v, q, "used id %u not in flight", e.id);
+        if (e.len > q->buf_size)
+            return ring_broken(v, q, "used len %u > buffer %u", e.len, q->buf_size);
+        q->inflight[e.id] = 0;
+        q->ninflight--;
+        q->free_stack[q->nfree++] = (uint16_t)slot;
+        q->last_used++;
+        v->st.tx_done++;
+    }
+    ring_arm(v, q, ring_wants_irq(v, q));
+    return n;
+}
+
+unsigned vuf_tx_inflight(const struct vuf *v, unsigned qp)
+{
+    unsigned r = 2 * qp + 1;
+    return r < v->nrings ? v->ring[r].ninflight : 0;
+}
+
+int vuf_tx_enqueue(struct vuf *v, unsigned qp, const void *frame, size_t len,
+                   const struct virtio_net_hdr *hdr)
+{
+    int err;
+    struct vuf_ring *q = get_ring(v, 2 * qp + 1, &err);
+    if (!q)
+        return err;
+    if (len == 0 || len > q->buf_size - HDR_LEN)
+        return -EMSGSIZE;
+    if (q->nfree == 0) {
+        int r = vuf_tx_reclaim(v, qp);
+        if (r < 0)
+            return r;
+        if (q->nfree == 0) {
+            v->st.tx_full++;
+            return -EAGAIN;
+        }
+    }
+    unsigned slot = q->free_stack[--q->nfree];
+    uint64_t off = q->buf_off + (uint64_t)slot * q->buf_size;
+    uint8_t *buf = off_ptr(v, off);
+    uint64_t gpa = off_gpa(v, off);
+    struct virtio_net_hdr h;
+    if (hdr)
+        h = *hdr;
+    else
+        memset(&h, 0, sizeof h);
+    memcpy(buf, &h, HDR_LEN);
+    memcpy(buf + HDR_LEN, frame, len);
+
+    uint16_t head;
+    switch (v->tx_mode) {
+    case VUF_TX_CHAIN2:
+        head = (uint16_t)(2 * slot);
+        q->desc[head] = (struct virtq_desc){ gpa, HDR_LEN, VIRTQ_DESC_F_NEXT, (uint16_t)(head + 1) };
+        q->desc[head + 1] = (struct virtq_desc){ gpa + HDR_LEN, (uint32_t)len, 0, 0 };
+        break;
+    case VUF_TX_INDIRECT: {
+        head = (uint16_t)slot;
+        uint64_t toff = q->ind_off + (uint64_t)slot * 2 * sizeof(struct virtq_desc);
+        struct virtq_desc *t = off_ptr(v, toff);
+        t[0] = (struct virtq_desc){ gpa, HDR_LEN, VIRTQ_DESC_F_NEXT, 1 };
+        t[1] = (struct virtq_desc){ gpa + HDR_LEN, (uint32_t)len, 0, 0 };
+        q->desc[head] = (struct virtq_desc){ off_gpa(v, toff), 2 * sizeof(struct virtq_desc),
+                                             VIRTQ_DESC_F_INDIRECT, 0 };
+        break;
+    }
+    default:
+        head = (uint16_t)slot;
+        q->desc[head] = (struct virtq_desc){ gpa, (uint32_t)(HDR_LEN + len), 0, 0 };
+        break;
+    }
+    q->avail->ring[q->avail_idx & (q->num - 1)] = head;
+    q->avail_idx++;
+    q->inflight[head] = 1;
+    q->ninflight++;
+    v->st.tx_frames++;
+    v->st.tx_bytes += len;
+    return 0;
+}
+
+int vuf_tx_flush(struct vuf *v, unsigned qp)
+{
+    int err;
+    struct vuf_ring *q = get_ring(v, 2 * qp + 1, &err);
+    if (!q)
+        return err;
+    return ring_publish(v, q);
+}
+
+int vuf_send(struct vuf *v, unsigned qp, const void *frame, size_t len)
+{
+    int r = vuf_tx_enqueue(v, qp, frame, len, NULL);
+    if (r)
+        return r;
+    r = vuf_tx_flush(v, qp);
+    return r < 0 ? r : 0;
+}
+
+int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
+                struct virtio_net_hdr *hdr_out, unsigned *nbufs)
+{
+    int err;
+    struct vuf_ring *q = get_ring(v, 2 * qp, &err);
+    if (!q)
+        return err;
+    uint16_t uidx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+    uint16_t avail = (uint16_t)(uidx - q->last_used);
+    if (avail > q->ninflight)
+        return ring_broken(v, q, "used->idx moved %u->%u with %u buffers posted",
+                           q->last_used, uidx, q->ninflight);
+    if (avail == 0)
+        return -EAGAIN;
+
+    uint16_t mask = (uint16_t)(q->num - 1);
+    struct virtq_used_elem e;
+    memcpy(&e, (const void *)&q->used->ring[q->last_used & mask], sizeof e);
+    if (e.id >= q->num || !q->inflight[e.id])
+        return ring_broken(v, q, "used id %u not posted", e.id);
+    if (e.len > q->buf_size || e.len < HDR_LEN)
+        return ring_broken(v, q, "used len %u outside [%u, %u]", e.len, HDR_LEN, q->buf_size);
+    struct virtio_net_hdr h;
+    memcpy(&h, off_ptr(v, q->buf_off + (uint64_t)e.id * q->buf_size), HDR_LEN);
+    unsigned nb = (v->features & (1ull << VIRTIO_NET_F_MRG_RXBUF)) ? h.num_buffers : 1;
+    if (nb == 0 || nb > q->ninflight)
+        return ring_broken(v, q, "num_buffers %u with %u buffers posted", nb, q->ninflight);
+    if (nb > avail)
+        return -EAGAIN;   /* rest of the frame not published yet */
+
+    /* validate every element before consuming any */
+    uint16_t *ids = q->tmp_ids;
+    uint32_t *lens = q->tmp_lens;
+    uint64_t total = 0;
+    for (unsigned k = 0; k < nb; k++) {
+        memcpy(&e, (const void *)&q->used->ring[(uint16_t)(q->last_used + k) & mask], sizeof e);
+        if (e.id >= q->num || q->inflight[e.id] != 1) {
+            for (unsigned j = 0; j < k; j++)
+                q->inflight[ids[j]] = 1;
+            return ring_broken(v, q, "used id %u (buffer %u of %u) not posted", e.id, k, nb);
+        }
+        if (e.len > q->buf_size || (k == 0 && e.len < HDR_LEN)) {
+            for (unsigned j = 0; j < k; j++)
+                q->inflight[ids[j]] = 1;
+            return ring_broken(v, q, "used len %u > buffer %u", e.len, q->buf_size);
+        }
+        q->inflight[e.id] = 2;   /* mark: catches duplicate ids */
+        ids[k] = (uint16_t)e.id;
+        lens[k] = e.len;
+        total += e.len - (k == 0 ? HDR_LEN : 0);
+    }
+    if (total > INT_MAX)
+        return ring_broken(v, q, "frame of %llu bytes", (unsigned long long)total);
+
+    size_t pos = 0;
+    for (unsigned k = 0; k < nb; k++) {
+        uint64_t skip = k == 0 ? HDR_LEN : 0;
+        const uint8_t *src = off_ptr(v, q->buf_off + (uint64_t)ids[k] * q->buf_size + skip);
+        size_t dlen = lens[k] - skip;
+        if (pos < cap) {
+            size_t c = cap - pos < dlen ? cap - pos : dlen;
+            memcpy((uint8_t *)out + pos, src, c);
+        }
+        pos += dlen;
+    }
+    /* consume and repost */
+    q->last_used = (uint16_t)(q->last_used + nb);
+    for (unsigned k = 0; k < nb; k++) {
+        q->inflight[ids[k]] = 0;
+        q->ninflight--;
+        rx_post(v, q, ids[k]);
+    }
+    v->st.rx_frames++;
+    v->st.rx_bytes += total;
+    v->st.rx_bufs += nb;
+    if (hdr_out)
+        *hdr_out = h;
+    if (nbufs)
+        *nbufs = nb;
+    ring_arm(v, q, 1);
+    int r = ring_publish(v, q);
+    if (r < 0)
+        return r;
+    return (int)total;
+}
+
+int vuf_recv(struct vuf *v, unsigned qp, void *buf, size_t cap)
+{
+    return vuf_recv_ex(v, qp, buf, cap, NULL, NULL);
+}
+
+/* Drain a call eventfd; returns 1 if it had been signalled. */
+static int drain_call(struct vuf *v, struct vuf_ring *q)
+{
+    uint64_t val;
+    if (q->call_fd < 0)
+        return 0;
+    if (read(q->call_fd, &val, sizeof val) == sizeof val) {
+        v->st.interrupts += val;
+        return 1;
+    }
+    return 0;
+}
+
+static int wait_rings(struct vuf *v, const unsigned *rings, unsigned n, int timeout_ms)
+{
+    struct pollfd pfd[VUF_MAX_RINGS];
+    unsigned np = 0;
+    int pending = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        struct vuf_ring *q = &v->ring[rings[i]];
+        if (!q->setup || q->call_fd < 0)
+            continue;
+        if (drain_call(v, q))
+            pending = 1;
+        ring_arm(v, q, 1);
+    }
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (unsigned i = 0; i < n; i++) {
+        struct vuf_ring *q = &v->ring[rings[i]];
+        if (!q->setup || q->call_fd < 0)
+            continue;
+        if (__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) != q->last_used)
+            pending = 1;
+        pfd[np].fd = q->call_fd;
+        pfd[np].events = POLLIN;
+        np++;
+    }
+    if (pending)
+        return 1;
+    if (np == 0)
+        return -ENOTCONN;
+    int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        int pr = poll(pfd, np, remaining_ms(deadline));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return -errno;
+        if (pr == 0)
+            return 0;
+        break;
+    }
+    int got = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct vuf_ring *q = &v->ring[rings[i]];
+        if (q->setup && drain_call(v, q))
+            got = 1;
+    }
+    return got;
+}
+
+int vuf_wait(struct vuf *v, int timeout_ms)
+{
+    unsigned rings[VUF_MAX_RINGS], n = 0;
+    for (unsigned i = 0; i < v->nrings; i++)
+        if (ring_wants_irq(v, &v->ring[i]))
+            rings[n++] = i;
+    return wait_rings(v, rings, n, timeout_ms);
+}
+
+int vuf_wait_ring(struct vuf *v, unsigned ring, int timeout_ms)
+{
+    if (ring >= v->nrings)
+        return -EINVAL;
+    return wait_rings(v, &ring, 1, timeout_ms);
+}
+
+int vuf_recv_wait(struct vuf *v, unsigned qp, void *buf, size_t cap, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int r = vuf_recv(v, qp, buf, cap);
+        if (r != -EAGAIN)
+            return r;
+        int left = remaining_ms(deadline);
+        if (left == 0)
+            return -ETIMEDOUT;
+        r = vuf_wait_ring(v, 2 * qp, left);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* raw access                                                          */
+
+int vuf_ring_view(struct vuf *v, unsigned ring, struct vuf_ring_view *out)
+{
+    if (ring >= v->nrings)
+        return -EINVAL;
+    struct vuf_ring *q = &v->ring[ring];
+    out->desc = q->desc;
+    out->avail = q->avail;
+    out->used = q->used;
+    out->used_event = &q->avail->ring[q->num];
+    out->avail_event = (uint16_t *)&q->used->ring[q->num];
+    out->num = q->num;
+    out->desc_gpa = off_gpa(v, q->desc_off);
+    out->avail_gpa = off_gpa(v, q->avail_off);
+    out->used_gpa = off_gpa(v, q->used_off);
+    out->kick_fd = q->kick_fd;
+    out->call_fd = q->call_fd;
+    return 0;
+}
+
+int vuf_avail_push(struct vuf *v, unsigned ring, uint16_t head)
+{
+    if (ring >= v->nrings)
+        return -EINVAL;
+    struct vuf_ring *q = &v->ring[ring];
+    q->avail->ring[q->avail_idx & (q->num - 1)] = head;
+    q->avail_idx++;
+    __atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
+    q->published = q->avail_idx;
+    return 0;
+}
+
+int vuf_avail_set_idx(struct vuf *v, unsigned ring, uint16_t idx)
+{
+    if (ring >= v->nrings)
+        return -EINVAL;
+    struct vuf_ring *q = &v->ring[ring];
+    q->avail_idx = idx;
+    __atomic_store_n(&q->avail->idx, idx, __ATOMIC_RELEASE);
+    q->published = idx;
+    return 0;
+}
+
+unsigned vuf_nregions(const struct vuf *v)
+{
+    return v->nregions;
+}
+
+int vuf_region(const struct vuf *v, unsigned i, struct vhost_user_mem_region *r, int *fd)
+{
+    if (i >= v->nregions)
+        return -EINVAL;
+    if (r)
+        *r = v->region[i];
+    if (fd)
+        *fd = v->memfd;
+    return 0;
+}
+
+int vuf_mem_fd(const struct vuf *v)
+{
+    return v->memfd;
+}
+
+void *vuf_gpa_to_ptr(struct vuf *v, uint64_t gpa, size_t len)
+{
+    for (unsigned i = 0; i < v->nregions; i++) {
+        const struct vhost_user_mem_region *r = &v->region[i];
+        if (gpa >= r->guest_phys_addr && gpa - r->guest_phys_addr < r->memory_size &&
+            len <= r->memory_size - (gpa - r->guest_phys_addr))
+            return v->mem + r->mmap_offset + (gpa - r->guest_phys_addr);
+    }
+    return NULL;
+}
+
+int vuf_ptr_to_gpa(const struct vuf *v, const void *p, uint64_t *gpa)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)v->mem;
+    if (a < b || a - b >= v->mem_size)
+        return -EINVAL;
+    uint64_t g = off_gpa(v, a - b);
+    if (g == ~0ull)
+        return -EINVAL;
+    *gpa = g;
+    return 0;
+}
+
+void *vuf_scratch_alloc(struct vuf *v, size_t size, size_t align, uint64_t *gpa)
+{
+    if (align == 0 || (align & (align - 1)))
+        align = 8;
+    uint64_t at = align_up(v->scratch_used, align);
+    if (at > v->scratch_size || size > v->scratch_size - at)
+        return NULL;
+    v->scratch_used = at + size;
+    uint64_t off = v->scratch_off + at;
+    void *p = off_ptr(v, off);
+    memset(p, 0, size);
+    if (gpa)
+        *gpa = off_gpa(v, off);
+    return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* test frames                                                         */
+
+static uint8_t pattern_byte(uint32_t seq, size_t i)
+{
+    return (uint8_t)(seq * 131u + i * 7u + (i >> 8));
+}
+
+void vuf_frame_fill(void *buf, size_t len, const uint8_t dst[6], const uint8_t src[6],
+                    uint32_t seq, uint32_t flow)
+{
+    uint8_t *p = buf;
+    if (len < VUF_FRAME_MIN)
+        return;
+    memcpy(p, dst, 6);
+    memcpy(p + 6, src, 6);
+    p[12] = VUF_ETHERTYPE_TEST >> 8;
+    p[13] = VUF_ETHERTYPE_TEST & 0xff;
+    memcpy(p + 14, "VUF1", 4);
+    uint32_t l = (uint32_t)len;
+    memcpy(p + 18, &seq, 4);
+    memcpy(p + 22, &l, 4);
+    memcpy(p + 26, &flow, 4);
+    for (size_t i = VUF_FRAME_MIN; i < len; i++)
+        p[i] = pattern_byte(seq, i);
+}
+
+int vuf_frame_check(const void *buf, size_t len, uint32_t *seq, uint32_t *flow)
+{
+    const uint8_t *p = buf;
+    uint32_t s, l, f;
+    if (len < VUF_FRAME_MIN || p[12] != (VUF_ETHERTYPE_TEST >> 8) ||
+        p[13] != (VUF_ETHERTYPE_TEST & 0xff) || memcmp(p + 14, "VUF1", 4))
+        return -1;
+    memcpy(&s, p + 18, 4);
+    memcpy(&l, p + 22, 4);
+    memcpy(&f, p + 26, 4);
+    if (l != len)
+        return -1;
+    for (size_t i = VUF_FRAME_MIN; i < len; i++)
+        if (p[i] != pattern_byte(s, i))
+            return -1;
+    if (seq)
+        *seq = s;
+    if (flow)
+        *flow = f;
+    return 0;
+}
