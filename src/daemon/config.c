@@ -1,0 +1,330 @@
+/*
+ * config.c - see config.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define LWV_VERSION "0.1.0"
+
+static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->workers = 1;
+    c->log_level = LOG_INFO;
+}
+
+void config_usage(FILE *out)
+{
+    fprintf(out,
+"Usage: lwvhostd [OPTIONS]\n"
+"A vhost-user virtio-net backend: VM NICs (vhost-user ports) and host tap\n"
+"interfaces joined by a learning L2 switch.\n"
+"\n"
+"Ports:\n"
+"  --port NAME,path=SOCK[,queues=N][,client=on][,mac=MAC]\n"
+"                 a vhost-user port. lwvhostd listens on SOCK (QEMU connects with\n"
+"                 -chardev socket,path=SOCK); with client=on it connects to a\n"
+"                 frontend listening on SOCK (QEMU: server=on) and reconnects with\n"
+"                 backoff when it goes away. queues=N: up to N queue pairs (1-%d,\n"
+"                 default 1). mac=MAC: the guest's MAC, known to the switch before\n"
+"                 the guest sends anything.\n"
+"  --tap IFNAME   a host tap port (created if absent, left down: bring it up with\n"
+"                 'ip link set IFNAME up')\n"
+"Daemon:\n"
+"  --ctl PATH     control socket for lwvhostctl (mode 0600)\n"
+"  --workers N    worker threads serving queues (1-64, default 1)\n"
+"  --log-level L  error, warn, info (default) or debug\n"
+"  --config FILE  read options from FILE: one per line, without the dashes\n"
+"                 (e.g. 'port vm1,path=/run/vm1.sock'), '#' starts a comment\n"
+"  -h, --help     show this help;  -V, --version  show the version\n"
+"\n"
+"Runs in the foreground and logs to stderr. SIGTERM or SIGINT shuts it down:\n"
+"frontends are disconnected and the sockets removed.\n"
+"Example:\n"
+"  lwvhostd --port vm1,path=/tmp/vm1.sock --port vm2,path=/tmp/vm2.sock \\\n"
+"           --tap lwv0 --ctl /tmp/lwvhost.ctl\n", LWV_MAX_QUEUE_PAIRS);
+}
+
+static int valid_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static struct port_cfg *new_port(struct config *c, char *err, size_t len)
+{
+    if (c->nports >= LWV_MAX_PORTS) {
+        fail(err, len, "too many ports (max %d)", LWV_MAX_PORTS);
+        return NULL;
+    }
+    struct port_cfg *p = &c->ports[c->nports];
+    memset(p, 0, sizeof(*p));
+    return p;
+}
+
+int config_add_port(struct config *c, const char *spec, char *err, size_t len)
+{
+    struct port_cfg *p = new_port(c, err, len);
+    if (!p)
+        return -1;
+    char buf[512];
+    if (strlen(spec) >= sizeof(buf))
+        return fail(err, len, "--port value too long");
+    strcpy(buf, spec);
+    char *save = NULL;
+    char *name = strtok_r(buf, ",", &save);
+    if (!name || strchr(name, '='))
+        return fail(err, len, "--port '%s': expected NAME,path=SOCK[,...]", spec);
+    if (strlen(name) >= sizeof(p->name) || !valid_name(name))
+        return fail(err, len, "--port: bad name '%s' (letters, digits, '-', '_', '.'; "
+                    "at most %zu characters)", name, sizeof(p->name) - 1);
+    strcpy(p->name, name);
+    p->type = PORT_VHOST;
+    p->queues = 1;
+    for (char *kv; (kv = strtok_r(NULL, ",", &save));) {
+        char *eq = strchr(kv, '=');
+        if (!eq)
+            return fail(err, len, "--port %s: '%s' is not key=value", name, kv);
+        *eq = 0;
+        const char *v = eq + 1;
+        if (strcmp(kv, "path") == 0) {
+            if (!*v || strlen(v) >= sizeof(p->path))
+                return fail(err, len, "--port %s: socket path empty or longer than %zu", name,
+                            sizeof(p->path) - 1);
+            strcpy(p->path, v);
+        } else if (strcmp(kv, "queues") == 0) {
+            if (parse_uint(v, 1, LWV_MAX_QUEUE_PAIRS, &p->queues) < 0)
+                return fail(err, len, "--port %s: queues=%s is not 1..%d", name, v,
+                            LWV_MAX_QUEUE_PAIRS);
+        } else if (strcmp(kv, "client") == 0) {
+            if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+                p->client = true;
+            else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+                p->client = false;
+            else
+                return fail(err, len, "--port %s: client=%s is not on or off", name, v);
+        } else if (strcmp(kv, "mac") == 0) {
+            if (mac_parse(v, p->mac) < 0 || (p->mac[0] & 1))
+                return fail(err, len, "--port %s: mac=%s is not a unicast MAC address", name, v);
+            p->mac_set = true;
+        } else {
+            return fail(err, len, "--port %s: unknown key '%s' (path, queues, client, mac)",
+                        name, kv);
+        }
+    }
+    if (!p->path[0])
+        return fail(err, len, "--port %s: path=SOCK is required", name);
+    c->nports++;
+    return 0;
+}
+
+int config_add_tap(struct config *c, const char *ifname, char *err, size_t len)
+{
+    struct port_cfg *p = new_port(c, err, len);
+    if (!p)
+        return -1;
+    if (!*ifname || strlen(ifname) >= IFNAMSIZ || !valid_name(ifname))
+        return fail(err, len, "--tap: bad interface name '%s'", ifname);
+    strcpy(p->name, ifname);
+    p->type = PORT_TAP;
+    c->nports++;
+    return 0;
+}
+
+static int set_option(struct config *c, const char *key, const char *val, char *err, size_t len,
+                      int depth);
+static int read_file(struct config *c, const char *path, char *err, size_t len, int depth);
+
+/* Parses "key value" lines from a writable buffer; label names the source
+ * in error messages. */
+static int parse_lines(struct config *c, char *text, const char *label, char *err, size_t len,
+                       int depth)
+{
+    char inner[256];
+    unsigned lineno = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char key[64], val[512], extra[2];
+        int k = sscanf(line, "%63s %511s %1s", key, val, extra);
+        if (k <= 0)
+            continue;
+        if (k != 2)
+            return fail(err, len, "%s:%u: expected 'key value'", label, lineno);
+        if (set_option(c, key, val, inner, sizeof(inner), depth + 1) < 0)
+            return fail(err, len, "%s:%u: %s", label, lineno, inner);
+    }
+    return 0;
+}
+
+#define CONFIG_FILE_MAX (1u << 20)
+
+static int read_file(struct config *c, const char *path, char *err, size_t len, int depth)
+{
+    if (depth > 4)
+        return fail(err, len, "--config files nest too deeply");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(err, len, "cannot read config file %s: %s", path, strerror(errno));
+    char *text = malloc(CONFIG_FILE_MAX + 1);
+    if (!text) {
+        fclose(f);
+        return fail(err, len, "out of memory reading %s", path);
+    }
+    size_t n = fread(text, 1, CONFIG_FILE_MAX + 1, f);
+    fclose(f);
+    int rc;
+    if (n > CONFIG_FILE_MAX) {
+        rc = fail(err, len, "config file %s is larger than 1 MiB", path);
+    } else {
+        text[n] = 0;
+        rc = parse_lines(c, text, path, err, len, depth);
+    }
+    free(text);
+    return rc;
+}
+
+static int set_option(struct config *c, const char *key, const char *val, char *err, size_t len,
+                      int depth)
+{
+    if (strcmp(key, "port") == 0)
+        return config_add_port(c, val, err, len);
+    if (strcmp(key, "tap") == 0)
+        return config_add_tap(c, val, err, len);
+    if (strcmp(key, "ctl") == 0) {
+        if (!*val || strlen(val) >= sizeof(c->ctl_path))
+            return fail(err, len, "--ctl path empty or too long");
+        strcpy(c->ctl_path, val);
+        return 0;
+    }
+    if (strcmp(key, "workers") == 0) {
+        if (parse_uint(val, 1, 64, &c->workers) < 0)
+            return fail(err, len, "--workers %s is not 1..64", val);
+        return 0;
+    }
+    if (strcmp(key, "log-level") == 0) {
+        int l = log_level_parse(val);
+        if (l < 0)
+            return fail(err, len, "--log-level %s is not error, warn, info or debug", val);
+        c->log_level = l;
+        return 0;
+    }
+    if (strcmp(key, "config") == 0)
+        return read_file(c, val, err, len, depth);
+    return fail(err, len, "unknown option '%s'", key);
+}
+
+int config_parse_text(struct config *c, const char *text, char *err, size_t len)
+{
+    char *copy = strdup(text);
+    if (!copy)
+        return fail(err, len, "out of memory");
+    int rc = parse_lines(c, copy, "config", err, len, 0);
+    free(copy);
+    return rc;
+}
+
+int config_validate(struct config *c, char *err, size_t len)
+{
+    if (c->nports == 0)
+        return fail(err, len, "no ports configured: give at least one --port or --tap "
+                    "(see --help)");
+    for (unsigned i = 0; i < c->nports; i++)
+        for (unsigned j = i + 1; j < c->nports; j++) {
+            if (strcmp(c->ports[i].name, c->ports[j].name) == 0)
+                return fail(err, len, "two ports are named '%s'", c->ports[i].name);
+            if (c->ports[i].type == PORT_VHOST && c->ports[j].type == PORT_VHOST &&
+                strcmp(c->ports[i].path, c->ports[j].path) == 0)
+                return fail(err, len, "ports '%s' and '%s' use the same socket %s",
+                            c->ports[i].name, c->ports[j].name, c->ports[i].path);
+        }
+    return 0;
+}
+
+enum config_result config_parse_args(struct config *c, int argc, char **argv, char *err,
+                                     size_t len)
+{
+    static const struct option opts[] = {
+        { "port", required_argument, NULL, 'p' },
+        { "tap", required_argument, NULL, 't' },
+        { "ctl", required_argument, NULL, 'c' },
+        { "workers", required_argument, NULL, 'w' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "config", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char *const keys[128] = {
+        ['p'] = "port", ['t'] = "tap", ['c'] = "ctl", ['w'] = "workers",
+        ['l'] = "log-level", ['f'] = "config",
+    };
+    optind = 1;
+    opterr = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h':
+            config_usage(stdout);
+            return CONFIG_EXIT;
+        case 'V':
+            printf("lwvhostd %s\n", LWV_VERSION);
+            return CONFIG_EXIT;
+        case ':':
+            fail(err, len, "option %s needs a value (see --help)", argv[optind - 1]);
+            return CONFIG_ERROR;
+        case '?':
+            fail(err, len, "unknown option %s (see --help)", argv[optind - 1]);
+            return CONFIG_ERROR;
+        default:
+            if (set_option(c, keys[o], optarg, err, len, 0) < 0)
+                return CONFIG_ERROR;
+        }
+    }
+    if (optind < argc) {
+        fail(err, len, "unexpected argument '%s' (see --help)", argv[optind]);
+        return CONFIG_ERROR;
+    }
+    return config_validate(c, err, len) < 0 ? CONFIG_ERROR : CONFIG_OK;
+}

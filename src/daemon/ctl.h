@@ -1,0 +1,19 @@
+/*
+ * ctl.h - the control socket that lwvhostctl talks to.
+ *
+ * Owns: the listening unix socket (mode 0600), reading one command line
+ * per client, rendering ports and statistics as text or JSON, and writing
+ * the answer without blocking the control thread.
+ * Must not: change device state (read-only views of ports and workers).
+ */
+#ifndef LWV_CTL_H
+#define LWV_CTL_H
+
+#include <stddef.h>
+
+int ctl_open(const char *path);
+void ctl_close(void);
+/* Renders the answer to one command line; returns a malloc'd string. */
+char *ctl_execute(const char *line);
+
+#endif

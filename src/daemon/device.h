@@ -1,0 +1,110 @@
+/*
+ * device.h - the state of one vhost-user virtio-net device (a port's guest
+ * side) as the control plane builds it and the datapath reads it.
+ *
+ * Owns: struct vdev and struct vqueue, their lock discipline and the
+ * "is this queue ready" rule.  Concurrency: the control thread changes a
+ * device only under dev->lock held for writing; a worker reads it under the
+ * lock held for reading (tryrdlock for a destination, so a source is never
+ * blocked by someone else's reconfiguration).  An RX queue may be filled by
+ * any worker, so its datapath state is also guarded by its rx_lock.
+ * Must not: parse messages (vu_ctrl.c) or switch frames (switch.c).
+ */
+#ifndef LWV_DEVICE_H
+#define LWV_DEVICE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mem.h"
+#include "vq.h"
+
+#define LWV_MAX_QUEUE_PAIRS 16
+#define LWV_MAX_VQS (2 * LWV_MAX_QUEUE_PAIRS)
+
+struct worker;
+struct vdev;
+
+/* Counters: each is written by one thread at a time (the queue's owner,
+ * or the holder of rx_lock) and read by the control thread. */
+struct q_stats {
+    uint64_t packets;
+    uint64_t bytes;
+    uint64_t drops_full;      /* RX: no guest buffer; TX: destination full */
+    uint64_t drops_invalid;   /* malformed frame or header */
+    uint64_t drops_nodest;    /* RX: queue not ready / TX: nowhere to go */
+    uint64_t kicks;
+    uint64_t calls;
+    uint64_t passes;
+};
+
+struct vqueue {
+    struct vdev *dev;
+    unsigned index;
+    struct vq vq;
+    int kickfd;             /* -1: none; guarded by dev->lock */
+    int callfd;
+    int errfd;
+    bool kick_set;          /* SET_VRING_KICK seen (fd or polling) */
+    int enable;             /* -1: not set by the frontend, else 0/1 */
+    struct worker *worker;  /* serves this queue's kicks */
+    pthread_mutex_t rx_lock;
+    bool signal_pending;    /* RX: used entries not yet signalled */
+    /* Owned by the serving worker. */
+    bool pending;
+    int recheck;            /* atomic: control plane asks for a pass */
+    struct q_stats st;
+};
+
+struct port;
+
+struct vdev {
+    pthread_rwlock_t lock;
+    struct port *port;
+    unsigned max_qp;
+    bool connected;
+    uint64_t features;
+    bool features_set;
+    uint64_t protocol_features;
+    uint8_t status;
+    bool broken;            /* the guest broke a ring: no further service */
+    uint32_t mtu;
+    struct guest_mem mem;
+    struct vqueue q[LWV_MAX_VQS];
+};
+
+void dev_init(struct vdev *d, struct port *p, unsigned max_qp);
+/* Back to the state of a fresh connection: closes fds, unmaps memory,
+ * detaches queues from their workers.  Caller holds the write lock. */
+void dev_reset(struct vdev *d);
+/* Re-translates every ring after a memory-table change (write lock). */
+void dev_remap_rings(struct vdev *d);
+/* Marks the device broken (caller holds the lock for reading or writing);
+ * logs once and tells the frontend through the error eventfd. */
+void dev_mark_broken(struct vdev *d, struct vqueue *q, const char *why);
+bool dev_has_feature(const struct vdev *d, unsigned bit);
+/* Size of the virtio-net header the guest uses. */
+unsigned dev_hdr_len(const struct vdev *d);
+/* True when the datapath may use q (caller holds the lock). */
+bool dev_queue_ready(const struct vdev *d, const struct vqueue *q);
+/* Sends an interrupt through q's call eventfd and counts it. */
+void dev_signal(struct vqueue *q);
+
+static inline void stat_add(uint64_t *counter, uint64_t n)
+{
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+/* For counters that several threads may bump without a common lock. */
+static inline void stat_add_shared(uint64_t *counter, uint64_t n)
+{
+    __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t stat_get(const uint64_t *counter)
+{
+    return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+#endif

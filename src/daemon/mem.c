@@ -1,0 +1,189 @@
+/*
+ * mem.c - see mem.h.
+ */
+#include "mem.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+/* a + b without wrapping past 2^64; returns -1 on overflow. */
+static int add_overflows(uint64_t a, uint64_t b, uint64_t *sum)
+{
+    return __builtin_add_overflow(a, b, sum) ? -1 : 0;
+}
+
+int mem_region_map(struct mem_region *out, const struct vhost_user_mem_region *d, int fd,
+                   char *err, size_t errlen)
+{
+    uint64_t end;
+    memset(out, 0, sizeof(*out));
+    if (d->memory_size == 0) {
+        snprintf(err, errlen, "zero-sized memory region");
+        return -1;
+    }
+    if (add_overflows(d->guest_phys_addr, d->memory_size - 1, &end) ||
+        add_overflows(d->userspace_addr, d->memory_size - 1, &end) ||
+        add_overflows(d->mmap_offset, d->memory_size, &end)) {
+        snprintf(err, errlen, "memory region wraps the address space (gpa 0x%llx uva 0x%llx "
+                 "size 0x%llx offset 0x%llx)", (unsigned long long)d->guest_phys_addr,
+                 (unsigned long long)d->userspace_addr, (unsigned long long)d->memory_size,
+                 (unsigned long long)d->mmap_offset);
+        return -1;
+    }
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "memory fd unusable: %s", strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "memory fd is not a shared memory file (memfd or hugetlbfs)");
+        return -1;
+    }
+    if ((uint64_t)st.st_size < end) {
+        snprintf(err, errlen, "memory fd too small: %lld bytes for offset 0x%llx + size 0x%llx",
+                 (long long)st.st_size, (unsigned long long)d->mmap_offset,
+                 (unsigned long long)d->memory_size);
+        return -1;
+    }
+    /* hugetlbfs wants offset and length aligned to its page size, which
+     * st_blksize reports; memfd reports the normal page size. */
+    uint64_t align = st.st_blksize > 0 ? (uint64_t)st.st_blksize : 4096;
+    if (align & (align - 1))
+        align = 4096;
+    uint64_t map_off = d->mmap_offset & ~(align - 1);
+    uint64_t map_len = (d->mmap_offset - map_off) + d->memory_size;
+    map_len = (map_len + align - 1) & ~(align - 1);
+    if (map_len > SIZE_MAX) {
+        snprintf(err, errlen, "memory region too large");
+        return -1;
+    }
+    void *p = mmap(NULL, (size_t)map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
+                   (off_t)map_off);
+    if (p == MAP_FAILED) {
+        snprintf(err, errlen, "mmap of memory region failed: %s", strerror(errno));
+        return -1;
+    }
+    out->gpa = d->guest_phys_addr;
+    out->size = d->memory_size;
+    out->uva = d->userspace_addr;
+    out->mmap_offset = d->mmap_offset;
+    out->map_base = p;
+    out->map_len = (size_t)map_len;
+    out->host = (uint8_t *)p + (d->mmap_offset - map_off);
+    return 0;
+}
+
+void mem_region_unmap(struct mem_region *r)
+{
+    if (r->map_base)
+        munmap(r->map_base, r->map_len);
+    memset(r, 0, sizeof(*r));
+}
+
+static int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    /* Both ranges are known not to wrap. */
+    return a <= b + (blen - 1) && b <= a + (alen - 1);
+}
+
+int mem_overlaps(const struct guest_mem *m, const struct mem_region *r)
+{
+    for (unsigned i = 0; i < m->n; i++) {
+        const struct mem_region *o = &m->r[i];
+        if (ranges_overlap(o->gpa, o->size, r->gpa, r->size) ||
+            ranges_overlap(o->uva, o->size, r->uva, r->size))
+            return 1;
+    }
+    return 0;
+}
+
+void mem_add(struct guest_mem *m, const struct mem_region *r)
+{
+    m->r[m->n++] = *r;
+}
+
+int mem_remove(struct guest_mem *m, const struct vhost_user_mem_region *d)
+{
+    for (unsigned i = 0; i < m->n; i++) {
+        struct mem_region *r = &m->r[i];
+        if (r->gpa == d->guest_phys_addr && r->size == d->memory_size &&
+            r->uva == d->userspace_addr) {
+            mem_region_unmap(r);
+            m->r[i] = m->r[m->n - 1];
+            memset(&m->r[m->n - 1], 0, sizeof(m->r[0]));
+            m->n--;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void mem_clear(struct guest_mem *m)
+{
+    for (unsigned i = 0; i < m->n; i++)
+        mem_region_unmap(&m->r[i]);
+    m->n = 0;
+}
+
+/* Offset of [addr, addr+len) inside [base, base+size), or -1. */
+static int64_t range_offset(uint64_t base, uint64_t size, uint64_t addr, uint64_t len)
+{
+    if (addr < base)
+        return -1;
+    uint64_t off = addr - base;
+    if (off >= size || len > size - off)
+        return -1;
+    return (int64_t)off;
+}
+
+void *mem_gpa_to_host(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+    for (unsigned i = 0; i < m->n; i++) {
+        int64_t off = range_offset(m->r[i].gpa, m->r[i].size, gpa, len);
+        if (off >= 0)
+            return m->r[i].host + off;
+    }
+    return NULL;
+}
+
+void *mem_uva_to_host(const struct guest_mem *m, uint64_t uva, uint64_t len)
+{
+    for (unsigned i = 0; i < m->n; i++) {
+        int64_t off = range_offset(m->r[i].uva, m->r[i].size, uva, len);
+        if (off >= 0)
+            return m->r[i].host + off;
+    }
+    return NULL;
+}
+
+int mem_gpa_to_iov(const struct guest_mem *m, uint64_t gpa, uint64_t len, struct iovec *iov,
+                   int max)
+{
+    int n = 0;
+    while (len > 0) {
+        const struct mem_region *hit = NULL;
+        for (unsigned i = 0; i < m->n; i++) {
+            if (range_offset(m->r[i].gpa, m->r[i].size, gpa, 1) >= 0) {
+                hit = &m->r[i];
+                break;
+            }
+        }
+        if (!hit || n >= max)
+            return -1;
+        uint64_t off = gpa - hit->gpa;
+        uint64_t chunk = hit->size - off;
+        if (chunk > len)
+            chunk = len;
+        iov[n].iov_base = hit->host + off;
+        iov[n].iov_len = (size_t)chunk;
+        n++;
+        len -= chunk;
+        if (len > 0 && gpa + chunk < gpa)
+            return -1;  /* the region ends at the top of the address space */
+        gpa += chunk;
+    }
+    return n;
+}

@@ -1,0 +1,60 @@
+/*
+ * mem.h - guest memory: the regions a frontend shares, and address
+ * translation with bounds checks.
+ *
+ * Owns: mapping and unmapping region fds, translating guest-physical (GPA)
+ * and frontend-virtual (UVA) addresses into host pointers.
+ * Must not: know about rings, devices or messages.  Every translation
+ * checks that the whole [addr, addr+len) range lies inside mapped memory.
+ */
+#ifndef LWV_MEM_H
+#define LWV_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vhost_user.h"
+
+#define MEM_MAX_REGIONS 32
+
+struct mem_region {
+    uint64_t gpa;
+    uint64_t size;
+    uint64_t uva;
+    uint64_t mmap_offset;
+    uint8_t *host;      /* host address of gpa */
+    void *map_base;     /* what mmap returned */
+    size_t map_len;
+};
+
+struct guest_mem {
+    unsigned n;
+    struct mem_region r[MEM_MAX_REGIONS];
+};
+
+/* Validates desc (non-empty, no wrap) and the fd (a regular file large
+ * enough for mmap_offset + size), then maps it.  Does not close fd.
+ * Returns 0, or -1 with a reason in err. */
+int mem_region_map(struct mem_region *out, const struct vhost_user_mem_region *desc, int fd,
+                   char *err, size_t errlen);
+void mem_region_unmap(struct mem_region *r);
+
+/* True if r overlaps any region of m in GPA or UVA space. */
+int mem_overlaps(const struct guest_mem *m, const struct mem_region *r);
+void mem_add(struct guest_mem *m, const struct mem_region *r);
+/* Removes the region matching gpa, size and uva; returns 0 or -1. */
+int mem_remove(struct guest_mem *m, const struct vhost_user_mem_region *desc);
+void mem_clear(struct guest_mem *m);
+
+/* Host pointer for [gpa, gpa+len) if it lies within one region, else NULL. */
+void *mem_gpa_to_host(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* Same for a frontend virtual address (ring addresses). */
+void *mem_uva_to_host(const struct guest_mem *m, uint64_t uva, uint64_t len);
+/* Translates [gpa, gpa+len) into at most max iovecs, splitting where the
+ * range crosses adjacent regions.  Returns the count, or -1 if any byte is
+ * unmapped or more than max pieces are needed. */
+int mem_gpa_to_iov(const struct guest_mem *m, uint64_t gpa, uint64_t len, struct iovec *iov,
+                   int max);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * vq.h - generic split virtqueue access (virtio 1.2, 2.7), backend side.
+ *
+ * Owns: reading available descriptor chains (direct and indirect) into
+ * host iovecs with full validation, publishing used entries, notification
+ * suppression both ways (flags and event indexes) and deciding when the
+ * driver wants an interrupt.
+ * Must not: know about virtio-net, ports or threads.  Callers serialise
+ * access to one vq; the ring memory itself is hostile and may change under
+ * us at any time, so every guest value is read exactly once into a local.
+ */
+#ifndef LWV_VQ_H
+#define LWV_VQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "mem.h"
+#include "virtio.h"
+
+#define VQ_MAX_IOV 1024
+
+struct vq_elem {
+    uint16_t head;
+    unsigned n_out;        /* device-readable iovecs, first */
+    unsigned n_in;         /* device-writable iovecs, after them */
+    uint64_t out_len;
+    uint64_t in_len;
+    struct iovec iov[VQ_MAX_IOV];
+};
+
+struct vq {
+    /* Set by the control plane. */
+    uint32_t num;               /* 0 until SET_VRING_NUM */
+    uint64_t desc_uva, avail_uva, used_uva;
+    bool addr_set;
+    bool event_idx;             /* VIRTIO_RING_F_EVENT_IDX negotiated */
+    bool indirect;              /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+
+    /* Translated ring pointers; NULL when not mapped. */
+    struct virtq_desc *desc;
+    struct virtq_avail *avail;
+    struct virtq_used *used;
+
+    /* Datapath state. */
+    uint16_t last_avail;        /* next avail entry to consume */
+    uint16_t used_idx;          /* shadow of used->idx we will publish */
+    uint16_t signalled_used;
+    bool signalled_valid;
+    const char *broken_reason;  /* non-NULL once the guest broke the ring */
+};
+
+enum vq_pop_result { VQ_EMPTY = 0, VQ_GOT = 1, VQ_BROKEN = -1 };
+
+/* Translates the ring addresses through mem; returns true when usable. */
+bool vq_map(struct vq *vq, const struct guest_mem *mem);
+void vq_unmap(struct vq *vq);
+
+/* Entries the driver made available that we have not consumed; -1 and
+ * marks the vq broken if the index jumped by more than the ring size. */
+int vq_avail_count(struct vq *vq);
+
+/* Pops the next available chain into e.  allow_in/allow_out say which
+ * descriptor directions this queue accepts; a chain with a direction it
+ * does not accept, or any structural fault, breaks the vq. */
+enum vq_pop_result vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *e,
+                          bool allow_out, bool allow_in);
+/* Gives back the last n popped chains (not yet pushed). */
+void vq_unpop(struct vq *vq, uint16_t n);
+
+/* Writes a used entry (not yet visible to the driver). */
+void vq_push(struct vq *vq, uint16_t head, uint32_t len);
+/* Publishes pushed entries by storing used->idx. */
+void vq_flush(struct vq *vq);
+/* After a flush: true if the driver wants an interrupt now. */
+bool vq_should_signal(struct vq *vq);
+
+/* Ask the driver not to kick / to kick again.  vq_enable_notify returns
+ * true if buffers arrived meanwhile (the caller must then process them
+ * instead of sleeping). */
+void vq_disable_notify(struct vq *vq);
+bool vq_enable_notify(struct vq *vq);
+
+void vq_mark_broken(struct vq *vq, const char *reason);
+
+/* Copies between an iovec array (starting skip bytes in) and a buffer.
+ * Return the bytes copied. */
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);
+size_t buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
+
+#endif

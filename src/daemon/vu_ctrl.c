@@ -1,0 +1,765 @@
+/*
+ * vu_ctrl.c - see vu_ctrl.h.
+ *
+ * Message flow: recv header (12 bytes) -> recv payload (size bytes), fds
+ * are collected from whichever recvmsg carried them.  Each request has a
+ * spec row (payload size range, fd count, whether it always replies).  A
+ * message that breaks its row is a framing error and closes the
+ * connection; a well-formed message with bad values fails: the frontend
+ * gets a failure ack if it asked for one (NEED_REPLY), else the connection
+ * is closed, since it would otherwise go on believing the state applied.
+ */
+#define _GNU_SOURCE
+#include "vu_ctrl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "log.h"
+#include "net.h"
+#include "port.h"
+#include "switch.h"
+#include "virtio.h"
+#include "vhost_user.h"
+#include "worker.h"
+
+enum fd_rule { FDS_NONE, FDS_ONE, FDS_VRING, FDS_MEM_TABLE, FDS_ZERO_OR_ONE };
+
+struct msg_spec {
+    const char *name;
+    uint32_t min_size, max_size;
+    enum fd_rule fds;
+    int replies;         /* always sends a reply payload (GET_*) */
+};
+
+#define U64 sizeof(uint64_t)
+#define STATE sizeof(struct vhost_user_vring_state)
+static const struct msg_spec specs[] = {
+    [VHOST_USER_GET_FEATURES] = { "GET_FEATURES", 0, U64, FDS_NONE, 1 },
+    [VHOST_USER_SET_FEATURES] = { "SET_FEATURES", U64, U64, FDS_NONE, 0 },
+    [VHOST_USER_SET_OWNER] = { "SET_OWNER", 0, U64, FDS_NONE, 0 },
+    [VHOST_USER_RESET_OWNER] = { "RESET_OWNER", 0, U64, FDS_NONE, 0 },
+    [VHOST_USER_SET_MEM_TABLE] = { "SET_MEM_TABLE", 8, sizeof(struct vhost_user_memory),
+                                   FDS_MEM_TABLE, 0 },
+    [VHOST_USER_SET_LOG_BASE] = { "SET_LOG_BASE", sizeof(struct vhost_user_log),
+                                  sizeof(struct vhost_user_log), FDS_ONE, 0 },
+    [VHOST_USER_SET_LOG_FD] = { "SET_LOG_FD", 0, U64, FDS_ONE, 0 },
+    [VHOST_USER_SET_VRING_NUM] = { "SET_VRING_NUM", STATE, STATE, FDS_NONE, 0 },
+    [VHOST_USER_SET_VRING_ADDR] = { "SET_VRING_ADDR", sizeof(struct vhost_user_vring_addr),
+                                    sizeof(struct vhost_user_vring_addr), FDS_NONE, 0 },
+    [VHOST_USER_SET_VRING_BASE] = { "SET_VRING_BASE", STATE, STATE, FDS_NONE, 0 },
+    [VHOST_USER_GET_VRING_BASE] = { "GET_VRING_BASE", STATE, STATE, FDS_NONE, 1 },
+    [VHOST_USER_SET_VRING_KICK] = { "SET_VRING_KICK", U64, U64, FDS_VRING, 0 },
+    [VHOST_USER_SET_VRING_CALL] = { "SET_VRING_CALL", U64, U64, FDS_VRING, 0 },
+    [VHOST_USER_SET_VRING_ERR] = { "SET_VRING_ERR", U64, U64, FDS_VRING, 0 },
+    [VHOST_USER_GET_PROTOCOL_FEATURES] = { "GET_PROTOCOL_FEATURES", 0, U64, FDS_NONE, 1 },
+    [VHOST_USER_SET_PROTOCOL_FEATURES] = { "SET_PROTOCOL_FEATURES", U64, U64, FDS_NONE, 0 },
+    [VHOST_USER_GET_QUEUE_NUM] = { "GET_QUEUE_NUM", 0, U64, FDS_NONE, 1 },
+    [VHOST_USER_SET_VRING_ENABLE] = { "SET_VRING_ENABLE", STATE, STATE, FDS_NONE, 0 },
+    [VHOST_USER_SEND_RARP] = { "SEND_RARP", U64, U64, FDS_NONE, 0 },
+    [VHOST_USER_NET_SET_MTU] = { "NET_SET_MTU", U64, U64, FDS_NONE, 0 },
+    [VHOST_USER_SET_BACKEND_REQ_FD] = { "SET_BACKEND_REQ_FD", 0, U64, FDS_ONE, 0 },
+    [VHOST_USER_RESET_DEVICE] = { "RESET_DEVICE", 0, U64, FDS_NONE, 0 },
+    [VHOST_USER_GET_MAX_MEM_SLOTS] = { "GET_MAX_MEM_SLOTS", 0, U64, FDS_NONE, 1 },
+    [VHOST_USER_ADD_MEM_REG] = { "ADD_MEM_REG", sizeof(struct vhost_user_mem_single),
+                                 sizeof(struct vhost_user_mem_single), FDS_ONE, 0 },
+    [VHOST_USER_REM_MEM_REG] = { "REM_MEM_REG", sizeof(struct vhost_user_mem_single),
+                                 sizeof(struct vhost_user_mem_single), FDS_ZERO_OR_ONE, 0 },
+    [VHOST_USER_SET_STATUS] = { "SET_STATUS", U64, U64, FDS_NONE, 0 },
+    [VHOST_USER_GET_STATUS] = { "GET_STATUS", 0, U64, FDS_NONE, 1 },
+};
+#define NSPECS (sizeof(specs) / sizeof(specs[0]))
+
+uint64_t vu_offered_features(unsigned max_qp)
+{
+    uint64_t f = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
+                 1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_F_ANY_LAYOUT |
+                 1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_MTU |
+                 1ull << VIRTIO_NET_F_GUEST_ANNOUNCE | 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+    if (max_qp > 1)
+        f |= 1ull << VIRTIO_NET_F_MQ;
+    return f;
+}
+
+uint64_t vu_offered_protocol_features(void)
+{
+    return 1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_RARP |
+           1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ull << VHOST_USER_PROTOCOL_F_NET_MTU |
+           1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE |
+           1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
+           1ull << VHOST_USER_PROTOCOL_F_STATUS;
+}
+
+/* ---- connection I/O ---------------------------------------------------- */
+
+static void close_conn_fds(struct vu_conn *c)
+{
+    for (unsigned i = 0; i < c->nfds; i++)
+        if (c->fds[i] >= 0)
+            close(c->fds[i]);
+    c->nfds = 0;
+}
+
+void vu_conn_attach(struct port *p, int fd)
+{
+    struct vu_conn *c = &p->conn;
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    pthread_rwlock_wrlock(&p->dev.lock);
+    dev_reset(&p->dev);
+    p->dev.connected = true;
+    pthread_rwlock_unlock(&p->dev.lock);
+    p->connects++;
+    log_info("port %s: frontend connected", p->name);
+}
+
+void vu_conn_detach(struct port *p, const char *why)
+{
+    struct vu_conn *c = &p->conn;
+    if (c->fd < 0)
+        return;
+    close(c->fd);
+    c->fd = -1;
+    close_conn_fds(c);
+    c->have = 0;
+    pthread_rwlock_wrlock(&p->dev.lock);
+    dev_reset(&p->dev);
+    p->dev.connected = false;
+    pthread_rwlock_unlock(&p->dev.lock);
+    switch_forget_port(p->index);
+    log_info("port %s: frontend disconnected (%s)", p->name, why);
+}
+
+/* Sends header + payload in one go; the socket is non-blocking and a
+ * frontend that does not read its replies loses the connection. */
+static int send_msg(struct port *p, uint32_t request, const void *payload, uint32_t size)
+{
+    struct vhost_user_hdr h = { request, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, size };
+    struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, size } };
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
+    ssize_t w = sendmsg(p->conn.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w != (ssize_t)(sizeof(h) + size)) {
+        log_warn("port %s: cannot send reply to %u: %s", p->name, request,
+                 w < 0 ? strerror(errno) : "short write");
+        return -1;
+    }
+    return 0;
+}
+
+static int send_u64(struct port *p, uint32_t request, uint64_t v)
+{
+    return send_msg(p, request, &v, sizeof(v));
+}
+
+/* ---- helpers for handlers ---------------------------------------------- */
+
+struct ctx {
+    struct port *p;
+    struct vdev *d;
+    struct vhost_user_msg *m;
+    int *fds;
+    unsigned nfds;
+    char err[256];
+    /* reply for GET_* */
+    union vhost_user_payload reply;
+    uint32_t reply_size;
+};
+
+static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Takes fd number i out of the message (the handler now owns it). */
+static int take_fd(struct ctx *c, unsigned i)
+{
+    int fd = c->fds[i];
+    c->fds[i] = -1;
+    return fd;
+}
+
+static struct vqueue *ring(struct ctx *c, uint32_t index)
+{
+    if (index >= 2 * c->d->max_qp)
+        return NULL;
+    return &c->d->q[index];
+}
+
+static int is_eventfd(int fd)
+{
+    char path[64], target[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+    if (n < 0)
+        return 0;
+    target[n] = 0;
+    return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+/* ---- handlers ---------------------------------------------------------- */
+
+static int h_get_features(struct ctx *c)
+{
+    c->reply.u64 = vu_offered_features(c->d->max_qp);
+    c->reply_size = U64;
+    return 0;
+}
+
+static void apply_ring_features(struct vdev *d)
+{
+    for (unsigned i = 0; i < 2 * d->max_qp; i++) {
+        d->q[i].vq.event_idx = dev_has_feature(d, VIRTIO_RING_F_EVENT_IDX);
+        d->q[i].vq.indirect = dev_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC);
+    }
+}
+
+static int h_set_features(struct ctx *c)
+{
+    uint64_t f = c->m->payload.u64, offered = vu_offered_features(c->d->max_qp);
+    if (f & ~offered)
+        return fail(c, "SET_FEATURES 0x%llx has bits we did not offer (0x%llx)",
+                    (unsigned long long)f, (unsigned long long)(f & ~offered));
+    c->d->features = f;
+    c->d->features_set = true;
+    apply_ring_features(c->d);
+    for (unsigned i = 0; i < 2 * c->d->max_qp; i++)
+        worker_poke_queue(&c->d->q[i]);
+    log_debug("port %s: features 0x%llx", c->p->name, (unsigned long long)f);
+    return 0;
+}
+
+static int h_get_protocol_features(struct ctx *c)
+{
+    c->reply.u64 = vu_offered_protocol_features();
+    c->reply_size = U64;
+    return 0;
+}
+
+static int h_set_protocol_features(struct ctx *c)
+{
+    uint64_t f = c->m->payload.u64;
+    if (f & ~vu_offered_protocol_features())
+        return fail(c, "SET_PROTOCOL_FEATURES 0x%llx has bits we did not offer",
+                    (unsigned long long)f);
+    c->d->protocol_features = f;
+    return 0;
+}
+
+static int h_nothing(struct ctx *c)
+{
+    return 0;
+}
+
+static int h_reset(struct ctx *c)
+{
+    /* Tolerated: the device goes back to its freshly connected state. */
+    dev_reset(c->d);
+    c->d->connected = true;
+    switch_forget_port(c->p->index);
+    return 0;
+}
+
+static int map_into(struct ctx *c, struct guest_mem *mem, const struct vhost_user_mem_region *r,
+                    int fd)
+{
+    struct mem_region mr;
+    if (mem->n >= VU_MAX_MEM_SLOTS)
+        return fail(c, "more than %u memory regions", VU_MAX_MEM_SLOTS);
+    if (mem_region_map(&mr, r, fd, c->err, sizeof(c->err)) < 0)
+        return -1;
+    if (mem_overlaps(mem, &mr)) {
+        mem_region_unmap(&mr);
+        return fail(c, "memory region gpa 0x%llx size 0x%llx overlaps another",
+                    (unsigned long long)r->guest_phys_addr, (unsigned long long)r->memory_size);
+    }
+    mem_add(mem, &mr);
+    return 0;
+}
+
+static int h_set_mem_table(struct ctx *c)
+{
+    const struct vhost_user_memory *mt = &c->m->payload.memory;
+    /* Size and fd count were checked against nregions already. */
+    struct guest_mem fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    for (unsigned i = 0; i < mt->nregions; i++) {
+        if (map_into(c, &fresh, &mt->regions[i], c->fds[i]) < 0) {
+            mem_clear(&fresh);
+            return -1;
+        }
+    }
+    mem_clear(&c->d->mem);
+    c->d->mem = fresh;
+    dev_remap_rings(c->d);
+    log_debug("port %s: memory table with %u regions", c->p->name, mt->nregions);
+    return 0;
+}
+
+static int h_get_max_mem_slots(struct ctx *c)
+{
+    c->reply.u64 = VU_MAX_MEM_SLOTS;
+    c->reply_size = U64;
+    return 0;
+}
+
+static int h_add_mem_reg(struct ctx *c)
+{
+    if (map_into(c, &c->d->mem, &c->m->payload.mem_reg.region, c->fds[0]) < 0)
+        return -1;
+    dev_remap_rings(c->d);
+    return 0;
+}
+
+static int h_rem_mem_reg(struct ctx *c)
+{
+    if (mem_remove(&c->d->mem, &c->m->payload.mem_reg.region) < 0)
+        return fail(c, "REM_MEM_REG: no region at gpa 0x%llx",
+                    (unsigned long long)c->m->payload.mem_reg.region.guest_phys_addr);
+    dev_remap_rings(c->d);
+    return 0;
+}
+
+static int h_set_vring_num(struct ctx *c)
+{
+    const struct vhost_user_vring_state *s = &c->m->payload.state;
+    struct vqueue *q = ring(c, s->index);
+    if (!q)
+        return fail(c, "SET_VRING_NUM: ring %u does not exist", s->index);
+    if (s->num == 0 || s->num > VIRTQ_MAX_SIZE || (s->num & (s->num - 1)))
+        return fail(c, "SET_VRING_NUM: size %u is not a power of two up to %u", s->num,
+                    VIRTQ_MAX_SIZE);
+    q->vq.num = s->num;
+    if (q->vq.addr_set)
+        vq_map(&q->vq, &c->d->mem);
+    return 0;
+}
+
+static int h_set_vring_addr(struct ctx *c)
+{
+    const struct vhost_user_vring_addr *a = &c->m->payload.addr;
+    struct vqueue *q = ring(c, a->index);
+    if (!q)
+        return fail(c, "SET_VRING_ADDR: ring %u does not exist", a->index);
+    if ((a->desc_user_addr & 15) || (a->avail_user_addr & 1) || (a->used_user_addr & 3))
+        return fail(c, "SET_VRING_ADDR: ring %u addresses misaligned", a->index);
+    q->vq.desc_uva = a->desc_user_addr;
+    q->vq.avail_uva = a->avail_user_addr;
+    q->vq.used_uva = a->used_user_addr;
+    q->vq.addr_set = true;
+    /* Before the memory table arrives the check waits until it does. */
+    if (c->d->mem.n > 0 && q->vq.num && !vq_map(&q->vq, &c->d->mem)) {
+        q->vq.addr_set = false;
+        return fail(c, "SET_VRING_ADDR: ring %u (desc 0x%llx avail 0x%llx used 0x%llx, size %u) "
+                    "is not inside guest memory", a->index,
+                    (unsigned long long)a->desc_user_addr, (unsigned long long)a->avail_user_addr,
+                    (unsigned long long)a->used_user_addr, q->vq.num);
+    }
+    worker_poke_queue(q);
+    return 0;
+}
+
+static int h_set_vring_base(struct ctx *c)
+{
+    const struct vhost_user_vring_state *s = &c->m->payload.state;
+    struct vqueue *q = ring(c, s->index);
+    if (!q)
+        return fail(c, "SET_VRING_BASE: ring %u does not exist", s->index);
+    if (s->num > 0xffff)
+        return fail(c, "SET_VRING_BASE: base %u beyond a split ring index", s->num);
+    pthread_mutex_lock(&q->rx_lock);
+    q->vq.last_avail = (uint16_t)s->num;
+    q->vq.used_idx = (uint16_t)s->num;
+    q->vq.signalled_valid = false;
+    q->vq.broken_reason = NULL;
+    pthread_mutex_unlock(&q->rx_lock);
+    return 0;
+}
+
+static int h_get_vring_base(struct ctx *c)
+{
+    const struct vhost_user_vring_state *s = &c->m->payload.state;
+    struct vqueue *q = ring(c, s->index);
+    if (!q)
+        return fail(c, "GET_VRING_BASE: ring %u does not exist", s->index);
+    /* Stops the ring: no more service until a new kick fd arrives. */
+    if (q->kickfd >= 0) {
+        worker_unwatch_queue(q);
+        close(q->kickfd);
+        q->kickfd = -1;
+    }
+    q->kick_set = false;
+    c->reply.state.index = s->index;
+    c->reply.state.num = q->vq.last_avail;
+    c->reply_size = STATE;
+    return 0;
+}
+
+/* Common part of SET_VRING_KICK/CALL/ERR: returns the new fd (or -1 for
+ * "no fd") through *out. */
+static int vring_fd(struct ctx *c, const char *what, struct vqueue **qp, int *out)
+{
+    uint64_t v = c->m->payload.u64;
+    if (v & ~(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD_MASK))
+        return fail(c, "%s: reserved bits set in 0x%llx", what, (unsigned long long)v);
+    *qp = ring(c, (uint32_t)(v & VHOST_USER_VRING_IDX_MASK));
+    if (!*qp)
+        return fail(c, "%s: ring %llu does not exist", what,
+                    (unsigned long long)(v & VHOST_USER_VRING_IDX_MASK));
+    *out = -1;
+    if (v & VHOST_USER_VRING_NOFD_MASK)
+        return 0;
+    int fd = take_fd(c, 0);
+    if (!is_eventfd(fd)) {
+        close(fd);
+        return fail(c, "%s: the fd for ring %u is not an eventfd", what, (*qp)->index);
+    }
+    /* Never block on a descriptor the frontend controls. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        close(fd);
+        return fail(c, "%s: cannot make the eventfd non-blocking", what);
+    }
+    *out = fd;
+    return 0;
+}
+
+static int h_set_vring_kick(struct ctx *c)
+{
+    struct vqueue *q;
+    int fd;
+    if (vring_fd(c, "SET_VRING_KICK", &q, &fd) < 0)
+        return -1;
+    if (q->kickfd >= 0) {
+        worker_unwatch_queue(q);
+        close(q->kickfd);
+    }
+    q->kickfd = fd;
+    q->kick_set = true;   /* the ring starts (spec: on kick; we serve at once) */
+    worker_watch_queue(q);
+    worker_poke_queue(q);
+    return 0;
+}
+
+static int h_set_vring_call(struct ctx *c)
+{
+    struct vqueue *q;
+    int fd;
+    if (vring_fd(c, "SET_VRING_CALL", &q, &fd) < 0)
+        return -1;
+    pthread_mutex_lock(&q->rx_lock);
+    if (q->callfd >= 0)
+        close(q->callfd);
+    q->callfd = fd;
+    /* Interrupts may have been lost while the fd was being replaced. */
+    q->vq.signalled_valid = false;
+    pthread_mutex_unlock(&q->rx_lock);
+    return 0;
+}
+
+static int h_set_vring_err(struct ctx *c)
+{
+    struct vqueue *q;
+    int fd;
+    if (vring_fd(c, "SET_VRING_ERR", &q, &fd) < 0)
+        return -1;
+    if (q->errfd >= 0)
+        close(q->errfd);
+    q->errfd = fd;
+    return 0;
+}
+
+static int h_set_vring_enable(struct ctx *c)
+{
+    const struct vhost_user_vring_state *s = &c->m->payload.state;
+    struct vqueue *q = ring(c, s->index);
+    if (!q)
+        return fail(c, "SET_VRING_ENABLE: ring %u does not exist", s->index);
+    if (s->num > 1)
+        return fail(c, "SET_VRING_ENABLE: value %u is not 0 or 1", s->num);
+    q->enable = (int)s->num;
+    worker_poke_queue(q);
+    return 0;
+}
+
+static int h_get_queue_num(struct ctx *c)
+{
+    c->reply.u64 = c->d->max_qp;
+    c->reply_size = U64;
+    return 0;
+}
+
+static int h_net_set_mtu(struct ctx *c)
+{
+    uint64_t mtu = c->m->payload.u64;
+    if (mtu < 68 || mtu > FRAME_MAX - ETH_HLEN_MIN)
+        return fail(c, "NET_SET_MTU: %llu out of range 68..%u", (unsigned long long)mtu,
+                    FRAME_MAX - ETH_HLEN_MIN);
+    c->d->mtu = (uint32_t)mtu;
+    log_info("port %s: MTU %u", c->p->name, c->d->mtu);
+    return 0;
+}
+
+static int h_set_status(struct ctx *c)
+{
+    uint64_t s = c->m->payload.u64;
+    if (s > 0xff)
+        return fail(c, "SET_STATUS: 0x%llx is not a status byte", (unsigned long long)s);
+    c->d->status = (uint8_t)s;
+    return 0;
+}
+
+static int h_get_status(struct ctx *c)
+{
+    uint8_t s = c->d->status;
+    if (c->d->broken)
+        s |= VIRTIO_STATUS_NEEDS_RESET;
+    c->reply.u64 = s;
+    c->reply_size = U64;
+    return 0;
+}
+
+static int h_unsupported(struct ctx *c)
+{
+    return fail(c, "%s is not supported (not offered)", specs[c->m->hdr.request].name);
+}
+
+/* Sent after the write lock is dropped: switch delivery takes other
+ * devices' locks. */
+static void send_rarp(struct port *p, const uint8_t mac[6])
+{
+    static struct fwd_ctx ctx;   /* control thread only */
+    uint8_t f[60];
+    memset(f, 0, sizeof(f));
+    memset(f, 0xff, 6);
+    memcpy(f + 6, mac, 6);
+    f[12] = 0x80; f[13] = 0x35;                 /* RARP */
+    f[14] = 0; f[15] = 1;                       /* Ethernet */
+    f[16] = 0x08; f[17] = 0x00;                 /* IPv4 */
+    f[18] = 6; f[19] = 4;
+    f[20] = 0; f[21] = 3;                       /* reverse request */
+    memcpy(f + 22, mac, 6);
+    memcpy(f + 32, mac, 6);
+    struct iovec iov = { f, sizeof(f) };
+    struct frame fr = { .iov = &iov, .niov = 1, .skip = 0, .len = sizeof(f) };
+    memcpy(fr.eth, f, ETH_HLEN_MIN);
+    switch_forward(&ctx, p, 0, &fr);
+    switch_flush(&ctx);
+}
+
+typedef int (*handler_fn)(struct ctx *);
+static const handler_fn handlers[] = {
+    [VHOST_USER_GET_FEATURES] = h_get_features,
+    [VHOST_USER_SET_FEATURES] = h_set_features,
+    [VHOST_USER_SET_OWNER] = h_nothing,
+    [VHOST_USER_RESET_OWNER] = h_reset,
+    [VHOST_USER_SET_MEM_TABLE] = h_set_mem_table,
+    [VHOST_USER_SET_LOG_BASE] = h_unsupported,
+    [VHOST_USER_SET_LOG_FD] = h_unsupported,
+    [VHOST_USER_SET_VRING_NUM] = h_set_vring_num,
+    [VHOST_USER_SET_VRING_ADDR] = h_set_vring_addr,
+    [VHOST_USER_SET_VRING_BASE] = h_set_vring_base,
+    [VHOST_USER_GET_VRING_BASE] = h_get_vring_base,
+    [VHOST_USER_SET_VRING_KICK] = h_set_vring_kick,
+    [VHOST_USER_SET_VRING_CALL] = h_set_vring_call,
+    [VHOST_USER_SET_VRING_ERR] = h_set_vring_err,
+    [VHOST_USER_GET_PROTOCOL_FEATURES] = h_get_protocol_features,
+    [VHOST_USER_SET_PROTOCOL_FEATURES] = h_set_protocol_features,
+    [VHOST_USER_GET_QUEUE_NUM] = h_get_queue_num,
+    [VHOST_USER_SET_VRING_ENABLE] = h_set_vring_enable,
+    [VHOST_USER_SEND_RARP] = h_nothing,   /* acted on after unlocking */
+    [VHOST_USER_NET_SET_MTU] = h_net_set_mtu,
+    [VHOST_USER_SET_BACKEND_REQ_FD] = h_unsupported,
+    [VHOST_USER_RESET_DEVICE] = h_reset,
+    [VHOST_USER_GET_MAX_MEM_SLOTS] = h_get_max_mem_slots,
+    [VHOST_USER_ADD_MEM_REG] = h_add_mem_reg,
+    [VHOST_USER_REM_MEM_REG] = h_rem_mem_reg,
+    [VHOST_USER_SET_STATUS] = h_set_status,
+    [VHOST_USER_GET_STATUS] = h_get_status,
+};
+
+/* Checks size and fd count against the request's spec; returns NULL if
+ * fine, else why not. */
+static const char *check_framing(const struct msg_spec *s, const struct vhost_user_msg *m,
+                                 unsigned nfds, char *buf, size_t len)
+{
+    uint32_t size = m->hdr.size;
+    if (size < s->min_size || size > s->max_size) {
+        snprintf(buf, len, "%s with payload size %u (expected %u..%u)", s->name, size,
+                 s->min_size, s->max_size);
+        return buf;
+    }
+    unsigned want = 0;
+    switch (s->fds) {
+    case FDS_NONE: want = 0; break;
+    case FDS_ONE: want = 1; break;
+    case FDS_VRING: want = (m->payload.u64 & VHOST_USER_VRING_NOFD_MASK) ? 0 : 1; break;
+    case FDS_ZERO_OR_ONE: want = nfds > 1 ? 1 : nfds; break;
+    case FDS_MEM_TABLE: {
+        uint32_t n = m->payload.memory.nregions;
+        if (n == 0 || n > VHOST_MEMORY_BASELINE_NREGIONS ||
+            size < 8 + n * sizeof(struct vhost_user_mem_region)) {
+            snprintf(buf, len, "SET_MEM_TABLE with %u regions in %u bytes", n, size);
+            return buf;
+        }
+        want = n;
+        break;
+    }
+    }
+    if (nfds != want) {
+        snprintf(buf, len, "%s with %u file descriptors (expected %u)", s->name, nfds, want);
+        return buf;
+    }
+    return NULL;
+}
+
+/* Handles one complete message; returns -1 to close the connection. */
+static int dispatch(struct port *p, struct vu_conn *conn)
+{
+    struct vhost_user_msg *m = &conn->msg;
+    uint32_t req = m->hdr.request;
+    int need_reply = (m->hdr.flags & VHOST_USER_NEED_REPLY_MASK) != 0;
+    char why[256];
+    int rc = 0;
+
+    if ((m->hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION ||
+        (m->hdr.flags & VHOST_USER_REPLY_MASK)) {
+        log_error("port %s: message %u with bad flags 0x%x; closing", p->name, req,
+                  m->hdr.flags);
+        return -1;
+    }
+    if (req >= NSPECS || !specs[req].name) {
+        log_warn("port %s: unknown vhost-user request %u (size %u, %u fds) ignored%s", p->name,
+                 req, m->hdr.size, conn->nfds, need_reply ? ", failure reply sent" : "");
+        return need_reply ? send_u64(p, req, 1) : 0;
+    }
+    const struct msg_spec *s = &specs[req];
+    if (check_framing(s, m, conn->nfds, why, sizeof(why))) {
+        log_error("port %s: malformed %s; closing the connection", p->name, why);
+        return -1;
+    }
+    log_debug("port %s: %s", p->name, s->name);
+
+    struct ctx c;
+    memset(&c, 0, sizeof(c));
+    c.p = p;
+    c.d = &p->dev;
+    c.m = m;
+    c.fds = conn->fds;
+    c.nfds = conn->nfds;
+    pthread_rwlock_wrlock(&p->dev.lock);
+    rc = handlers[req](&c);
+    pthread_rwlock_unlock(&p->dev.lock);
+
+    if (rc == 0 && req == VHOST_USER_SEND_RARP) {
+        uint8_t mac[6];
+        memcpy(mac, &m->payload.u64, 6);
+        send_rarp(p, mac);
+    }
+    if (rc < 0)
+        log_error("port %s: %s", p->name, c.err);
+    if (s->replies) {
+        if (rc < 0)
+            return -1;
+        return send_msg(p, req, &c.reply, c.reply_size);
+    }
+    if (need_reply)
+        return send_u64(p, req, rc < 0 ? 1 : 0);
+    if (rc < 0)
+        log_error("port %s: frontend did not ask for an ack; closing the connection so it "
+                  "does not go on with a state we refused", p->name);
+    return rc;
+}
+
+/* Reads at most what the current message still needs, so the fds a
+ * message carries are never attributed to its neighbour. */
+static int read_piece(struct port *p, struct vu_conn *c)
+{
+    uint8_t *dst;
+    size_t want;
+    if (c->have < VHOST_USER_HDR_SIZE) {
+        dst = (uint8_t *)&c->msg.hdr + c->have;
+        want = VHOST_USER_HDR_SIZE - c->have;
+    } else {
+        uint32_t got = c->have - VHOST_USER_HDR_SIZE;
+        dst = (uint8_t *)&c->msg.payload + got;
+        want = c->msg.hdr.size - got;
+    }
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+        struct cmsghdr align;
+    } cm;
+    struct iovec iov = { dst, want };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                         .msg_controllen = sizeof(cm.buf) };
+    ssize_t r = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0)
+        return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+    int overflow = (mh.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh); cmsg; cmsg = CMSG_NXTHDR(&mh, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int fds[VHOST_USER_MAX_FDS];
+        if (n > VHOST_USER_MAX_FDS)
+            n = VHOST_USER_MAX_FDS;
+        memcpy(fds, CMSG_DATA(cmsg), n * sizeof(int));
+        for (size_t i = 0; i < n; i++) {
+            if (c->nfds < VHOST_USER_MAX_FDS)
+                c->fds[c->nfds++] = fds[i];
+            else {
+                close(fds[i]);
+                overflow = 1;
+            }
+        }
+    }
+    if (overflow) {
+        log_error("port %s: more than %u file descriptors on one message; closing", p->name,
+                  VHOST_USER_MAX_FDS);
+        return -1;
+    }
+    if (r == 0) {
+        if (c->have > 0)
+            log_warn("port %s: connection closed in the middle of a message", p->name);
+        errno = 0;
+        return -1;
+    }
+    c->have += (uint32_t)r;
+    return 1;
+}
+
+int vu_conn_readable(struct port *p)
+{
+    struct vu_conn *c = &p->conn;
+    /* Bounded: a frontend that floods us yields to other ports after a
+     * batch of messages. */
+    for (int budget = 64; budget > 0; budget--) {
+        int r = read_piece(p, c);
+        if (r <= 0)
+            return r;
+        if (c->have == VHOST_USER_HDR_SIZE && c->msg.hdr.size > VHOST_USER_PAYLOAD_MAX) {
+            log_error("port %s: message %u announces %u payload bytes (max %u); closing",
+                      p->name, c->msg.hdr.request, c->msg.hdr.size, VHOST_USER_PAYLOAD_MAX);
+            return -1;
+        }
+        if (c->have < VHOST_USER_HDR_SIZE || c->have < VHOST_USER_HDR_SIZE + c->msg.hdr.size)
+            continue;
+        int rc = dispatch(p, c);
+        close_conn_fds(c);
+        c->have = 0;
+        memset(&c->msg.hdr, 0, sizeof(c->msg.hdr));
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
