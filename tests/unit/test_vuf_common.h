@@ -1,0 +1,595 @@
+/*
+ * test_vuf_common.h - helpers for the vuf integration tests (header only,
+ * static functions; included by tests/unit/test_vuf_*.c).
+ *
+ * Owns: starting lwvhostd in a temp dir and stopping it, reading its /proc
+ * figures, connecting vuf frontends to its ports and moving test frames.
+ * Must not: touch daemon code or state other than through its sockets and
+ * signals.
+ *
+ * Protocol of a test binary: one line per check ("ok - ..." / "FAIL - ..."),
+ * exit 0 = pass, 1 = fail, 77 = skip.  The daemon is $LWVHOSTD or
+ * build/lwvhostd (run from the repo root); its stderr goes to DIR/daemon.log
+ * and is printed (prefixed "# ") when a check failed.
+ */
+#ifndef TEST_VUF_COMMON_H
+#define TEST_VUF_COMMON_H
+
+#define _GNU_SOURCE
+#include "vuf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int t_failed, t_passed;
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check(int ok, const char *fmt, ...)
+{
+    va_list ap;
+    printf("%s - ", ok ? "ok" : "FAIL");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    if (ok)
+        t_passed++;
+    else
+        t_failed++;
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+    printf("# ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+}
+
+static double t_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void msleep(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+}
+
+/* ------------------------------------------------------------------ */
+/* the daemon                                                          */
+
+static struct {
+    pid_t pid;
+    char dir[128];
+    char log[192];
+    int exited;       /* reaped */
+    int status;
+} D = { .pid = -1 };
+
+static const char *daemon_bin(void)
+{
+    const char *p = getenv("LWVHOSTD");
+    return p && *p ? p : "build/lwvhostd";
+}
+
+static void daemon_print_log(void)
+{
+    FILE *f = fopen(D.log, "r");
+    if (!f)
+        return;
+    char line[512];
+    long n = 0;
+    /* last 80 lines */
+    long total = 0;
+    while (fgets(line, sizeof line, f))
+        total++;
+    rewind(f);
+    while (fgets(line, sizeof line, f)) {
+        if (++n > total - 80)
+            printf("# daemon: %s", line);
+    }
+    fclose(f);
+    fflush(stdout);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char m[] = "FAIL - test timed out (alarm)\n";
+    if (write(1, m, sizeof m - 1) < 0) {
+        /* nothing to do */
+    }
+    if (D.pid > 0)
+        kill(D.pid, SIGKILL);
+    _exit(1);
+}
+
+/* Skip (exit 77) when the daemon binary is missing.  Arms a global timeout. */
+static void test_init(const char *name, unsigned timeout_s)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (access(daemon_bin(), X_OK) != 0) {
+        printf("skip - %s: %s not built\n", name, daemon_bin());
+        exit(77);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(timeout_s);
+    snprintf(D.dir, sizeof D.dir, "/tmp/lwvt-%s.XXXXXX", name);
+    if (!mkdtemp(D.dir)) {
+        printf("FAIL - mkdtemp: %s\n", strerror(errno));
+        exit(1);
+    }
+    snprintf(D.log, sizeof D.log, "%s/daemon.log", D.dir);
+}
+
+static void sock_path(char *buf, size_t n, const char *port)
+{
+    snprintf(buf, n, "%s/%s.sock", D.dir, port);
+}
+
+/* 1 if the daemon process exists and has not exited. */
+static int daemon_alive(void)
+{
+    if (D.pid <= 0 || D.exited)
+        return 0;
+    int st;
+    pid_t r = waitpid(D.pid, &st, WNOHANG);
+    if (r == D.pid) {
+        D.exited = 1;
+        D.status = st;
+        if (WIFSIGNALED(st))
+            note("daemon died of signal %d", WTERMSIG(st));
+        else
+            note("daemon exited with status %d", WEXITSTATUS(st));
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * Start the daemon.  ports: NULL-terminated specs "NAME[,opt=val...]"; each
+ * becomes --port NAME,path=DIR/NAME.sock[,opts].  extra: NULL-terminated
+ * extra arguments (may be NULL).  Waits until every socket exists.
+ */
+static int daemon_start(const char *const *ports, const char *const *extra)
+{
+    char *argv[64];
+    int argc = 0;
+    static char specs[16][256];
+    static char ctl[192];
+    unsigned np = 0;
+
+    argv[argc++] = (char *)daemon_bin();
+    for (; ports[np] && np < 16; np++) {
+        const char *comma = strchr(ports[np], ',');
+        size_t nl = comma ? (size_t)(comma - ports[np]) : strlen(ports[np]);
+        snprintf(specs[np], sizeof specs[np], "%.*s,path=%s/%.*s.sock%s",
+                 (int)nl, ports[np], D.dir, (int)nl, ports[np], comma ? comma : "");
+        argv[argc++] = (char *)"--port";
+        argv[argc++] = specs[np];
+    }
+    snprintf(ctl, sizeof ctl, "%s/ctl.sock", D.dir);
+    argv[argc++] = (char *)"--ctl";
+    argv[argc++] = ctl;
+    for (unsigned i = 0; extra && extra[i] && argc < 62; i++)
+        argv[argc++] = (char *)extra[i];
+    argv[argc] = NULL;
+
+    char cmd[1024] = "";
+    for (int i = 0; i < argc; i++) {
+        strncat(cmd, argv[i], sizeof cmd - strlen(cmd) - 2);
+        strncat(cmd, " ", sizeof cmd - strlen(cmd) - 1);
+    }
+    note("starting: %s", cmd);
+
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        int fd = open(D.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+            close(fd);
+        }
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0) {
+            dup2(nul, 0);
+            close(nul);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    D.pid = pid;
+    D.exited = 0;
+    double until = t_now() + 10;
+    for (;;) {
+        unsigned ok = 0;
+        for (unsigned i = 0; i < np; i++) {
+            char p[256], name[64];
+            const char *comma = strchr(ports[i], ',');
+            size_t nl = comma ? (size_t)(comma - ports[i]) : strlen(ports[i]);
+            snprintf(name, sizeof name, "%.*s", (int)nl, ports[i]);
+            sock_path(p, sizeof p, name);
+            struct stat st;
+            if (stat(p, &st) == 0 && S_ISSOCK(st.st_mode))
+                ok++;
+        }
+        if (ok == np)
+            return 0;
+        if (!daemon_alive() || t_now() > until)
+            return -1;
+        msleep(20);
+    }
+}
+
+/* SIGTERM, wait up to 5 s; returns 0 if it exited with status 0. */
+static int daemon_stop(void)
+{
+    if (D.pid <= 0)
+        return -1;
+    if (!D.exited) {
+        kill(D.pid, SIGTERM);
+        double until = t_now() + 5;
+        while (t_now() < until) {
+            int st;
+            if (waitpid(D.pid, &st, WNOHANG) == D.pid) {
+                D.exited = 1;
+                D.status = st;
+                break;
+            }
+            msleep(10);
+        }
+        if (!D.exited) {
+            kill(D.pid, SIGKILL);
+            waitpid(D.pid, &D.status, 0);
+            D.exited = 1;
+            note("daemon ignored SIGTERM for 5 s, killed");
+            return -1;
+        }
+    }
+    return WIFEXITED(D.status) && WEXITSTATUS(D.status) == 0 ? 0 : -1;
+}
+
+/* Stop the daemon, check a clean exit, print the log on failure, remove
+ * the temp dir, and return the exit code of the test. */
+static int test_finish(void)
+{
+    if (D.pid > 0) {
+        int was_alive = daemon_alive();
+        int r = daemon_stop();
+        if (was_alive)
+            check(r == 0, "daemon exits cleanly (status 0) on SIGTERM");
+    }
+    if (t_failed) {
+        daemon_print_log();
+        printf("# %d checks failed, %d passed; temp dir kept: %s\n", t_failed, t_passed, D.dir);
+        return 1;
+    }
+    DIR *d = opendir(D.dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char p[512];
+            snprintf(p, sizeof p, "%s/%s", D.dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+        rmdir(D.dir);
+    }
+    printf("# all %d checks passed\n", t_passed);
+    return 0;
+}
+
+/* ---- /proc figures of the daemon ---- */
+static long proc_fd_count(pid_t pid)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(p);
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static long proc_status_kb(pid_t pid, const char *key)
+{
+    char p[64], line[256];
+    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return -1;
+    long v = -1;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static long proc_maps_count(pid_t pid)
+{
+    char p[64], line[512];
+    snprintf(p, sizeof p, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return -1;
+    long n = 0;
+    while (fgets(line, sizeof line, f))
+        n++;
+    fclose(f);
+    return n;
+}
+
+/* CPU seconds (user+system) the daemon used so far. */
+static double proc_cpu_s(pid_t pid)
+{
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *s = strrchr(buf, ')');
+    if (!s)
+        return -1;
+    unsigned long ut = 0, st = 0;
+    /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime */
+    if (sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ------------------------------------------------------------------ */
+/* frontends                                                           */
+
+struct tport {
+    const char *name;
+    struct vuf *v;
+    uint8_t mac[6];
+    unsigned nq;
+};
+
+static const uint8_t MAC_BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+static void tport_default_opts(struct vuf_opts *o, const char *name)
+{
+    static char paths[8][256];
+    static unsigned k;
+    char *p = paths[k++ % 8];
+    sock_path(p, 256, name);
+    memset(o, 0, sizeof *o);
+    o->path = p;
+    o->timeout_ms = 3000;
+}
+
+/* Connect frontend `name` (MAC 02:00:00:00:00:id) with opts (NULL: default). */
+static int tport_connect(struct tport *t, const char *name, uint8_t id, const struct vuf_opts *opts)
+{
+    struct vuf_opts o;
+    if (opts) {
+        o = *opts;
+    } else {
+        tport_default_opts(&o, name);
+    }
+    char path[256];
+    if (!o.path) {
+        sock_path(path, sizeof path, name);
+        o.path = path;
+    }
+    memset(t, 0, sizeof *t);
+    t->name = name;
+    t->mac[0] = 0x02;
+    t->mac[5] = id;
+    t->nq = o.queue_pairs ? o.queue_pairs : 1;
+    int r = vuf_connect(&t->v, &o);
+    if (r)
+        note("connect %s: %s (%s)", name, strerror(-r), vuf_last_error(NULL));
+    return r;
+}
+
+static void tport_close(struct tport *t)
+{
+    if (t->v)
+        vuf_close(t->v);
+    t->v = NULL;
+}
+
+/* Receive and discard everything pending; returns frames dropped. */
+static unsigned tport_drain(struct tport *t)
+{
+    static uint8_t buf[65536];
+    unsigned n = 0;
+    for (unsigned q = 0; q < t->nq; q++)
+        while (vuf_recv(t->v, q, buf, sizeof buf) >= 0)
+            n++;
+    for (unsigned q = 0; q < t->nq; q++)
+        vuf_tx_reclaim(t->v, q);
+    return n;
+}
+
+struct xres {
+    unsigned sent, received, bad, reordered, foreign;
+    unsigned per_rxq[VUF_MAX_QP];
+    int err;
+};
+
+static uint32_t next_flow = 1;
+
+/*
+ * Send n frames of `size` bytes from src (on TX queues txq0, txq0+1, ...
+ * round-robin over ntxq queues) to dst_mac, and receive them at dst (all
+ * its RX queues).  Keeps at most `window` frames in flight.  Frames of other
+ * flows are counted as foreign; frames that fail the pattern as bad.
+ * Order is checked per TX queue.  Returns 0 when all n arrived intact and
+ * in order.
+ */
+static int xfer_ex(struct tport *src, unsigned txq0, unsigned ntxq, struct tport *dst,
+                   const uint8_t dst_mac[6], unsigned n, unsigned size, int timeout_ms,
+                   struct xres *res)
+{
+    static uint8_t frame[65536], buf[65536];
+    uint32_t flow0 = next_flow;
+    uint32_t expect[VUF_MAX_QP] = { 0 };
+    unsigned window = 64;
+    next_flow += ntxq;
+    memset(res, 0, sizeof *res);
+    double deadline = t_now() + timeout_ms / 1000.0;
+
+    while (t_now() < deadline && res->received < n) {
+        int progress = 0;
+        while (res->sent < n && res->sent - res->received < window) {
+            unsigned k = res->sent % ntxq;
+            vuf_frame_fill(frame, size, dst_mac, src->mac, res->sent / ntxq, flow0 + k);
+            int r = vuf_tx_enqueue(src->v, txq0 + k, frame, size, NULL);
+            if (r == -EAGAIN)
+                break;
+            if (r) {
+                res->err = r;
+                note("send on %s: %s (%s)", src->name, strerror(-r), vuf_last_error(src->v));
+                return -1;
+            }
+            res->sent++;
+            progress = 1;
+        }
+        for (unsigned k = 0; k < ntxq; k++) {
+            vuf_tx_flush(src->v, txq0 + k);
+            vuf_tx_reclaim(src->v, txq0 + k);
+        }
+        for (unsigned q = 0; q < dst->nq; q++) {
+            for (;;) {
+                int len = vuf_recv(dst->v, q, buf, sizeof buf);
+                if (len == -EAGAIN)
+                    break;
+                if (len < 0) {
+                    res->err = len;
+                    note("recv on %s: %s (%s)", dst->name, strerror(-len),
+                         vuf_last_error(dst->v));
+                    return -1;
+                }
+                progress = 1;
+                uint32_t seq, flow;
+                if (vuf_frame_check(buf, (size_t)len, &seq, &flow)) {
+                    /* a frame of ours with the wrong length/pattern is bad;
+                     * anything else (e.g. not our ethertype) is foreign */
+                    if (len >= (int)VUF_FRAME_MIN && !memcmp(buf + 14, "VUF1", 4) &&
+                        !memcmp(buf + 6, src->mac, 6))
+                        res->bad++;
+                    else
+                        res->foreign++;
+                    continue;
+                }
+                if (flow < flow0 || flow >= flow0 + ntxq) {
+                    res->foreign++;
+                    continue;
+                }
+                if (memcmp(buf, dst_mac, 6) || memcmp(buf + 6, src->mac, 6)) {
+                    res->bad++;
+                    continue;
+                }
+                unsigned k = flow - flow0;
+                if (seq != expect[k])
+                    res->reordered++;
+                expect[k] = seq + 1;
+                res->received++;
+                res->per_rxq[q]++;
+            }
+        }
+        if (!progress && res->received < n) {
+            int left = (int)((deadline - t_now()) * 1000);
+            if (left > 20)
+                left = 20;
+            if (left > 0)
+                vuf_wait(dst->v, left);
+        }
+    }
+    for (unsigned k = 0; k < ntxq; k++)
+        vuf_tx_reclaim(src->v, txq0 + k);
+    return (res->received == n && !res->bad && !res->reordered) ? 0 : -1;
+}
+
+static int xfer(struct tport *src, struct tport *dst, const uint8_t dst_mac[6],
+                unsigned n, unsigned size, struct xres *res)
+{
+    return xfer_ex(src, 0, 1, dst, dst_mac, n, size, 3000, res);
+}
+
+/* Broadcast one frame from each port (so a learning switch knows every
+ * MAC); waits until every other port saw each broadcast, up to 3 s.
+ * Returns 0 if all broadcasts were seen everywhere. */
+static int learn_all(struct tport **ports, unsigned np)
+{
+    int all = 0;
+    for (unsigned i = 0; i < np; i++) {
+        struct xres r;
+        /* n=1 broadcast; every other port must see it */
+        for (unsigned j = 0; j < np; j++) {
+            if (j == i)
+                continue;
+            if (xfer_ex(ports[i], 0, 1, ports[j], MAC_BCAST, 1, 64, 3000, &r) != 0) {
+                note("broadcast %s -> %s: received %u", ports[i]->name, ports[j]->name,
+                     r.received);
+                all = -1;
+            }
+            /* the next j sees a new flow: resend */
+        }
+    }
+    msleep(20);
+    for (unsigned i = 0; i < np; i++)
+        tport_drain(ports[i]);
+    return all;
+}
+
+/* Both ways, n frames each of size bytes: 0 if all intact and in order. */
+static int pair_ok(struct tport *a, struct tport *b, unsigned n, unsigned size)
+{
+    struct xres r1, r2;
+    int x = xfer(a, b, b->mac, n, size, &r1);
+    int y = xfer(b, a, a->mac, n, size, &r2);
+    if (x || y)
+        note("%s->%s %u/%u bad %u reord %u; %s->%s %u/%u bad %u reord %u",
+             a->name, b->name, r1.received, n, r1.bad, r1.reordered,
+             b->name, a->name, r2.received, n, r2.bad, r2.reordered);
+    return x || y ? -1 : 0;
+}
+
+#endif
