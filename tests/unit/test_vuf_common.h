@@ -32,10 +32,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define TV_UNUSED __attribute__((unused))
+
 static int t_failed, t_passed;
 
-static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(int ok, const char *fmt, ...)
+static TV_UNUSED void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static TV_UNUSED void check(int ok, const char *fmt, ...)
 {
     va_list ap;
     printf("%s - ", ok ? "ok" : "FAIL");
@@ -50,8 +52,8 @@ static void check(int ok, const char *fmt, ...)
         t_failed++;
 }
 
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...)
+static TV_UNUSED void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static TV_UNUSED void note(const char *fmt, ...)
 {
     va_list ap;
     printf("# ");
@@ -62,14 +64,14 @@ static void note(const char *fmt, ...)
     fflush(stdout);
 }
 
-static double t_now(void)
+static TV_UNUSED double t_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void msleep(int ms)
+static TV_UNUSED void msleep(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) && errno == EINTR)
@@ -93,7 +95,7 @@ static const char *daemon_bin(void)
     return p && *p ? p : "build/lwvhostd";
 }
 
-static void daemon_print_log(void)
+static TV_UNUSED void daemon_print_log(void)
 {
     FILE *f = fopen(D.log, "r");
     if (!f)
@@ -113,7 +115,7 @@ static void daemon_print_log(void)
     fflush(stdout);
 }
 
-static void on_alarm(int sig)
+static TV_UNUSED void on_alarm(int sig)
 {
     (void)sig;
     static const char m[] = "FAIL - test timed out (alarm)\n";
@@ -126,7 +128,7 @@ static void on_alarm(int sig)
 }
 
 /* Skip (exit 77) when the daemon binary is missing.  Arms a global timeout. */
-static void test_init(const char *name, unsigned timeout_s)
+static TV_UNUSED void test_init(const char *name, unsigned timeout_s)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -147,13 +149,13 @@ static void test_init(const char *name, unsigned timeout_s)
     snprintf(D.log, sizeof D.log, "%s/daemon.log", D.dir);
 }
 
-static void sock_path(char *buf, size_t n, const char *port)
+static TV_UNUSED void sock_path(char *buf, size_t n, const char *port)
 {
     snprintf(buf, n, "%s/%s.sock", D.dir, port);
 }
 
 /* 1 if the daemon process exists and has not exited. */
-static int daemon_alive(void)
+static TV_UNUSED int daemon_alive(void)
 {
     if (D.pid <= 0 || D.exited)
         return 0;
@@ -176,7 +178,7 @@ static int daemon_alive(void)
  * becomes --port NAME,path=DIR/NAME.sock[,opts].  extra: NULL-terminated
  * extra arguments (may be NULL).  Waits until every socket exists.
  */
-static int daemon_start(const char *const *ports, const char *const *extra)
+static TV_UNUSED int daemon_start(const char *const *ports, const char *const *extra)
 {
     char *argv[64];
     int argc = 0;
@@ -249,7 +251,7 @@ static int daemon_start(const char *const *ports, const char *const *extra)
 }
 
 /* SIGTERM, wait up to 5 s; returns 0 if it exited with status 0. */
-static int daemon_stop(void)
+static TV_UNUSED int daemon_stop(void)
 {
     if (D.pid <= 0)
         return -1;
@@ -278,7 +280,7 @@ static int daemon_stop(void)
 
 /* Stop the daemon, check a clean exit, print the log on failure, remove
  * the temp dir, and return the exit code of the test. */
-static int test_finish(void)
+static TV_UNUSED int test_finish(void)
 {
     if (D.pid > 0) {
         int was_alive = daemon_alive();
@@ -309,7 +311,7 @@ static int test_finish(void)
 }
 
 /* ---- /proc figures of the daemon ---- */
-static long proc_fd_count(pid_t pid)
+static TV_UNUSED long proc_fd_count(pid_t pid)
 {
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/fd", (int)pid);
@@ -325,7 +327,7 @@ static long proc_fd_count(pid_t pid)
     return n;
 }
 
-static long proc_status_kb(pid_t pid, const char *key)
+static TV_UNUSED long proc_status_kb(pid_t pid, const char *key)
 {
     char p[64], line[256];
     snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
@@ -343,7 +345,7 @@ static long proc_status_kb(pid_t pid, const char *key)
     return v;
 }
 
-static long proc_maps_count(pid_t pid)
+static TV_UNUSED long proc_maps_count(pid_t pid)
 {
     char p[64], line[512];
     snprintf(p, sizeof p, "/proc/%d/maps", (int)pid);
@@ -358,7 +360,7 @@ static long proc_maps_count(pid_t pid)
 }
 
 /* CPU seconds (user+system) the daemon used so far. */
-static double proc_cpu_s(pid_t pid)
+static TV_UNUSED double proc_cpu_s(pid_t pid)
 {
     char p[64], buf[1024];
     snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
@@ -391,7 +393,7 @@ struct tport {
 
 static const uint8_t MAC_BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-static void tport_default_opts(struct vuf_opts *o, const char *name)
+static TV_UNUSED void tport_default_opts(struct vuf_opts *o, const char *name)
 {
     static char paths[8][256];
     static unsigned k;
@@ -403,7 +405,7 @@ static void tport_default_opts(struct vuf_opts *o, const char *name)
 }
 
 /* Connect frontend `name` (MAC 02:00:00:00:00:id) with opts (NULL: default). */
-static int tport_connect(struct tport *t, const char *name, uint8_t id, const struct vuf_opts *opts)
+static TV_UNUSED int tport_connect(struct tport *t, const char *name, uint8_t id, const struct vuf_opts *opts)
 {
     struct vuf_opts o;
     if (opts) {
@@ -427,7 +429,7 @@ static int tport_connect(struct tport *t, const char *name, uint8_t id, const st
     return r;
 }
 
-static void tport_close(struct tport *t)
+static TV_UNUSED void tport_close(struct tport *t)
 {
     if (t->v)
         vuf_close(t->v);
@@ -435,7 +437,7 @@ static void tport_close(struct tport *t)
 }
 
 /* Receive and discard everything pending; returns frames dropped. */
-static unsigned tport_drain(struct tport *t)
+static TV_UNUSED unsigned tport_drain(struct tport *t)
 {
     static uint8_t buf[65536];
     unsigned n = 0;
@@ -463,7 +465,7 @@ static uint32_t next_flow = 1;
  * Order is checked per TX queue.  Returns 0 when all n arrived intact and
  * in order.
  */
-static int xfer_ex(struct tport *src, unsigned txq0, unsigned ntxq, struct tport *dst,
+static TV_UNUSED int xfer_ex(struct tport *src, unsigned txq0, unsigned ntxq, struct tport *dst,
                    const uint8_t dst_mac[6], unsigned n, unsigned size, int timeout_ms,
                    struct xres *res)
 {
@@ -547,7 +549,7 @@ static int xfer_ex(struct tport *src, unsigned txq0, unsigned ntxq, struct tport
     return (res->received == n && !res->bad && !res->reordered) ? 0 : -1;
 }
 
-static int xfer(struct tport *src, struct tport *dst, const uint8_t dst_mac[6],
+static TV_UNUSED int xfer(struct tport *src, struct tport *dst, const uint8_t dst_mac[6],
                 unsigned n, unsigned size, struct xres *res)
 {
     return xfer_ex(src, 0, 1, dst, dst_mac, n, size, 3000, res);
@@ -556,7 +558,7 @@ static int xfer(struct tport *src, struct tport *dst, const uint8_t dst_mac[6],
 /* Broadcast one frame from each port (so a learning switch knows every
  * MAC); waits until every other port saw each broadcast, up to 3 s.
  * Returns 0 if all broadcasts were seen everywhere. */
-static int learn_all(struct tport **ports, unsigned np)
+static TV_UNUSED int learn_all(struct tport **ports, unsigned np)
 {
     int all = 0;
     for (unsigned i = 0; i < np; i++) {
@@ -580,7 +582,7 @@ static int learn_all(struct tport **ports, unsigned np)
 }
 
 /* Both ways, n frames each of size bytes: 0 if all intact and in order. */
-static int pair_ok(struct tport *a, struct tport *b, unsigned n, unsigned size)
+static TV_UNUSED int pair_ok(struct tport *a, struct tport *b, unsigned n, unsigned size)
 {
     struct xres r1, r2;
     int x = xfer(a, b, b->mac, n, size, &r1);
