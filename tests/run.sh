@@ -5,6 +5,7 @@
 # anything else (fail). Prints one line per test and a final tally.
 #   BUILD=dir        where the binaries are (default build)
 #   TESTS="a b"      run only tests whose name contains one of the words
+#   LWV_SKIP="a b"   skip tests whose name contains one of the words
 #   LWV_NO_INTEGRATION=1   unit tests only
 set -u
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ BENCHMARKS="dpdk_compare"
 
 pass=0 fail=0 skip=0 failed=()
 selected() {
+    for w in ${LWV_SKIP:-}; do case "$1" in *"$w"*) return 1 ;; esac; done
     [ -z "${TESTS:-}" ] && return 0
     for w in $TESTS; do case "$1" in *"$w"*) return 0 ;; esac; done
     return 1

@@ -308,7 +308,7 @@ int daemon_main(int argc, char **argv)
     log_level = cfg.log_level;
     int rc = 1;
     switch_init();
-    if (loop_init() < 0 || setup_signals() < 0) {
+    if (loop_init() < 0 || setup_signals() < 0 || mem_guard_install() < 0) {
         log_error("cannot set up the event loop: %s", strerror(errno));
         return 1;
     }

@@ -22,6 +22,7 @@ void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
     pthread_rwlockattr_destroy(&attr);
     d->port = p;
     d->max_qp = max_qp;
+    d->mem.fault_flag = &d->broken;
     for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
         struct vqueue *q = &d->q[i];
         q->dev = d;

@@ -4,6 +4,8 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -73,13 +75,95 @@ int mem_region_map(struct mem_region *out, const struct vhost_user_mem_region *d
     out->map_base = p;
     out->map_len = (size_t)map_len;
     out->host = (uint8_t *)p + (d->mmap_offset - map_off);
+    out->page = (size_t)align;
     return 0;
+}
+
+/* ---- SIGBUS guard ------------------------------------------------------
+ * A lock-free registry of mapped guest memory, readable from a signal
+ * handler: a slot is live while its base is non-zero. */
+#define GUARD_SLOTS 4096
+
+struct guard_slot {
+    uintptr_t base;
+    size_t len;
+    size_t page;
+    bool *flag;
+};
+
+static struct guard_slot guard[GUARD_SLOTS];
+
+static void guard_register(const struct mem_region *r, bool *flag)
+{
+    for (unsigned i = 0; i < GUARD_SLOTS; i++) {
+        uintptr_t expect = 0;
+        if (__atomic_load_n(&guard[i].base, __ATOMIC_RELAXED) != 0)
+            continue;
+        /* Claim with a sentinel, fill, then publish the real base. */
+        if (!__atomic_compare_exchange_n(&guard[i].base, &expect, (uintptr_t)1, false,
+                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            continue;
+        guard[i].len = r->map_len;
+        guard[i].page = r->page;
+        guard[i].flag = flag;
+        __atomic_store_n(&guard[i].base, (uintptr_t)r->map_base, __ATOMIC_RELEASE);
+        return;
+    }
+}
+
+static void guard_unregister(const struct mem_region *r)
+{
+    for (unsigned i = 0; i < GUARD_SLOTS; i++)
+        if (__atomic_load_n(&guard[i].base, __ATOMIC_ACQUIRE) == (uintptr_t)r->map_base) {
+            __atomic_store_n(&guard[i].base, 0, __ATOMIC_RELEASE);
+            return;
+        }
+}
+
+static void say(const char *s)
+{
+    ssize_t unused = write(2, s, strlen(s));
+    (void)unused;
+}
+
+static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    for (unsigned i = 0; i < GUARD_SLOTS; i++) {
+        uintptr_t base = __atomic_load_n(&guard[i].base, __ATOMIC_ACQUIRE);
+        if (base <= 1 || a < base || a - base >= guard[i].len)
+            continue;
+        uintptr_t page = a & ~(uintptr_t)(guard[i].page - 1);
+        void *p = mmap((void *)page, guard[i].page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (p == MAP_FAILED)
+            break;
+        if (guard[i].flag)
+            __atomic_store_n(guard[i].flag, true, __ATOMIC_RELAXED);
+        say("lwvhostd error: guest memory vanished under us (the frontend shrank its memory "
+            "file); that device is stopped\n");
+        return;
+    }
+    /* Not guest memory: a real bug.  Die with the default action. */
+    signal(SIGBUS, SIG_DFL);
+}
+
+int mem_guard_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = sigbus_handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGBUS, &sa, NULL);
 }
 
 void mem_region_unmap(struct mem_region *r)
 {
-    if (r->map_base)
+    if (r->map_base) {
+        guard_unregister(r);
         munmap(r->map_base, r->map_len);
+    }
     memset(r, 0, sizeof(*r));
 }
 
@@ -103,6 +187,7 @@ int mem_overlaps(const struct guest_mem *m, const struct mem_region *r)
 void mem_add(struct guest_mem *m, const struct mem_region *r)
 {
     m->r[m->n++] = *r;
+    guard_register(r, m->fault_flag);
 }
 
 int mem_remove(struct guest_mem *m, const struct vhost_user_mem_region *d)

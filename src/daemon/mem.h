@@ -11,6 +11,7 @@
 #define LWV_MEM_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -26,11 +27,13 @@ struct mem_region {
     uint8_t *host;      /* host address of gpa */
     void *map_base;     /* what mmap returned */
     size_t map_len;
+    size_t page;        /* the mapping's page size (hugetlbfs: huge page) */
 };
 
 struct guest_mem {
     unsigned n;
     struct mem_region r[MEM_MAX_REGIONS];
+    bool *fault_flag;   /* set if this memory faults (see mem_guard_install) */
 };
 
 /* Validates desc (non-empty, no wrap) and the fd (a regular file large
@@ -39,6 +42,13 @@ struct guest_mem {
 int mem_region_map(struct mem_region *out, const struct vhost_user_mem_region *desc, int fd,
                    char *err, size_t errlen);
 void mem_region_unmap(struct mem_region *r);
+
+/* A frontend can shrink the file behind guest memory after we mapped it;
+ * touching the lost pages then raises SIGBUS.  The guard catches SIGBUS
+ * for addresses inside any guest memory added with mem_add, puts a zero
+ * page in place so the access completes harmlessly, sets that memory's
+ * fault_flag and logs.  Faults anywhere else keep their default action. */
+int mem_guard_install(void);
 
 /* True if r overlaps any region of m in GPA or UVA space. */
 int mem_overlaps(const struct guest_mem *m, const struct mem_region *r);

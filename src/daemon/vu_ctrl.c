@@ -293,6 +293,7 @@ static int h_set_mem_table(struct ctx *c)
     /* Size and fd count were checked against nregions already. */
     struct guest_mem fresh;
     memset(&fresh, 0, sizeof(fresh));
+    fresh.fault_flag = c->d->mem.fault_flag;
     for (unsigned i = 0; i < mt->nregions; i++) {
         if (map_into(c, &fresh, &mt->regions[i], c->fds[i]) < 0) {
             mem_clear(&fresh);
