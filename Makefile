@@ -23,6 +23,8 @@ TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 PROGS := $(BUILD)/lwvhostd $(BUILD)/lwvhostctl
 
 .PHONY: all test check asan install clean demo
+# Keep the objects of test and tool binaries (pattern-rule intermediates).
+.SECONDARY:
 all: $(PROGS) $(TEST_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c
@@ -52,6 +54,9 @@ check: test
 
 asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" test
+
+demo: all
+	BUILD=$(BUILD) scripts/demo.sh
 
 install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin
