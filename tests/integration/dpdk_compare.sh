@@ -80,7 +80,13 @@ cpu_ticks() {
     echo $(( f[11] + f[12] ))   # fields 14 and 15 of the full line
 }
 
-# measure BACKEND ROUND: sets RESULT to "BACKEND ROUND PPS0 PPS1 CPU%".
+# busy_ticks: clock ticks all CPUs spent busy (user..steal, not idle/iowait).
+busy_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# measure BACKEND ROUND: sets RESULT to "BACKEND ROUND PPS0 PPS1 CPU% OTHER%",
+# OTHER% being what everything but the backend and the frontend used (noise).
 # (Not run in a subshell, so the EXIT trap knows every process it started.)
 measure() {
     local kind=$1 round=$2
@@ -102,21 +108,24 @@ measure() {
     dpdk_cmd fe start
     sleep "$WARMUP"
     dpdk_port_stats fe >/dev/null          # testpmd's pps window starts here
-    local c0 c1
-    c0=$(cpu_ticks "$bepid")
+    local fepid=${_DPDK_PID[fe]}
+    local c0 c1 f0 f1 a0 a1
+    a0=$(busy_ticks); c0=$(cpu_ticks "$bepid"); f0=$(cpu_ticks "$fepid")
     sleep "$SECS"
     local stats
     stats=$(dpdk_port_stats fe)
-    c1=$(cpu_ticks "$bepid")
+    a1=$(busy_ticks); c1=$(cpu_ticks "$bepid"); f1=$(cpu_ticks "$fepid")
     be_alive || log "$kind died during the measurement"
     dpdk_stop fe
     be_stop || log "$kind did not stop cleanly"
     local p0 p1
     p0=$(awk '$1 == 0 { print $4 }' <<<"$stats")
     p1=$(awk '$1 == 1 { print $4 }' <<<"$stats")
-    local cpu
+    local cpu other
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v s="$SECS" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
-    RESULT="$kind $round ${p0:-0} ${p1:-0} $cpu"
+    other=$(awk -v t=$((a1 - a0 - (c1 - c0) - (f1 - f0))) -v hz="$CLK_TCK" -v s="$SECS" \
+                'BEGIN { if (t < 0) t = 0; printf "%.0f", 100 * t / hz / s }')
+    RESULT="$kind $round ${p0:-0} ${p1:-0} $cpu $other"
 }
 
 results=()
@@ -134,23 +143,25 @@ done
 
 echo
 echo "64-byte frames, one testpmd (2x net_virtio_user, flowgen) on CPU 1; backend on CPU 0"
-printf '%-10s %5s %12s %12s %12s %12s\n' backend round "rx pps p0" "rx pps p1" "rx pps total" "backend CPU%"
+printf '%-10s %5s %12s %12s %12s %12s %10s\n' backend round "rx pps p0" "rx pps p1" "rx pps total" \
+    "backend CPU%" "other CPU%"
 for line in "${results[@]}"; do
-    read -r b r p0 p1 cpu <<<"$line"
-    printf '%-10s %5s %12d %12d %12d %12s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu"
+    read -r b r p0 p1 cpu other <<<"$line"
+    printf '%-10s %5s %12d %12d %12d %12s %10s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu" "$other"
 done
 echo
-printf '%-10s %5s %12s %12s %12s %12s\n' backend mean "rx pps p0" "rx pps p1" "rx pps total" "backend CPU%"
+printf '%-10s %5s %12s %12s %12s %12s %10s\n' backend mean "rx pps p0" "rx pps p1" "rx pps total" \
+    "backend CPU%" "other CPU%"
 printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" '
-    { n[$1]++; p0[$1] += $3; p1[$1] += $4; cpu[$1] += $5
+    { n[$1]++; p0[$1] += $3; p1[$1] += $4; cpu[$1] += $5; oth[$1] += $6
       t = $3 + $4; if (!($1 in lo) || t < lo[$1]) lo[$1] = t; if (t > hi[$1]) hi[$1] = t }
     END {
         k = split(order, b, " ")
         for (i = 1; i <= k; i++) {
             x = b[i]; if (!n[x]) continue
             tot[x] = (p0[x] + p1[x]) / n[x]
-            printf "%-10s %5s %12d %12d %12d %12.0f   (total min %d, max %d)\n", x, "all",
-                p0[x] / n[x], p1[x] / n[x], tot[x], cpu[x] / n[x], lo[x], hi[x]
+            printf "%-10s %5s %12d %12d %12d %12.0f %10.0f   (total min %d, max %d)\n", x, "all",
+                p0[x] / n[x], p1[x] / n[x], tot[x], cpu[x] / n[x], oth[x] / n[x], lo[x], hi[x]
         }
         if (n["lwvhostd"] && n["dpdk"] && tot["dpdk"] > 0)
             printf "\nratio lwvhostd / dpdk (total rx pps): %.2f\n", tot["lwvhostd"] / tot["dpdk"]
