@@ -125,7 +125,7 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
         const char *v = eq + 1;
         if (strcmp(kv, "path") == 0) {
             if (!*v || strlen(v) >= sizeof(p->path))
-                return fail(err, len, "--port %s: socket path empty or longer than %zu", name,
+                return fail(err, len, "--port %s: socket path empty or too long (max %zu)", name,
                             sizeof(p->path) - 1);
             strcpy(p->path, v);
         } else if (strcmp(kv, "queues") == 0) {

@@ -1,0 +1,95 @@
+/*
+ * test_config.c - option and config-file parsing: valid forms, and the
+ * clear refusals a user gets for bad ones.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "check.h"
+#include "config.h"
+#include "log.h"
+
+static struct config c;
+static char err[512];
+
+static int args(const char *a0, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, a0);
+    argv[argc++] = (char *)"lwvhostd";
+    for (const char *a = a0; a && argc < 31; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    config_defaults(&c);
+    err[0] = 0;
+    return config_parse_args(&c, argc, argv, err, sizeof(err));
+}
+
+static void expect_error(int rc, const char *needle, const char *what)
+{
+    CHECK(rc == CONFIG_ERROR && strstr(err, needle), "%s: error mentioning '%s' (rc %d, '%s')",
+          what, needle, rc, err);
+}
+
+int main(void)
+{
+    CHECK(args("--port", "vm1,path=/tmp/a.sock,queues=4,client=on,mac=52:54:00:12:34:56",
+               "--tap", "lwv0", "--workers", "3", "--ctl", "/tmp/c", NULL) == CONFIG_OK,
+          "full valid command line: %s", err);
+    CHECK(c.nports == 2 && c.ports[0].queues == 4 && c.ports[0].client && c.ports[0].mac_set &&
+          c.ports[0].mac[5] == 0x56 && c.ports[1].type == PORT_TAP && c.workers == 3,
+          "values parsed");
+    expect_error(args(NULL), "no ports", "no ports");
+    expect_error(args("--port", "vm1", NULL), "path=SOCK is required", "port without path");
+    expect_error(args("--port", "vm1,path=/a,queues=0", NULL), "queues=0", "zero queues");
+    expect_error(args("--port", "vm1,path=/a,queues=17", NULL), "queues=17", "too many queues");
+    expect_error(args("--port", "vm1,path=/a,queues=2x", NULL), "queues=2x", "junk number");
+    expect_error(args("--port", "vm1,path=/a,speed=9", NULL), "unknown key 'speed'", "bad key");
+    expect_error(args("--port", "vm1,path=/a,mac=01:00:5e:00:00:01", NULL), "unicast",
+                 "multicast MAC");
+    expect_error(args("--port", "vm1,path=/a,mac=52:54:00:00:00", NULL), "mac=", "short MAC");
+    expect_error(args("--port", "bad name,path=/a", NULL), "bad name", "space in name");
+    expect_error(args("--port", "a,path=/x", "--port", "a,path=/y", NULL), "two ports",
+                 "duplicate name");
+    expect_error(args("--port", "a,path=/x", "--port", "b,path=/x", NULL), "same socket",
+                 "duplicate path");
+    expect_error(args("--port", "a,path=/x", "--workers", "0", NULL), "--workers", "0 workers");
+    expect_error(args("--port", "a,path=/x", "--bogus", NULL), "unknown option", "bad option");
+    expect_error(args("--port", NULL), "needs a value", "missing value");
+    expect_error(args("--port", "a,path=/x", "--log-level", "loud", NULL), "log-level",
+                 "bad level");
+    expect_error(args("--tap", "this-name-is-far-too-long-for-ifnamsiz", NULL), "--tap", "long tap");
+    char longpath[300];
+    memset(longpath, 'x', sizeof(longpath));
+    memcpy(longpath, "a,path=", 7);
+    longpath[sizeof(longpath) - 1] = 0;
+    expect_error(args("--port", longpath, NULL), "too long", "socket path too long");
+
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "# two ports\nport vm1,path=/tmp/1\n\n  tap lwv1  # host\n"
+                            "workers 2\nlog-level debug\n", err, sizeof(err)) == 0,
+          "config text: %s", err);
+    CHECK(c.nports == 2 && c.workers == 2 && c.log_level == LOG_DEBUG, "config text values");
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "port vm1,path=/a\nworkers\n", err, sizeof(err)) < 0 &&
+          strstr(err, "config:2"), "error names the line: %s", err);
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "port a,path=/a extra\n", err, sizeof(err)) < 0,
+          "trailing junk refused");
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "config /nonexistent/file\n", err, sizeof(err)) < 0 &&
+          strstr(err, "cannot read"), "missing include: %s", err);
+    /* Many ports: the table limit is enforced, not overrun. */
+    config_defaults(&c);
+    int rc = 0;
+    char spec[64];
+    for (int i = 0; i < LWV_MAX_PORTS + 2 && rc == 0; i++) {
+        snprintf(spec, sizeof(spec), "p%d,path=/tmp/p%d", i, i);
+        rc = config_add_port(&c, spec, err, sizeof(err));
+    }
+    CHECK(rc < 0 && c.nports == LWV_MAX_PORTS && strstr(err, "too many"), "port limit: %s", err);
+    return check_done("test_config");
+}
