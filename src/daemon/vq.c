@@ -112,8 +112,8 @@ static const char *add_buffer(struct vq_elem *e, const struct guest_mem *mem,
 }
 
 static const char *walk_indirect(struct vq_elem *e, const struct guest_mem *mem,
-                                 const struct virtq_desc *table_desc, bool allow_out,
-                                 bool allow_in)
+                                 const struct virtq_desc *table_desc, uint32_t ring_num,
+                                 bool allow_out, bool allow_in)
 {
     if (table_desc->flags & VIRTQ_DESC_F_NEXT)
         return "indirect descriptor also has NEXT set";
@@ -122,8 +122,10 @@ static const char *walk_indirect(struct vq_elem *e, const struct guest_mem *mem,
     if (table_desc->addr & 15)
         return "indirect table misaligned";
     uint32_t count = table_desc->len / (uint32_t)sizeof(struct virtq_desc);
-    if (count > VIRTQ_MAX_SIZE)
-        return "indirect table larger than the largest ring";
+    /* A chain may not be longer than the queue size (virtio 1.2 2.7.5.3.1),
+     * and that includes the descriptors of an indirect table. */
+    if (count > ring_num)
+        return "indirect table longer than the ring";
     const struct virtq_desc *table = mem_gpa_to_host(mem, table_desc->addr, table_desc->len);
     if (!table)
         return "indirect table outside guest memory or across regions";
@@ -183,7 +185,7 @@ enum vq_pop_result vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_
                 err = "indirect descriptor inside a chain";
                 break;
             }
-            err = walk_indirect(e, mem, &d, allow_out, allow_in);
+            err = walk_indirect(e, mem, &d, vq->num, allow_out, allow_in);
             break;
         }
         err = add_buffer(e, mem, &d, allow_out, allow_in);
