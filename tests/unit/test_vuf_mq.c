@@ -11,7 +11,8 @@ int main(void)
 {
     test_init("mq", 120);
     const char *ports[] = { "a,queues=2", "b,queues=2", "c,queues=2", NULL };
-    if (daemon_start(ports, NULL)) {
+    const char *extra[] = { "--workers", "2", NULL };
+    if (daemon_start(ports, extra)) {
         check(0, "daemon starts with three queues=2 ports");
         return test_finish();
     }

@@ -400,7 +400,8 @@ int main(void)
 {
     test_init("ring_hostile", 300);
     const char *ports[] = { "a", "b", "h", NULL };
-    if (daemon_start(ports, NULL)) {
+    const char *extra[] = { "--workers", "2", NULL };
+    if (daemon_start(ports, extra)) {
         check(0, "daemon starts");
         return test_finish();
     }
