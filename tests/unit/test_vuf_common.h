@@ -8,8 +8,9 @@
  * signals.
  *
  * Protocol of a test binary: one line per check ("ok - ..." / "FAIL - ..."),
- * exit 0 = pass, 1 = fail, 77 = skip.  The daemon is $LWVHOSTD or
- * build/lwvhostd (run from the repo root); its stderr goes to DIR/daemon.log
+ * exit 0 = pass, 1 = fail, 77 = skip.  The daemon is $LWVHOSTD, else
+ * $BUILD/lwvhostd, else build/lwvhostd (run from the repo root); its
+ * stderr goes to DIR/daemon.log
  * and is printed (prefixed "# ") when a check failed.
  */
 #ifndef TEST_VUF_COMMON_H
@@ -89,10 +90,17 @@ static struct {
     int status;
 } D = { .pid = -1 };
 
+/* $LWVHOSTD, else $BUILD/lwvhostd (tests/run.sh exports BUILD), else
+ * build/lwvhostd. */
 static const char *daemon_bin(void)
 {
+    static char path[512];
     const char *p = getenv("LWVHOSTD");
-    return p && *p ? p : "build/lwvhostd";
+    if (p && *p)
+        return p;
+    const char *b = getenv("BUILD");
+    snprintf(path, sizeof path, "%s/lwvhostd", b && *b ? b : "build");
+    return path;
 }
 
 static TV_UNUSED void daemon_print_log(void)
@@ -176,7 +184,8 @@ static TV_UNUSED int daemon_alive(void)
 /*
  * Start the daemon.  ports: NULL-terminated specs "NAME[,opt=val...]"; each
  * becomes --port NAME,path=DIR/NAME.sock[,opts].  extra: NULL-terminated
- * extra arguments (may be NULL).  Waits until every socket exists.
+ * extra arguments (may be NULL).  Waits until every socket exists (except
+ * for client=on ports, where the test listens).
  */
 static TV_UNUSED int daemon_start(const char *const *ports, const char *const *extra)
 {
@@ -239,7 +248,9 @@ static TV_UNUSED int daemon_start(const char *const *ports, const char *const *e
             snprintf(name, sizeof name, "%.*s", (int)nl, ports[i]);
             sock_path(p, sizeof p, name);
             struct stat st;
-            if (stat(p, &st) == 0 && S_ISSOCK(st.st_mode))
+            if (strstr(ports[i], "client=on"))
+                ok++;   /* the daemon connects to us: nothing to wait for */
+            else if (stat(p, &st) == 0 && S_ISSOCK(st.st_mode))
                 ok++;
         }
         if (ok == np)
