@@ -6,7 +6,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread -MMD -MP
-CPPFLAGS += -Isrc/common -Isrc/daemon -Isrc/frontend
+CPPFLAGS += -Isrc/common -Isrc/daemon -Isrc/frontend -Isrc/bench
 LDLIBS  += -pthread
 
 DAEMON_SRC := $(filter-out src/daemon/main.c,$(wildcard src/daemon/*.c))
@@ -20,7 +20,10 @@ TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-PROGS := $(BUILD)/lwvhostd $(BUILD)/lwvhostctl
+BENCH_SRC  := $(wildcard src/bench/*.c)
+BENCH_OBJ  := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+
+PROGS := $(BUILD)/lwvhostd $(BUILD)/lwvhostctl $(if $(BENCH_SRC),$(BUILD)/lwvhost-bench)
 
 .PHONY: all test check asan install clean demo
 # Keep the objects of test and tool binaries (pattern-rule intermediates).
@@ -40,6 +43,8 @@ $(BUILD)/lwvhostd: $(BUILD)/src/daemon/main.o $(BUILD)/libdaemon.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/lwvhostctl: $(BUILD)/src/ctl/lwvhostctl.o
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/lwvhost-bench: $(BENCH_OBJ) $(BUILD)/libvuf.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lm
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPER_OBJ) $(BUILD)/libvuf.a $(BUILD)/libdaemon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
