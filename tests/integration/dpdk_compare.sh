@@ -15,7 +15,10 @@
 #
 # Usage: tests/integration/dpdk_compare.sh [ROUNDS [SECONDS]]   (default 3 10)
 # Env: BUILD (default build); LWVT_BACKENDS (default "lwvhostd dpdk");
-#      LWVT_WARMUP seconds (default 2); LWVHOSTD_ARGS extra daemon arguments.
+#      LWVT_WARMUP seconds (default 2); LWVHOSTD_ARGS extra daemon arguments;
+#      LWVT_QUIET_WAIT: before each window wait up to this many seconds
+#      (default 120) for other processes to go quiet.  The "other CPU%" column
+#      shows how quiet the machine really was; trust only rows where it is low.
 # Needs (Debian 12): dpdk-dev (dpdk-testpmd, with the virtio and vhost PMDs); root.
 set -u
 
@@ -128,6 +131,21 @@ measure() {
     RESULT="$kind $round ${p0:-0} ${p1:-0} $cpu $other"
 }
 
+# wait_quiet: wait (up to LWVT_QUIET_WAIT seconds, default 120) until other
+# processes use less than 10% of a CPU over 2 s; nothing of ours runs then.
+wait_quiet() {
+    local limit=${LWVT_QUIET_WAIT:-120} waited=0 a b
+    while (( waited < limit )); do
+        a=$(busy_ticks); sleep 2; b=$(busy_ticks)
+        waited=$((waited + 2))
+        if (( (b - a) * 100 < 10 * 2 * CLK_TCK )); then
+            (( waited > 2 )) && log "waited ${waited}s for the machine to be quiet"
+            return 0
+        fi
+    done
+    log "machine still busy after ${limit}s; measuring anyway"
+}
+
 results=()
 for (( r = 1; r <= ROUNDS; r++ )); do
     order=("${BACKENDS[@]}")
@@ -135,6 +153,7 @@ for (( r = 1; r <= ROUNDS; r++ )); do
         order=("${BACKENDS[1]}" "${BACKENDS[0]}")
     fi
     for b in "${order[@]}"; do
+        wait_quiet
         log "round $r/$ROUNDS: $b, ${WARMUP}s warm-up + ${SECS}s"
         measure "$b" "$r" || fail "measurement failed ($b, round $r); LWV_KEEP=1 keeps the logs"
         results+=("$RESULT")
@@ -166,3 +185,7 @@ printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" '
         if (n["lwvhostd"] && n["dpdk"] && tot["dpdk"] > 0)
             printf "\nratio lwvhostd / dpdk (total rx pps): %.2f\n", tot["lwvhostd"] / tot["dpdk"]
     }'
+noisy=$(printf '%s\n' "${results[@]}" | awk '$6 > 15 { n++ } END { print n + 0 }')
+if (( noisy > 0 )); then
+    echo "warning: in $noisy window(s) other processes used more than 15% CPU: the machine was not quiet"
+fi
