@@ -175,8 +175,9 @@ int  vuf_write_raw(struct vuf *v, const void *bytes, size_t len,
 /* Read one message.  0, -ETIMEDOUT, -ECONNRESET (EOF), -EPROTO (bad
  * header/size).  fds received with it are closed. */
 int  vuf_msg_recv(struct vuf *v, struct vhost_user_msg *m, int timeout_ms);
-/* Send with NEED_REPLY and read the reply to this request (skipping stale
- * replies to other requests).  For a REPLY_ACK, *ack gets the u64. */
+/* Send with NEED_REPLY and read the reply to this request into *reply
+ * (stale replies to other requests are skipped).  A REPLY_ACK is a reply
+ * with an 8-byte payload: reply->payload.u64, 0 = success. */
 int  vuf_request(struct vuf *v, uint32_t request, const void *payload, uint32_t size,
                  const int *fds, unsigned nfds, struct vhost_user_msg *reply);
 /* 1 if the backend closed the socket (EOF) within timeout_ms, 0 if not. */
