@@ -31,6 +31,8 @@ void config_defaults(struct config *c)
     memset(c, 0, sizeof(*c));
     c->workers = 1;
     c->log_level = LOG_INFO;
+    c->policy.mode = POLICY_NOTIFY;
+    c->idle_us = POLICY_DEFAULT_IDLE_US;
 }
 
 void config_usage(FILE *out)
@@ -41,15 +43,25 @@ void config_usage(FILE *out)
 "interfaces joined by a learning L2 switch.\n"
 "\n"
 "Ports:\n"
-"  --port NAME,path=SOCK[,queues=N][,client=on][,mac=MAC]\n"
+"  --port NAME,path=SOCK[,queues=N][,client=on][,mac=MAC][,policy=P]\n"
 "                 a vhost-user port. lwvhostd listens on SOCK (QEMU connects with\n"
 "                 -chardev socket,path=SOCK); with client=on it connects to a\n"
 "                 frontend listening on SOCK (QEMU: server=on) and reconnects with\n"
 "                 backoff when it goes away. queues=N: up to N queue pairs (1-%d,\n"
 "                 default 1). mac=MAC: the guest's MAC, known to the switch before\n"
-"                 the guest sends anything.\n"
+"                 the guest sends anything. policy=P: this port's policy.\n"
 "  --tap IFNAME   a host tap port (created if absent, left down: bring it up with\n"
 "                 'ip link set IFNAME up')\n"
+"Policies (when a worker serves a queue and when it sleeps):\n"
+"  --policy P     default for every port (default notify), changeable at run\n"
+"                 time with 'lwvhostctl policy PORT|all P':\n"
+"                 notify          kick-driven, like vhost-net\n"
+"                 poll            busy polling, like DPDK: lowest latency, a core\n"
+"                 interval:USEC   passes every USEC with guest kicks off and one\n"
+"                                 interrupt per pass; back to kicks when idle\n"
+"                 adaptive[:USEC] picks notify, interval or poll from the measured\n"
+"                                 load within a latency budget (default 50)\n"
+"  --idle-us N    idle time before an interval queue returns to kicks (1000)\n"
 "Daemon:\n"
 "  --ctl PATH     control socket for lwvhostctl (mode 0600)\n"
 "  --workers N    worker threads serving queues (1-64, default 1)\n"
@@ -76,7 +88,7 @@ static int valid_name(const char *s)
     return 1;
 }
 
-static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+static int parse_uint(const char *s, unsigned lo, unsigned hi, uint32_t *out)
 {
     char *end;
     errno = 0;
@@ -139,12 +151,17 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
                 p->client = false;
             else
                 return fail(err, len, "--port %s: client=%s is not on or off", name, v);
+        } else if (strcmp(kv, "policy") == 0) {
+            char perr[160];
+            if (policy_parse(v, &p->policy, perr, sizeof(perr)) < 0)
+                return fail(err, len, "--port %s: %s", name, perr);
+            p->policy_set = true;
         } else if (strcmp(kv, "mac") == 0) {
             if (mac_parse(v, p->mac) < 0 || (p->mac[0] & 1))
                 return fail(err, len, "--port %s: mac=%s is not a unicast MAC address", name, v);
             p->mac_set = true;
         } else {
-            return fail(err, len, "--port %s: unknown key '%s' (path, queues, client, mac)",
+            return fail(err, len, "--port %s: unknown key '%s' (path, queues, client, mac, policy)",
                         name, kv);
         }
     }
@@ -250,6 +267,17 @@ static int set_option(struct config *c, const char *key, const char *val, char *
         c->log_level = l;
         return 0;
     }
+    if (strcmp(key, "policy") == 0) {
+        char perr[160];
+        if (policy_parse(val, &c->policy, perr, sizeof(perr)) < 0)
+            return fail(err, len, "--policy: %s", perr);
+        return 0;
+    }
+    if (strcmp(key, "idle-us") == 0) {
+        if (parse_uint(val, 1, POLICY_MAX_ARG_US, &c->idle_us) < 0)
+            return fail(err, len, "--idle-us %s is not 1..%d", val, POLICY_MAX_ARG_US);
+        return 0;
+    }
     if (strcmp(key, "config") == 0)
         return read_file(c, val, err, len, depth);
     return fail(err, len, "unknown option '%s'", key);
@@ -292,13 +320,15 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
         { "workers", required_argument, NULL, 'w' },
         { "log-level", required_argument, NULL, 'l' },
         { "config", required_argument, NULL, 'f' },
+        { "policy", required_argument, NULL, 'P' },
+        { "idle-us", required_argument, NULL, 'I' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     static const char *const keys[128] = {
         ['p'] = "port", ['t'] = "tap", ['c'] = "ctl", ['w'] = "workers",
-        ['l'] = "log-level", ['f'] = "config",
+        ['l'] = "log-level", ['f'] = "config", ['P'] = "policy", ['I'] = "idle-us",
     };
     optind = 1;
     opterr = 0;

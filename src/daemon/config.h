@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "policy.h"
 #include "port.h"
 
 struct port_cfg {
@@ -23,6 +24,8 @@ struct port_cfg {
     unsigned queues;
     uint8_t mac[6];
     bool mac_set;
+    bool policy_set;
+    struct policy policy;
 };
 
 struct config {
@@ -31,6 +34,8 @@ struct config {
     char ctl_path[108];
     unsigned workers;
     int log_level;
+    struct policy policy;      /* default for ports without their own */
+    uint32_t idle_us;
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
@@ -40,7 +45,7 @@ void config_defaults(struct config *c);
  * printed. On error, err holds a one-line reason. */
 enum config_result config_parse_args(struct config *c, int argc, char **argv, char *err,
                                      size_t errlen);
-/* One "--port" value: NAME,path=SOCK[,queues=N][,client=on|off][,mac=MAC] */
+/* One "--port" value: NAME,path=SOCK[,queues=N][,client=on|off][,mac=MAC][,policy=P] */
 int config_add_port(struct config *c, const char *spec, char *err, size_t errlen);
 int config_add_tap(struct config *c, const char *ifname, char *err, size_t errlen);
 /* Parses config text: one "key value" per line, keys as the long options. */

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,8 @@
 #include "port.h"
 #include "switch.h"
 #include "vu_ctrl.h"
+#include "policy.h"
+#include "trace_fmt.h"
 #include "worker.h"
 
 #define CTL_LINE_MAX 1024
@@ -180,26 +184,184 @@ static void json_queue(struct sbuf *b, const struct vdev *d, unsigned i)
     const struct q_stats *st = &q->st;
     sb_printf(b, "%s{\"index\":%u,\"dir\":\"%s\",\"state\":\"%s\",\"packets\":%llu,"
               "\"bytes\":%llu,\"drops_full\":%llu,\"drops_invalid\":%llu,"
-              "\"drops_nodest\":%llu,\"kicks\":%llu,\"calls\":%llu,\"passes\":%llu}",
+              "\"drops_nodest\":%llu,\"kicks\":%llu,\"calls\":%llu,\"passes\":%llu,"
+              "\"notify_enables\":%llu,\"notify_disables\":%llu,\"batch_hist\":[",
               i ? "," : "", i, i % 2 ? "tx" : "rx", queue_state(d, q),
               (unsigned long long)stat_get(&st->packets), (unsigned long long)stat_get(&st->bytes),
               (unsigned long long)stat_get(&st->drops_full),
               (unsigned long long)stat_get(&st->drops_invalid),
               (unsigned long long)stat_get(&st->drops_nodest),
               (unsigned long long)stat_get(&st->kicks), (unsigned long long)stat_get(&st->calls),
-              (unsigned long long)stat_get(&st->passes));
+              (unsigned long long)stat_get(&st->passes),
+              (unsigned long long)stat_get(&q->vq.notify_enables),
+              (unsigned long long)stat_get(&q->vq.notify_disables));
+    for (unsigned k = 0; k < BATCH_BUCKETS; k++)
+        sb_printf(b, "%s%llu", k ? "," : "", (unsigned long long)stat_get(&st->batch[k]));
+    sb_printf(b, "]}");
 }
 
-static void render_stats(struct sbuf *b, bool json)
+/* ---- worker threads, as pidstat -t would see them ---------------------- */
+
+struct wsample {
+    int tid;
+    uint64_t utime_ticks, stime_ticks, vcsw, nvcsw;
+    struct worker_stats st;
+};
+
+/* Reads utime/stime (clock ticks) from /proc/self/task/TID/stat and the
+ * context switch counts from .../status. */
+static void read_task(int tid, struct wsample *w)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        /* Fields after the command name, which may hold spaces: ") S ppid ..." */
+        char *rp = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (rp && sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                         &st) == 2) {
+            w->utime_ticks = ut;
+            w->stime_ticks = st;
+        }
+    }
+    snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+    f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(buf, sizeof(buf), f)) {
+        unsigned long long v;
+        if (sscanf(buf, "voluntary_ctxt_switches: %llu", &v) == 1)
+            w->vcsw = v;
+        else if (sscanf(buf, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+            w->nvcsw = v;
+    }
+    fclose(f);
+}
+
+static void sample_worker(unsigned i, struct wsample *w)
+{
+    memset(w, 0, sizeof(*w));
+    struct worker *wk = worker_get(i);
+    w->tid = worker_tid(wk);
+    worker_get_stats(wk, &w->st);
+    if (w->tid > 0)
+        read_task(w->tid, w);
+}
+
+static double ticks_to_s(uint64_t t)
+{
+    static long hz;
+    if (!hz)
+        hz = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100;
+    return (double)t / (double)hz;
+}
+
+/* Baseline for "stats delta": one shared previous sample. */
+static struct wsample prev_ws[64];
+static uint64_t prev_ns;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void render_workers(struct sbuf *b, bool json, bool delta)
+{
+    unsigned n = workers_count();
+    uint64_t now = mono_ns();
+    double dt = prev_ns ? (double)(now - prev_ns) / 1e9 : 0;
+    if (json)
+        sb_printf(b, "\"workers\":[");
+    else if (delta)
+        sb_printf(b, "\n%-7s %-8s %7s %7s %7s %9s %9s %10s %9s %9s %9s %-9s\n", "WORKER", "TID",
+                  "%usr", "%system", "%CPU", "cswch/s", "nvcswch/s", "frames/s", "wakes/s",
+                  "ticks/s", "overslp", "adaptive");
+    else
+        sb_printf(b, "\n%-7s %-8s %10s %10s %12s %12s %12s %12s %10s %9s %-9s\n", "WORKER", "TID",
+                  "CPU-s", "SLEEP-s", "WAKEUPS", "KICK-WAKES", "TICKS", "FRAMES", "OVERSLP",
+                  "WAKECOST", "adaptive");
+    for (unsigned i = 0; i < n; i++) {
+        struct wsample w;
+        sample_worker(i, &w);
+        const struct worker_stats *st = &w.st;
+        char ad[32];
+        snprintf(ad, sizeof(ad), "%s", eff_name((enum eff_mode)st->adaptive_eff));
+        if (st->adaptive_eff == EFF_INTERVAL)
+            snprintf(ad, sizeof(ad), "int:%lluus", (unsigned long long)(st->adaptive_interval_ns / 1000));
+        double avg_late = st->timer_wakeups ? (double)st->oversleep_ns / (double)st->timer_wakeups / 1000 : 0;
+        if (json) {
+            sb_printf(b, "%s{\"id\":%u,\"tid\":%d,\"cpu_ns\":%llu,\"cpu_user_ns\":%llu,"
+                      "\"cpu_sys_ns\":%llu,\"ctx_voluntary\":%llu,\"ctx_involuntary\":%llu,"
+                      "\"wakeups\":%llu,\"kick_wakeups\":%llu,\"timer_wakeups\":%llu,"
+                      "\"passes\":%llu,\"empty_passes\":%llu,\"frames\":%llu,\"sleep_ns\":%llu,"
+                      "\"oversleep_ns\":%llu,\"oversleep_max_ns\":%llu,\"wake_cost_ns\":%llu,"
+                      "\"calib_oversleep_ns\":%llu,\"adaptive_mode\":\"%s\","
+                      "\"adaptive_interval_ns\":%llu,\"adaptive_rate\":%llu,"
+                      "\"adaptive_decisions\":%llu}",
+                      i ? "," : "", i, w.tid, (unsigned long long)st->cpu_ns,
+                      (unsigned long long)(ticks_to_s(w.utime_ticks) * 1e9),
+                      (unsigned long long)(ticks_to_s(w.stime_ticks) * 1e9),
+                      (unsigned long long)w.vcsw, (unsigned long long)w.nvcsw,
+                      (unsigned long long)st->wakeups, (unsigned long long)st->kick_wakeups,
+                      (unsigned long long)st->timer_wakeups, (unsigned long long)st->passes,
+                      (unsigned long long)st->empty_passes, (unsigned long long)st->frames,
+                      (unsigned long long)st->sleep_ns, (unsigned long long)st->oversleep_ns,
+                      (unsigned long long)st->oversleep_max_ns,
+                      (unsigned long long)st->wake_cost_ns,
+                      (unsigned long long)st->calib_oversleep_ns,
+                      eff_name((enum eff_mode)st->adaptive_eff),
+                      (unsigned long long)st->adaptive_interval_ns,
+                      (unsigned long long)st->adaptive_rate,
+                      (unsigned long long)st->adaptive_decisions);
+        } else if (delta) {
+            const struct wsample *p = i < 64 ? &prev_ws[i] : &w;
+            double usr = dt ? (ticks_to_s(w.utime_ticks - p->utime_ticks)) / dt * 100 : 0;
+            double sys = dt ? (ticks_to_s(w.stime_ticks - p->stime_ticks)) / dt * 100 : 0;
+            double cpu = dt ? (double)(st->cpu_ns - p->st.cpu_ns) / 1e9 / dt * 100 : 0;
+            double rate = dt ? 1 / dt : 0;
+            uint64_t dticks = st->timer_wakeups - p->st.timer_wakeups;
+            double late = dticks ? (double)(st->oversleep_ns - p->st.oversleep_ns) / (double)dticks / 1000 : 0;
+            sb_printf(b, "%-7u %-8d %7.2f %7.2f %7.2f %9.1f %9.1f %10.0f %9.0f %9.0f %7.1fus %-9s\n",
+                      i, w.tid, usr, sys, cpu, (double)(w.vcsw - p->vcsw) * rate,
+                      (double)(w.nvcsw - p->nvcsw) * rate,
+                      (double)(st->frames - p->st.frames) * rate,
+                      (double)(st->wakeups - p->st.wakeups) * rate, (double)dticks * rate, late,
+                      ad);
+        } else {
+            sb_printf(b, "%-7u %-8d %10.3f %10.3f %12llu %12llu %12llu %12llu %8.1fus %7lluns %-9s\n",
+                      i, w.tid, (double)st->cpu_ns / 1e9, (double)st->sleep_ns / 1e9,
+                      (unsigned long long)st->wakeups, (unsigned long long)st->kick_wakeups,
+                      (unsigned long long)st->timer_wakeups, (unsigned long long)st->frames,
+                      avg_late, (unsigned long long)st->wake_cost_ns, ad);
+        }
+        if (delta && i < 64)
+            prev_ws[i] = w;
+    }
+    if (delta)
+        prev_ns = now;
+    if (json)
+        sb_printf(b, "]");
+}
+
+static void render_stats(struct sbuf *b, bool json, bool delta)
 {
     if (json)
         sb_printf(b, "{\"ports\":[");
     else
-        sb_printf(b, "%-16s %-3s %-8s %12s %14s %9s %12s %14s %9s %10s %10s\n", "PORT", "QP",
-                  "STATE", "RX-PKTS", "RX-BYTES", "RX-DROP", "TX-PKTS", "TX-BYTES", "TX-DROP",
-                  "KICKS", "CALLS");
+        sb_printf(b, "%-16s %-3s %-8s %-13s %12s %14s %9s %12s %14s %9s %10s %10s\n", "PORT", "QP",
+                  "STATE", "POLICY", "RX-PKTS", "RX-BYTES", "RX-DROP", "TX-PKTS", "TX-BYTES",
+                  "TX-DROP", "KICKS", "CALLS");
     for (unsigned i = 0; i < ports.n; i++) {
         const struct port *p = ports.p[i];
+        char pol[32];
+        struct policy pp = policy_unpack(__atomic_load_n(&p->policy, __ATOMIC_RELAXED));
+        policy_str(&pp, pol, sizeof(pol));
         if (p->type == PORT_TAP) {
             const struct tap_stats *t = &p->tap;
             /* For the tap, "rx" is what the switch delivered to the host
@@ -215,8 +377,8 @@ static void render_stats(struct sbuf *b, bool json)
                           (unsigned long long)stat_get(&t->rx_bytes),
                           (unsigned long long)stat_get(&t->rx_drops));
             else
-                sb_printf(b, "%-16s %-3s %-8s %12llu %14llu %9llu %12llu %14llu %9llu %10s %10s\n",
-                          p->name, "-", "up", (unsigned long long)stat_get(&t->tx_packets),
+                sb_printf(b, "%-16s %-3s %-8s %-13s %12llu %14llu %9llu %12llu %14llu %9llu %10s %10s\n",
+                          p->name, "-", "up", "-", (unsigned long long)stat_get(&t->tx_packets),
                           (unsigned long long)stat_get(&t->tx_bytes),
                           (unsigned long long)stat_get(&t->tx_drops),
                           (unsigned long long)stat_get(&t->rx_packets),
@@ -233,8 +395,8 @@ static void render_stats(struct sbuf *b, bool json)
             tot.tx_packets += s.tx_packets; tot.tx_bytes += s.tx_bytes; tot.tx_drops += s.tx_drops;
             tot.kicks += s.kicks; tot.calls += s.calls;
             if (!json)
-                sb_printf(b, "%-16s %-3u %-8s %12llu %14llu %9llu %12llu %14llu %9llu %10llu %10llu\n",
-                          p->name, qp, queue_state(d, &d->q[2 * qp + 1]),
+                sb_printf(b, "%-16s %-3u %-8s %-13s %12llu %14llu %9llu %12llu %14llu %9llu %10llu %10llu\n",
+                          p->name, qp, queue_state(d, &d->q[2 * qp + 1]), pol,
                           (unsigned long long)s.rx_packets, (unsigned long long)s.rx_bytes,
                           (unsigned long long)s.rx_drops, (unsigned long long)s.tx_packets,
                           (unsigned long long)s.tx_bytes, (unsigned long long)s.tx_drops,
@@ -242,10 +404,10 @@ static void render_stats(struct sbuf *b, bool json)
         }
         if (!json)
             continue;
-        sb_printf(b, "%s{\"name\":\"%s\",\"type\":\"vhost\",\"state\":\"%s\",\"rx_packets\":%llu,"
-                  "\"rx_bytes\":%llu,\"rx_drops\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,"
-                  "\"tx_drops\":%llu,\"kicks\":%llu,\"calls\":%llu,\"queues\":[",
-                  i ? "," : "", p->name, port_state(p), (unsigned long long)tot.rx_packets,
+        sb_printf(b, "%s{\"name\":\"%s\",\"type\":\"vhost\",\"state\":\"%s\",\"policy\":\"%s\","
+                  "\"rx_packets\":%llu,\"rx_bytes\":%llu,\"rx_drops\":%llu,\"tx_packets\":%llu,"
+                  "\"tx_bytes\":%llu,\"tx_drops\":%llu,\"kicks\":%llu,\"calls\":%llu,\"queues\":[",
+                  i ? "," : "", p->name, port_state(p), pol, (unsigned long long)tot.rx_packets,
                   (unsigned long long)tot.rx_bytes, (unsigned long long)tot.rx_drops,
                   (unsigned long long)tot.tx_packets, (unsigned long long)tot.tx_bytes,
                   (unsigned long long)tot.tx_drops, (unsigned long long)tot.kicks,
@@ -255,42 +417,228 @@ static void render_stats(struct sbuf *b, bool json)
         sb_printf(b, "]}");
     }
     if (json)
-        sb_printf(b, "],\"workers\":[");
-    else
-        sb_printf(b, "\n%-8s %-8s %12s %12s %12s %12s %12s\n", "WORKER", "TID", "WAKEUPS",
-                  "KICK-WAKES", "PASSES", "EMPTY", "FRAMES");
-    for (unsigned i = 0; i < workers_count(); i++) {
-        struct worker_stats ws;
-        struct worker *w = worker_get(i);
-        worker_get_stats(w, &ws);
-        if (json)
-            sb_printf(b, "%s{\"id\":%u,\"tid\":%d,\"wakeups\":%llu,\"kick_wakeups\":%llu,"
-                      "\"passes\":%llu,\"empty_passes\":%llu,\"frames\":%llu}", i ? "," : "", i,
-                      worker_tid(w), (unsigned long long)ws.wakeups,
-                      (unsigned long long)ws.kick_wakeups, (unsigned long long)ws.passes,
-                      (unsigned long long)ws.empty_passes, (unsigned long long)ws.frames);
-        else
-            sb_printf(b, "%-8u %-8d %12llu %12llu %12llu %12llu %12llu\n", i, worker_tid(w),
-                      (unsigned long long)ws.wakeups, (unsigned long long)ws.kick_wakeups,
-                      (unsigned long long)ws.passes, (unsigned long long)ws.empty_passes,
-                      (unsigned long long)ws.frames);
-    }
+        sb_printf(b, "],");
+    render_workers(b, json, delta);
     if (json)
-        sb_printf(b, "]}\n");
+        sb_printf(b, "}\n");
+}
+
+/* Prometheus text exposition format (version 0.0.4). */
+static void prom_head(struct sbuf *b, const char *name, const char *type, const char *help)
+{
+    sb_printf(b, "# HELP lwvhost_%s %s\n# TYPE lwvhost_%s %s\n", name, help, name, type);
+}
+
+static void render_prometheus(struct sbuf *b)
+{
+    static const struct { const char *name, *help; size_t off; } qc[] = {
+        { "queue_packets_total", "Frames moved by the queue (rx: to the guest, tx: from it)",
+          offsetof(struct q_stats, packets) },
+        { "queue_bytes_total", "Bytes moved by the queue", offsetof(struct q_stats, bytes) },
+        { "queue_drops_full_total", "Frames dropped: no guest buffer",
+          offsetof(struct q_stats, drops_full) },
+        { "queue_drops_invalid_total", "Frames dropped: malformed",
+          offsetof(struct q_stats, drops_invalid) },
+        { "queue_drops_nodest_total", "Frames dropped: destination not ready",
+          offsetof(struct q_stats, drops_nodest) },
+        { "queue_kicks_total", "Guest kicks received", offsetof(struct q_stats, kicks) },
+        { "queue_calls_total", "Interrupts sent to the guest", offsetof(struct q_stats, calls) },
+        { "queue_passes_total", "Service passes", offsetof(struct q_stats, passes) },
+    };
+    for (size_t k = 0; k < sizeof(qc) / sizeof(qc[0]); k++) {
+        prom_head(b, qc[k].name, "counter", qc[k].help);
+        for (unsigned i = 0; i < ports.n; i++) {
+            const struct port *p = ports.p[i];
+            if (p->type != PORT_VHOST)
+                continue;
+            for (unsigned q = 0; q < 2 * p->dev.max_qp; q++) {
+                const uint64_t *v = (const uint64_t *)((const char *)&p->dev.q[q].st + qc[k].off);
+                sb_printf(b, "lwvhost_%s{port=\"%s\",queue=\"%u\",dir=\"%s\"} %llu\n", qc[k].name,
+                          p->name, q, q % 2 ? "tx" : "rx", (unsigned long long)stat_get(v));
+            }
+        }
+    }
+    prom_head(b, "port_connected", "gauge", "1 if a frontend is attached");
+    for (unsigned i = 0; i < ports.n; i++)
+        if (ports.p[i]->type == PORT_VHOST)
+            sb_printf(b, "lwvhost_port_connected{port=\"%s\"} %d\n", ports.p[i]->name,
+                      ports.p[i]->dev.connected);
+    unsigned n = workers_count();
+    struct wsample w[64];
+    for (unsigned i = 0; i < n && i < 64; i++)
+        sample_worker(i, &w[i]);
+    prom_head(b, "worker_cpu_seconds_total", "counter", "Worker thread CPU time");
+    for (unsigned i = 0; i < n && i < 64; i++)
+        sb_printf(b, "lwvhost_worker_cpu_seconds_total{worker=\"%u\",mode=\"user\"} %.3f\n"
+                  "lwvhost_worker_cpu_seconds_total{worker=\"%u\",mode=\"system\"} %.3f\n",
+                  i, ticks_to_s(w[i].utime_ticks), i, ticks_to_s(w[i].stime_ticks));
+    prom_head(b, "worker_context_switches_total", "counter", "Worker context switches");
+    for (unsigned i = 0; i < n && i < 64; i++)
+        sb_printf(b, "lwvhost_worker_context_switches_total{worker=\"%u\",kind=\"voluntary\"} %llu\n"
+                  "lwvhost_worker_context_switches_total{worker=\"%u\",kind=\"involuntary\"} %llu\n",
+                  i, (unsigned long long)w[i].vcsw, i, (unsigned long long)w[i].nvcsw);
+    prom_head(b, "worker_wakeups_total", "counter", "Worker wake-ups by cause");
+    for (unsigned i = 0; i < n && i < 64; i++)
+        sb_printf(b, "lwvhost_worker_wakeups_total{worker=\"%u\",cause=\"kick\"} %llu\n"
+                  "lwvhost_worker_wakeups_total{worker=\"%u\",cause=\"timer\"} %llu\n",
+                  i, (unsigned long long)w[i].st.kick_wakeups, i,
+                  (unsigned long long)w[i].st.timer_wakeups);
+    prom_head(b, "worker_frames_total", "counter", "Frames handled by the worker");
+    for (unsigned i = 0; i < n && i < 64; i++)
+        sb_printf(b, "lwvhost_worker_frames_total{worker=\"%u\"} %llu\n", i,
+                  (unsigned long long)w[i].st.frames);
+    prom_head(b, "worker_oversleep_seconds_total", "counter", "Sum of timer oversleep");
+    for (unsigned i = 0; i < n && i < 64; i++)
+        sb_printf(b, "lwvhost_worker_oversleep_seconds_total{worker=\"%u\"} %.9f\n", i,
+                  (double)w[i].st.oversleep_ns / 1e9);
+}
+
+static const char *port_name_of(unsigned i)
+{
+    return i < ports.n ? ports.p[i]->name : "?";
+}
+
+/* trace start | stop | dump [W] | summary [W] */
+static void render_trace(struct sbuf *b, const char *sub, const char *warg)
+{
+    unsigned n = workers_count(), only = UINT32_MAX;
+    if (warg) {
+        char *end;
+        unsigned long v = strtoul(warg, &end, 10);
+        if (*end || v >= n) {
+            sb_printf(b, "error: no worker '%s' (0..%u)\n", warg, n ? n - 1 : 0);
+            return;
+        }
+        only = (unsigned)v;
+    }
+    if (strcmp(sub, "start") == 0) {
+        if (trace_start(worker_trace_rings(), n) < 0)
+            sb_printf(b, "error: out of memory for trace buffers\n");
+        else
+            sb_printf(b, "tracing %u worker%s (%u events each)\n", n, n == 1 ? "" : "s",
+                      TRACE_RING_SIZE);
+        return;
+    }
+    if (strcmp(sub, "stop") == 0) {
+        trace_stop();
+        sb_printf(b, "tracing stopped\n");
+        return;
+    }
+    bool graph = strcmp(sub, "dump") == 0;
+    if (!graph && strcmp(sub, "summary") != 0) {
+        sb_printf(b, "error: trace start|stop|dump [WORKER]|summary [WORKER]\n");
+        return;
+    }
+    trace_stop();
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        sb_printf(b, "error: out of memory\n");
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (only != UINT32_MAX && i != only)
+            continue;
+        struct trace_rec *recs;
+        size_t nr = trace_snapshot(&worker_trace_rings()[i], &recs);
+        if (graph)
+            trace_format_graph(f, i, recs, nr, port_name_of);
+        trace_format_summary(f, i, recs, nr);
+        free(recs);
+    }
+    fclose(f);
+    sb_printf(b, "%s", text ? text : "");
+    free(text);
+}
+
+static void render_policy(struct sbuf *b)
+{
+    sb_printf(b, "%-16s %-16s %s\n", "PORT", "POLICY", "NOW");
+    for (unsigned i = 0; i < ports.n; i++) {
+        const struct port *p = ports.p[i];
+        if (p->type != PORT_VHOST)
+            continue;
+        char pol[32], now[64] = "";
+        struct policy pp = policy_unpack(__atomic_load_n(&p->policy, __ATOMIC_RELAXED));
+        policy_str(&pp, pol, sizeof(pol));
+        if (pp.mode == POLICY_ADAPTIVE) {
+            /* Effective choice of the worker serving the first TX queue. */
+            struct worker_stats ws;
+            unsigned wi = 0;
+            for (; wi < workers_count(); wi++)
+                if (worker_get(wi) == p->dev.q[1].worker)
+                    break;
+            if (wi < workers_count()) {
+                worker_get_stats(worker_get(wi), &ws);
+                if (ws.adaptive_eff == EFF_INTERVAL)
+                    snprintf(now, sizeof(now), "interval:%llu (worker %u, %llu frames/s)",
+                             (unsigned long long)(ws.adaptive_interval_ns / 1000), wi,
+                             (unsigned long long)ws.adaptive_rate);
+                else
+                    snprintf(now, sizeof(now), "%s (worker %u, %llu frames/s)",
+                             eff_name((enum eff_mode)ws.adaptive_eff), wi,
+                             (unsigned long long)ws.adaptive_rate);
+            }
+        }
+        sb_printf(b, "%-16s %-16s %s\n", p->name, pol, now);
+    }
+    sb_printf(b, "idle fall-back: %u us\n", workers_idle_us());
+}
+
+static void set_policy(struct sbuf *b, const char *target, const char *mode)
+{
+    struct policy pol;
+    char err[160];
+    if (policy_parse(mode, &pol, err, sizeof(err)) < 0) {
+        sb_printf(b, "error: %s\n", err);
+        return;
+    }
+    bool all = strcmp(target, "all") == 0;
+    unsigned changed = 0;
+    for (unsigned i = 0; i < ports.n; i++) {
+        struct port *p = ports.p[i];
+        if (p->type != PORT_VHOST || (!all && strcmp(p->name, target) != 0))
+            continue;
+        __atomic_store_n(&p->policy, policy_pack(&pol), __ATOMIC_RELAXED);
+        /* Each queue gets a pass under its new policy (a queue leaving
+         * interval or poll must re-enable guest kicks). */
+        for (unsigned q = 1; q < 2 * p->dev.max_qp; q += 2)
+            worker_poke_queue(&p->dev.q[q]);
+        changed++;
+    }
+    char s[32];
+    if (!changed)
+        sb_printf(b, "error: no vhost-user port named '%s'\n", target);
+    else {
+        log_info("policy of %s set to %s", all ? "all ports" : target, policy_str(&pol, s, sizeof(s)));
+        sb_printf(b, "policy of %u port%s set to %s\n", changed, changed == 1 ? "" : "s", s);
+    }
 }
 
 char *ctl_execute(const char *line)
 {
     struct sbuf b = { 0 };
-    char cmd[32] = "", arg[32] = "", extra[8] = "";
-    int n = sscanf(line, "%31s %31s %7s", cmd, arg, extra);
-    bool json = strcmp(arg, "json") == 0;
+    char cmd[32] = "", a1[64] = "", a2[64] = "", extra[8] = "";
+    int n = sscanf(line, "%31s %63s %63s %7s", cmd, a1, a2, extra);
+    bool json = strcmp(a1, "json") == 0;
     if (n >= 1 && n <= 2 && (n == 1 || json) && strcmp(cmd, "ports") == 0)
         render_ports(&b, json);
     else if (n >= 1 && n <= 2 && (n == 1 || json) && strcmp(cmd, "stats") == 0)
-        render_stats(&b, json);
+        render_stats(&b, json, false);
+    else if (n == 2 && strcmp(cmd, "stats") == 0 && strcmp(a1, "delta") == 0)
+        render_stats(&b, false, true);
+    else if (n == 2 && strcmp(cmd, "stats") == 0 && strcmp(a1, "prometheus") == 0)
+        render_prometheus(&b);
+    else if (n == 1 && strcmp(cmd, "policy") == 0)
+        render_policy(&b);
+    else if (n == 3 && strcmp(cmd, "policy") == 0)
+        set_policy(&b, a1, a2);
+    else if (n >= 2 && n <= 3 && strcmp(cmd, "trace") == 0)
+        render_trace(&b, a1, n == 3 ? a2 : NULL);
     else if (n == 1 && strcmp(cmd, "help") == 0)
-        sb_printf(&b, "commands: ports [json] | stats [json] | help\n");
+        sb_printf(&b, "commands: ports [json] | stats [json|delta|prometheus] | policy [PORT|all MODE] "
+                  "| trace start|stop|dump [WORKER]|summary [WORKER] | help\n");
     else
         sb_printf(&b, "error: unknown command '%.64s' (try: help)\n", line);
     if (b.oom) {

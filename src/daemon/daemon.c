@@ -219,7 +219,8 @@ static int setup_signals(void)
     return 0;
 }
 
-static struct port *make_port(const struct port_cfg *pc, unsigned index)
+static struct port *make_port(const struct port_cfg *pc, unsigned index,
+                              const struct policy *dflt)
 {
     struct port *p = calloc(1, sizeof(*p));
     if (!p)
@@ -236,6 +237,7 @@ static struct port *make_port(const struct port_cfg *pc, unsigned index)
     p->conn.fd = -1;
     p->tap_fd = -1;
     p->backoff_ms = BACKOFF_MIN_MS;
+    p->policy = policy_pack(pc->policy_set ? &pc->policy : dflt);
     dev_init(&p->dev, p, p->queues);
     return p;
 }
@@ -243,7 +245,7 @@ static struct port *make_port(const struct port_cfg *pc, unsigned index)
 static int build_ports(const struct config *cfg)
 {
     for (unsigned i = 0; i < cfg->nports; i++) {
-        struct port *p = make_port(&cfg->ports[i], i);
+        struct port *p = make_port(&cfg->ports[i], i, &cfg->policy);
         if (!p)
             return -1;
         ports.p[ports.n++] = p;
@@ -314,6 +316,7 @@ int daemon_main(int argc, char **argv)
     }
     if (workers_init(cfg.workers) < 0)
         goto out;
+    workers_set_idle_us(cfg.idle_us);
     if (build_ports(&cfg) < 0)
         goto out;
     if (cfg.ctl_path[0] && ctl_open(cfg.ctl_path) < 0)

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "port.h"
+#include "trace.h"
 #include "worker.h"
 
 void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
@@ -50,7 +51,10 @@ void dev_reset(struct vdev *d)
         close_fd(&q->callfd);
         close_fd(&q->errfd);
         pthread_mutex_lock(&q->rx_lock);
+        uint64_t on = q->vq.notify_enables, off = q->vq.notify_disables;
         memset(&q->vq, 0, sizeof(q->vq));
+        q->vq.notify_enables = on;     /* counters live as long as the port */
+        q->vq.notify_disables = off;
         q->kick_set = false;
         q->enable = -1;
         q->signal_pending = false;
@@ -123,6 +127,9 @@ void dev_signal(struct vqueue *q)
     uint64_t one = 1;
     /* callfd is non-blocking: a full counter means the frontend is not
      * reading, and losing this interrupt is then harmless. */
-    if (write(q->callfd, &one, sizeof(one)) == sizeof(one))
+    if (write(q->callfd, &one, sizeof(one)) == sizeof(one)) {
         stat_add_shared(&q->st.calls, 1);
+        if (trace_self)
+            trace(trace_self, TR_SIGNAL, q->dev->port->index, q->index, 0);
+    }
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "mem.h"
+#include "policy.h"
 #include "vq.h"
 
 #define LWV_MAX_QUEUE_PAIRS 16
@@ -25,6 +26,8 @@
 
 struct worker;
 struct vdev;
+
+#define BATCH_BUCKETS 10
 
 /* Counters: each is written by one thread at a time (the queue's owner,
  * or the holder of rx_lock) and read by the control thread. */
@@ -37,6 +40,8 @@ struct q_stats {
     uint64_t kicks;
     uint64_t calls;
     uint64_t passes;
+    /* Descriptors per pass: bucket 0 empty, bucket k holds 2^(k-1)..2^k-1. */
+    uint64_t batch[BATCH_BUCKETS];
 };
 
 struct vqueue {
@@ -54,6 +59,7 @@ struct vqueue {
     /* Owned by the serving worker. */
     bool pending;
     int recheck;            /* atomic: control plane asks for a pass */
+    struct qpolicy pol;
     struct q_stats st;
 };
 

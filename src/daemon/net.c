@@ -86,7 +86,8 @@ static bool parse_tx(struct vqueue *q, const struct vq_elem *e, struct frame *f)
     return true;
 }
 
-unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, bool *more)
+unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, bool rearm,
+                     bool *more)
 {
     struct vdev *d = q->dev;
     struct vq *vq = &q->vq;
@@ -102,7 +103,7 @@ unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, boo
             break;
         }
         if (r == VQ_EMPTY) {
-            if (!vq_enable_notify(vq))
+            if (!rearm || !vq_enable_notify(vq))
                 break;
             vq_disable_notify(vq);
             continue;
@@ -119,6 +120,8 @@ unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, boo
     }
     if (done == budget)
         *more = true;
+    unsigned bucket = done ? 64u - (unsigned)__builtin_clzll(done) : 0;
+    stat_add(&q->st.batch[bucket < BATCH_BUCKETS ? bucket : BATCH_BUCKETS - 1], 1);
     if (done) {
         vq_flush(vq);
         stat_add(&q->st.packets, done);

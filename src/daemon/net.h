@@ -34,9 +34,12 @@ struct frame {
 struct fwd_ctx;
 
 /* Serves up to budget frames from a TX queue (caller holds the device's
- * read lock and has checked readiness).  Returns the frames handled;
- * *more is set when the queue still has work. */
-unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, bool *more);
+ * read lock and has checked readiness), with guest kicks suppressed.
+ * Returns the frames handled; *more is set when the queue still has work.
+ * With rearm, a queue found empty gets its kicks re-enabled and is checked
+ * once more (the kick-driven policy); without, kicks stay suppressed. */
+unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, bool rearm,
+                     bool *more);
 
 /* Copies f into q's guest buffers (caller holds q->dev->lock for reading
  * and q->rx_lock).  Returns true if delivered; counts its own drops. */

@@ -51,6 +51,7 @@ struct port {
     uint64_t next_connect_ms;    /* client mode: when to retry */
     unsigned backoff_ms;
     uint64_t connects;           /* connections accepted or made */
+    uint64_t policy;             /* packed struct policy; atomic */
     struct vdev dev;
     /* tap */
     int tap_fd;

@@ -241,8 +241,17 @@ bool vq_should_signal(struct vq *vq)
     return virtq_need_event(load16(avail_used_event(vq)), vq->used_idx, old);
 }
 
+static void count(uint64_t *c)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 void vq_disable_notify(struct vq *vq)
 {
+    if (!vq->notify_off) {
+        vq->notify_off = true;
+        count(&vq->notify_disables);
+    }
     /* With event indexes the driver kicks only when it crosses
      * avail_event, which we simply stop advancing. */
     if (!vq->event_idx)
@@ -251,6 +260,10 @@ void vq_disable_notify(struct vq *vq)
 
 bool vq_enable_notify(struct vq *vq)
 {
+    if (vq->notify_off) {
+        vq->notify_off = false;
+        count(&vq->notify_enables);
+    }
     if (vq->event_idx)
         store16(used_avail_event(vq), vq->last_avail);
     else

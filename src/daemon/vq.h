@@ -49,6 +49,9 @@ struct vq {
     uint16_t signalled_used;
     bool signalled_valid;
     const char *broken_reason;  /* non-NULL once the guest broke the ring */
+    bool notify_off;            /* we asked the driver not to kick */
+    uint64_t notify_enables;    /* counters, written by the serving thread */
+    uint64_t notify_disables;
 };
 
 enum vq_pop_result { VQ_EMPTY = 0, VQ_GOT = 1, VQ_BROKEN = -1 };

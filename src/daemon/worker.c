@@ -1,25 +1,34 @@
 /*
  * worker.c - see worker.h.
  *
- * A worker sleeps in epoll_wait on the kick eventfds of the TX queues it
- * owns, its taps, and a private wake eventfd.  A pass serves every pending
- * queue for at most WEIGHT frames, so one busy guest cannot starve the
- * others; a queue that still has work stays pending and the next sleep is
- * zero.  Before a queue is left idle, net_tx_pass re-enables guest
- * notifications and checks the ring once more, so a kick that raced with
- * the pass is never lost.
+ * A worker blocks in epoll_wait on the kick eventfds of the TX queues it
+ * owns, its taps, a private wake eventfd and a timerfd.  Each queue runs
+ * under its port's policy:
+ *   notify    served when its kick fires; kicks suppressed while draining,
+ *             re-enabled and the ring checked once more before sleeping;
+ *   poll      kicks suppressed, served on every pass, the worker never sleeps;
+ *   interval  the first kick switches the queue to timer service with kicks
+ *             suppressed: passes run at a fixed cadence of absolute ticks
+ *             (timerfd, so oversleep does not accumulate); after an idle
+ *             period the queue re-enables kicks, checks once more and waits;
+ *   adaptive  the worker's controller (policy.c) picks one of the three.
+ * A pass serves a queue for at most WEIGHT frames so one busy guest cannot
+ * starve the others, and sends each guest at most one interrupt per queue.
  */
 #define _GNU_SOURCE
 #include "worker.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "device.h"
@@ -31,11 +40,14 @@
 
 #define WEIGHT 256          /* frames per queue per pass (vhost-net uses 256) */
 #define MAX_EVENTS 64
+#define CALIBRATION_ROUNDS 200
+#define CALIBRATION_SLEEP_NS 20000
 
 /* epoll data tags in the low bits of aligned pointers. */
 #define TAG_QUEUE 0u
 #define TAG_TAP 1u
 #define TAG_WAKE 2u
+#define TAG_TIMER 3u
 #define TAG_MASK 7u
 
 struct worker {
@@ -45,11 +57,17 @@ struct worker {
     int tid;
     int epfd;
     int wakefd;
+    int timerfd;
+    uint64_t armed_ns;        /* absolute deadline the timer is armed for, 0: disarmed */
+    uint64_t period_ns;       /* cadence of the current interval ticks */
+    uint64_t last_deadline_ns;/* deadline of the tick that fired last */
+    bool tick;                /* the timer fired in this iteration */
     unsigned nq, capq;
     struct vqueue **queues;
     unsigned ntap;
     struct port *taps[LWV_MAX_PORTS];
     bool tap_pending[LWV_MAX_PORTS];
+    struct adaptive ad;
     struct worker_stats st;
     struct fwd_ctx ctx;
 };
@@ -58,24 +76,60 @@ static struct worker **workers;
 static unsigned nworkers;
 static unsigned next_assign;
 static int stopping;
+static uint64_t idle_ns = POLICY_DEFAULT_IDLE_US * 1000ull;
+static struct trace_ring *trace_rings;
 
 unsigned workers_count(void) { return nworkers; }
 struct worker *worker_get(unsigned i) { return i < nworkers ? workers[i] : NULL; }
 int worker_tid(const struct worker *w) { return __atomic_load_n(&w->tid, __ATOMIC_RELAXED); }
+struct trace_ring *worker_trace_rings(void) { return trace_rings; }
+void workers_set_idle_us(uint32_t us) { __atomic_store_n(&idle_ns, us * 1000ull, __ATOMIC_RELAXED); }
+uint32_t workers_idle_us(void) { return (uint32_t)(__atomic_load_n(&idle_ns, __ATOMIC_RELAXED) / 1000); }
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_cpu_ns(clockid_t cid)
+{
+    struct timespec ts;
+    if (clock_gettime(cid, &ts) < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 void worker_get_stats(const struct worker *w, struct worker_stats *o)
 {
-    o->wakeups = stat_get(&w->st.wakeups);
-    o->kick_wakeups = stat_get(&w->st.kick_wakeups);
-    o->passes = stat_get(&w->st.passes);
-    o->empty_passes = stat_get(&w->st.empty_passes);
-    o->frames = stat_get(&w->st.frames);
+    const struct worker_stats *s = &w->st;
+    o->wakeups = stat_get(&s->wakeups);
+    o->kick_wakeups = stat_get(&s->kick_wakeups);
+    o->timer_wakeups = stat_get(&s->timer_wakeups);
+    o->passes = stat_get(&s->passes);
+    o->empty_passes = stat_get(&s->empty_passes);
+    o->frames = stat_get(&s->frames);
+    o->sleep_ns = stat_get(&s->sleep_ns);
+    o->oversleep_ns = stat_get(&s->oversleep_ns);
+    o->oversleep_max_ns = stat_get(&s->oversleep_max_ns);
+    o->wake_cost_ns = stat_get(&s->wake_cost_ns);
+    o->calib_oversleep_ns = stat_get(&s->calib_oversleep_ns);
+    o->adaptive_decisions = stat_get(&s->adaptive_decisions);
+    o->adaptive_eff = __atomic_load_n(&s->adaptive_eff, __ATOMIC_RELAXED);
+    o->adaptive_interval_ns = stat_get(&s->adaptive_interval_ns);
+    o->adaptive_rate = stat_get(&s->adaptive_rate);
+    o->cpu_ns = 0;
+    clockid_t cid;
+    if (w->running && pthread_getcpuclockid(w->thread, &cid) == 0)
+        o->cpu_ns = thread_cpu_ns(cid);
 }
 
 int workers_init(unsigned n)
 {
     workers = calloc(n, sizeof(*workers));
-    if (!workers)
+    trace_rings = calloc(n, sizeof(*trace_rings));
+    if (!workers || !trace_rings)
         return -1;
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = calloc(1, sizeof(*w));
@@ -84,13 +138,16 @@ int workers_init(unsigned n)
         w->id = i;
         w->epfd = epoll_create1(EPOLL_CLOEXEC);
         w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (w->epfd < 0 || w->wakefd < 0) {
-            log_error("worker %u: cannot create epoll/eventfd: %s", i, strerror(errno));
+        w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (w->epfd < 0 || w->wakefd < 0 || w->timerfd < 0) {
+            log_error("worker %u: cannot create epoll/eventfd/timerfd: %s", i, strerror(errno));
             free(w);
             return -1;
         }
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_WAKE };
         epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+        ev.data.u64 = TAG_TIMER;
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &ev);
         workers[nworkers++] = w;
     }
     return 0;
@@ -154,6 +211,32 @@ void worker_poke_queue(struct vqueue *q)
     wake(q->worker);
 }
 
+/* ---- policy application ------------------------------------------------ */
+
+static struct policy port_policy(const struct vqueue *q)
+{
+    return policy_unpack(__atomic_load_n(&q->dev->port->policy, __ATOMIC_RELAXED));
+}
+
+/* What q does this pass, and at which period if it is timer-driven. */
+static enum eff_mode effective(struct worker *w, const struct vqueue *q, uint64_t *period_ns)
+{
+    struct policy p = port_policy(q);
+    switch (p.mode) {
+    case POLICY_POLL:
+        return EFF_POLL;
+    case POLICY_INTERVAL:
+        *period_ns = p.arg_us * 1000ull;
+        return EFF_INTERVAL;
+    case POLICY_ADAPTIVE:
+        *period_ns = w->ad.interval_ns;
+        return w->ad.eff;
+    case POLICY_NOTIFY:
+    default:
+        return EFF_NOTIFY;
+    }
+}
+
 /* Reads the kick counter so the level-triggered epoll quiets down. */
 static void drain_kicks(struct vqueue *q)
 {
@@ -164,52 +247,201 @@ static void drain_kicks(struct vqueue *q)
         stat_add(&q->st.kicks, n);
 }
 
-/* One pass over a queue; returns true if it still has work. */
-static bool serve_queue(struct worker *w, struct vqueue *q)
+/* One pass over a queue; returns true if it should be served again at
+ * once (work left over). */
+static bool serve_queue(struct worker *w, struct vqueue *q, uint64_t now)
 {
     struct vdev *d = q->dev;
+    struct trace_ring *tr = &trace_rings[w->id];
+    unsigned pidx = d->port->index;
     bool more = false;
+    uint64_t period = 0;
+    enum eff_mode eff = effective(w, q, &period);
     pthread_rwlock_rdlock(&d->lock);
     drain_kicks(q);
-    if (dev_queue_ready(d, q)) {
-        unsigned n = net_tx_pass(&w->ctx, q, WEIGHT, &more);
-        stat_add(&q->st.passes, 1);
-        stat_add(&w->st.frames, n);
-        /* A queue without a kick fd is polled (vhost-user spec). */
-        if (q->kickfd < 0)
-            more = true;
+    if (!dev_queue_ready(d, q)) {
+        q->pol.active = false;
+        goto out;
     }
+    /* A queue without a kick fd cannot wake us: it must be polled. */
+    if (q->kickfd < 0)
+        eff = EFF_POLL;
+    bool was_off = q->vq.notify_off;
+    trace(tr, TR_TX_BEGIN, pidx, q->index, 0);
+    unsigned n = net_tx_pass(&w->ctx, q, WEIGHT, eff == EFF_NOTIFY, &more);
+    trace(tr, TR_TX_END, pidx, q->index, n);
+    stat_add(&q->st.passes, 1);
+    stat_add(&w->st.frames, n);
+    adaptive_account(&w->ad, n);
+    if (!was_off && eff != EFF_NOTIFY)
+        trace(tr, TR_NOTIFY_OFF, pidx, q->index, 0);
+    if (qpolicy_after_pass(&q->pol, eff, now, n, more, __atomic_load_n(&idle_ns, __ATOMIC_RELAXED)) ==
+            QP_TRY_SLEEP && eff != EFF_NOTIFY) {
+        /* Idle: back to kicks, unless a buffer raced in (then stay). */
+        if (vq_enable_notify(&q->vq)) {
+            vq_disable_notify(&q->vq);
+            more = true;
+        } else {
+            q->pol.active = false;
+            trace(tr, TR_NOTIFY_ON, pidx, q->index, 0);
+        }
+    }
+out:
     pthread_rwlock_unlock(&d->lock);
     return more;
 }
 
-/* The notify policy: sleep until a kick unless work is left over. */
-static int next_timeout(bool more)
+static void collect_events(struct worker *w, struct epoll_event *ev, int n, uint64_t now)
 {
-    return more ? 0 : -1;
-}
-
-static void collect_events(struct worker *w, struct epoll_event *ev, int n)
-{
+    struct trace_ring *tr = &trace_rings[w->id];
     for (int i = 0; i < n; i++) {
         uint64_t tag = ev[i].data.u64 & TAG_MASK;
         void *obj = (void *)(uintptr_t)(ev[i].data.u64 & ~(uint64_t)TAG_MASK);
         if (tag == TAG_QUEUE) {
-            ((struct vqueue *)obj)->pending = true;
+            struct vqueue *q = obj;
+            q->pending = true;
             stat_add(&w->st.kick_wakeups, 1);
+            trace(tr, TR_WAKE_KICK, q->dev->port->index, q->index, 0);
         } else if (tag == TAG_TAP) {
             for (unsigned t = 0; t < w->ntap; t++)
                 if (w->taps[t] == obj)
                     w->tap_pending[t] = true;
+        } else if (tag == TAG_TIMER) {
+            uint64_t expirations;
+            if (read(w->timerfd, &expirations, sizeof(expirations)) != sizeof(expirations))
+                continue;
+            uint64_t late = now > w->armed_ns ? now - w->armed_ns : 0;
+            stat_add(&w->st.timer_wakeups, 1);
+            stat_add(&w->st.oversleep_ns, late);
+            if (late > w->st.oversleep_max_ns)
+                stat_add(&w->st.oversleep_max_ns, late - w->st.oversleep_max_ns);
+            trace(tr, TR_WAKE_TIMER, 0, 0, late > UINT32_MAX ? UINT32_MAX : (uint32_t)late);
+            w->last_deadline_ns = w->armed_ns;
+            w->armed_ns = 0;
+            w->tick = true;
         } else {
             uint64_t v;
             if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                 log_debug("worker %u: wake read: %s", w->id, strerror(errno));
+            trace(tr, TR_WAKE_OTHER, 0, 0, 0);
         }
     }
     for (unsigned i = 0; i < w->nq; i++)
         if (__atomic_exchange_n(&w->queues[i]->recheck, 0, __ATOMIC_ACQUIRE))
             w->queues[i]->pending = true;
+}
+
+static void arm_timer(struct worker *w, uint64_t deadline)
+{
+    if (w->armed_ns == deadline)
+        return;
+    struct itimerspec its = { { 0, 0 }, { (time_t)(deadline / 1000000000ull),
+                                          (long)(deadline % 1000000000ull) } };
+    if (deadline == 0)
+        its.it_value.tv_nsec = 0;   /* disarm */
+    timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+    w->armed_ns = deadline;
+}
+
+/* After a pass: how long may the worker sleep?  0 = not at all, -1 = until
+ * an event; interval queues arm the timer for the next tick. */
+static int plan_sleep(struct worker *w, bool more, uint64_t now)
+{
+    uint64_t period = 0;
+    bool poll = false;
+    for (unsigned i = 0; i < w->nq; i++) {
+        struct vqueue *q = w->queues[i];
+        if (!q->pol.active)
+            continue;
+        uint64_t p = 0;
+        enum eff_mode eff = effective(w, q, &p);
+        if (eff == EFF_POLL || eff == EFF_NOTIFY) {
+            /* An active queue whose policy just became notify needs one
+             * more pass to re-enable its kicks. */
+            poll = true;
+        } else if (p && (!period || p < period)) {
+            period = p;
+        }
+        q->pending = true;   /* active queues are served on every wake-up */
+    }
+    if (more || poll) {
+        arm_timer(w, 0);
+        return 0;
+    }
+    if (!period) {
+        arm_timer(w, 0);
+        w->period_ns = 0;
+        trace(&trace_rings[w->id], TR_SLEEP, 0, 0, UINT32_MAX);
+        return -1;
+    }
+    /* Keep a fixed cadence of absolute ticks; skip the ones already past. */
+    uint64_t next;
+    if (w->armed_ns && period == w->period_ns)
+        next = w->armed_ns;                   /* woken early: keep the tick */
+    else if (w->tick && period == w->period_ns && w->last_deadline_ns)
+        next = w->last_deadline_ns + period;
+    else
+        next = now + period;                  /* cadence (re)starts */
+    while (next <= now)
+        next += period;
+    w->period_ns = period;
+    arm_timer(w, next);
+    trace(&trace_rings[w->id], TR_SLEEP, 0, 0, (uint32_t)((next - now) / 1000));
+    return -1;
+}
+
+/* CPU cost of one timer sleep and wake-up on this host, and the typical
+ * oversleep, measured once per worker at start. */
+static void calibrate(struct worker *w, clockid_t cid)
+{
+    struct epoll_event ev;
+    uint64_t cpu0 = thread_cpu_ns(cid), late = 0;
+    for (int i = 0; i < CALIBRATION_ROUNDS; i++) {
+        uint64_t deadline = mono_ns() + CALIBRATION_SLEEP_NS;
+        arm_timer(w, deadline);
+        while (epoll_wait(w->epfd, &ev, 1, 100) == 1 && (ev.data.u64 & TAG_MASK) != TAG_TIMER)
+            ;   /* nothing else is watched yet but the wake fd */
+        uint64_t now = mono_ns(), x;
+        if (read(w->timerfd, &x, sizeof(x)) < 0)
+            break;
+        late += now > deadline ? now - deadline : 0;
+        w->armed_ns = 0;
+    }
+    uint64_t cost = (thread_cpu_ns(cid) - cpu0) / CALIBRATION_ROUNDS;
+    stat_add(&w->st.wake_cost_ns, cost);
+    stat_add(&w->st.calib_oversleep_ns, late / CALIBRATION_ROUNDS);
+}
+
+static void adaptive_tick(struct worker *w, clockid_t cid, uint64_t now)
+{
+    if (now - w->ad.epoch_start_ns < ADAPTIVE_EPOCH_NS)
+        return;
+    /* The budget: the smallest latency budget among adaptive queues. */
+    uint64_t budget = 0;
+    uint32_t ring = VIRTQ_MAX_SIZE;
+    for (unsigned i = 0; i < w->nq; i++) {
+        struct policy p = port_policy(w->queues[i]);
+        if (p.mode != POLICY_ADAPTIVE)
+            continue;
+        uint64_t b = p.arg_us * 1000ull;
+        if (!budget || b < budget)
+            budget = b;
+        uint32_t num = w->queues[i]->vq.num;
+        if (num && num < ring)
+            ring = num;
+    }
+    if (!budget) {
+        w->ad.epoch_start_ns = now;
+        return;
+    }
+    if (adaptive_update(&w->ad, now, thread_cpu_ns(cid), budget, ring)) {
+        stat_add(&w->st.adaptive_decisions, 1);
+        trace(&trace_rings[w->id], TR_POLICY, 0, 0,
+              (uint32_t)w->ad.eff << 24 | (uint32_t)(w->ad.interval_ns / 1000 & 0xffffff));
+    }
+    __atomic_store_n(&w->st.adaptive_eff, (int)w->ad.eff, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->st.adaptive_interval_ns, w->ad.interval_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->st.adaptive_rate, (uint64_t)w->ad.rate, __ATOMIC_RELAXED);
 }
 
 static void *worker_main(void *arg)
@@ -220,23 +452,35 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof(name), "lwv-worker%u", w->id);
     pthread_setname_np(pthread_self(), name);
     __atomic_store_n(&w->tid, (int)gettid(), __ATOMIC_RELAXED);
-    bool more = false;
+    trace_self = &trace_rings[w->id];
+    /* Timer slack of 1 ns: interval sleeps should end when asked. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    clockid_t cid;
+    pthread_getcpuclockid(pthread_self(), &cid);
+    calibrate(w, cid);
+    adaptive_init(&w->ad, w->st.wake_cost_ns, mono_ns(), thread_cpu_ns(cid));
+    int timeout = -1;
     while (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
-        int n = epoll_wait(w->epfd, ev, MAX_EVENTS, next_timeout(more));
+        uint64_t before_sleep = timeout ? mono_ns() : 0;
+        int n = epoll_wait(w->epfd, ev, MAX_EVENTS, timeout);
+        uint64_t now = mono_ns();
+        if (timeout)
+            stat_add(&w->st.sleep_ns, now - before_sleep);
         if (n < 0 && errno != EINTR) {
             log_error("worker %u: epoll_wait: %s", w->id, strerror(errno));
             break;
         }
         if (n > 0)
             stat_add(&w->st.wakeups, 1);
-        collect_events(w, ev, n > 0 ? n : 0);
-        more = false;
+        w->tick = false;
+        collect_events(w, ev, n > 0 ? n : 0, now);
+        bool more = false;
         uint64_t before = w->st.frames;
         for (unsigned i = 0; i < w->nq; i++) {
             struct vqueue *q = w->queues[i];
             if (!q->pending)
                 continue;
-            q->pending = serve_queue(w, q);
+            q->pending = serve_queue(w, q, now);
             more |= q->pending;
         }
         for (unsigned t = 0; t < w->ntap; t++) {
@@ -251,6 +495,8 @@ static void *worker_main(void *arg)
         stat_add(&w->st.passes, 1);
         if (w->st.frames == before)
             stat_add(&w->st.empty_passes, 1);
+        adaptive_tick(w, cid, now);
+        timeout = plan_sleep(w, more, now);
     }
     return NULL;
 }
@@ -277,10 +523,14 @@ void workers_stop(void)
             pthread_join(w->thread, NULL);
         close(w->epfd);
         close(w->wakefd);
+        close(w->timerfd);
         free(w->queues);
         free(w);
+        free(trace_rings[i].rec);
     }
     free(workers);
+    free(trace_rings);
     workers = NULL;
+    trace_rings = NULL;
     nworkers = 0;
 }

@@ -2,10 +2,11 @@
  * worker.h - worker threads and the policy that decides when they sleep.
  *
  * Owns: which thread serves which queue (fixed at start-up, round robin),
- * the worker loop (wake, serve with a per-queue weight, flush interrupts,
- * re-enable notifications, sleep), and per-worker counters.
- * Policies live here and nowhere else; today: notify (kick-driven, like
- * vhost-net).  The loop asks next_timeout() how long to sleep.
+ * the worker loop (wake on a kick, a timer tick or a poke; serve with a
+ * per-queue weight; flush interrupts; decide the next sleep) and
+ * per-worker counters and traces.  Policies (policy.c) decide; the loop
+ * applies: kick-driven (notify), busy polling (poll), fixed-cadence passes
+ * with the idle fall-back (interval) and the adaptive controller.
  * Must not: parse messages or touch ring memory except through net.c.
  */
 #ifndef LWV_WORKER_H
@@ -13,15 +14,29 @@
 
 #include <stdint.h>
 
+#include "policy.h"
+#include "trace.h"
+
 struct vqueue;
 struct port;
 
 struct worker_stats {
-    uint64_t wakeups;        /* epoll returned with events */
-    uint64_t kick_wakeups;   /* of which for a guest kick */
-    uint64_t passes;         /* service passes */
-    uint64_t empty_passes;   /* passes that moved nothing */
-    uint64_t frames;         /* TX frames handled */
+    uint64_t wakeups;         /* returns from the sleep with something to do */
+    uint64_t kick_wakeups;    /* events for a guest kick */
+    uint64_t timer_wakeups;   /* interval ticks */
+    uint64_t passes;          /* service passes */
+    uint64_t empty_passes;    /* passes that moved nothing */
+    uint64_t frames;          /* frames handled (guest TX and tap RX) */
+    uint64_t sleep_ns;        /* time spent blocked */
+    uint64_t oversleep_ns;    /* sum of (woke - tick deadline) */
+    uint64_t oversleep_max_ns;
+    uint64_t cpu_ns;          /* thread CPU clock, user + system */
+    uint64_t wake_cost_ns;    /* calibrated CPU of one timer sleep + wake-up */
+    uint64_t calib_oversleep_ns;
+    uint64_t adaptive_decisions;
+    int adaptive_eff;         /* enum eff_mode */
+    uint64_t adaptive_interval_ns;
+    uint64_t adaptive_rate;   /* frames/s the controller estimates */
 };
 
 int workers_init(unsigned n);
@@ -31,6 +46,11 @@ unsigned workers_count(void);
 struct worker *worker_get(unsigned i);
 int worker_tid(const struct worker *w);
 void worker_get_stats(const struct worker *w, struct worker_stats *out);
+struct trace_ring *worker_trace_rings(void);
+
+/* Idle time after which an interval queue goes back to guest kicks. */
+void workers_set_idle_us(uint32_t us);
+uint32_t workers_idle_us(void);
 
 /* Start-up only (before workers_start): gives a TX queue / a tap to the
  * next worker in round-robin order. */
@@ -40,7 +60,7 @@ void worker_assign_tap(struct port *p);
 /* Control thread, under the device's write lock. */
 void worker_watch_queue(struct vqueue *q);
 void worker_unwatch_queue(struct vqueue *q);
-/* Asks the serving worker for a pass over q (its state changed). */
+/* Asks the serving worker for a pass over q (its state or policy changed). */
 void worker_poke_queue(struct vqueue *q);
 
 #endif

@@ -1,0 +1,81 @@
+/*
+ * policy.h - notification policies: when a worker serves a queue and when
+ * it sleeps.  The interval and adaptive ideas live here and in worker.c,
+ * nowhere else.
+ *
+ * Owns: policy syntax (notify, poll, interval:USEC, adaptive[:LATENCY_USEC]),
+ * the per-queue state machine (kick-driven vs. timer/poll-driven, with the
+ * idle fall-back to notifications) and the adaptive controller.  Pure logic
+ * on numbers and a clock value passed in, so it is tested with a fake clock.
+ * Must not: touch rings, fds or threads (worker.c applies the decisions).
+ */
+#ifndef LWV_POLICY_H
+#define LWV_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum policy_mode { POLICY_NOTIFY = 0, POLICY_POLL = 1, POLICY_INTERVAL = 2, POLICY_ADAPTIVE = 3 };
+
+#define POLICY_DEFAULT_INTERVAL_US 50
+#define POLICY_DEFAULT_LATENCY_US 50
+#define POLICY_DEFAULT_IDLE_US 1000
+#define POLICY_MAX_ARG_US 1000000
+
+struct policy {
+    enum policy_mode mode;
+    uint32_t arg_us;     /* interval period, or adaptive latency budget */
+};
+
+int policy_parse(const char *s, struct policy *out, char *err, size_t errlen);
+const char *policy_str(const struct policy *p, char *buf, size_t len);
+/* Policies are stored packed in one word so workers read them atomically. */
+uint64_t policy_pack(const struct policy *p);
+struct policy policy_unpack(uint64_t v);
+
+/* What a queue does in the next pass. */
+enum eff_mode { EFF_NOTIFY = 0, EFF_INTERVAL = 1, EFF_POLL = 2 };
+const char *eff_name(enum eff_mode e);
+
+/* Per-queue state, owned by the serving worker. */
+struct qpolicy {
+    bool active;            /* guest kicks suppressed; served on ticks or polls */
+    uint64_t last_work_ns;  /* last pass that moved a frame */
+};
+
+enum qpolicy_next { QP_KEEP_ACTIVE, QP_TRY_SLEEP };
+
+/* After a pass over the queue that moved `frames` (with `more` left):
+ * QP_TRY_SLEEP means: re-enable guest notifications, check the ring once
+ * more, and go back to waiting for kicks if it is still empty. */
+enum qpolicy_next qpolicy_after_pass(struct qpolicy *s, enum eff_mode eff, uint64_t now_ns,
+                                     unsigned frames, bool more, uint64_t idle_ns);
+
+/* The adaptive controller, one per worker.  Every epoch it estimates the
+ * arrival rate and the CPU spent per frame and per pass, and picks
+ *   notify    when frames are rarer than one per latency budget,
+ *   interval  with the longest period the budget and the ring allow,
+ *   poll      when the worker is saturated or a period would be shorter
+ *             than what a sleep/wake-up costs on this host. */
+#define ADAPTIVE_EPOCH_NS 10000000ull    /* 10 ms */
+
+struct adaptive {
+    uint64_t wake_cost_ns;     /* CPU of one timer sleep + wake-up (calibrated) */
+    uint64_t epoch_start_ns;
+    uint64_t epoch_cpu_start_ns;
+    uint64_t frames, passes, empty_passes;
+    double rate;               /* frames per second, smoothed */
+    double busy;               /* CPU fraction over the last epoch */
+    enum eff_mode eff;
+    uint64_t interval_ns;
+    uint64_t decisions;
+};
+
+void adaptive_init(struct adaptive *a, uint64_t wake_cost_ns, uint64_t now_ns, uint64_t cpu_ns);
+void adaptive_account(struct adaptive *a, unsigned frames);
+/* Call at least once per epoch; returns true if the decision changed. */
+bool adaptive_update(struct adaptive *a, uint64_t now_ns, uint64_t cpu_ns, uint64_t budget_ns,
+                     uint32_t ring_size);
+
+#endif
