@@ -5,7 +5,9 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,12 +81,22 @@ static void conn_event(void *arg, uint32_t events)
         drop_conn(p, errno ? strerror(errno) : "closed by the frontend or on error");
 }
 
+/* A frontend that closed and reconnected at once: its hang-up may not
+ * have been processed yet when the new connection is accepted. */
+static bool old_conn_gone(const struct port *p)
+{
+    struct pollfd pfd = { .fd = p->conn.fd, .events = POLLIN | POLLRDHUP };
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
 static void accept_event(void *arg, uint32_t events)
 {
     struct port *p = arg;
     int fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;
+    if (p->conn.fd >= 0 && old_conn_gone(p))
+        conn_event(p, 0);   /* reads what is left, sees EOF, frees the port */
     if (p->conn.fd >= 0) {
         log_warn("port %s: refusing a second frontend while one is connected", p->name);
         close(fd);

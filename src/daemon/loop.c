@@ -20,12 +20,32 @@ struct loop_watch {
     loop_fn fn;
     void *arg;
     bool dead;
-    struct loop_watch *next_dead;
+    struct loop_watch *prev, *next;   /* in live_list, then in dead_list */
 };
 
 static int epfd = -1;
 static bool stop;
-static struct loop_watch *dead_list;
+static struct loop_watch *live_list, *dead_list;
+
+static void unlink_watch(struct loop_watch **head, struct loop_watch *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        *head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+}
+
+static void push_watch(struct loop_watch **head, struct loop_watch *w)
+{
+    w->prev = NULL;
+    w->next = *head;
+    if (*head)
+        (*head)->prev = w;
+    *head = w;
+}
 
 uint64_t now_ms(void)
 {
@@ -44,13 +64,15 @@ static void reap(void)
 {
     while (dead_list) {
         struct loop_watch *w = dead_list;
-        dead_list = w->next_dead;
+        unlink_watch(&dead_list, w);
         free(w);
     }
 }
 
 void loop_fini(void)
 {
+    while (live_list)
+        loop_del(live_list);
     reap();
     if (epfd >= 0)
         close(epfd);
@@ -71,6 +93,7 @@ struct loop_watch *loop_add(int fd, uint32_t events, loop_fn fn, void *arg)
         free(w);
         return NULL;
     }
+    push_watch(&live_list, w);
     return w;
 }
 
@@ -86,8 +109,8 @@ void loop_del(struct loop_watch *w)
         return;
     epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
     w->dead = true;
-    w->next_dead = dead_list;
-    dead_list = w;
+    unlink_watch(&live_list, w);
+    push_watch(&dead_list, w);
 }
 
 void loop_stop(void)
