@@ -12,7 +12,8 @@
 # Usage: tests/integration/qemu_ping.sh [--selftest]
 #   --selftest  no lwvhostd: the guests are joined by QEMU's own
 #               `-netdev stream` (unix socket), to check the guest image.
-# Env: BUILD (default build), LWV_TAP (default lwvtap0), LWV_KEEP=1 keeps
+# Env: BUILD (default build), LWV_TAP (default lwvtap0), LWV_DAEMON_ARGS
+#      (extra lwvhostd options, e.g. "--policy interval:50"), LWV_KEEP=1 keeps
 #      the temp dir, LWV_VERBOSE=1 prints the guest logs even on success.
 # Exit: 0 pass, 77 skipped (a required tool is missing), else fail.
 # Needs (Debian 12): qemu-system-x86 busybox-static linux-image-amd64 cpio
@@ -150,7 +151,7 @@ if [ $MODE = daemon ]; then
     fi
     log "starting $D"
     "$D" --port "vm1,path=$T/vm1.sock" --port "vm2,path=$T/vm2.sock" \
-        --tap "$TAP" --ctl "$T/ctl.sock" </dev/null >"$T/lwvhostd.log" 2>&1 &
+        --tap "$TAP" --ctl "$T/ctl.sock" ${LWV_DAEMON_ARGS:-} </dev/null >"$T/lwvhostd.log" 2>&1 &
     DPID=$!
     wait_for 10 "lwvhostd sockets" test -S "$T/vm1.sock" -a -S "$T/vm2.sock"
     wait_for 10 "tap $TAP" tap_exists
