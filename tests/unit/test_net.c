@@ -162,7 +162,7 @@ static void test_forward(bool mergeable)
         send_tx(&ga, f, (uint32_t)sizes[i], VIRTIO_NET_HDR_LEN);
     }
     bool more;
-    unsigned n = net_tx_pass(&ctx, &ga.port.dev.q[1], 256, &more);
+    unsigned n = net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
     switch_flush(&ctx);
     CHECK(n == 4 && !more, "4 frames served (%u)", n);
     CHECK(ga.port.dev.q[1].vq.used->idx == 4, "TX completions published");
@@ -193,7 +193,7 @@ static void test_drops_and_hostile(void)
     /* No RX buffers in B: dropped and counted, A's buffer still completed. */
     make_frame(f, 100, 0xbb, 0xaa, 1);
     send_tx(&ga, f, 100, VIRTIO_NET_HDR_LEN);
-    CHECK(net_tx_pass(&ctx, &ga.port.dev.q[1], 256, &more) == 1, "served");
+    CHECK(net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more) == 1, "served");
     CHECK(stat_get(&gb.port.dev.q[0].st.drops_full) == 1, "drop counted when B has no buffers");
     CHECK(gb.port.dev.q[0].vq.used->idx == 0, "nothing half-written into B");
     /* Room for 1000 bytes only: a 1514-byte frame is refused whole and the
@@ -204,7 +204,7 @@ static void test_drops_and_hostile(void)
     send_tx(&ga, f, 1514, VIRTIO_NET_HDR_LEN);
     make_frame(f, 200, 0xbb, 0xaa, 3);
     send_tx(&ga, f, 200, VIRTIO_NET_HDR_LEN);
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, &more);
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
     switch_flush(&ctx);
     CHECK(stat_get(&gb.port.dev.q[0].st.drops_full) == 2, "oversized frame dropped");
     uint8_t got[2048];
@@ -213,21 +213,21 @@ static void test_drops_and_hostile(void)
           "the next frame used the buffers the dropped one left");
     /* A chain no longer than the header is dropped, not forwarded. */
     send_tx(&ga, f, 0, VIRTIO_NET_HDR_LEN);
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, &more);
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
     CHECK(stat_get(&ga.port.dev.q[1].st.drops_invalid) == 1, "header-only chain dropped");
     /* A header claiming GSO (not negotiated) is dropped. */
     send_tx(&ga, f, 200, VIRTIO_NET_HDR_LEN);
     struct vq *tx = &ga.port.dev.q[1].vq;
     uint16_t head = tx->avail->ring[(tx->avail->idx - 1) % RING];
     ((struct virtio_net_hdr *)gptr(&ga, tx->desc[head].addr))->gso_type = 1;
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, &more);
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
     CHECK(stat_get(&ga.port.dev.q[1].st.drops_invalid) == 2, "GSO header dropped");
     /* A looping chain breaks A only. */
     uint16_t i = ga.tx_desc_next++ % RING;
     tx->desc[i] = (struct virtq_desc){ GPA + 0x40000, 64, VIRTQ_DESC_F_NEXT, i };
     tx->avail->ring[tx->avail->idx % RING] = i;
     tx->avail->idx++;
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, &more);
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
     CHECK(ga.port.dev.broken, "A marked broken");
     CHECK(ga.port.dev.status & VIRTIO_STATUS_NEEDS_RESET, "A's status says NEEDS_RESET");
     CHECK(!dev_queue_ready(&ga.port.dev, &ga.port.dev.q[1]), "A no longer served");
