@@ -40,6 +40,7 @@ struct q_stats {
     uint64_t kicks;
     uint64_t calls;
     uint64_t passes;
+    uint64_t sw_offload;      /* frames checksummed or segmented in software */
     /* Descriptors per pass: bucket 0 empty, bucket k holds 2^(k-1)..2^k-1. */
     uint64_t batch[BATCH_BUCKETS];
 };

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "offload.h"
 #include "port.h"
 #include "switch.h"
 
@@ -41,27 +42,50 @@ size_t iov_copy(const struct iovec *dst, unsigned dn, size_t dskip, const struct
     return done;
 }
 
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+bool net_takes_gso(const struct vdev *d, const struct frame *f)
 {
-    for (; len > 1; p += 2, len -= 2)
-        sum += (uint32_t)(p[0] << 8 | p[1]);
-    if (len)
-        sum += (uint32_t)(p[0] << 8);
-    return sum;
+    switch (f->hdr.gso_type) {
+    case VIRTIO_NET_HDR_GSO_NONE:
+        return true;
+    case VIRTIO_NET_HDR_GSO_TCPV4:
+        return dev_has_feature(d, VIRTIO_NET_F_GUEST_TSO4);
+    case VIRTIO_NET_HDR_GSO_TCPV6:
+        return dev_has_feature(d, VIRTIO_NET_F_GUEST_TSO6);
+    default:
+        return false;
+    }
 }
 
-bool net_csum_complete(uint8_t *frame, size_t len, const struct virtio_net_hdr *hdr)
+struct seg_ctx {
+    struct vq_elem *scratch;
+    struct vqueue *q;
+    unsigned delivered;
+};
+
+static bool deliver_segment(void *arg, uint8_t *seg, size_t len)
 {
-    size_t start = hdr->csum_start, off = hdr->csum_offset;
-    if (start >= len || off > len - start || 2 > len - start - off)
-        return false;
-    uint32_t sum = csum_add(0, frame + start, len - start);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    uint16_t c = (uint16_t)~sum;
-    frame[start + off] = (uint8_t)(c >> 8);
-    frame[start + off + 1] = (uint8_t)c;
+    struct seg_ctx *c = arg;
+    struct iovec iov = { seg, len };
+    struct frame f = { .iov = &iov, .niov = 1, .skip = 0, .len = len };
+    memcpy(f.eth, seg, ETH_HLEN_MIN);
+    if (!net_rx_deliver(c->scratch, c->q, &f))
+        return false;   /* the guest is full: the rest would be dropped too */
+    c->delivered++;
     return true;
+}
+
+unsigned net_rx_deliver_segmented(struct vq_elem *scratch, struct vqueue *q, const struct frame *f)
+{
+    static __thread uint8_t linear[FRAME_MAX], seg[FRAME_MAX];
+    size_t n = iov_copy(&(struct iovec){ linear, sizeof(linear) }, 1, 0, f->iov, f->niov, f->skip,
+                        f->len);
+    struct seg_ctx c = { scratch, q, 0 };
+    if (n != f->len || gso_segment(linear, n, &f->hdr, seg, sizeof(seg), deliver_segment, &c) < 0) {
+        stat_add(&q->st.drops_invalid, 1);
+        return 0;
+    }
+    stat_add(&q->st.sw_offload, 1);
+    return c.delivered;
 }
 
 /* Reads and checks the header of a TX chain; fills f.  Returns false for
@@ -74,14 +98,19 @@ static bool parse_tx(struct vqueue *q, const struct vq_elem *e, struct frame *f)
     struct virtio_net_hdr h;
     memset(&h, 0, sizeof(h));
     iov_to_buf(e->iov, e->n_out, 0, &h, hlen);
-    /* We offer neither checksum nor segmentation offload, so a guest must
-     * send complete frames; anything else is a driver bug. */
-    if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE || (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
+    const struct vdev *d = q->dev;
+    struct offload_caps caps = { dev_has_feature(d, VIRTIO_NET_F_CSUM),
+                                 dev_has_feature(d, VIRTIO_NET_F_HOST_TSO4),
+                                 dev_has_feature(d, VIRTIO_NET_F_HOST_TSO6) };
+    size_t len = (size_t)(e->out_len - hlen);
+    if (!offload_hdr_valid(&h, len, &caps))
         return false;
+    h.num_buffers = 0;
+    f->hdr = h;
     f->iov = e->iov;
     f->niov = e->n_out;
     f->skip = hlen;
-    f->len = (size_t)(e->out_len - hlen);
+    f->len = len;
     iov_to_buf(e->iov, e->n_out, hlen, f->eth, ETH_HLEN_MIN);
     return true;
 }
@@ -148,6 +177,14 @@ bool net_rx_deliver(struct vq_elem *e, struct vqueue *q, const struct frame *f)
     struct iovec hdr_iov[HDR_IOV_MAX];
     unsigned hdr_niov = 0;
     uint16_t used_start = vq->used_idx;
+    /* A partial checksum the guest cannot take is completed here, into the
+     * first buffer, which must then hold the checksum field. */
+    bool need_csum = (f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+                     !dev_has_feature(d, VIRTIO_NET_F_GUEST_CSUM);
+    size_t csum_at = (size_t)f->hdr.csum_start + f->hdr.csum_offset;
+    struct iovec first_iov[HDR_IOV_MAX];
+    unsigned first_niov = 0;
+    size_t first_len = 0;
 
     while (hlen + copied < need) {
         enum vq_pop_result r = vq_pop(vq, &d->mem, e, false, true);
@@ -183,12 +220,16 @@ bool net_rx_deliver(struct vq_elem *e, struct vqueue *q, const struct frame *f)
                 hdr_niov++;
             }
             skip = hlen;
+            for (unsigned i = 0; i < e->n_in && first_niov < HDR_IOV_MAX; i++)
+                first_iov[first_niov++] = e->iov[e->n_out + i];
         }
         size_t room = (size_t)(e->in_len > SIZE_MAX ? SIZE_MAX : e->in_len) - skip;
         size_t chunk = f->len - copied < room ? f->len - copied : room;
         size_t n = iov_copy(&e->iov[e->n_out], e->n_in, skip, f->iov, f->niov, f->skip + copied,
                             chunk);
         copied += n;
+        if (chains == 0)
+            first_len = n;
         vq_push(vq, e->head, (uint32_t)(skip + n));
         chains++;
         if (n < chunk) {
@@ -200,6 +241,26 @@ bool net_rx_deliver(struct vq_elem *e, struct vqueue *q, const struct frame *f)
     }
     struct virtio_net_hdr h;
     memset(&h, 0, sizeof(h));
+    if (need_csum) {
+        if (csum_at + 2 > first_len) {
+            stat_add(&q->st.drops_invalid, 1);
+            goto rollback;
+        }
+        uint16_t c = (uint16_t)~csum_fold(csum_iov(f->iov, f->niov, f->skip + f->hdr.csum_start,
+                                                   f->len - f->hdr.csum_start));
+        uint8_t be[2] = { (uint8_t)(c >> 8), (uint8_t)c };
+        buf_to_iov(first_iov, first_niov, hlen + csum_at, be, 2);
+        stat_add(&q->st.sw_offload, 1);
+    } else if (f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        h.csum_start = f->hdr.csum_start;
+        h.csum_offset = f->hdr.csum_offset;
+    }
+    if (f->hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        h.gso_type = f->hdr.gso_type;
+        h.gso_size = f->hdr.gso_size;
+        h.hdr_len = f->hdr.hdr_len;
+    }
     h.num_buffers = mergeable ? chains : 1;
     buf_to_iov(hdr_iov, hdr_niov, 0, &h, hlen);
     vq_flush(vq);

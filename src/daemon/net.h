@@ -3,8 +3,8 @@
  *
  * Owns: the virtio-net header (parsing what a guest sends, writing what a
  * guest receives), draining a TX queue into the switch, filling a guest's
- * RX buffers (mergeable or not) straight from the source buffers, and
- * checksum completion for frames that carry a partial checksum.
+ * RX buffers (mergeable or not) straight from the source buffers, passing
+ * offload requests on or completing them in software (offload.c).
  * Must not: choose destinations (switch.c) or decide when to run (worker.c).
  */
 #ifndef LWV_NET_H
@@ -19,7 +19,8 @@
 #include "virtio.h"
 
 #define ETH_HLEN_MIN 14
-#define FRAME_MAX 65535u
+/* Largest frame: a 64 KiB TSO frame plus Ethernet and VLAN headers. */
+#define FRAME_MAX (65536u + 18u)
 
 /* A frame on its way through the switch: payload scattered over the
  * source's iovecs (guest memory or a local buffer), after skip bytes. */
@@ -29,6 +30,7 @@ struct frame {
     size_t skip;
     size_t len;
     uint8_t eth[ETH_HLEN_MIN];   /* private copy of the Ethernet header */
+    struct virtio_net_hdr hdr;   /* offload request (checked); num_buffers unused */
 };
 
 struct fwd_ctx;
@@ -45,9 +47,12 @@ unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, boo
  * and q->rx_lock).  Returns true if delivered; counts its own drops. */
 bool net_rx_deliver(struct vq_elem *scratch, struct vqueue *q, const struct frame *f);
 
-/* Completes a partial checksum described by hdr in a linear frame.
- * Returns false if csum_start/csum_offset point outside the frame. */
-bool net_csum_complete(uint8_t *frame, size_t len, const struct virtio_net_hdr *hdr);
+/* True if the device can receive f's segmentation request as it is. */
+bool net_takes_gso(const struct vdev *d, const struct frame *f);
+/* Delivers a GSO frame to a device that cannot take it: segments it in
+ * software into frames with complete checksums (same locking as
+ * net_rx_deliver).  Returns the segments delivered. */
+unsigned net_rx_deliver_segmented(struct vq_elem *scratch, struct vqueue *q, const struct frame *f);
 
 /* Copies len bytes from (src, skip) to (dst, dskip). Returns bytes copied. */
 size_t iov_copy(const struct iovec *dst, unsigned dn, size_t dskip, const struct iovec *src,

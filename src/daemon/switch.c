@@ -136,7 +136,9 @@ static void deliver_vhost(struct fwd_ctx *ctx, struct port *dst, unsigned qp,
         goto out;
     }
     pthread_mutex_lock(&q->rx_lock);
-    if (net_rx_deliver(&ctx->rx_elem, q, f))
+    bool ok = net_takes_gso(d, f) ? net_rx_deliver(&ctx->rx_elem, q, f)
+                                  : net_rx_deliver_segmented(&ctx->rx_elem, q, f) > 0;
+    if (ok)
         remember_touched(ctx, q);
     pthread_mutex_unlock(&q->rx_lock);
 out:

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "offload.h"
 #include "port.h"
 #include "switch.h"
 
@@ -42,10 +43,15 @@ int tap_open(struct port *p, const char *ifname)
         log_error("tap %s: TUNSETVNETHDRSZ failed: %s", ifname, strerror(errno));
         goto fail;
     }
-    if (ioctl(fd, TUNSETOFFLOAD, 0) < 0)
-        log_warn("tap %s: TUNSETOFFLOAD failed: %s", ifname, strerror(errno));
+    /* Let the host hand us partial checksums and TCP segments up to 64 KiB:
+     * guests that negotiated them get them as they are, others get them
+     * completed and segmented in software. */
+    if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0) {
+        log_warn("tap %s: TUNSETOFFLOAD failed: %s; no offloads", ifname, strerror(errno));
+        ioctl(fd, TUNSETOFFLOAD, 0);
+    }
     p->tap_fd = fd;
-    log_info("tap %s: attached (vnet header 12 bytes, no offloads)", ifr.ifr_name);
+    log_info("tap %s: attached (vnet header 12 bytes, checksum and TSO offloads)", ifr.ifr_name);
     return 0;
 fail:
     close(fd);
@@ -63,8 +69,9 @@ void tap_close(struct port *p)
 
 void tap_send(struct port *p, const struct frame *f)
 {
-    struct virtio_net_hdr h;
-    memset(&h, 0, sizeof(h));
+    /* The kernel accepts checksum and segmentation requests from us. */
+    struct virtio_net_hdr h = f->hdr;
+    h.num_buffers = 0;
     struct iovec iov[TAP_IOV_MAX + 1];
     iov[0].iov_base = &h;
     iov[0].iov_len = VIRTIO_NET_HDR_LEN;
@@ -119,13 +126,14 @@ unsigned tap_rx_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool 
         memcpy(&h, buf, VIRTIO_NET_HDR_LEN);
         uint8_t *frame = buf + VIRTIO_NET_HDR_LEN;
         size_t len = (size_t)r - VIRTIO_NET_HDR_LEN;
-        if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE ||
-            ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !net_csum_complete(frame, len, &h))) {
+        static const struct offload_caps all = { true, true, true };
+        h.num_buffers = 0;
+        if (!offload_hdr_valid(&h, len, &all)) {
             stat_add(&p->tap.rx_drops, 1);
             continue;
         }
         struct iovec iov = { .iov_base = frame, .iov_len = len };
-        struct frame f = { .iov = &iov, .niov = 1, .skip = 0, .len = len };
+        struct frame f = { .iov = &iov, .niov = 1, .skip = 0, .len = len, .hdr = h };
         memcpy(f.eth, frame, ETH_HLEN_MIN);
         stat_add(&p->tap.rx_packets, 1);
         stat_add(&p->tap.rx_bytes, len);

@@ -81,6 +81,9 @@ uint64_t vu_offered_features(unsigned max_qp)
     uint64_t f = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_INDIRECT_DESC |
                  1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_F_ANY_LAYOUT |
                  1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_MTU |
+                 1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_GUEST_CSUM |
+                 1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
+                 1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
                  1ull << VIRTIO_NET_F_GUEST_ANNOUNCE | 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
     if (max_qp > 1)
         f |= 1ull << VIRTIO_NET_F_MQ;
@@ -503,9 +506,8 @@ static int h_get_queue_num(struct ctx *c)
 static int h_net_set_mtu(struct ctx *c)
 {
     uint64_t mtu = c->m->payload.u64;
-    if (mtu < 68 || mtu > FRAME_MAX - ETH_HLEN_MIN)
-        return fail(c, "NET_SET_MTU: %llu out of range 68..%u", (unsigned long long)mtu,
-                    FRAME_MAX - ETH_HLEN_MIN);
+    if (mtu < 68 || mtu > 65535)
+        return fail(c, "NET_SET_MTU: %llu out of range 68..65535", (unsigned long long)mtu);
     c->d->mtu = (uint32_t)mtu;
     log_info("port %s: MTU %u", c->p->name, c->d->mtu);
     return 0;

@@ -92,17 +92,25 @@ static void post_rx(struct guest *g, uint32_t len)
 }
 
 /* Queues one frame (header + data) on A's TX ring in two descriptors. */
-static void send_tx(struct guest *g, const uint8_t *frame, uint32_t len, unsigned hlen)
+static void send_tx_hdr(struct guest *g, const uint8_t *frame, uint32_t len, unsigned hlen,
+                        const struct virtio_net_hdr *vh)
 {
     struct vq *vq = &g->port.dev.q[1].vq;
     uint16_t h = g->tx_desc_next++ % RING, n = g->tx_desc_next++ % RING;
     uint64_t hdr = galloc(g, hlen), data = galloc(g, len);
     memset(gptr(g, hdr), 0, hlen);
+    if (vh)
+        memcpy(gptr(g, hdr), vh, hlen);
     memcpy(gptr(g, data), frame, len);
     vq->desc[h] = (struct virtq_desc){ hdr, hlen, VIRTQ_DESC_F_NEXT, n };
     vq->desc[n] = (struct virtq_desc){ data, len, 0, 0 };
     vq->avail->ring[vq->avail->idx % RING] = h;
     vq->avail->idx++;
+}
+
+static void send_tx(struct guest *g, const uint8_t *frame, uint32_t len, unsigned hlen)
+{
+    send_tx_hdr(g, frame, len, hlen, NULL);
 }
 
 static void make_frame(uint8_t *f, size_t len, uint8_t dst_last, uint8_t src_last, uint8_t seed)
@@ -119,6 +127,8 @@ static void make_frame(uint8_t *f, size_t len, uint8_t dst_last, uint8_t src_las
 
 /* Reads B's next used RX entry back into a linear frame; returns the
  * frame length or -1. */
+static struct virtio_net_hdr last_rx_hdr;
+
 static int read_rx(struct guest *g, uint16_t *used_seen, uint8_t *out, size_t cap, uint16_t *nbufs)
 {
     struct vq *vq = &g->port.dev.q[0].vq;
@@ -127,6 +137,7 @@ static int read_rx(struct guest *g, uint16_t *used_seen, uint8_t *out, size_t ca
     struct virtq_used_elem u = vq->used->ring[*used_seen % RING];
     struct virtq_desc d = vq->desc[u.id];
     struct virtio_net_hdr *h = gptr(g, d.addr);
+    last_rx_hdr = *h;
     *nbufs = h->num_buffers;
     size_t hlen = VIRTIO_NET_HDR_LEN, total = 0;
     for (uint16_t b = 0; b < *nbufs; b++) {
@@ -236,40 +247,232 @@ static void test_drops_and_hostile(void)
     mem_clear(&gb.port.dev.mem);
 }
 
-static void test_csum(void)
+static uint16_t fold(uint32_t sum)
 {
-    /* IPv4/UDP frame whose UDP checksum field holds the pseudo-header sum
-     * (as the kernel leaves it for CHECKSUM_PARTIAL); completing it must
-     * give the checksum computed from scratch. */
-    uint8_t f[60] = { 0 };
-    f[12] = 0x08;
-    uint8_t *ip = f + 14, *udp = ip + 20;
-    ip[0] = 0x45; ip[9] = 17;
-    ip[12] = 10; ip[15] = 1; ip[16] = 10; ip[19] = 2;
-    udp[4] = 0; udp[5] = 26;
-    for (int i = 8; i < 26; i++)
-        udp[i] = (uint8_t)i;
-    /* Reference: full checksum over pseudo header + UDP with field 0. */
-    uint32_t sum = 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 17 + 26;
-    for (int i = 0; i < 26; i += 2)
-        sum += (uint32_t)(udp[i] << 8 | udp[i + 1]);
     while (sum >> 16)
         sum = (sum & 0xffff) + (sum >> 16);
-    uint16_t want = (uint16_t)~sum;
-    uint32_t ph = 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 17 + 26;
-    while (ph >> 16)
-        ph = (ph & 0xffff) + (ph >> 16);
-    udp[6] = (uint8_t)(ph >> 8);
-    udp[7] = (uint8_t)ph;
-    struct virtio_net_hdr h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
-                                .csum_offset = 6 };
-    CHECK(net_csum_complete(f, 60, &h), "checksum completed");
-    CHECK((udp[6] << 8 | udp[7]) == want, "checksum 0x%04x, want 0x%04x", udp[6] << 8 | udp[7],
-          want);
-    h.csum_start = 58;
-    CHECK(!net_csum_complete(f, 60, &h), "csum field beyond the frame refused");
-    h.csum_start = 70;
-    CHECK(!net_csum_complete(f, 60, &h), "csum_start beyond the frame refused");
+    return (uint16_t)sum;
+}
+
+static uint32_t sum16(const uint8_t *p, size_t len)
+{
+    uint32_t s = 0;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        s += (uint32_t)p[len - 1] << 8;
+    return s;
+}
+
+/* Builds Ethernet + IPv4 or IPv6 + TCP/UDP with `payload` bytes; the L4
+ * checksum field holds the pseudo-header sum, as a guest leaves it for
+ * NEEDS_CSUM.  Returns the frame length; fills h. */
+static size_t build_l4(uint8_t *f, bool v6, bool tcp, size_t payload, struct virtio_net_hdr *h)
+{
+    memset(f, 0, 128);
+    make_frame(f, 14, 0xbb, 0xaa, 0);
+    size_t l3 = v6 ? 40 : 20, l4 = tcp ? 20 : 8, l4off = 14 + l3;
+    f[12] = v6 ? 0x86 : 0x08;
+    f[13] = v6 ? 0xdd : 0x00;
+    uint8_t *ip = f + 14, *t = f + l4off;
+    size_t l4len = l4 + payload;
+    uint32_t pseudo;
+    if (v6) {
+        ip[0] = 0x60; ip[4] = (uint8_t)(l4len >> 8); ip[5] = (uint8_t)l4len;
+        ip[6] = tcp ? 6 : 17; ip[7] = 64;
+        ip[8] = 0xfd; ip[23] = 1; ip[24] = 0xfd; ip[39] = 2;
+        pseudo = sum16(ip + 8, 32);
+    } else {
+        ip[0] = 0x45; ip[2] = (uint8_t)((20 + l4len) >> 8); ip[3] = (uint8_t)(20 + l4len);
+        ip[4] = 0x12; ip[5] = 0x34; ip[8] = 64; ip[9] = tcp ? 6 : 17;
+        ip[12] = 10; ip[15] = 1; ip[16] = 10; ip[19] = 2;
+        uint16_t c = (uint16_t)~fold(sum16(ip, 20));
+        ip[10] = (uint8_t)(c >> 8); ip[11] = (uint8_t)c;
+        pseudo = sum16(ip + 12, 8);
+    }
+    pseudo += (tcp ? 6 : 17) + (uint32_t)l4len;
+    t[0] = 0x30; t[1] = 0x39; t[2] = 0x00; t[3] = 0x50;
+    if (tcp) {
+        t[4] = 0x01; t[5] = 0x02; t[6] = 0x03; t[7] = 0x04;   /* seq 0x01020304 */
+        t[12] = 0x50; t[13] = 0x18 | 0x01 | 0x80;            /* ACK PSH FIN CWR */
+    } else {
+        t[4] = (uint8_t)(l4len >> 8); t[5] = (uint8_t)l4len;
+    }
+    for (size_t i = 0; i < payload; i++)
+        t[l4 + i] = (uint8_t)(i * 13 + 1);
+    uint16_t ph = fold(pseudo);
+    size_t co = tcp ? 16 : 6;
+    t[co] = (uint8_t)(ph >> 8); t[co + 1] = (uint8_t)ph;
+    memset(h, 0, sizeof(*h));
+    h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    h->csum_start = (uint16_t)l4off;
+    h->csum_offset = (uint16_t)co;
+    return l4off + l4len;
+}
+
+/* True if the frame's IPv4 header checksum (if any) and L4 checksum verify. */
+static bool checksums_ok(const uint8_t *f, size_t len)
+{
+    bool v6 = f[12] == 0x86;
+    size_t l3 = v6 ? 40 : 20, l4off = 14 + l3;
+    const uint8_t *ip = f + 14;
+    uint32_t pseudo;
+    if (v6) {
+        pseudo = sum16(ip + 8, 32) + ip[6];
+    } else {
+        if (fold(sum16(ip, 20)) != 0xffff)
+            return false;
+        pseudo = sum16(ip + 12, 8) + ip[9];
+    }
+    pseudo += (uint32_t)(len - l4off);
+    return fold(pseudo + sum16(f + l4off, len - l4off)) == 0xffff;
+}
+
+static uint64_t offload_feats(bool guest_csum, bool guest_tso)
+{
+    return feats(true) | 1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_HOST_TSO4 |
+           1ull << VIRTIO_NET_F_HOST_TSO6 |
+           (guest_csum ? 1ull << VIRTIO_NET_F_GUEST_CSUM : 0) |
+           (guest_tso ? 1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 : 0);
+}
+
+static void test_offloads(void)
+{
+    static uint8_t f[8192], got[70000];
+    struct virtio_net_hdr h;
+    bool more;
+    uint16_t seen, nb;
+
+    /* Partial checksum to a guest without GUEST_CSUM: completed by us. */
+    for (int v6 = 0; v6 < 2; v6++) {
+        switch_init();
+        guest_init(&ga, 0, "A", offload_feats(true, true));
+        guest_init(&gb, 1, "B", offload_feats(false, false));
+        for (int i = 0; i < 64; i++)
+            post_rx(&gb, 2048);
+        size_t len = build_l4(f, v6, false, 333, &h);
+        send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
+        net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+        seen = 0;
+        int n = read_rx(&gb, &seen, got, sizeof(got), &nb);
+        CHECK(n == (int)len && checksums_ok(got, len) && last_rx_hdr.flags == 0,
+              "v%d UDP partial checksum completed for a guest without GUEST_CSUM", v6 ? 6 : 4);
+        CHECK(stat_get(&gb.port.dev.q[0].st.sw_offload) == 1, "counted as software offload");
+        mem_clear(&ga.port.dev.mem);
+        mem_clear(&gb.port.dev.mem);
+    }
+
+    /* To a guest with GUEST_CSUM and GUEST_TSO: passed through untouched. */
+    switch_init();
+    guest_init(&ga, 0, "A", offload_feats(true, true));
+    guest_init(&gb, 1, "B", offload_feats(true, true));
+    for (int i = 0; i < 64; i++)
+        post_rx(&gb, 4096);
+    size_t len = build_l4(f, false, true, 3000, &h);
+    h.gso_type = 1;   /* TCPV4 */
+    h.gso_size = 1000;
+    h.hdr_len = 54;
+    send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    seen = 0;
+    int n = read_rx(&gb, &seen, got, sizeof(got), &nb);
+    CHECK(n == (int)len && memcmp(got, f, len) == 0, "TSO frame delivered whole (%d)", n);
+    CHECK(last_rx_hdr.flags == VIRTIO_NET_HDR_F_NEEDS_CSUM && last_rx_hdr.gso_type == 1 &&
+          last_rx_hdr.gso_size == 1000 && last_rx_hdr.csum_start == 34 &&
+          last_rx_hdr.csum_offset == 16, "offload header passed through");
+    mem_clear(&ga.port.dev.mem);
+    mem_clear(&gb.port.dev.mem);
+
+    /* To a guest without TSO: segmented in software, every segment valid. */
+    for (int v6 = 0; v6 < 2; v6++) {
+        switch_init();
+        guest_init(&ga, 0, "A", offload_feats(true, true));
+        guest_init(&gb, 1, "B", offload_feats(false, false));
+        for (int i = 0; i < 64; i++)
+            post_rx(&gb, 2048);
+        len = build_l4(f, v6, true, 2500, &h);
+        h.gso_type = v6 ? 4 : 1;
+        h.gso_size = 1000;
+        send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
+        net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+        seen = 0;
+        size_t l4off = v6 ? 54 : 34, total = 0;
+        int segs = 0;
+        bool ok = true;
+        while ((n = read_rx(&gb, &seen, got, sizeof(got), &nb)) > 0) {
+            size_t pay = (size_t)n - l4off - 20;
+            uint32_t seq = (uint32_t)got[l4off + 4] << 24 | (uint32_t)got[l4off + 5] << 16 |
+                           (uint32_t)got[l4off + 6] << 8 | got[l4off + 7];
+            uint8_t fl = got[l4off + 13];
+            bool last = total + pay == 2500;
+            ok &= checksums_ok(got, (size_t)n) && pay <= 1000 && seq == 0x01020304u + total &&
+                  memcmp(got + l4off + 20, f + l4off + 20 + total, pay) == 0 &&
+                  !!(fl & 0x01) == last && !!(fl & 0x80) == (segs == 0) && last_rx_hdr.gso_type == 0;
+            total += pay;
+            segs++;
+        }
+        CHECK(segs == 3 && total == 2500 && ok,
+              "v%d TSO frame segmented: %d segments, %zu bytes, all valid: %d", v6 ? 6 : 4, segs,
+              total, ok);
+        mem_clear(&ga.port.dev.mem);
+        mem_clear(&gb.port.dev.mem);
+    }
+
+    /* Bad offload requests are dropped and counted, never forwarded. */
+    switch_init();
+    guest_init(&ga, 0, "A", feats(true));   /* no CSUM, no TSO negotiated */
+    guest_init(&gb, 1, "B", offload_feats(true, true));
+    for (int i = 0; i < 64; i++)
+        post_rx(&gb, 2048);
+    len = build_l4(f, false, false, 100, &h);
+    send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    CHECK(stat_get(&ga.port.dev.q[1].st.drops_invalid) == 1, "NEEDS_CSUM without CSUM dropped");
+    mem_clear(&ga.port.dev.mem);
+    mem_clear(&gb.port.dev.mem);
+
+    switch_init();
+    guest_init(&ga, 0, "A", offload_feats(true, true));
+    guest_init(&gb, 1, "B", offload_feats(true, true));
+    for (int i = 0; i < 64; i++)
+        post_rx(&gb, 2048);
+    struct { uint16_t start, off; uint8_t gso; uint16_t gso_size; uint8_t flags; } bad[] = {
+        { 200, 6, 0, 0, VIRTIO_NET_HDR_F_NEEDS_CSUM },      /* csum_start beyond the frame */
+        { 34, 150, 0, 0, VIRTIO_NET_HDR_F_NEEDS_CSUM },     /* field beyond the frame */
+        { 34, 16, 3, 1000, VIRTIO_NET_HDR_F_NEEDS_CSUM },   /* UDP fragmentation */
+        { 34, 16, 1, 1000, 0 },                             /* TSO without NEEDS_CSUM */
+        { 34, 16, 1, 0, VIRTIO_NET_HDR_F_NEEDS_CSUM },      /* TSO with gso_size 0 */
+        { 34, 16, 0x81, 1000, VIRTIO_NET_HDR_F_NEEDS_CSUM },/* ECN not offered */
+        { 34, 16, 0, 0, 0x10 },                             /* unknown flag */
+    };
+    len = build_l4(f, false, true, 100, &h);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        h.csum_start = bad[i].start;
+        h.csum_offset = bad[i].off;
+        h.gso_type = bad[i].gso;
+        h.gso_size = bad[i].gso_size;
+        h.flags = bad[i].flags;
+        send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
+    }
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    CHECK(stat_get(&ga.port.dev.q[1].st.drops_invalid) == sizeof(bad) / sizeof(bad[0]) &&
+          gb.port.dev.q[0].vq.used->idx == 0, "%llu of %zu bad offload headers dropped",
+          (unsigned long long)stat_get(&ga.port.dev.q[1].st.drops_invalid),
+          sizeof(bad) / sizeof(bad[0]));
+    /* A TSO frame whose headers are not TCP cannot be segmented: dropped. */
+    mem_clear(&gb.port.dev.mem);
+    guest_init(&gb, 1, "B", offload_feats(false, false));
+    for (int i = 0; i < 64; i++)
+        post_rx(&gb, 2048);
+    len = build_l4(f, false, false, 3000, &h);
+    h.gso_type = 1;
+    h.gso_size = 1000;
+    send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    CHECK(gb.port.dev.q[0].vq.used->idx == 0 &&
+          stat_get(&gb.port.dev.q[0].st.drops_invalid) == 1, "unsegmentable TSO frame dropped");
+    mem_clear(&ga.port.dev.mem);
+    mem_clear(&gb.port.dev.mem);
 }
 
 int main(void)
@@ -277,6 +480,6 @@ int main(void)
     test_forward(true);
     test_forward(false);
     test_drops_and_hostile();
-    test_csum();
+    test_offloads();
     return check_done("test_net");
 }
