@@ -64,6 +64,7 @@ NS_MADE=
 DPID=
 QPID1=
 QPID2=
+HPID=
 START=$SECONDS
 
 # kill_wait PID SECONDS: TERM, wait, then KILL.
@@ -99,6 +100,7 @@ cleanup() {
     trap - EXIT INT TERM
     kill_wait "$QPID1" 5
     kill_wait "$QPID2" 5
+    kill_wait "$HPID" 2
     if [ -n "$DPID" ]; then
         if ! kill -0 "$DPID" 2>/dev/null; then
             log "lwvhostd (pid $DPID) is not running at cleanup"
@@ -186,14 +188,43 @@ start_guest() {
         </dev/null >"$T/qemu$n.out" 2>&1 &
 }
 
+# TCP in every direction (guest to guest, guest to host, host to guest):
+# with Linux guests this uses checksum and segmentation offloads. Each side
+# serves the same 4 MiB file over HTTP (busybox httpd) and fetches the
+# others' with busybox wget; the checksum of what arrived must match.
+BIG=4194304
+big_file() { yes 0123456789abcdef | head -c $BIG; }
+BIG_MD5=$(big_file | md5sum | cut -d' ' -f1)
+b64() { base64 -w0; }
+G2_SCRIPT=$(printf '%s\n' 'mkdir -p /www' \
+    "yes 0123456789abcdef | head -c $BIG > /www/big" \
+    'httpd -p 80 -h /www && lwv-result http 10.200.0.3 ok' | b64)
+G1_SCRIPT=$(printf '%s\n' 'for w in $(cat /proc/cmdline); do' \
+    '  case $w in lwv.targets=*) targets=$(echo ${w#lwv.targets=} | tr , " ");; esac; done' \
+    'for h in $targets; do' \
+    '  i=0; while ! wget -q -O /tmp/big http://$h/big; do' \
+    '    i=$((i+1)); [ $i -ge 30 ] && break; sleep 1; done' \
+    '  lwv-result wget $h ok $(md5sum </tmp/big | cut -d" " -f1) $(wc -c </tmp/big)' \
+    '  rm -f /tmp/big' \
+    'done' | b64)
+HTTP_TARGETS=10.200.0.3
+if [ $MODE = daemon ]; then
+    HTTP_TARGETS=10.200.0.3,10.200.0.1
+    mkdir -p "$T/www" && big_file >"$T/www/big"
+    ip netns exec "$NS" "$BB" httpd -f -p 80 -h "$T/www" &
+    HPID=$!
+fi
+
 log "booting guest 2 (10.200.0.3, serving)"
-start_guest 2 52:54:00:00:00:03 10.200.0.3/24 "lwv.run=serve:100 lwv.timeout=110" "${NET2[@]}"
+start_guest 2 52:54:00:00:00:03 10.200.0.3/24 \
+    "lwv.run=script lwv.run=serve:100 lwv.timeout=110 lwv.script=$G2_SCRIPT" "${NET2[@]}"
 QPID2=$!
 [ $MODE = selftest ] && wait_for 10 "guest 2 stream socket" test -S "$T/stream.sock"
 
 log "booting guest 1 (10.200.0.2, pinging $TARGETS)"
 start_guest 1 52:54:00:00:00:02 10.200.0.2/24 \
-    "lwv.run=ping:$TARGETS lwv.count=5 lwv.wait=40 lwv.timeout=90" "${NET1[@]}"
+    "lwv.run=ping:$TARGETS lwv.run=script lwv.count=5 lwv.wait=40 lwv.timeout=90 lwv.script=$G1_SCRIPT lwv.targets=$HTTP_TARGETS" \
+    "${NET1[@]}"
 QPID1=$!
 
 # Guest 1 powers itself off when done (its own watchdog: 90 s).
@@ -219,6 +250,10 @@ has_result "$T/g1.log" "boot 10.200.0.2 ok" || { log "guest 1 did not boot/confi
 for h in ${TARGETS//,/ }; do
     has_result "$T/g1.log" "ping $h ok" || { log "guest 1 -> $h ping failed"; ok=; }
 done
+for h in ${HTTP_TARGETS//,/ }; do
+    has_result "$T/g1.log" "wget $h ok $BIG_MD5 $BIG" ||
+        { log "guest 1: TCP transfer from $h incomplete or corrupt"; ok=; }
+done
 has_result "$T/g1.log" "done - ok" || { log "guest 1 did not report done - ok"; ok=; }
 has_result "$T/g2.log" "serve 10.200.0.3 ready" || { log "guest 2 never got ready"; ok=; }
 alive "$QPID2" || { log "guest 2 is not running any more"; ok=; }
@@ -231,6 +266,12 @@ if [ $MODE = daemon ] && alive "$QPID2"; then
     else
         log "netns -> 10.200.0.3 ping failed"; ok=
     fi
+    got=$(timeout 60 ip netns exec "$NS" "$BB" wget -q -O - http://10.200.0.3/big | md5sum | cut -d' ' -f1)
+    if [ "$got" = "$BIG_MD5" ]; then
+        log "netns <- guest 2 TCP transfer ok"
+    else
+        log "netns <- guest 2 TCP transfer incomplete or corrupt ($got)"; ok=
+    fi
 fi
 
 if [ $MODE = daemon ]; then
@@ -239,6 +280,16 @@ if [ $MODE = daemon ]; then
         timeout 5 "$CTL" -s "$T/ctl.sock" stats
         crc=$?
         [ $crc = 0 ] || { log "lwvhostctl stats failed (rc=$crc)"; ok=; }
+        timeout 5 "$CTL" -s "$T/ctl.sock" ports
+        # The Linux guests must have negotiated checksum and TSO offloads
+        # (bits 0, 1, 7, 11), so the TCP transfers above exercised them.
+        f=$(timeout 5 "$CTL" -s "$T/ctl.sock" ports --json | grep -o '"name":"vm2"[^}]*' |
+            grep -o '"features":"0x[0-9a-f]*"' | grep -o '0x[0-9a-f]*')
+        if [ -n "$f" ] && (( (f & 0x883) == 0x883 )); then
+            log "vm2 negotiated checksum and TSO offloads (features $f)"
+        else
+            log "vm2 did not negotiate checksum/TSO offloads (features ${f:-?})"; ok=
+        fi
     else
         log "$CTL not built, no stats"
     fi
