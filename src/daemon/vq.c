@@ -273,7 +273,9 @@ bool vq_enable_notify(struct vq *vq)
     return idx != vq->last_avail;
 }
 
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+/* Copies between iovecs (after skip bytes) and a linear buffer. */
+static size_t iov_xfer(const struct iovec *iov, unsigned n, size_t skip, uint8_t *buf,
+                       size_t len, bool to_iov)
 {
     size_t done = 0;
     for (unsigned i = 0; i < n && done < len; i++) {
@@ -284,27 +286,23 @@ size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, s
         size_t chunk = iov[i].iov_len - skip;
         if (chunk > len - done)
             chunk = len - done;
-        memcpy((uint8_t *)buf + done, (const uint8_t *)iov[i].iov_base + skip, chunk);
+        uint8_t *p = (uint8_t *)iov[i].iov_base + skip;
+        if (to_iov)
+            memcpy(p, buf + done, chunk);
+        else
+            memcpy(buf + done, p, chunk);
         done += chunk;
         skip = 0;
     }
     return done;
 }
 
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+{
+    return iov_xfer(iov, n, skip, buf, len, false);
+}
+
 size_t buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
 {
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        size_t chunk = iov[i].iov_len - skip;
-        if (chunk > len - done)
-            chunk = len - done;
-        memcpy((uint8_t *)iov[i].iov_base + skip, (const uint8_t *)buf + done, chunk);
-        done += chunk;
-        skip = 0;
-    }
-    return done;
+    return iov_xfer(iov, n, skip, (uint8_t *)buf, len, true);
 }
