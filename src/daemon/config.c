@@ -330,7 +330,9 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
         ['p'] = "port", ['t'] = "tap", ['c'] = "ctl", ['w'] = "workers",
         ['l'] = "log-level", ['f'] = "config", ['P'] = "policy", ['I'] = "idle-us",
     };
-    optind = 1;
+    /* 0, not 1: glibc then also forgets a cluster of short options that
+     * an earlier parse stopped in (it would resume inside that argv). */
+    optind = 0;
     opterr = 0;
     int o;
     while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
