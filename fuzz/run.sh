@@ -23,11 +23,11 @@ for t in $targets; do
     [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$scratch/"
     log="$B/logs/$t.log"
     echo "== $t: ${SECS}s on $(ls "$scratch" | wc -l) seed inputs (log: $log)"
-    # Daemon logging goes to /dev/null (-close_fd_mask=2) but is still
+    # Daemon logging goes to /dev/null (-close_fd_mask=3) but is still
     # formatted (LWV_FUZZ_LOG=debug); stdin is /dev/null so no input can
     # make a parser block on it.
     LWV_FUZZ_LOG=debug nice -n 19 "$B/$t" -max_total_time="$SECS" -rss_limit_mb="$RSS" \
-        -timeout=10 -close_fd_mask=2 -print_final_stats=1 -artifact_prefix="$B/artifacts/$t-" \
+        -timeout=10 -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$PWD/$B/artifacts/$t-" \
         ${FUZZ_ARGS:-} "$scratch" </dev/null >"$log" 2>&1
     st=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

@@ -1,0 +1,251 @@
+/*
+ * fuzz_datapath.c - libFuzzer target: the datapath (src/daemon/vq.c,
+ * net.c, switch.c) on a fuzzed guest.  Guest A's memory image and its TX
+ * ring state (descriptors, indirect tables, avail/used indexes, virtio-net
+ * headers, frames) and guest B's RX ring and buffers come from the input;
+ * net_tx_pass serves A's TX ring into the switch, which delivers to B and
+ * to C, a well-behaved guest with valid RX buffers; switch_flush sends the
+ * interrupts.  Devices are set up as tests/unit/test_net.c sets them up.
+ *
+ * Every guest memory region sits between 8 MiB of PROT_NONE on each side,
+ * so any access outside guest memory faults and is reported as a crash.
+ * After each input: every chain taken from a ring was completed exactly
+ * once or given back (last_avail == used_idx on every ring), and C is
+ * never marked broken.
+ *
+ * Input: a 12-byte configuration, then memory writes until the end.
+ *   0  A's features, 1  B's features: bit 0 VERSION_1, 1 MRG_RXBUF,
+ *      2 INDIRECT_DESC, 3 EVENT_IDX, 4 CSUM, 5 GUEST_CSUM,
+ *      6 HOST_TSO4+6, 7 GUEST_TSO4+6
+ *   2  ring sizes: 1 << (n % 9) with n = low nibble (A TX), high (B RX)
+ *   3  bits 0-1 A's memory layout, 2-3 B's: 0 one region; 1 two regions
+ *      adjacent in guest-physical space; 2 two with a 4 KiB hole between;
+ *      3 two, the second just below the first.  Bit 4: re-arm kicks when
+ *      empty.  Bits 5-7: passes - 1
+ *   4  u16 A's starting ring index, 6 u16 B's (as SET_VRING_BASE sets)
+ *   8  budget per pass (0: 256); 9 bit 0: A's TX ring is queue pair 1
+ *   10-11 unused
+ * A write: u8 sel (bit 0: guest B, bit 1: region 1), u16 offset (modulo
+ * the region size), u8 len, len bytes.  Regions are 32 KiB: region 0 at
+ * guest-physical 0x10000; each guest's ring is at offset 0 of region 0:
+ * descriptors at 0x0, avail at 0x1000, used at 0x2000.
+ */
+#include "fuzz_common.h"
+
+#include <assert.h>
+#include <sys/mman.h>
+
+#include "device.h"
+#include "net.h"
+#include "port.h"
+#include "switch.h"
+
+#define REG_SIZE (32u << 10)
+#define GUARD (8u << 20)
+#define GPA0 0x10000ull
+#define UVA0 0x700000000000ull
+#define UVA1 0x700010000000ull
+#define DESC_OFF 0x0
+#define AVAIL_OFF 0x1000
+#define USED_OFF 0x2000
+
+#define C_RING 64u
+#define C_BUF 2048u
+
+struct gdev {
+    struct port port;
+    uint8_t *host[2];
+};
+
+static struct gdev A, B, C;
+static struct fwd_ctx ctx;
+
+static uint8_t *guarded_region(void)
+{
+    uint8_t *p = mmap(NULL, 2 * (size_t)GUARD + REG_SIZE, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED || mprotect(p + GUARD, REG_SIZE, PROT_READ | PROT_WRITE) < 0)
+        abort();
+    return p + GUARD;
+}
+
+static void gdev_init(struct gdev *g, unsigned index, const char *name)
+{
+    struct port *p = &g->port;
+    p->index = index;
+    p->type = PORT_VHOST;
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->conn.fd = p->listen_fd = p->tap_fd = -1;
+    p->queues = 2;
+    dev_init(&p->dev, p, 2);
+    g->host[0] = guarded_region();
+    g->host[1] = guarded_region();
+    ports.p[index] = p;
+}
+
+/* Guest-physical layout of the two regions; the host memory is not
+ * contiguous whatever the layout. */
+static void gdev_layout(struct gdev *g, unsigned layout)
+{
+    struct guest_mem *m = &g->port.dev.mem;
+    memset(m->r, 0, sizeof(m->r));
+    m->r[0] = (struct mem_region){ .gpa = GPA0, .size = REG_SIZE, .uva = UVA0,
+                                   .host = g->host[0], .page = 4096 };
+    m->n = 1;
+    if (layout == 0)
+        return;
+    uint64_t gpa1 = layout == 1 ? GPA0 + REG_SIZE : layout == 2 ? GPA0 + REG_SIZE + 4096
+                                                                : GPA0 - REG_SIZE;
+    m->r[1] = (struct mem_region){ .gpa = gpa1, .size = REG_SIZE, .uva = UVA1,
+                                   .host = g->host[1], .page = 4096 };
+    m->n = 2;
+}
+
+static uint64_t features(uint8_t b)
+{
+    static const uint64_t bit[8] = {
+        1ull << VIRTIO_F_VERSION_1,
+        1ull << VIRTIO_NET_F_MRG_RXBUF,
+        1ull << VIRTIO_RING_F_INDIRECT_DESC,
+        1ull << VIRTIO_RING_F_EVENT_IDX,
+        1ull << VIRTIO_NET_F_CSUM,
+        1ull << VIRTIO_NET_F_GUEST_CSUM,
+        1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6,
+        1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6,
+    };
+    uint64_t f = 0;
+    for (int i = 0; i < 8; i++)
+        if (b & (1u << i))
+            f |= bit[i];
+    return f;
+}
+
+/* A fresh device state with one ring (queue qi) at the start of region 0. */
+static struct vqueue *gdev_reset(struct gdev *g, uint64_t feat, unsigned qi, uint32_t num,
+                                 uint16_t start)
+{
+    struct vdev *d = &g->port.dev;
+    for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
+        struct vqueue *q = &d->q[i];
+        memset(&q->vq, 0, sizeof(q->vq));
+        q->kick_set = false;
+        q->enable = -1;
+        q->signal_pending = false;
+        memset(&q->st, 0, sizeof(q->st));
+    }
+    d->connected = true;
+    d->features = feat;
+    d->features_set = true;
+    d->broken = false;
+    d->status = 0;
+    struct vqueue *q = &d->q[qi];
+    q->vq.num = num;
+    q->vq.desc_uva = UVA0 + DESC_OFF;
+    q->vq.avail_uva = UVA0 + AVAIL_OFF;
+    q->vq.used_uva = UVA0 + USED_OFF;
+    q->vq.addr_set = true;
+    q->vq.event_idx = dev_has_feature(d, VIRTIO_RING_F_EVENT_IDX);
+    q->vq.indirect = dev_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC);
+    q->vq.last_avail = q->vq.used_idx = start;
+    q->kick_set = true;
+    q->enable = 1;
+    if (!vq_map(&q->vq, &d->mem))
+        abort();
+    return q;
+}
+
+/* C: mergeable RX buffers, all posted. */
+static void c_reset(void)
+{
+    memset(C.host[0], 0, REG_SIZE);
+    gdev_layout(&C, 1);
+    struct vqueue *q = gdev_reset(&C, features(0x0f), 0, C_RING, 0);
+    for (uint16_t i = 0; i < C_RING; i++) {
+        /* Buffers in region 0 after the ring, then across into region 1. */
+        q->vq.desc[i] = (struct virtq_desc){ GPA0 + 0x3000 + (uint64_t)i * 720, C_BUF,
+                                             VIRTQ_DESC_F_WRITE, 0 };
+        q->vq.avail->ring[i] = i;
+    }
+    q->vq.avail->idx = C_RING;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_log_init();
+    gdev_init(&A, 0, "A");
+    gdev_init(&B, 1, "B");
+    gdev_init(&C, 2, "C");
+    ports.n = 3;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct cursor c = { data, size };
+    uint8_t cfg[12];
+    cur_bytes(&c, cfg, sizeof(cfg));
+    for (int i = 0; i < 2; i++) {
+        memset(A.host[i], 0, REG_SIZE);
+        memset(B.host[i], 0, REG_SIZE);
+    }
+    gdev_layout(&A, cfg[3] & 3);
+    gdev_layout(&B, (cfg[3] >> 2) & 3);
+    bool rearm = cfg[3] & 0x10;
+    unsigned passes = (cfg[3] >> 5) + 1u;
+    unsigned budget = cfg[8] ? cfg[8] : 256;
+    uint16_t a_start = (uint16_t)(cfg[4] | cfg[5] << 8), b_start = (uint16_t)(cfg[6] | cfg[7] << 8);
+    unsigned a_qi = cfg[9] & 1 ? 3 : 1;
+    struct vqueue *tx = gdev_reset(&A, features(cfg[0]), a_qi, 1u << ((cfg[2] & 15) % 9), a_start);
+    struct vqueue *rx = gdev_reset(&B, features(cfg[1]), 0, 1u << ((cfg[2] >> 4) % 9), b_start);
+    c_reset();
+
+    while (cur_left(&c)) {
+        uint8_t sel = cur_u8(&c);
+        uint32_t off = cur_u16(&c) % REG_SIZE;
+        uint8_t len = cur_u8(&c);
+        uint8_t buf[256];
+        cur_bytes(&c, buf, len);
+        uint8_t *dst = (sel & 1 ? B.host : A.host)[(sel >> 1) & 1];
+        memcpy(dst + off, buf, len < REG_SIZE - off ? len : REG_SIZE - off);
+    }
+    /* The used rings are the device's: they start where the device is. */
+    tx->vq.used->idx = a_start;
+    rx->vq.used->idx = b_start;
+
+    switch_init();
+    for (unsigned i = 0; i < passes; i++) {
+        bool more = false;
+        pthread_rwlock_rdlock(&A.port.dev.lock);
+        unsigned n = 0;
+        if (dev_queue_ready(&A.port.dev, tx))
+            n = net_tx_pass(&ctx, tx, budget, rearm, &more);
+        pthread_rwlock_unlock(&A.port.dev.lock);
+        switch_flush(&ctx);
+        if (!n && !more)
+            break;
+    }
+
+    if (log_level >= LOG_DEBUG) {
+        const struct q_stats *a = &tx->st, *b = &rx->st, *cc = &C.port.dev.q[0].st;
+        fprintf(stderr, "A tx: %llu frames, %llu invalid%s%s | B rx: %llu frames, %llu full, "
+                "%llu invalid%s%s | C rx: %llu frames\n",
+                (unsigned long long)a->packets, (unsigned long long)a->drops_invalid,
+                tx->vq.broken_reason ? ", broken: " : "",
+                tx->vq.broken_reason ? tx->vq.broken_reason : "",
+                (unsigned long long)b->packets, (unsigned long long)b->drops_full,
+                (unsigned long long)b->drops_invalid, rx->vq.broken_reason ? ", broken: " : "",
+                rx->vq.broken_reason ? rx->vq.broken_reason : "", (unsigned long long)cc->packets);
+    }
+    /* No chain lost or completed twice, on any ring. */
+    assert(tx->vq.last_avail == tx->vq.used_idx);
+    assert(rx->vq.last_avail == rx->vq.used_idx);
+    assert(C.port.dev.q[0].vq.last_avail == C.port.dev.q[0].vq.used_idx);
+    /* C's buffers are valid: nothing A or B does may break it. */
+    assert(!C.port.dev.broken);
+    return 0;
+}
