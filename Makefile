@@ -5,7 +5,9 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread -MMD -MP
+# Always added, even when CFLAGS is given on the command line (which
+# overrides any assignment to CFLAGS in this file).
+LWV_CFLAGS := -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread -MMD -MP
 CPPFLAGS += -Isrc/common -Isrc/daemon -Isrc/frontend -Isrc/bench
 LDLIBS  += -pthread
 
@@ -32,7 +34,7 @@ all: $(PROGS) $(TEST_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LWV_CFLAGS) -c $< -o $@
 
 $(BUILD)/libdaemon.a: $(DAEMON_OBJ)
 	rm -f $@; ar rcs $@ $^
@@ -40,17 +42,17 @@ $(BUILD)/libvuf.a: $(FRONT_OBJ)
 	rm -f $@; ar rcs $@ $^
 
 $(BUILD)/lwvhostd: $(BUILD)/src/daemon/main.o $(BUILD)/libdaemon.a
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LWV_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/lwvhostctl: $(BUILD)/src/ctl/lwvhostctl.o
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LWV_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/lwvhost-bench: $(BENCH_OBJ) $(BUILD)/libvuf.a
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lm
+	$(CC) $(CFLAGS) $(LWV_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lm
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HELPER_OBJ) $(BUILD)/libvuf.a $(BUILD)/libdaemon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LWV_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(BUILD)/libvuf.a $(BUILD)/libdaemon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LWV_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 test: all
 	BUILD=$(BUILD) tests/run.sh
@@ -68,7 +70,7 @@ install: $(PROGS)
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan build-clang
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
