@@ -14,7 +14,9 @@
 # shown too.
 #
 # Usage: tests/integration/dpdk_compare.sh [ROUNDS [SECONDS]]   (default 3 10)
-# Env: BUILD (default build); LWVT_BACKENDS (default "lwvhostd dpdk");
+# Env: BUILD (default build); LWVT_BACKENDS (default "lwvhostd dpdk"): any of
+#      dpdk, lwvhostd, lwvhostd:POLICY (lwvhostd --policy POLICY, e.g.
+#      "lwvhostd lwvhostd:poll dpdk");
 #      LWVT_WARMUP seconds (default 2); LWVHOSTD_ARGS extra daemon arguments;
 #      LWVT_QUIET_WAIT: before each window wait up to this many seconds
 #      (default 120) for other processes to go quiet.  The "other CPU%" column
@@ -40,7 +42,7 @@ fail() { echo "$NAME: FAIL: $*" >&2; exit 1; }
 dpdk_require
 for b in "${BACKENDS[@]}"; do
     case $b in
-    lwvhostd) [[ -x $LWVHOSTD ]] || fail "$LWVHOSTD not built (run make)" ;;
+    lwvhostd|lwvhostd:*) [[ -x $LWVHOSTD ]] || fail "$LWVHOSTD not built (run make)" ;;
     dpdk) ;;
     *) fail "unknown backend $b" ;;
     esac
@@ -83,6 +85,16 @@ cpu_ticks() {
     echo $(( f[11] + f[12] ))   # fields 14 and 15 of the full line
 }
 
+# show_logs DIR: the end of a measurement's logs, to see why it failed.
+show_logs() {
+    local f
+    for f in "$1"/*.log; do
+        [[ -s $f ]] || continue
+        echo "----- ${f#"$T"/} -----" >&2
+        tail -n 40 "$f" >&2
+    done
+}
+
 # busy_ticks: clock ticks all CPUs spent busy (user..steal, not idle/iowait).
 busy_ticks() {
     awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
@@ -95,17 +107,22 @@ measure() {
     local kind=$1 round=$2
     local dir=$T/$kind-$round
     mkdir -p "$dir"
-    be_start "$kind" "$dir" 2 0 || { log "cannot start $kind"; return 1; }
+    local be=${kind%%:*}
+    local LWVHOSTD_ARGS=${LWVHOSTD_ARGS:-}
+    [[ $kind == lwvhostd:* ]] && LWVHOSTD_ARGS+=" --policy ${kind#lwvhostd:}"
+    be_start "$be" "$dir" 2 0 || { log "cannot start $kind"; show_logs "$dir"; return 1; }
     local bepid=$BE_PID
     [[ $kind == dpdk ]] && bepid=${_DPDK_PID[be]}
     local -a eal=("${FE_EAL[@]//@DIR@/$dir}")
     if ! dpdk_start fe "$dir/frontend.log" "${eal[@]}" -- "${FE_APP[@]}"; then
         be_stop
+        show_logs "$dir"
         return 1
     fi
     if [[ $(dpdk_nb_ports fe) != 2 ]]; then
         log "frontend has $(dpdk_nb_ports fe) ports, expected 2"
         dpdk_stop fe; be_stop
+        show_logs "$dir"
         return 1
     fi
     dpdk_cmd fe start
@@ -118,12 +135,18 @@ measure() {
     local stats
     stats=$(dpdk_port_stats fe)
     a1=$(busy_ticks); c1=$(cpu_ticks "$bepid"); f1=$(cpu_ticks "$fepid")
-    be_alive || log "$kind died during the measurement"
+    local ok=1
+    be_alive || { log "$kind died during the measurement"; ok=; }
     dpdk_stop fe
     be_stop || log "$kind did not stop cleanly"
     local p0 p1
     p0=$(awk '$1 == 0 { print $4 }' <<<"$stats")
     p1=$(awk '$1 == 1 { print $4 }' <<<"$stats")
+    if [[ -z $ok || ! $p0 =~ ^[0-9]+$ || ! $p1 =~ ^[0-9]+$ ]]; then
+        log "no valid measurement ($kind, round $round)"
+        show_logs "$dir"
+        return 1
+    fi
     local cpu other
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v s="$SECS" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
     other=$(awk -v t=$((a1 - a0 - (c1 - c0) - (f1 - f0))) -v hz="$CLK_TCK" -v s="$SECS" \
@@ -149,8 +172,9 @@ wait_quiet() {
 results=()
 for (( r = 1; r <= ROUNDS; r++ )); do
     order=("${BACKENDS[@]}")
-    if (( r % 2 == 0 && ${#BACKENDS[@]} == 2 )); then
-        order=("${BACKENDS[1]}" "${BACKENDS[0]}")
+    if (( r % 2 == 0 )); then   # every other round in reverse order
+        order=()
+        for (( i = ${#BACKENDS[@]} - 1; i >= 0; i-- )); do order+=("${BACKENDS[i]}"); done
     fi
     for b in "${order[@]}"; do
         wait_quiet
@@ -162,14 +186,14 @@ done
 
 echo
 echo "64-byte frames, one testpmd (2x net_virtio_user, flowgen) on CPU 1; backend on CPU 0"
-printf '%-10s %5s %12s %12s %12s %12s %10s\n' backend round "rx pps p0" "rx pps p1" "rx pps total" \
+printf '%-14s %5s %12s %12s %12s %12s %10s\n' backend round "rx pps p0" "rx pps p1" "rx pps total" \
     "backend CPU%" "other CPU%"
 for line in "${results[@]}"; do
     read -r b r p0 p1 cpu other <<<"$line"
-    printf '%-10s %5s %12d %12d %12d %12s %10s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu" "$other"
+    printf '%-14s %5s %12d %12d %12d %12s %10s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu" "$other"
 done
 echo
-printf '%-10s %5s %12s %12s %12s %12s %10s\n' backend mean "rx pps p0" "rx pps p1" "rx pps total" \
+printf '%-14s %5s %12s %12s %12s %12s %10s\n' backend mean "rx pps p0" "rx pps p1" "rx pps total" \
     "backend CPU%" "other CPU%"
 printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" '
     { n[$1]++; p0[$1] += $3; p1[$1] += $4; cpu[$1] += $5; oth[$1] += $6
@@ -179,11 +203,13 @@ printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" '
         for (i = 1; i <= k; i++) {
             x = b[i]; if (!n[x]) continue
             tot[x] = (p0[x] + p1[x]) / n[x]
-            printf "%-10s %5s %12d %12d %12d %12.0f %10.0f   (total min %d, max %d)\n", x, "all",
+            printf "%-14s %5s %12d %12d %12d %12.0f %10.0f   (total min %d, max %d)\n", x, "all",
                 p0[x] / n[x], p1[x] / n[x], tot[x], cpu[x] / n[x], oth[x] / n[x], lo[x], hi[x]
         }
-        if (n["lwvhostd"] && n["dpdk"] && tot["dpdk"] > 0)
-            printf "\nratio lwvhostd / dpdk (total rx pps): %.2f\n", tot["lwvhostd"] / tot["dpdk"]
+        if (n["dpdk"] && tot["dpdk"] > 0)
+            for (i = 1; i <= k; i++)
+                if (b[i] != "dpdk" && n[b[i]])
+                    printf "ratio %s / dpdk (total rx pps): %.2f\n", b[i], tot[b[i]] / tot["dpdk"]
     }'
 noisy=$(printf '%s\n' "${results[@]}" | awk '$6 > 15 { n++ } END { print n + 0 }')
 if (( noisy > 0 )); then
