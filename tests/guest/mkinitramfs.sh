@@ -1,9 +1,15 @@
 #!/bin/sh
-# mkinitramfs.sh OUTDIR
+# mkinitramfs.sh [--add PROGRAM]... OUTDIR
 #
 # Builds a tiny diskless test guest for the QEMU integration tests:
 #   OUTDIR/vmlinuz            copy of the Debian kernel (linux-image-amd64)
 #   OUTDIR/initramfs.cpio.gz  busybox (static) + virtio-net modules + /init
+#
+# --add PROGRAM (repeatable) also puts PROGRAM (a path, or a name looked up
+# in PATH) into the image as /bin/BASENAME, with the shared libraries `ldd`
+# lists for it at their own paths (static programs and scripts are copied
+# alone).  Use a separate OUTDIR for each set of programs: the cache below
+# also compares the set and the programs' times.
 #
 # Cached: nothing is done when both outputs exist and are newer than this
 # script and than the kernel image.  Set LWV_FORCE=1 to rebuild anyway and
@@ -46,8 +52,27 @@ set -eu
 die() { echo "mkinitramfs: $*" >&2; exit 1; }
 skip() { echo "mkinitramfs: SKIP: $*" >&2; exit 77; }
 
-[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+usage() { echo "usage: $0 [--add PROGRAM]... OUTDIR" >&2; exit 2; }
+EXTRA=
+while [ $# -gt 1 ]; do
+    case "$1" in
+    --add)
+        [ $# -ge 3 ] || usage
+        case "$2" in
+        */*) p=$2 ;;
+        *)   p=$(command -v "$2" 2>/dev/null) || skip "$2 not found (to add to the image)" ;;
+        esac
+        [ -f "$p" ] || skip "$p not found (to add to the image)"
+        case "$p" in *[[:space:]]*) die "no spaces in program paths: $p" ;; esac
+        EXTRA="$EXTRA $p"
+        shift 2 ;;
+    *) usage ;;
+    esac
+done
+[ $# -eq 1 ] || usage
+case "$1" in -*) usage ;; esac
 OUT=$1
+EXTRA=${EXTRA# }
 SELF=$0
 [ -f "$SELF" ] || die "cannot find myself ($SELF)"
 
@@ -74,7 +99,11 @@ uptodate() {
     [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initramfs.cpio.gz" ] &&
     [ "$OUT/vmlinuz" -nt "$SELF" ] && [ "$OUT/initramfs.cpio.gz" -nt "$SELF" ] &&
     [ "$OUT/vmlinuz" -nt "$KERNEL" ] && [ "$OUT/initramfs.cpio.gz" -nt "$KERNEL" ] &&
-    [ "$(cat "$OUT/kver" 2>/dev/null)" = "$KVER" ]
+    [ "$(cat "$OUT/kver" 2>/dev/null)" = "$KVER" ] &&
+    [ "$(cat "$OUT/extras" 2>/dev/null)" = "$EXTRA" ] || return 1
+    for x in $EXTRA; do
+        [ "$OUT/initramfs.cpio.gz" -nt "$x" ] || return 1
+    done
 }
 if [ -z "${LWV_FORCE:-}" ] && uptodate; then
     exit 0
@@ -93,7 +122,10 @@ mkdir -p "$OUT"
 # Serialise concurrent builds into the same OUTDIR.
 if command -v flock >/dev/null 2>&1 && [ -z "${LWV_MKINITRAMFS_LOCKED:-}" ]; then
     export LWV_MKINITRAMFS_LOCKED=1
-    exec flock "$OUT/.lock" sh "$SELF" "$OUT"
+    ADDS=
+    for x in $EXTRA; do ADDS="$ADDS --add $x"; done
+    # shellcheck disable=SC2086  # no spaces in $EXTRA (checked above)
+    exec flock "$OUT/.lock" sh "$SELF" $ADDS "$OUT"
 fi
 if [ -z "${LWV_FORCE:-}" ] && uptodate; then
     exit 0     # somebody else built it while we waited for the lock
@@ -104,16 +136,21 @@ trap 'rm -rf "$STAGE"' EXIT INT TERM
 R=$STAGE/root
 mkdir -p "$R/bin" "$R/dev" "$R/proc" "$R/sys" "$R/tmp" "$R/etc" "$R/lib/lwv" "$R/root"
 
+# copy_libs PROGRAM: the shared libraries PROGRAM needs, at their paths.
+copy_libs() {
+    if command -v ldd >/dev/null 2>&1 && ldd "$1" >/dev/null 2>&1; then
+        for lib in $(ldd "$1" | grep -o '/[^ ]*'); do
+            mkdir -p "$R$(dirname "$lib")"
+            cp -L "$lib" "$R$lib"
+        done
+    fi
+}
+
 # ---- busybox ---------------------------------------------------------------
 cp "$BB" "$R/bin/busybox"
 # A dynamic busybox (package "busybox" instead of "busybox-static") also
 # works if its libraries come along.
-if command -v ldd >/dev/null 2>&1 && ldd "$BB" >/dev/null 2>&1; then
-    for lib in $(ldd "$BB" | grep -o '/[^ ]*'); do
-        mkdir -p "$R$(dirname "$lib")"
-        cp -L "$lib" "$R$lib"
-    done
-fi
+copy_libs "$BB"
 for app in $("$BB" --list); do
     [ "$app" = busybox ] || ln -sf busybox "$R/bin/$app"
 done
@@ -121,6 +158,14 @@ ln -s bin "$R/sbin"
 mkdir -p "$R/usr"
 ln -s ../bin "$R/usr/bin"
 ln -s ../bin "$R/usr/sbin"
+
+# ---- extra programs (--add) --------------------------------------------------
+for x in $EXTRA; do
+    [ -x "$x" ] || die "$x is not executable"
+    rm -f "$R/bin/$(basename "$x")"      # may be a busybox applet link
+    cp -L "$x" "$R/bin/$(basename "$x")"
+    copy_libs "$x"
+done
 
 # ---- modules (stored uncompressed, flat, under /lib/lwv) -----------------------
 for m in $MODS; do
@@ -338,7 +383,9 @@ mknod -m 666 "$R/dev/null" c 1 3 2>/dev/null || true
 (cd "$R" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 >"$STAGE/initramfs.cpio.gz"
 cp "$KERNEL" "$STAGE/vmlinuz"
 echo "$KVER" >"$STAGE/kver"
+echo "$EXTRA" >"$STAGE/extras"
 mv -f "$STAGE/kver" "$OUT/kver"
+mv -f "$STAGE/extras" "$OUT/extras"
 mv -f "$STAGE/vmlinuz" "$OUT/vmlinuz"
 mv -f "$STAGE/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
 echo "mkinitramfs: built $OUT/vmlinuz and $OUT/initramfs.cpio.gz (kernel $KVER)" >&2
