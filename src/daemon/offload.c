@@ -15,6 +15,10 @@ bool offload_hdr_valid(const struct virtio_net_hdr *h, size_t len, const struct 
         if (!c->csum || start >= len || off > len - start || len - start - off < 2)
             return false;
     }
+    /* hdr_len is passed on to guests that take GSO: never beyond the frame
+     * (as the kernel's tun refuses it from us). */
+    if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE && h->hdr_len > len)
+        return false;
     switch (h->gso_type) {
     case VIRTIO_NET_HDR_GSO_NONE:
         return true;
