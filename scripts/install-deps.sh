@@ -7,6 +7,7 @@ PKGS=(
     iproute2 iputils-ping procps        # namespaces, veth, tap; ping; ps
     qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils  # QEMU guests
     dpdk                                # dpdk-testpmd as an independent frontend
+    iperf3 python3 libc6-dev sysstat    # lwvhost-lab: guest traffic, the tool, lwv-rr (static), pidstat
 )
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo

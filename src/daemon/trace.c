@@ -33,6 +33,9 @@ void trace_emit(struct trace_ring *t, enum trace_event ev, unsigned port, unsign
 int trace_start(struct trace_ring *rings, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
+        /* A new trace shows only what happens from now on. */
+        __atomic_store_n(&rings[i].since, __atomic_load_n(&rings[i].pos, __ATOMIC_ACQUIRE),
+                         __ATOMIC_RELEASE);
         if (__atomic_load_n(&rings[i].rec, __ATOMIC_ACQUIRE))
             continue;
         struct trace_rec *r = calloc(TRACE_RING_SIZE, sizeof(*r));
@@ -57,6 +60,9 @@ size_t trace_snapshot(struct trace_ring *t, struct trace_rec **out)
         return 0;
     uint64_t end = __atomic_load_n(&t->pos, __ATOMIC_ACQUIRE);
     uint64_t start = end > TRACE_RING_SIZE ? end - TRACE_RING_SIZE : 0;
+    uint64_t since = __atomic_load_n(&t->since, __ATOMIC_ACQUIRE);
+    if (start < since)
+        start = since < end ? since : end;
     size_t n = (size_t)(end - start);
     struct trace_rec *copy = malloc((n ? n : 1) * sizeof(*copy));
     if (!copy)

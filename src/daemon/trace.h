@@ -41,6 +41,7 @@ struct trace_rec {
 struct trace_ring {
     struct trace_rec *rec;   /* NULL until tracing is first enabled */
     uint64_t pos;            /* records ever written */
+    uint64_t since;          /* pos when the current trace started */
 };
 
 extern int trace_on;
