@@ -229,6 +229,14 @@ def vu_msg_seeds():
     s["mem-slots"] = negotiate(FEATS, PROTO, V1 | NEED_REPLY) + b"".join(
         msg(ADD_MEM_REG, u64(0) + region(i * 0x1000, 0x1000, UVA + i * 0x1000, i * 0x1000),
             V1 | NEED_REPLY, 1, FD_MEM0) for i in range(34))
+    # regression (found by fuzz_vu_msg): a region whose offset and user
+    # address disagree modulo 16 made 16-aligned ring addresses misaligned
+    s["mem-unaligned-offset"] = negotiate(FEATS, PROTO) + \
+        msg(ADD_MEM_REG, u64(0) + region(0, 0x10000, UVA + 0x10000, 0x7), nfds=1, kind=FD_MEM0) + \
+        msg(SET_VRING_NUM, state(1, 64)) + \
+        msg(SET_VRING_ADDR, vring_addr(1, UVA + 0x10000, UVA + 0x12000, UVA + 0x11000)) + \
+        msg(SET_VRING_KICK, u64(1), nfds=1) + msg(SET_VRING_ENABLE, state(1, 1)) + \
+        poke(0x1007, struct.pack("<HHH", 0, 1, 0)) + data_op()
     nine = mem_table([region(i << 20, 4096, UVA + (i << 20)) for i in range(8)])
     s["mem-nine-regions"] = negotiate(FEATS, PROTO) + msg(SET_MEM_TABLE, struct.pack("<I", 9) +
                                                           nine[4:], nfds=8, kind=FD_MEM0)

@@ -35,6 +35,15 @@ int mem_region_map(struct mem_region *out, const struct vhost_user_mem_region *d
                  (unsigned long long)d->mmap_offset);
         return -1;
     }
+    /* Ring and indirect-table alignment is checked on guest-physical and
+     * frontend addresses; our pointers keep it only if the region's
+     * addresses and file offset do too. */
+    if ((d->guest_phys_addr | d->userspace_addr | d->mmap_offset) & 15) {
+        snprintf(err, errlen, "memory region not 16-byte aligned (gpa 0x%llx uva 0x%llx "
+                 "offset 0x%llx)", (unsigned long long)d->guest_phys_addr,
+                 (unsigned long long)d->userspace_addr, (unsigned long long)d->mmap_offset);
+        return -1;
+    }
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         snprintf(err, errlen, "memory fd unusable: %s", strerror(errno));

@@ -36,8 +36,9 @@ struct guest_mem {
     bool *fault_flag;   /* set if this memory faults (see mem_guard_install) */
 };
 
-/* Validates desc (non-empty, no wrap) and the fd (a regular file large
- * enough for mmap_offset + size), then maps it.  Does not close fd.
+/* Validates desc (non-empty, no wrap, addresses and offset 16-byte
+ * aligned) and the fd (a regular file large enough for mmap_offset +
+ * size), then maps it.  Does not close fd.
  * Returns 0, or -1 with a reason in err. */
 int mem_region_map(struct mem_region *out, const struct vhost_user_mem_region *desc, int fd,
                    char *err, size_t errlen);

@@ -1408,6 +1408,13 @@ static void add_mem_reg_checks(void)
           cp_memfd },
         { "backed by an eventfd", 0x10000000, 0x1000, CP_UVA + 0x10000000, 0, efd },
         { "backed by a pipe", 0x10000000, 0x1000, CP_UVA + 0x10000000, 0, p[0] },
+        /* Found by fuzz_vu_msg: a ring aligned in frontend addresses was
+         * misaligned in ours when the region's offset was not. */
+        { "with an odd file offset", 0x10000000, 0x1000, CP_UVA + 0x10000000, 0x1001, cp_memfd },
+        { "with a user address not 16-byte aligned", 0x10000000, 0x1000, CP_UVA + 0x10000008, 0,
+          cp_memfd },
+        { "with a guest address not 16-byte aligned", 0x10000004, 0x1000, CP_UVA + 0x10000000, 0,
+          cp_memfd },
     };
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         enum outcome o = add_reg(bad[i].gpa, bad[i].size, bad[i].uva, bad[i].off, bad[i].fd);
