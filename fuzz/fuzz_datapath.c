@@ -10,8 +10,9 @@
  * Every guest memory region sits between 8 MiB of PROT_NONE on each side,
  * so any access outside guest memory faults and is reported as a crash.
  * After each input: every chain taken from a ring was completed exactly
- * once or given back (last_avail == used_idx on every ring), and C is
- * never marked broken.
+ * once or given back (last_avail == used_idx on every ring), C is never
+ * marked broken, and every header C received has num_buffers in range and
+ * no checksum or GSO field beyond its frame.
  *
  * Input: a 12-byte configuration, then memory writes until the end.
  *   0  A's features, 1  B's features: bit 0 VERSION_1, 1 MRG_RXBUF,
@@ -50,6 +51,7 @@
 #define USED_OFF 0x2000
 
 #define C_RING 64u
+#define C_BUFS 24u       /* 48 KiB from GPA0 + 0x3000, across into region 1 */
 #define C_BUF 2048u
 
 struct gdev {
@@ -154,19 +156,52 @@ static struct vqueue *gdev_reset(struct gdev *g, uint64_t feat, unsigned qi, uin
     return q;
 }
 
-/* C: mergeable RX buffers, all posted. */
+/* C: mergeable RX buffers that do not overlap, all posted; C takes
+ * checksum and TSO offloads, so headers reach it as the sender wrote them
+ * (after validation). */
 static void c_reset(void)
 {
     memset(C.host[0], 0, REG_SIZE);
     gdev_layout(&C, 1);
-    struct vqueue *q = gdev_reset(&C, features(0x0f), 0, C_RING, 0);
-    for (uint16_t i = 0; i < C_RING; i++) {
-        /* Buffers in region 0 after the ring, then across into region 1. */
-        q->vq.desc[i] = (struct virtq_desc){ GPA0 + 0x3000 + (uint64_t)i * 720, C_BUF,
+    struct vqueue *q = gdev_reset(&C, features(0xaf), 0, C_RING, 0);
+    for (uint16_t i = 0; i < C_BUFS; i++) {
+        q->vq.desc[i] = (struct virtq_desc){ GPA0 + 0x3000 + (uint64_t)i * C_BUF, C_BUF,
                                              VIRTQ_DESC_F_WRITE, 0 };
         q->vq.avail->ring[i] = i;
     }
-    q->vq.avail->idx = C_RING;
+    q->vq.avail->idx = C_BUFS;
+}
+
+static void c_read(uint64_t gpa, void *dst, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint64_t a = gpa + i - GPA0;
+        ((uint8_t *)dst)[i] = a < REG_SIZE ? C.host[0][a] : C.host[1][a - REG_SIZE];
+    }
+}
+
+/* Every frame C received has a header with num_buffers in range and no
+ * offload field beyond the frame (the CVE-2024-11614 property). */
+static void c_check_headers(void)
+{
+    struct vq *vq = &C.port.dev.q[0].vq;
+    uint16_t n = vq->used_idx;
+    for (uint16_t i = 0; i < n;) {
+        struct virtq_used_elem u = vq->used->ring[i % C_RING];
+        assert(u.id < C_BUFS && u.len >= VIRTIO_NET_HDR_LEN && u.len <= C_BUF);
+        struct virtio_net_hdr h;
+        c_read(vq->desc[u.id].addr, &h, sizeof(h));
+        assert(h.num_buffers >= 1 && h.num_buffers <= n - i);
+        size_t len = 0;
+        for (uint16_t b = 0; b < h.num_buffers; b++)
+            len += vq->used->ring[(i + b) % C_RING].len;
+        len -= VIRTIO_NET_HDR_LEN;
+        if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+            assert((size_t)h.csum_start + h.csum_offset + 2 <= len);
+        if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE)
+            assert((h.gso_type == 1 || h.gso_type == 4) && h.gso_size > 0 && h.hdr_len <= len);
+        i = (uint16_t)(i + h.num_buffers);
+    }
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -247,5 +282,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(C.port.dev.q[0].vq.last_avail == C.port.dev.q[0].vq.used_idx);
     /* C's buffers are valid: nothing A or B does may break it. */
     assert(!C.port.dev.broken);
+    c_check_headers();
     return 0;
 }
