@@ -120,6 +120,10 @@ int gso_segment(const uint8_t *f, size_t len, const struct virtio_net_hdr *h, ui
     size_t mss = h->gso_size, payload = len - hdrs;
     if (mss == 0 || seg_cap < hdrs + (mss < payload ? mss : payload))
         return -1;
+    /* A tiny gso_size would make one frame cost thousands of segments
+     * (a 64 KiB frame with gso_size 1): refuse what no real stack sends. */
+    if ((payload + mss - 1) / mss > GSO_MAX_SEGS)
+        return -1;
     uint32_t seq = get32(f + l4_off + 4);
     uint16_t ip_id = v4 ? get16(f + l2 + 4) : 0;
     uint8_t flags = f[l4_off + 13];

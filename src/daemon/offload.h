@@ -23,6 +23,10 @@
 #define VIRTIO_NET_HDR_GSO_TCPV6 4
 #define VIRTIO_NET_HDR_GSO_ECN 0x80
 
+/* Most segments one GSO frame may be split into in software (a 64 KiB
+ * frame at the smallest IPv4 MSS, 536 bytes, needs 123). */
+#define GSO_MAX_SEGS 128
+
 /* What a sender may put in a header. */
 struct offload_caps {
     bool csum;     /* NEEDS_CSUM */

@@ -459,6 +459,19 @@ static void test_offloads(void)
           gb.port.dev.q[0].vq.used->idx == 0, "%llu of %zu bad offload headers dropped",
           (unsigned long long)stat_get(&ga.port.dev.q[1].st.drops_invalid),
           sizeof(bad) / sizeof(bad[0]));
+    /* A gso_size that would split one frame into thousands of segments is
+     * refused rather than let one guest burn the worker's time. */
+    mem_clear(&gb.port.dev.mem);
+    guest_init(&gb, 1, "B", offload_feats(false, false));
+    for (int i = 0; i < 64; i++)
+        post_rx(&gb, 2048);
+    len = build_l4(f, false, true, 4000, &h);
+    h.gso_type = 1;
+    h.gso_size = 8;
+    send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
+    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    CHECK(gb.port.dev.q[0].vq.used->idx == 0 &&
+          stat_get(&gb.port.dev.q[0].st.drops_invalid) == 1, "500-segment GSO frame dropped");
     /* A TSO frame whose headers are not TCP cannot be segmented: dropped. */
     mem_clear(&gb.port.dev.mem);
     guest_init(&gb, 1, "B", offload_feats(false, false));
