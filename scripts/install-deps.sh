@@ -6,7 +6,7 @@ PKGS=(
     make gcc clang libclang-rt-14-dev   # build; clang's sanitizer runtimes
     iproute2 iputils-ping procps        # namespaces, veth, tap; ping; ps
     qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils  # QEMU guests
-    dpdk                                # dpdk-testpmd as an independent frontend
+    dpdk-dev jq                         # dpdk-testpmd (in dpdk-dev) as an independent frontend; jq
     iperf3 python3 libc6-dev sysstat    # lwvhost-lab: guest traffic, the tool, lwv-rr (static), pidstat
 )
 SUDO=
