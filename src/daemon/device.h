@@ -59,6 +59,7 @@ struct vqueue {
     bool signal_pending;    /* RX: used entries not yet signalled */
     /* Owned by the serving worker. */
     bool pending;
+    bool kicked;            /* epoll reported the kick fd readable */
     int recheck;            /* atomic: control plane asks for a pass */
     struct qpolicy pol;
     struct q_stats st;

@@ -44,7 +44,9 @@ unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, boo
                      bool *more);
 
 /* Copies f into q's guest buffers (caller holds q->dev->lock for reading
- * and q->rx_lock).  Returns true if delivered; counts its own drops. */
+ * and q->rx_lock).  Returns true if delivered; counts its own drops.  The
+ * used entries are written but not published: the caller calls vq_flush
+ * once for a batch of frames. */
 bool net_rx_deliver(struct vq_elem *scratch, struct vqueue *q, const struct frame *f);
 
 /* True if the device can receive f's segmentation request as it is. */

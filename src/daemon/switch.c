@@ -105,8 +105,9 @@ static void remember_touched(struct fwd_ctx *ctx, struct vqueue *q)
         ctx->touched[ctx->ntouched++] = q;
         return;
     }
-    /* List full: signal now rather than lose the interrupt. */
+    /* List full: publish and signal now rather than lose the interrupt. */
     q->signal_pending = false;
+    vq_flush(&q->vq);
     if (vq_should_signal(&q->vq))
         dev_signal(q);
 }
@@ -121,28 +122,61 @@ static struct vqueue *pick_rx_queue(struct vdev *d, unsigned qp)
     return dev_queue_ready(d, q) ? q : NULL;
 }
 
-static void deliver_vhost(struct fwd_ctx *ctx, struct port *dst, unsigned qp,
-                          const struct frame *f)
+/* Bound on frames delivered under one hold of a destination's locks, so
+ * the control plane never waits long for them. */
+#define HOLD_MAX 64
+
+void switch_release(struct fwd_ctx *ctx)
 {
-    struct vdev *d = &dst->dev;
+    struct vqueue *q = ctx->held;
+    if (!q)
+        return;
+    vq_flush(&q->vq);
+    pthread_mutex_unlock(&q->rx_lock);
+    pthread_rwlock_unlock(&q->dev->lock);
+    ctx->held = NULL;
+    ctx->held_frames = 0;
+}
+
+/* Takes the locks of the RX queue for this frame, reusing the held ones
+ * when they fit.  Holds at most one destination at a time, and takes a
+ * new one only after dropping the old, so workers cannot deadlock on
+ * each other's rx_locks. */
+static struct vqueue *hold_rx_queue(struct fwd_ctx *ctx, struct vdev *d, unsigned qp)
+{
+    if (ctx->held && ctx->held->dev == d && ctx->held_frames < HOLD_MAX &&
+        pick_rx_queue(d, qp) == ctx->held)
+        return ctx->held;
+    switch_release(ctx);
     if (pthread_rwlock_tryrdlock(&d->lock) != 0) {
         stat_add_shared(&d->q[0].st.drops_nodest, 1);
-        return;
+        return NULL;
     }
     struct vqueue *q = pick_rx_queue(d, qp);
     if (!q) {
         if (d->connected)
             stat_add_shared(&d->q[0].st.drops_nodest, 1);
-        goto out;
+        pthread_rwlock_unlock(&d->lock);
+        return NULL;
     }
     pthread_mutex_lock(&q->rx_lock);
+    ctx->held = q;
+    ctx->held_frames = 0;
+    return q;
+}
+
+static void deliver_vhost(struct fwd_ctx *ctx, struct port *dst, unsigned qp,
+                          const struct frame *f)
+{
+    struct vdev *d = &dst->dev;
+    struct vqueue *q = hold_rx_queue(ctx, d, qp);
+    if (!q)
+        return;
+    ctx->held_frames++;
     bool ok = net_takes_gso(d, f) ? net_rx_deliver(&ctx->rx_elem, q, f)
                                   : net_rx_deliver_segmented(&ctx->rx_elem, q, f) > 0;
     if (ok)
         remember_touched(ctx, q);
-    pthread_mutex_unlock(&q->rx_lock);
-out:
-    pthread_rwlock_unlock(&d->lock);
 }
 
 static void deliver(struct fwd_ctx *ctx, struct port *dst, unsigned qp, const struct frame *f)
@@ -172,6 +206,7 @@ void switch_forward(struct fwd_ctx *ctx, struct port *src, unsigned qp, const st
 
 void switch_flush(struct fwd_ctx *ctx)
 {
+    switch_release(ctx);
     for (unsigned i = 0; i < ctx->ntouched; i++) {
         struct vqueue *q = ctx->touched[i];
         struct vdev *d = q->dev;

@@ -24,6 +24,10 @@ struct fwd_ctx {
     struct vq_elem rx_elem;
     unsigned ntouched;
     struct vqueue *touched[FWD_TOUCHED_MAX];
+    /* The RX queue whose device read lock and rx_lock we keep between
+     * frames, so a batch to one guest takes its locks once. */
+    struct vqueue *held;
+    unsigned held_frames;
 };
 
 void switch_init(void);
@@ -39,7 +43,12 @@ unsigned switch_port_macs(unsigned port_index, uint8_t (*macs)[6], unsigned max)
  * destination queue pair (modulo what the destination has). */
 struct port;
 void switch_forward(struct fwd_ctx *ctx, struct port *src, unsigned qp, const struct frame *f);
-/* Sends the interrupts owed for frames delivered since the last call. */
+/* Publishes what was delivered to the held destination and drops its
+ * locks.  Call before taking any lock that could block (a source device's
+ * lock), and at the end of every pass. */
+void switch_release(struct fwd_ctx *ctx);
+/* switch_release, then sends the interrupts owed for frames delivered
+ * since the last call. */
 void switch_flush(struct fwd_ctx *ctx);
 
 #endif

@@ -40,6 +40,9 @@
 
 #define WEIGHT 256          /* frames per queue per pass (vhost-net uses 256) */
 #define MAX_EVENTS 64
+#ifndef POLL_EPOLL_EVERY
+#define POLL_EPOLL_EVERY 16
+#endif
 #define CALIBRATION_ROUNDS 200
 #define CALIBRATION_SLEEP_NS 20000
 
@@ -237,11 +240,14 @@ static enum eff_mode effective(struct worker *w, const struct vqueue *q, uint64_
     }
 }
 
-/* Reads the kick counter so the level-triggered epoll quiets down. */
+/* Reads the kick counter so the level-triggered epoll quiets down; only
+ * when epoll reported it (a read per pass would be a syscall per pass
+ * while polling). */
 static void drain_kicks(struct vqueue *q)
 {
-    if (q->kickfd < 0)
+    if (!q->kicked || q->kickfd < 0)
         return;
+    q->kicked = false;
     uint64_t n;
     if (read(q->kickfd, &n, sizeof(n)) == sizeof(n))
         stat_add(&q->st.kicks, n);
@@ -269,6 +275,8 @@ static bool serve_queue(struct worker *w, struct vqueue *q, uint64_t now)
     bool was_off = q->vq.notify_off;
     trace(tr, TR_TX_BEGIN, pidx, q->index, 0);
     unsigned n = net_tx_pass(&w->ctx, q, WEIGHT, eff == EFF_NOTIFY, &more);
+    /* Never keep a destination's locks while taking another source's. */
+    switch_release(&w->ctx);
     trace(tr, TR_TX_END, pidx, q->index, n);
     stat_add(&q->st.passes, 1);
     stat_add(&w->st.frames, n);
@@ -300,6 +308,7 @@ static void collect_events(struct worker *w, struct epoll_event *ev, int n, uint
         if (tag == TAG_QUEUE) {
             struct vqueue *q = obj;
             q->pending = true;
+            q->kicked = true;
             stat_add(&w->st.kick_wakeups, 1);
             trace(tr, TR_WAKE_KICK, q->dev->port->index, q->index, 0);
         } else if (tag == TAG_TAP) {
@@ -460,9 +469,16 @@ static void *worker_main(void *arg)
     calibrate(w, cid);
     adaptive_init(&w->ad, w->st.wake_cost_ns, mono_ns(), thread_cpu_ns(cid));
     int timeout = -1;
+    unsigned spins = 0;
     while (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
         uint64_t before_sleep = timeout ? mono_ns() : 0;
-        int n = epoll_wait(w->epfd, ev, MAX_EVENTS, timeout);
+        int n = 0;
+        /* While polling, look at the fds only every POLL_EPOLL_EVERY passes:
+         * epoll_wait is a system call, and pokes arrive as flags anyway. */
+        if (timeout != 0 || ++spins >= POLL_EPOLL_EVERY) {
+            spins = 0;
+            n = epoll_wait(w->epfd, ev, MAX_EVENTS, timeout);
+        }
         uint64_t now = mono_ns();
         if (timeout)
             stat_add(&w->st.sleep_ns, now - before_sleep);

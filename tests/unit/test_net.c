@@ -152,6 +152,14 @@ static int read_rx(struct guest *g, uint16_t *used_seen, uint8_t *out, size_t ca
     return (int)total;
 }
 
+/* A worker's pass over A's TX queue: serve, then publish and signal. */
+static unsigned tx_pass(bool *more)
+{
+    unsigned n = net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, more);
+    switch_flush(&ctx);
+    return n;
+}
+
 static uint64_t feats(bool mrg)
 {
     return 1ull << VIRTIO_F_VERSION_1 | (mrg ? 1ull << VIRTIO_NET_F_MRG_RXBUF : 0);
@@ -173,7 +181,7 @@ static void test_forward(bool mergeable)
         send_tx(&ga, f, (uint32_t)sizes[i], VIRTIO_NET_HDR_LEN);
     }
     bool more;
-    unsigned n = net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    unsigned n = tx_pass(&more);
     switch_flush(&ctx);
     CHECK(n == 4 && !more, "4 frames served (%u)", n);
     CHECK(ga.port.dev.q[1].vq.used->idx == 4, "TX completions published");
@@ -204,7 +212,7 @@ static void test_drops_and_hostile(void)
     /* No RX buffers in B: dropped and counted, A's buffer still completed. */
     make_frame(f, 100, 0xbb, 0xaa, 1);
     send_tx(&ga, f, 100, VIRTIO_NET_HDR_LEN);
-    CHECK(net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more) == 1, "served");
+    CHECK(tx_pass(&more) == 1, "served");
     CHECK(stat_get(&gb.port.dev.q[0].st.drops_full) == 1, "drop counted when B has no buffers");
     CHECK(gb.port.dev.q[0].vq.used->idx == 0, "nothing half-written into B");
     /* Room for 1000 bytes only: a 1514-byte frame is refused whole and the
@@ -215,7 +223,7 @@ static void test_drops_and_hostile(void)
     send_tx(&ga, f, 1514, VIRTIO_NET_HDR_LEN);
     make_frame(f, 200, 0xbb, 0xaa, 3);
     send_tx(&ga, f, 200, VIRTIO_NET_HDR_LEN);
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     switch_flush(&ctx);
     CHECK(stat_get(&gb.port.dev.q[0].st.drops_full) == 2, "oversized frame dropped");
     uint8_t got[2048];
@@ -224,21 +232,21 @@ static void test_drops_and_hostile(void)
           "the next frame used the buffers the dropped one left");
     /* A chain no longer than the header is dropped, not forwarded. */
     send_tx(&ga, f, 0, VIRTIO_NET_HDR_LEN);
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     CHECK(stat_get(&ga.port.dev.q[1].st.drops_invalid) == 1, "header-only chain dropped");
     /* A header claiming GSO (not negotiated) is dropped. */
     send_tx(&ga, f, 200, VIRTIO_NET_HDR_LEN);
     struct vq *tx = &ga.port.dev.q[1].vq;
     uint16_t head = tx->avail->ring[(tx->avail->idx - 1) % RING];
     ((struct virtio_net_hdr *)gptr(&ga, tx->desc[head].addr))->gso_type = 1;
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     CHECK(stat_get(&ga.port.dev.q[1].st.drops_invalid) == 2, "GSO header dropped");
     /* A looping chain breaks A only. */
     uint16_t i = ga.tx_desc_next++ % RING;
     tx->desc[i] = (struct virtq_desc){ GPA + 0x40000, 64, VIRTQ_DESC_F_NEXT, i };
     tx->avail->ring[tx->avail->idx % RING] = i;
     tx->avail->idx++;
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     CHECK(ga.port.dev.broken, "A marked broken");
     CHECK(ga.port.dev.status & VIRTIO_STATUS_NEEDS_RESET, "A's status says NEEDS_RESET");
     CHECK(!dev_queue_ready(&ga.port.dev, &ga.port.dev.q[1]), "A no longer served");
@@ -352,7 +360,7 @@ static void test_offloads(void)
             post_rx(&gb, 2048);
         size_t len = build_l4(f, v6, false, 333, &h);
         send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
-        net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+        tx_pass(&more);
         seen = 0;
         int n = read_rx(&gb, &seen, got, sizeof(got), &nb);
         CHECK(n == (int)len && checksums_ok(got, len) && last_rx_hdr.flags == 0,
@@ -373,7 +381,7 @@ static void test_offloads(void)
     h.gso_size = 1000;
     h.hdr_len = 54;
     send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     seen = 0;
     int n = read_rx(&gb, &seen, got, sizeof(got), &nb);
     CHECK(n == (int)len && memcmp(got, f, len) == 0, "TSO frame delivered whole (%d)", n);
@@ -394,7 +402,7 @@ static void test_offloads(void)
         h.gso_type = v6 ? 4 : 1;
         h.gso_size = 1000;
         send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
-        net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+        tx_pass(&more);
         seen = 0;
         size_t l4off = v6 ? 54 : 34, total = 0;
         int segs = 0;
@@ -426,7 +434,7 @@ static void test_offloads(void)
         post_rx(&gb, 2048);
     len = build_l4(f, false, false, 100, &h);
     send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     CHECK(stat_get(&ga.port.dev.q[1].st.drops_invalid) == 1, "NEEDS_CSUM without CSUM dropped");
     mem_clear(&ga.port.dev.mem);
     mem_clear(&gb.port.dev.mem);
@@ -454,7 +462,7 @@ static void test_offloads(void)
         h.flags = bad[i].flags;
         send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
     }
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     CHECK(stat_get(&ga.port.dev.q[1].st.drops_invalid) == sizeof(bad) / sizeof(bad[0]) &&
           gb.port.dev.q[0].vq.used->idx == 0, "%llu of %zu bad offload headers dropped",
           (unsigned long long)stat_get(&ga.port.dev.q[1].st.drops_invalid),
@@ -469,7 +477,7 @@ static void test_offloads(void)
     h.gso_type = 1;
     h.gso_size = 8;
     send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     CHECK(gb.port.dev.q[0].vq.used->idx == 0 &&
           stat_get(&gb.port.dev.q[0].st.drops_invalid) == 1, "500-segment GSO frame dropped");
     /* A TSO frame whose headers are not TCP cannot be segmented: dropped. */
@@ -481,7 +489,7 @@ static void test_offloads(void)
     h.gso_type = 1;
     h.gso_size = 1000;
     send_tx_hdr(&ga, f, (uint32_t)len, VIRTIO_NET_HDR_LEN, &h);
-    net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, &more);
+    tx_pass(&more);
     CHECK(gb.port.dev.q[0].vq.used->idx == 0 &&
           stat_get(&gb.port.dev.q[0].st.drops_invalid) == 1, "unsegmentable TSO frame dropped");
     mem_clear(&ga.port.dev.mem);
