@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -150,8 +151,8 @@ static void pin_self(int cpu)
 
 /* fork + exec with stdout/stderr to log, stdin from stdin_fd (or
  * /dev/null), pinned to cpu, killed when we die. */
-static pid_t spawn(char *const argv[], const char *log, int stdin_fd, int cpu, char *err,
-                   size_t errlen)
+static pid_t spawn(char *const argv[], const char *log, int stdin_fd, int cpu, int niceness,
+                   char *err, size_t errlen)
 {
     int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (lfd < 0) {
@@ -182,6 +183,8 @@ static pid_t spawn(char *const argv[], const char *log, int stdin_fd, int cpu, c
                 CPU_SET(i, &all);
             sched_setaffinity(0, sizeof all, &all);
         }
+        if (niceness && setpriority(PRIO_PROCESS, 0, niceness) < 0)
+            fprintf(stderr, "lwvhost-bench: --nice %d: %s\n", niceness, strerror(errno));
         int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
         if (in >= 0)
             dup2(in, 0);
@@ -330,7 +333,7 @@ static int start_lwvhostd(struct backend *b, const struct bench_cfg *c, char *er
             fprintf(stderr, " %s", argv[i]);
         fprintf(stderr, "\n");
     }
-    b->pid = spawn(argv, b->log, -1, c->backend_cpu, err, errlen);
+    b->pid = spawn(argv, b->log, -1, c->backend_cpu, c->nice, err, errlen);
     if (b->pid < 0)
         return -1;
     b->spawned = 1;
@@ -527,7 +530,7 @@ static int start_testpmd(struct backend *b, const struct bench_cfg *c, char *err
     }
     snprintf(b->log, sizeof b->log, "%s/testpmd.log", b->dir);
     /* stdin: a pipe we keep open; a newline asks testpmd to exit */
-    b->pid = spawn(argv, b->log, p[0], -1, err, errlen);
+    b->pid = spawn(argv, b->log, p[0], -1, c->nice, err, errlen);
     close(p[0]);
     if (b->pid < 0) {
         close(p[1]);

@@ -63,6 +63,7 @@ struct bench_cfg {
     const char *testpmd;
     const char *keep_dir;       /* --keep-dir: work directory kept */
     double quiet_wait;          /* wait up to this many seconds for an idle machine */
+    int nice;                   /* niceness of the backend and the bench (0: unchanged) */
     int verbose;
     int quiet;                  /* no warnings on stderr (sweep prints them) */
 };

@@ -69,7 +69,7 @@ void sweep_usage(FILE *f)
 "                       offered rates) for a row measured in the same sweep\n"
 "Options of run also apply: --topology, --warmup, --window, --inflight, --ring,\n"
 "--workers, --attach/--sock-dir, --backend-cpu, --bench-cpu, --no-pin,\n"
-"--lwvhostd, --testpmd, --quiet-wait, -v.  Options given override the preset's.\n"
+"--lwvhostd, --testpmd, --quiet-wait, --nice, -v.  Options given override the preset's.\n"
 "Without an lwvhostd that has --policy, only its built-in behaviour is measured\n"
 "(policy \"default\").\n"
 "Exit status: 0 all runs ok, 1 some run failed, 2 bad usage.\n");
@@ -646,6 +646,11 @@ int sweep_main(int argc, char **argv)
             }
         }
 
+    if (!sw.base.attach_ctl && access(sw.base.lwvhostd, X_OK) < 0) {
+        fprintf(stderr, "lwvhost-bench sweep: %s: %s (build it with make, or give --lwvhostd "
+                        "PATH)\n", sw.base.lwvhostd, strerror(errno));
+        return EXIT_FAIL;
+    }
     if (sw.base.attach_ctl)
         sw.has_policy = 1;      /* runtime "policy all"; a refusal fails the run */
     else
