@@ -148,7 +148,7 @@ static struct vqueue *gdev_reset(struct gdev *g, uint64_t feat, unsigned qi, uin
     q->vq.addr_set = true;
     q->vq.event_idx = dev_has_feature(d, VIRTIO_RING_F_EVENT_IDX);
     q->vq.indirect = dev_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC);
-    q->vq.last_avail = q->vq.used_idx = start;
+    vq_set_base(&q->vq, start);
     q->kick_set = true;
     q->enable = 1;
     if (!vq_map(&q->vq, &d->mem))

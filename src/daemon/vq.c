@@ -64,14 +64,26 @@ void vq_mark_broken(struct vq *vq, const char *reason)
         vq->broken_reason = reason;
 }
 
+void vq_set_base(struct vq *vq, uint16_t idx)
+{
+    vq->last_avail = vq->shadow_avail = vq->used_idx = idx;
+    vq->signalled_valid = false;
+}
+
 int vq_avail_count(struct vq *vq)
 {
+    /* Entries already known to be published need no new read of avail->idx,
+     * a cache line the driver keeps writing. */
+    uint16_t n = (uint16_t)(vq->shadow_avail - vq->last_avail);
+    if (n)
+        return n;
     uint16_t idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
-    uint16_t n = (uint16_t)(idx - vq->last_avail);
+    n = (uint16_t)(idx - vq->last_avail);
     if (n > vq->num) {
         vq_mark_broken(vq, "avail index moved by more than the ring size");
         return -1;
     }
+    vq->shadow_avail = idx;
     return n;
 }
 

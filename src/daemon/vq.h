@@ -45,6 +45,8 @@ struct vq {
 
     /* Datapath state. */
     uint16_t last_avail;        /* next avail entry to consume */
+    uint16_t shadow_avail;      /* avail->idx as last read: entries up to it
+                                 * are known to be published */
     uint16_t used_idx;          /* shadow of used->idx we will publish */
     uint16_t signalled_used;
     bool signalled_valid;
@@ -55,6 +57,9 @@ struct vq {
 };
 
 enum vq_pop_result { VQ_EMPTY = 0, VQ_GOT = 1, VQ_BROKEN = -1 };
+
+/* Restarts the ring at avail/used index idx (SET_VRING_BASE). */
+void vq_set_base(struct vq *vq, uint16_t idx);
 
 /* Translates the ring addresses through mem; returns true when usable. */
 bool vq_map(struct vq *vq, const struct guest_mem *mem);

@@ -382,9 +382,7 @@ static int h_set_vring_base(struct ctx *c)
     if (s->num > 0xffff)
         return fail(c, "SET_VRING_BASE: base %u beyond a split ring index", s->num);
     pthread_mutex_lock(&q->rx_lock);
-    q->vq.last_avail = (uint16_t)s->num;
-    q->vq.used_idx = (uint16_t)s->num;
-    q->vq.signalled_valid = false;
+    vq_set_base(&q->vq, (uint16_t)s->num);
     q->vq.broken_reason = NULL;
     pthread_mutex_unlock(&q->rx_lock);
     return 0;

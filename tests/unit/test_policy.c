@@ -85,7 +85,7 @@ static void test_no_lost_wakeup(void)
         g.vq.event_idx = ev;
         memset(g.vq.avail, 0, virtq_avail_size(64));
         memset(g.vq.used, 0, virtq_used_size(64));
-        g.vq.last_avail = g.vq.used_idx = 0;
+        vq_set_base(&g.vq, 0);
         vq_disable_notify(&g.vq);
         fake_desc(&g, 0, fake_guest_data_gpa(&g), 64, 0, 0);
         fake_avail(&g, 0);    /* raced in: no kick was sent */

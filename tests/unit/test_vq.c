@@ -12,7 +12,7 @@ static void reset(struct fake_guest *g)
     memset(g->vq.desc, 0, virtq_desc_size(g->vq.num));
     memset(g->vq.avail, 0, virtq_avail_size(g->vq.num));
     memset(g->vq.used, 0, virtq_used_size(g->vq.num));
-    g->vq.last_avail = g->vq.used_idx = 0;
+    vq_set_base(&g->vq, 0);
     g->vq.broken_reason = NULL;
     g->vq.signalled_valid = false;
 }
