@@ -161,11 +161,18 @@ int main(void)
     test_init("policy", 120);
     const char *ports[] = { "a", "b", NULL };
     const char *extra[] = { "--idle-us", "1000", NULL };
-    check(daemon_start(ports, extra) == 0, "daemon starts");
-    check(tport_connect(&a, "a", 1, NULL) == 0 && tport_connect(&b, "b", 2, NULL) == 0,
-          "frontends connect");
+    int ok = daemon_start(ports, extra) == 0;
+    check(ok, "daemon starts");
+    ok = ok && tport_connect(&a, "a", 1, NULL) == 0 && tport_connect(&b, "b", 2, NULL) == 0;
+    check(ok, "frontends connect");
     struct tport *all[] = { &a, &b };
-    check(learn_all(all, 2) == 0, "MACs learned");
+    ok = ok && learn_all(all, 2) == 0;
+    check(ok, "MACs learned");
+    if (!ok) {
+        tport_close(&a);
+        tport_close(&b);
+        return test_finish();   /* stops the daemon */
+    }
 
     double k_notify, k_interval, k_adaptive, k_poll;
     run_policy("notify", 20000, 10000, &k_notify);
