@@ -64,6 +64,7 @@ struct bench_cfg {
     const char *keep_dir;       /* --keep-dir: work directory kept */
     double quiet_wait;          /* wait up to this many seconds for an idle machine */
     int nice;                   /* niceness of the backend and the bench (0: unchanged) */
+    int rx_irq_off;             /* VMs never ask for RX interrupts (polling driver) */
     int verbose;
     int quiet;                  /* no warnings on stderr (sweep prints them) */
 };
@@ -73,6 +74,7 @@ struct bench_result {
     /* what was run (for reports) */
     char workload[8], topology[16], backend[16], policy[64];
     char kind[8];               /* "run"; sweep: "peak" (max rate) or "load" */
+    char rx_irq[4];             /* "on": VMs arm RX interrupts when drained, "off" */
     unsigned size, vms, streams, flows;
     double offered_pps;         /* NaN: max */
     double load_pct;            /* sweep: offered load in % of peak, NaN in run */

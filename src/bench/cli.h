@@ -13,7 +13,7 @@ enum {
     OPT_WORKLOAD = 256, OPT_TOPOLOGY, OPT_BACKEND, OPT_WARMUP, OPT_WINDOW, OPT_INFLIGHT,
     OPT_RING, OPT_WORKERS, OPT_BACKEND_CPU, OPT_BENCH_CPU, OPT_NO_PIN, OPT_ATTACH,
     OPT_SOCK_DIR, OPT_LWVHOSTD, OPT_TESTPMD, OPT_KEEP_DIR, OPT_QUIET_WAIT,
-    OPT_NICE,
+    OPT_NICE, OPT_RX_IRQ,
 };
 
 /* Options every command takes (handled by common_option). */
@@ -36,6 +36,7 @@ enum {
     { "keep-dir", required_argument, NULL, OPT_KEEP_DIR },               \
     { "quiet-wait", required_argument, NULL, OPT_QUIET_WAIT },           \
     { "nice", required_argument, NULL, OPT_NICE },                       \
+    { "rx-irq", required_argument, NULL, OPT_RX_IRQ },                   \
     { "verbose", no_argument, NULL, 'v' }
 
 /* 0, or -1 with a message in err (a usage error). */

@@ -178,6 +178,7 @@ void result_init(struct bench_result *r, const struct bench_cfg *c)
     snprintf(r->policy, sizeof r->policy, "%s",
              c->backend == BK_DPDK ? "poll(dpdk)" : c->policy[0] ? c->policy : "default");
     snprintf(r->kind, sizeof r->kind, "run");
+    snprintf(r->rx_irq, sizeof r->rx_irq, "%s", c->rx_irq_off ? "off" : "on");
     r->size = c->size;
     r->vms = c->vms;
     r->streams = c->streams;
@@ -619,6 +620,7 @@ static int connect_vms(struct eng *e)
     if (c->size + VIRTIO_NET_HDR_LEN > 2048)
         o.tx_buf_size = c->size + VIRTIO_NET_HDR_LEN;
     o.timeout_ms = 5000;
+    o.rx_no_irq = c->rx_irq_off;
     for (unsigned i = 0; i < c->vms; i++) {
         char path[300];
         backend_sock_path(e->b, i, path, sizeof path);

@@ -262,6 +262,11 @@ int common_option(int id, const char *arg, struct bench_cfg *c, char *err, size_
         c->nice = (int)nv;
         return 0;
     }
+    case OPT_RX_IRQ:
+        if (strcmp(arg, "on") && strcmp(arg, "off"))
+            goto bad;
+        c->rx_irq_off = !strcmp(arg, "off");
+        return 0;
     case OPT_QUIET_WAIT:
         return parse_double(arg, 0, 86400, &c->quiet_wait) ? (snprintf(err, errlen, "--quiet-wait: seconds"), -1) : 0;
     case 'v':
@@ -405,6 +410,9 @@ static void run_usage(FILE *f)
 "  --window N        tcp: data frames in flight per flow (default 64)\n"
 "  --inflight N      rr: transactions in flight per flow (default 1)\n"
 "  --ring N          virtqueue size (default 256)\n"
+"  --rx-irq on|off   on (default): a VM asks for an interrupt whenever it has\n"
+"                    drained its RX ring, as a Linux guest does; off: never, as\n"
+"                    a polling driver (DPDK virtio-user) does\n"
 "Backend:\n"
 "  --backend B       lwvhostd (default) or dpdk (testpmd net_vhost, io or rxonly)\n"
 "  --policy P        lwvhostd notification policy: notify, poll, interval:USEC,\n"

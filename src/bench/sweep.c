@@ -68,8 +68,9 @@ void sweep_usage(FILE *f)
 "  --dpdk               also run DPDK's testpmd vhost backend (peak and the same\n"
 "                       offered rates) for a row measured in the same sweep\n"
 "Options of run also apply: --topology, --warmup, --window, --inflight, --ring,\n"
-"--workers, --attach/--sock-dir, --backend-cpu, --bench-cpu, --no-pin,\n"
-"--lwvhostd, --testpmd, --quiet-wait, --nice, -v.  Options given override the preset's.\n"
+"--rx-irq, --workers, --attach/--sock-dir, --backend-cpu, --bench-cpu, --no-pin,\n"
+"--lwvhostd, --testpmd, --quiet-wait, --nice, -v.  Options given override the\n"
+"preset's.\n"
 "Without an lwvhostd that has --policy, only its built-in behaviour is measured\n"
 "(policy \"default\").\n"
 "Exit status: 0 all runs ok, 1 some run failed, 2 bad usage.\n");

@@ -697,7 +697,7 @@ static void ring_arm(struct vuf *v, struct vuf_ring *q, int want)
 
 static int ring_wants_irq(const struct vuf *v, const struct vuf_ring *q)
 {
-    return !q->is_tx || v->o.tx_irq;
+    return q->is_tx ? v->o.tx_irq : !v->o.rx_no_irq;
 }
 
 static void rx_post(struct vuf *v, struct vuf_ring *q, uint16_t id)
@@ -1175,7 +1175,7 @@ int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
         *hdr_out = h;
     if (nbufs)
         *nbufs = nb;
-    ring_arm(v, q, 1);
+    ring_arm(v, q, ring_wants_irq(v, q));
     int r = ring_publish(v, q);
     if (r < 0)
         return r;
@@ -1253,7 +1253,7 @@ int vuf_wait(struct vuf *v, int timeout_ms)
 {
     unsigned rings[VUF_MAX_RINGS], n = 0;
     for (unsigned i = 0; i < v->nrings; i++)
-        if (ring_wants_irq(v, &v->ring[i]))
+        if (!v->ring[i].is_tx || v->o.tx_irq)
             rings[n++] = i;
     return wait_rings(v, rings, n, timeout_ms);
 }

@@ -64,6 +64,8 @@ struct vuf_opts {
     unsigned tx_reserve;       /* top descriptors of each TX table left unused
                                   by the library (for hand-made chains) */
     int tx_irq;                /* 1: also ask for interrupts on TX rings */
+    int rx_no_irq;             /* 1: RX rings ask for interrupts only while
+                                  waiting in vuf_wait*() (a polling driver) */
     uint64_t features;         /* accepted device features, default
                                   VUF_DEFAULT_FEATURES (+MQ if queue_pairs>1) */
     uint64_t protocol;         /* accepted protocol features, default
