@@ -1176,15 +1176,26 @@ int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
     if (nbufs)
         *nbufs = nb;
     ring_arm(v, q, ring_wants_irq(v, q));
-    int r = ring_publish(v, q);
-    if (r < 0)
-        return r;
+    if (!v->o.rx_batch) {
+        int r = ring_publish(v, q);
+        if (r < 0)
+            return r;
+    }
     return (int)total;
 }
 
 int vuf_recv(struct vuf *v, unsigned qp, void *buf, size_t cap)
 {
     return vuf_recv_ex(v, qp, buf, cap, NULL, NULL);
+}
+
+int vuf_rx_flush(struct vuf *v, unsigned qp)
+{
+    int err;
+    struct vuf_ring *q = get_ring(v, 2 * qp, &err);
+    if (!q)
+        return err;
+    return ring_publish(v, q);
 }
 
 /* Drain a call eventfd; returns 1 if it had been signalled. */

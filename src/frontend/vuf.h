@@ -66,6 +66,9 @@ struct vuf_opts {
     int tx_irq;                /* 1: also ask for interrupts on TX rings */
     int rx_no_irq;             /* 1: RX rings ask for interrupts only while
                                   waiting in vuf_wait*() (a polling driver) */
+    int rx_batch;              /* 1: vuf_recv*() do not hand the consumed
+                                  buffers back; vuf_rx_flush() does (once
+                                  per batch, as drivers refill) */
     uint64_t features;         /* accepted device features, default
                                   VUF_DEFAULT_FEATURES (+MQ if queue_pairs>1) */
     uint64_t protocol;         /* accepted protocol features, default
@@ -154,6 +157,9 @@ unsigned vuf_tx_inflight(const struct vuf *v, unsigned qp);
 int vuf_recv(struct vuf *v, unsigned qp, void *buf, size_t cap);
 int vuf_recv_ex(struct vuf *v, unsigned qp, void *buf, size_t cap,
                 struct virtio_net_hdr *hdr, unsigned *nbufs);
+/* With rx_batch: publish the RX buffers consumed since the last call (kick
+ * if the backend asks).  1 if kicked, 0 if not, <0 on error. */
+int vuf_rx_flush(struct vuf *v, unsigned qp);
 /* vuf_recv, waiting for an interrupt up to timeout_ms (-ETIMEDOUT). */
 int vuf_recv_wait(struct vuf *v, unsigned qp, void *buf, size_t cap, int timeout_ms);
 /* Arm interrupts on every RX ring (and TX rings with tx_irq) and wait for a
