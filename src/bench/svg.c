@@ -113,6 +113,8 @@ int svg_plot(const char *path, const char *title, const char *xlabel, const char
     } else {
         if (ymax <= 0)
             ymax = 1;
+        if (ymax > 100 && ymax < 101)
+            ymax = 100;     /* a percentage a hair over 100: keep the axis at 100 */
         ystep = nice_step(ymax, 5);
         ylo = 0;
         yhi = ceil(ymax / ystep) * ystep;
