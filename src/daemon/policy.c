@@ -107,6 +107,8 @@ void adaptive_account(struct adaptive *a, unsigned frames)
 {
     a->frames += frames;
     a->passes++;
+    if (frames > a->max_batch)
+        a->max_batch = frames;
     if (!frames)
         a->empty_passes++;
 }
@@ -117,7 +119,7 @@ void adaptive_account(struct adaptive *a, unsigned frames)
 #define ENTER_BATCHING 1.0
 #define LEAVE_BATCHING 0.5
 #define POLL_BUSY 0.85
-#define POLL_MIN_PERIODS_OF_WAKE 4.0
+#define POLL_WAKE_SHARE 0.9
 #define LEAVE_POLL_EMPTY 0.6
 
 bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t budget_ns,
@@ -136,6 +138,15 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
 
     enum eff_mode want = a->eff;
     uint64_t interval = a->interval_ns;
+    /* Ring pressure: a tick found half a ring or more waiting, so sleeping
+     * between ticks throttles the guest (its ring fills before we come
+     * back, whatever the nominal period).  Kick-driven service keeps up and
+     * still sleeps when a ring runs dry; batching by timer is tried again
+     * only once the rate has clearly fallen. */
+    if (a->eff == EFF_INTERVAL && a->max_batch >= ring_size / 2)
+        a->pressure_rate = a->rate;
+    else if (a->pressure_rate > 0 && a->rate < 0.5 * a->pressure_rate)
+        a->pressure_rate = 0;
     double per_budget = a->rate * (double)budget_ns / 1e9;   /* frames per budget */
     double threshold = a->eff == EFF_NOTIFY ? ENTER_BATCHING : LEAVE_BATCHING;
     if (per_budget < threshold) {
@@ -145,9 +156,14 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
          * gathers at most half a ring. */
         double cap = a->rate > 0 ? 0.5 * (double)ring_size / a->rate * 1e9 : (double)budget_ns;
         double period = (double)budget_ns < cap ? (double)budget_ns : cap;
+        /* Sleeping costs wake_cost per period: poll only when the worker is
+         * saturated anyway, or when sleeping and waking alone would take
+         * almost the whole core. */
         bool saturated = a->eff == EFF_POLL ? empty < LEAVE_POLL_EMPTY : a->busy > POLL_BUSY;
-        if (saturated || period < POLL_MIN_PERIODS_OF_WAKE * (double)a->wake_cost_ns) {
+        if (saturated || (double)a->wake_cost_ns / period > POLL_WAKE_SHARE) {
             want = EFF_POLL;
+        } else if (a->pressure_rate > 0 && a->rate >= 0.8 * a->pressure_rate) {
+            want = EFF_NOTIFY;
         } else {
             want = EFF_INTERVAL;
             interval = (uint64_t)period;
@@ -159,6 +175,7 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
     a->epoch_start_ns = now;
     a->epoch_cpu_start_ns = cpu_ns;
     a->frames = a->passes = a->empty_passes = 0;
+    a->max_batch = 0;
     if (changed)
         a->decisions++;
     return changed;

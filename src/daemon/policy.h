@@ -55,9 +55,10 @@ enum qpolicy_next qpolicy_after_pass(struct qpolicy *s, enum eff_mode eff, uint6
 /* The adaptive controller, one per worker.  Every epoch it estimates the
  * arrival rate and the CPU spent per frame and per pass, and picks
  *   notify    when frames are rarer than one per latency budget,
- *   interval  with the longest period the budget and the ring allow,
- *   poll      when the worker is saturated or a period would be shorter
- *             than what a sleep/wake-up costs on this host. */
+ *   interval  with the longest period the budget and the ring allow, unless
+ *             the rings filled up between ticks at this rate (then notify),
+ *   poll      when the worker is saturated, or when one sleep/wake-up on
+ *             this host costs nearly a whole period. */
 #define ADAPTIVE_EPOCH_NS 10000000ull    /* 10 ms */
 
 struct adaptive {
@@ -65,7 +66,9 @@ struct adaptive {
     uint64_t epoch_start_ns;
     uint64_t epoch_cpu_start_ns;
     uint64_t frames, passes, empty_passes;
+    unsigned max_batch;        /* most frames one queue pass moved this epoch */
     double rate;               /* frames per second, smoothed */
+    double pressure_rate;      /* rate at which ticks let rings fill up (0: none) */
     double busy;               /* CPU fraction over the last epoch */
     enum eff_mode eff;
     uint64_t interval_ns;
