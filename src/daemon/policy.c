@@ -121,6 +121,7 @@ void adaptive_account(struct adaptive *a, unsigned frames)
 #define POLL_BUSY 0.85
 #define POLL_WAKE_SHARE 0.9
 #define LEAVE_POLL_EMPTY 0.6
+#define PRESSURE_EPOCHS 100    /* 1 s */
 
 bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t budget_ns,
                      uint32_t ring_size)
@@ -143,10 +144,13 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
      * back, whatever the nominal period).  Kick-driven service keeps up and
      * still sleeps when a ring runs dry; batching by timer is tried again
      * only once the rate has clearly fallen. */
-    if (a->eff == EFF_INTERVAL && a->max_batch >= ring_size / 2)
+    if (a->eff == EFF_INTERVAL && a->max_batch >= ring_size / 2) {
         a->pressure_rate = a->rate;
-    else if (a->pressure_rate > 0 && a->rate < 0.5 * a->pressure_rate)
-        a->pressure_rate = 0;
+        a->pressure_epochs = PRESSURE_EPOCHS;
+    } else if (a->pressure_rate > 0 &&
+               (a->rate < 0.5 * a->pressure_rate || --a->pressure_epochs == 0)) {
+        a->pressure_rate = 0;   /* load fell, or time to probe batching again */
+    }
     double per_budget = a->rate * (double)budget_ns / 1e9;   /* frames per budget */
     double threshold = a->eff == EFF_NOTIFY ? ENTER_BATCHING : LEAVE_BATCHING;
     if (per_budget < threshold) {

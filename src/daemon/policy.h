@@ -69,6 +69,7 @@ struct adaptive {
     unsigned max_batch;        /* most frames one queue pass moved this epoch */
     double rate;               /* frames per second, smoothed */
     double pressure_rate;      /* rate at which ticks let rings fill up (0: none) */
+    unsigned pressure_epochs;  /* epochs left before timer batching is tried again */
     double busy;               /* CPU fraction over the last epoch */
     enum eff_mode eff;
     uint64_t interval_ns;

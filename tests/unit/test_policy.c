@@ -156,6 +156,18 @@ static void test_adaptive(void)
     CHECK(a.eff == EFF_NOTIFY, "ring pressure: notify (%s)", eff_name(a.eff));
     epoch(&a, &now, &cpu, 3800000, 0.6, 0, budget, 256);
     CHECK(a.eff == EFF_NOTIFY, "same rate, still notify (%s)", eff_name(a.eff));
+    {
+        /* A second of the same rate later, batching is tried again. */
+        struct adaptive p = a;
+        uint64_t n3 = now, c3 = cpu;
+        int k = 0;
+        while (p.eff == EFF_NOTIFY && k < 150) {
+            epoch_p(&p, &n3, &c3, 3800000, 0.6, 0, budget, 256, 2000);
+            k++;
+        }
+        CHECK(p.eff == EFF_INTERVAL && k >= 95 && k <= 101,
+              "pressure expires after about a second (%d epochs)", k);
+    }
     /* Saturated worker: poll. */
     epoch(&a, &now, &cpu, 4000000, 0.95, 0, budget, 256);
     CHECK(a.eff == EFF_POLL, "saturated: poll (%s)", eff_name(a.eff));
