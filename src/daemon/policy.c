@@ -98,6 +98,7 @@ void adaptive_init(struct adaptive *a, uint64_t wake_cost_ns, uint64_t now, uint
 {
     memset(a, 0, sizeof(*a));
     a->wake_cost_ns = wake_cost_ns ? wake_cost_ns : 5000;
+    a->ring_half = 128;
     a->epoch_start_ns = now;
     a->epoch_cpu_start_ns = cpu_ns;
     a->eff = EFF_NOTIFY;
@@ -109,6 +110,8 @@ void adaptive_account(struct adaptive *a, unsigned frames)
     a->passes++;
     if (frames > a->max_batch)
         a->max_batch = frames;
+    if (a->ring_half && frames >= a->ring_half)
+        a->big_passes++;
     if (!frames)
         a->empty_passes++;
 }
@@ -119,7 +122,6 @@ void adaptive_account(struct adaptive *a, unsigned frames)
 #define ENTER_BATCHING 1.0
 #define LEAVE_BATCHING 0.5
 #define POLL_BUSY 0.85
-#define POLL_WAKE_SHARE 0.9
 #define LEAVE_POLL_EMPTY 0.6
 #define PRESSURE_EPOCHS 100    /* 1 s */
 
@@ -144,7 +146,11 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
      * back, whatever the nominal period).  Kick-driven service keeps up and
      * still sleeps when a ring runs dry; batching by timer is tried again
      * only once the rate has clearly fallen. */
-    if (a->eff == EFF_INTERVAL && a->max_batch >= ring_size / 2) {
+    /* One late tick (the timer oversleeps now and then) is not pressure;
+     * a tenth of the passes finding half a ring is. */
+    a->ring_half = ring_size / 2;
+    uint64_t busy_passes = a->passes - a->empty_passes;
+    if (a->eff == EFF_INTERVAL && a->big_passes >= 2 && a->big_passes * 10 >= busy_passes) {
         a->pressure_rate = a->rate;
         a->pressure_epochs = PRESSURE_EPOCHS;
     } else if (a->pressure_rate > 0 &&
@@ -160,11 +166,11 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
          * gathers at most half a ring. */
         double cap = a->rate > 0 ? 0.5 * (double)ring_size / a->rate * 1e9 : (double)budget_ns;
         double period = (double)budget_ns < cap ? (double)budget_ns : cap;
-        /* Sleeping costs wake_cost per period: poll only when the worker is
-         * saturated anyway, or when sleeping and waking alone would take
-         * almost the whole core. */
+        /* Poll only when the worker is saturated: measured, so a host whose
+         * wake-ups are dear (sleeping every period costs most of the core)
+         * gets there from interval by itself. */
         bool saturated = a->eff == EFF_POLL ? empty < LEAVE_POLL_EMPTY : a->busy > POLL_BUSY;
-        if (saturated || (double)a->wake_cost_ns / period > POLL_WAKE_SHARE) {
+        if (saturated) {
             want = EFF_POLL;
         } else if (a->pressure_rate > 0 && a->rate >= 0.8 * a->pressure_rate) {
             want = EFF_NOTIFY;
@@ -178,7 +184,7 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
     a->interval_ns = interval;
     a->epoch_start_ns = now;
     a->epoch_cpu_start_ns = cpu_ns;
-    a->frames = a->passes = a->empty_passes = 0;
+    a->frames = a->passes = a->empty_passes = a->big_passes = 0;
     a->max_batch = 0;
     if (changed)
         a->decisions++;

@@ -57,16 +57,17 @@ enum qpolicy_next qpolicy_after_pass(struct qpolicy *s, enum eff_mode eff, uint6
  *   notify    when frames are rarer than one per latency budget,
  *   interval  with the longest period the budget and the ring allow, unless
  *             the rings filled up between ticks at this rate (then notify),
- *   poll      when the worker is saturated, or when one sleep/wake-up on
- *             this host costs nearly a whole period. */
+ *   poll      when the worker is saturated (measured CPU). */
 #define ADAPTIVE_EPOCH_NS 10000000ull    /* 10 ms */
 
 struct adaptive {
-    uint64_t wake_cost_ns;     /* CPU of one timer sleep + wake-up (calibrated) */
+    uint64_t wake_cost_ns;     /* CPU of one timer sleep + wake-up (calibrated; shown) */
     uint64_t epoch_start_ns;
     uint64_t epoch_cpu_start_ns;
     uint64_t frames, passes, empty_passes;
     unsigned max_batch;        /* most frames one queue pass moved this epoch */
+    uint64_t big_passes;       /* passes that moved half a ring or more */
+    uint32_t ring_half;        /* half the smallest ring, from the last update */
     double rate;               /* frames per second, smoothed */
     double pressure_rate;      /* rate at which ticks let rings fill up (0: none) */
     unsigned pressure_epochs;  /* epochs left before timer batching is tried again */

@@ -19,7 +19,7 @@ enum trace_event {
     TR_WAKE_KICK = 1,    /* q = queue whose kick woke us */
     TR_WAKE_TIMER,       /* arg = oversleep in ns */
     TR_WAKE_OTHER,
-    TR_TX_BEGIN,
+    TR_TX_BEGIN,         /* arg = what the queue does this pass (enum eff_mode) */
     TR_TX_END,           /* arg = descriptors handled */
     TR_NOTIFY_ON,        /* kicks re-enabled (back to waiting) */
     TR_NOTIFY_OFF,       /* kicks suppressed (timer/poll driven) */

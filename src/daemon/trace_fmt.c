@@ -61,7 +61,8 @@ void trace_format_graph(FILE *out, unsigned worker, const struct trace_rec *r, s
             break;
         case TR_TX_BEGIN:
             tx_ts = e->ts_ns;
-            snprintf(text, sizeof(text), "tx_pass(%s) {", qname(name, e, q, sizeof(q)));
+            snprintf(text, sizeof(text), "tx_pass(%s, %s) {", qname(name, e, q, sizeof(q)),
+                     e->arg == 0 ? "notify" : e->arg == 1 ? "interval" : "poll");
             line(out, worker, t0, e->ts_ns, -1, 1, text);
             break;
         case TR_TX_END:

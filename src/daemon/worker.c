@@ -273,7 +273,7 @@ static bool serve_queue(struct worker *w, struct vqueue *q, uint64_t now)
     if (q->kickfd < 0)
         eff = EFF_POLL;
     bool was_off = q->vq.notify_off;
-    trace(tr, TR_TX_BEGIN, pidx, q->index, 0);
+    trace(tr, TR_TX_BEGIN, pidx, q->index, eff);
     unsigned n = net_tx_pass(&w->ctx, q, WEIGHT, eff == EFF_NOTIFY, &more);
     /* Never keep a destination's locks while taking another source's. */
     switch_release(&w->ctx);
