@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The first demo: starts lwvhostd with two vhost-user ports, attaches two
-# "VMs" to it and lets them talk through its switch, then shows what
-# lwvhostctl sees. The VMs are userspace virtio-net frontends (build/tools/
-# vuf-probe: the guest side of virtio in a plain process), so this needs
-# nothing but the build. With root and QEMU installed (scripts/install-deps.sh),
-# DEMO_QEMU=1 also boots two real Linux guests that ping each other.
+# The demo (make demo): first two "VMs" talk through lwvhostd and lwvhostctl
+# shows what it sees; then lwvhost-bench compares the notification policies
+# (notify, interval, adaptive, poll) at low, mid and full load, prints the
+# table and writes CSV, JSON, Markdown and SVG plots to results/demo-DATE
+# (DEMO_OUT to choose). The VMs are userspace virtio-net frontends (the
+# guest side of virtio in a plain process), so this needs nothing but the
+# build. DEMO_SECONDS shortens each measured run (CI uses 1); DEMO_QEMU=1
+# (root, QEMU installed) also boots two real Linux guests that ping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -33,11 +35,17 @@ wait $PPID1
 
 echo "== lwvhostctl stats"
 ctl stats
+kill "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
+
+OUT=${DEMO_OUT:-results/demo-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$(dirname "$OUT")"
+echo "== lwvhost-bench: notify, interval, adaptive and poll at 10, 50 and 100% load (about a minute)"
+"$BUILD/lwvhost-bench" sweep --preset demo --out "$OUT" ${DEMO_SECONDS:+--seconds "$DEMO_SECONDS"}
+echo
+cat "$OUT/results.md"
+echo "== plots: $OUT/*.svg"
 
 if [ "${DEMO_QEMU:-0}" = 1 ]; then
     echo "== two QEMU guests ping each other through lwvhostd"
-    kill "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
     bash tests/integration/qemu_ping.sh
 fi
-echo "== lwvhostd log"
-cat "$T/lwvhostd.log"
