@@ -43,13 +43,15 @@ void config_usage(FILE *out)
 "interfaces joined by a learning L2 switch.\n"
 "\n"
 "Ports:\n"
-"  --port NAME,path=SOCK[,queues=N][,client=on][,mac=MAC][,policy=P]\n"
+"  --port NAME,path=SOCK[,queues=N][,client=on][,mac=MAC][,antispoof=on][,policy=P]\n"
 "                 a vhost-user port. lwvhostd listens on SOCK (QEMU connects with\n"
 "                 -chardev socket,path=SOCK); with client=on it connects to a\n"
 "                 frontend listening on SOCK (QEMU: server=on) and reconnects with\n"
 "                 backoff when it goes away. queues=N: up to N queue pairs (1-%d,\n"
 "                 default 1). mac=MAC: the guest's MAC, known to the switch before\n"
-"                 the guest sends anything. policy=P: this port's policy.\n"
+"                 the guest sends anything. antispoof=on (with mac=): drop frames\n"
+"                 the guest sends from any other source MAC. policy=P: this\n"
+"                 port's policy.\n"
 "  --tap IFNAME   a host tap port (created if absent, left down: bring it up with\n"
 "                 'ip link set IFNAME up')\n"
 "Policies (when a worker serves a queue and when it sleeps):\n"
@@ -151,6 +153,13 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
                 p->client = false;
             else
                 return fail(err, len, "--port %s: client=%s is not on or off", name, v);
+        } else if (strcmp(kv, "antispoof") == 0) {
+            if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+                p->antispoof = true;
+            else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+                p->antispoof = false;
+            else
+                return fail(err, len, "--port %s: antispoof=%s is not on or off", name, v);
         } else if (strcmp(kv, "policy") == 0) {
             char perr[160];
             if (policy_parse(v, &p->policy, perr, sizeof(perr)) < 0)
@@ -161,12 +170,15 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
                 return fail(err, len, "--port %s: mac=%s is not a unicast MAC address", name, v);
             p->mac_set = true;
         } else {
-            return fail(err, len, "--port %s: unknown key '%s' (path, queues, client, mac, policy)",
+            return fail(err, len, "--port %s: unknown key '%s' (path, queues, client, mac, "
+                        "antispoof, policy)",
                         name, kv);
         }
     }
     if (!p->path[0])
         return fail(err, len, "--port %s: path=SOCK is required", name);
+    if (p->antispoof && !p->mac_set)
+        return fail(err, len, "--port %s: antispoof=on needs mac=MAC (the guest's address)", name);
     c->nports++;
     return 0;
 }

@@ -24,6 +24,7 @@ struct port_cfg {
     unsigned queues;
     uint8_t mac[6];
     bool mac_set;
+    bool antispoof;            /* drop frames whose source MAC is not mac */
     bool policy_set;
     struct policy policy;
 };
@@ -45,7 +46,8 @@ void config_defaults(struct config *c);
  * printed. On error, err holds a one-line reason. */
 enum config_result config_parse_args(struct config *c, int argc, char **argv, char *err,
                                      size_t errlen);
-/* One "--port" value: NAME,path=SOCK[,queues=N][,client=on|off][,mac=MAC][,policy=P] */
+/* One "--port" value: NAME,path=SOCK[,queues=N][,client=on|off][,mac=MAC][,antispoof=on]
+ * [,policy=P] */
 int config_add_port(struct config *c, const char *spec, char *err, size_t errlen);
 int config_add_tap(struct config *c, const char *ifname, char *err, size_t errlen);
 /* Parses config text: one "key value" per line, keys as the long options. */

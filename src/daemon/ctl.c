@@ -173,7 +173,7 @@ static void sum_pair(const struct vdev *d, unsigned qp, struct qsum *s)
     s->tx_packets = stat_get(&tx->packets);
     s->tx_bytes = stat_get(&tx->bytes);
     s->tx_drops = stat_get(&tx->drops_invalid) + stat_get(&tx->drops_full) +
-                  stat_get(&tx->drops_nodest);
+                  stat_get(&tx->drops_nodest) + stat_get(&tx->drops_spoofed);
     s->kicks = stat_get(&tx->kicks) + stat_get(&rx->kicks);
     s->calls = stat_get(&tx->calls) + stat_get(&rx->calls);
 }
@@ -184,13 +184,14 @@ static void json_queue(struct sbuf *b, const struct vdev *d, unsigned i)
     const struct q_stats *st = &q->st;
     sb_printf(b, "%s{\"index\":%u,\"dir\":\"%s\",\"state\":\"%s\",\"packets\":%llu,"
               "\"bytes\":%llu,\"drops_full\":%llu,\"drops_invalid\":%llu,"
-              "\"drops_nodest\":%llu,\"kicks\":%llu,\"calls\":%llu,\"passes\":%llu,"
+              "\"drops_nodest\":%llu,\"drops_spoofed\":%llu,\"kicks\":%llu,\"calls\":%llu,\"passes\":%llu,"
               "\"notify_enables\":%llu,\"notify_disables\":%llu,\"batch_hist\":[",
               i ? "," : "", i, i % 2 ? "tx" : "rx", queue_state(d, q),
               (unsigned long long)stat_get(&st->packets), (unsigned long long)stat_get(&st->bytes),
               (unsigned long long)stat_get(&st->drops_full),
               (unsigned long long)stat_get(&st->drops_invalid),
               (unsigned long long)stat_get(&st->drops_nodest),
+              (unsigned long long)stat_get(&st->drops_spoofed),
               (unsigned long long)stat_get(&st->kicks), (unsigned long long)stat_get(&st->calls),
               (unsigned long long)stat_get(&st->passes),
               (unsigned long long)stat_get(&q->vq.notify_enables),
@@ -441,6 +442,8 @@ static void render_prometheus(struct sbuf *b)
           offsetof(struct q_stats, drops_invalid) },
         { "queue_drops_nodest_total", "Frames dropped: destination not ready",
           offsetof(struct q_stats, drops_nodest) },
+        { "queue_drops_spoofed_total", "Frames dropped: source MAC not the port's",
+          offsetof(struct q_stats, drops_spoofed) },
         { "queue_kicks_total", "Guest kicks received", offsetof(struct q_stats, kicks) },
         { "queue_calls_total", "Interrupts sent to the guest", offsetof(struct q_stats, calls) },
         { "queue_passes_total", "Service passes", offsetof(struct q_stats, passes) },

@@ -245,6 +245,7 @@ static struct port *make_port(const struct port_cfg *pc, unsigned index,
     p->queues = pc->queues ? pc->queues : 1;
     memcpy(p->mac, pc->mac, 6);
     p->mac_set = pc->mac_set;
+    p->antispoof = pc->antispoof;
     p->listen_fd = -1;
     p->conn.fd = -1;
     p->tap_fd = -1;

@@ -37,6 +37,7 @@ struct q_stats {
     uint64_t drops_full;      /* RX: no guest buffer; TX: destination full */
     uint64_t drops_invalid;   /* malformed frame or header */
     uint64_t drops_nodest;    /* RX: queue not ready / TX: nowhere to go */
+    uint64_t drops_spoofed;   /* TX: source MAC not the port's (antispoof=on) */
     uint64_t kicks;
     uint64_t calls;
     uint64_t passes;

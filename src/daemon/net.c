@@ -138,11 +138,13 @@ unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, boo
             continue;
         }
         struct frame f;
-        if (parse_tx(q, e, &f)) {
+        if (!parse_tx(q, e, &f)) {
+            stat_add(&q->st.drops_invalid, 1);
+        } else if (!switch_source_ok(d->port, &f)) {
+            stat_add(&q->st.drops_spoofed, 1);
+        } else {
             bytes += f.len;
             switch_forward(ctx, d->port, q->index / 2, &f);
-        } else {
-            stat_add(&q->st.drops_invalid, 1);
         }
         vq_push(vq, e->head, 0);
         done++;

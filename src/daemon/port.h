@@ -46,6 +46,7 @@ struct port {
     unsigned queues;             /* max queue pairs */
     uint8_t mac[6];
     bool mac_set;
+    bool antispoof;
     int listen_fd;
     struct vu_conn conn;
     uint64_t next_connect_ms;    /* client mode: when to retry */

@@ -187,6 +187,11 @@ static void deliver(struct fwd_ctx *ctx, struct port *dst, unsigned qp, const st
         deliver_vhost(ctx, dst, qp, f);
 }
 
+bool switch_source_ok(const struct port *src, const struct frame *f)
+{
+    return !src->antispoof || memcmp(f->eth + 6, src->mac, 6) == 0;
+}
+
 void switch_forward(struct fwd_ctx *ctx, struct port *src, unsigned qp, const struct frame *f)
 {
     const uint8_t *dmac = f->eth, *smac = f->eth + 6;

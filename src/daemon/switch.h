@@ -10,6 +10,7 @@
 #ifndef LWV_SWITCH_H
 #define LWV_SWITCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "net.h"
@@ -39,6 +40,9 @@ void switch_forget_port(unsigned port_index);
 /* Lists up to max MACs learned on a port; returns how many. */
 unsigned switch_port_macs(unsigned port_index, uint8_t (*macs)[6], unsigned max);
 
+/* False if src must not send f: anti-spoofing is on and the frame's
+ * source MAC is not the port's own. */
+bool switch_source_ok(const struct port *src, const struct frame *f);
 /* Learns the source and sends f to its destination(s). qp picks the
  * destination queue pair (modulo what the destination has). */
 struct port;

@@ -52,6 +52,12 @@ int main(void)
                  "multicast MAC");
     expect_error(args("--port", "vm1,path=/a,mac=52:54:00:00:00", NULL), "mac=", "short MAC");
     expect_error(args("--port", "bad name,path=/a", NULL), "bad name", "space in name");
+    expect_error(args("--port", "vm1,path=/a,antispoof=on", NULL), "needs mac",
+                 "antispoof without mac");
+    expect_error(args("--port", "vm1,path=/a,mac=52:54:00:00:00:01,antispoof=maybe", NULL),
+                 "antispoof=maybe", "antispoof value");
+    CHECK(args("--port", "vm1,path=/a,mac=52:54:00:00:00:01,antispoof=on", NULL) == CONFIG_OK &&
+          c.ports[0].antispoof, "antispoof=on with mac");
     expect_error(args("--port", "a,path=/x", "--port", "a,path=/y", NULL), "two ports",
                  "duplicate name");
     expect_error(args("--port", "a,path=/x", "--port", "b,path=/x", NULL), "same socket",

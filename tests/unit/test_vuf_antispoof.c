@@ -1,0 +1,84 @@
+/*
+ * test_vuf_antispoof.c - a port with antispoof=on forwards only frames
+ * whose source MAC is the port's own; the rest are dropped and counted,
+ * and the switch never learns the forged address.
+ */
+#include "test_vuf_common.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+static struct tport A, B;
+
+static int ctl_cmd(const char *line, char *buf, size_t cap)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%.80s/ctl.sock", D.dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (write(fd, line, strlen(line)) < 0) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = 0;
+    close(fd);
+    return 0;
+}
+
+int main(void)
+{
+    test_init("antispoof", 60);
+    /* tport_connect gives port a the MAC 02:00:00:00:00:0a. */
+    const char *ports[] = { "a,mac=02:00:00:00:00:0a,antispoof=on", "b", NULL };
+    if (daemon_start(ports, NULL)) {
+        check(0, "daemon starts");
+        return test_finish();
+    }
+    int r = tport_connect(&A, "a", 0x0a, NULL) | tport_connect(&B, "b", 0x0b, NULL);
+    check(r == 0, "frontends connect");
+    if (r)
+        return test_finish();
+    struct tport *ab[] = { &A, &B };
+    check(learn_all(ab, 2) == 0, "a (its own MAC) and b learn each other");
+
+    /* Forged source addresses: unicast to b and broadcast. */
+    static const uint8_t forged[6] = { 0x02, 0, 0, 0, 0, 0x99 };
+    uint8_t frame[128], buf[2048];
+    for (uint32_t i = 0; i < 50; i++) {
+        vuf_frame_fill(frame, sizeof frame, i % 2 ? B.mac : MAC_BCAST, forged, i, 4242);
+        while (vuf_send(A.v, 0, frame, sizeof frame) == -EAGAIN)
+            vuf_tx_reclaim(A.v, 0);
+    }
+    msleep(200);
+    unsigned leaked = 0;
+    while (vuf_recv(B.v, 0, buf, sizeof buf) >= 0)
+        leaked++;
+    check(leaked == 0, "no frame with a forged source reached b (%u did)", leaked);
+
+    /* The switch must not have learned the forged address (on any port). */
+    static char js[1 << 16];
+    check(ctl_cmd("ports json\n", js, sizeof js) == 0 && strstr(js, "\"macs\""),
+          "ports json");
+    check(strstr(js, "02:00:00:00:00:99") == NULL && strstr(js, "02:00:00:00:00:0a") != NULL,
+          "the forged MAC was not learned; a's own was");
+
+    check(ctl_cmd("stats json\n", js, sizeof js) == 0, "stats json");
+    const char *p = strstr(js, "\"drops_spoofed\":");
+    /* a's queue 0 (rx) comes first, then queue 1 (tx) with the count. */
+    p = p ? strstr(p + 1, "\"drops_spoofed\":") : NULL;
+    unsigned long long spoofed = p ? strtoull(p + 16, NULL, 10) : 0;
+    check(spoofed == 50, "50 spoofed frames counted on a's TX queue (%llu)", spoofed);
+
+    check(pair_ok(&A, &B, 100, 500) == 0, "a's own frames still flow both ways");
+    tport_close(&A);
+    tport_close(&B);
+    return test_finish();
+}
