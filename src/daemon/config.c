@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -32,6 +34,8 @@ void config_defaults(struct config *c)
     c->workers = 1;
     c->log_level = LOG_INFO;
     c->policy.mode = POLICY_NOTIFY;
+    c->ctl_mode = -1;
+    c->ctl_gid = -1;
     c->idle_us = POLICY_DEFAULT_IDLE_US;
 }
 
@@ -51,7 +55,9 @@ void config_usage(FILE *out)
 "                 default 1). mac=MAC: the guest's MAC, known to the switch before\n"
 "                 the guest sends anything. antispoof=on (with mac=): drop frames\n"
 "                 the guest sends from any other source MAC. policy=P: this\n"
-"                 port's policy.\n"
+"                 port's policy. mode=0660, owner=USER, group=GROUP: the\n"
+"                 socket's permissions (default 0660, our user and group), as\n"
+"                 libvirt and QEMU expect (e.g. group=kvm).\n"
 "  --tap IFNAME   a host tap port (created if absent, left down: bring it up with\n"
 "                 'ip link set IFNAME up')\n"
 "Policies (when a worker serves a queue and when it sleeps):\n"
@@ -65,7 +71,8 @@ void config_usage(FILE *out)
 "                                 load within a latency budget (default 50)\n"
 "  --idle-us N    idle time before an interval queue returns to kicks (1000)\n"
 "Daemon:\n"
-"  --ctl PATH     control socket for lwvhostctl (mode 0600)\n"
+"  --ctl PATH     control socket for lwvhostctl (mode 0600; --ctl-mode MODE and\n"
+"                 --ctl-group GROUP to share it)\n"
 "  --workers N    worker threads serving queues (1-64, default 1)\n"
 "  --log-level L  error, warn, info (default) or debug\n"
 "  --config FILE  read options from FILE: one per line, without the dashes\n"
@@ -101,6 +108,42 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, uint32_t *out)
     return 0;
 }
 
+/* Octal permission bits, at most 0777. */
+static int parse_mode(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 8);
+    if (errno || end == s || *end || *s == '-' || v > 0777)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* A user or group by name or number. */
+static int parse_id(const char *s, bool group, long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!errno && end != s && !*end && *s != '-' && v < 0x7fffffff) {
+        *out = (long)v;
+        return 0;
+    }
+    if (group) {
+        struct group *g = getgrnam(s);
+        if (!g)
+            return -1;
+        *out = (long)g->gr_gid;
+    } else {
+        struct passwd *pw = getpwnam(s);
+        if (!pw)
+            return -1;
+        *out = (long)pw->pw_uid;
+    }
+    return 0;
+}
+
 static struct port_cfg *new_port(struct config *c, char *err, size_t len)
 {
     if (c->nports >= LWV_MAX_PORTS) {
@@ -109,6 +152,8 @@ static struct port_cfg *new_port(struct config *c, char *err, size_t len)
     }
     struct port_cfg *p = &c->ports[c->nports];
     memset(p, 0, sizeof(*p));
+    p->sock_mode = -1;
+    p->sock_uid = p->sock_gid = -1;
     return p;
 }
 
@@ -153,6 +198,16 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
                 p->client = false;
             else
                 return fail(err, len, "--port %s: client=%s is not on or off", name, v);
+        } else if (strcmp(kv, "mode") == 0) {
+            if (parse_mode(v, &p->sock_mode) < 0)
+                return fail(err, len, "--port %s: mode=%s is not octal permissions (e.g. 0660)",
+                            name, v);
+        } else if (strcmp(kv, "owner") == 0) {
+            if (parse_id(v, false, &p->sock_uid) < 0)
+                return fail(err, len, "--port %s: owner=%s: no such user", name, v);
+        } else if (strcmp(kv, "group") == 0) {
+            if (parse_id(v, true, &p->sock_gid) < 0)
+                return fail(err, len, "--port %s: group=%s: no such group", name, v);
         } else if (strcmp(kv, "antispoof") == 0) {
             if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
                 p->antispoof = true;
@@ -171,12 +226,15 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
             p->mac_set = true;
         } else {
             return fail(err, len, "--port %s: unknown key '%s' (path, queues, client, mac, "
-                        "antispoof, policy)",
+                        "antispoof, policy, mode, owner, group)",
                         name, kv);
         }
     }
     if (!p->path[0])
         return fail(err, len, "--port %s: path=SOCK is required", name);
+    if (p->client && (p->sock_mode >= 0 || p->sock_uid >= 0 || p->sock_gid >= 0))
+        return fail(err, len, "--port %s: mode/owner/group apply to sockets lwvhostd creates; "
+                    "with client=on the frontend creates it", name);
     if (p->antispoof && !p->mac_set)
         return fail(err, len, "--port %s: antispoof=on needs mac=MAC (the guest's address)", name);
     c->nports++;
@@ -267,6 +325,16 @@ static int set_option(struct config *c, const char *key, const char *val, char *
         strcpy(c->ctl_path, val);
         return 0;
     }
+    if (strcmp(key, "ctl-mode") == 0) {
+        if (parse_mode(val, &c->ctl_mode) < 0)
+            return fail(err, len, "--ctl-mode %s is not octal permissions (e.g. 0660)", val);
+        return 0;
+    }
+    if (strcmp(key, "ctl-group") == 0) {
+        if (parse_id(val, true, &c->ctl_gid) < 0)
+            return fail(err, len, "--ctl-group %s: no such group", val);
+        return 0;
+    }
     if (strcmp(key, "workers") == 0) {
         if (parse_uint(val, 1, 64, &c->workers) < 0)
             return fail(err, len, "--workers %s is not 1..64", val);
@@ -334,6 +402,8 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
         { "config", required_argument, NULL, 'f' },
         { "policy", required_argument, NULL, 'P' },
         { "idle-us", required_argument, NULL, 'I' },
+        { "ctl-mode", required_argument, NULL, 'M' },
+        { "ctl-group", required_argument, NULL, 'G' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -341,6 +411,7 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
     static const char *const keys[128] = {
         ['p'] = "port", ['t'] = "tap", ['c'] = "ctl", ['w'] = "workers",
         ['l'] = "log-level", ['f'] = "config", ['P'] = "policy", ['I'] = "idle-us",
+        ['M'] = "ctl-mode", ['G'] = "ctl-group",
     };
     /* 0, not 1: glibc then also forgets a cluster of short options that
      * an earlier parse stopped in (it would resume inside that argv). */

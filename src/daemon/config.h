@@ -25,6 +25,8 @@ struct port_cfg {
     uint8_t mac[6];
     bool mac_set;
     bool antispoof;            /* drop frames whose source MAC is not mac */
+    int sock_mode;             /* listening socket permissions, -1: default 0660 */
+    long sock_uid, sock_gid;   /* owner and group, -1: unchanged */
     bool policy_set;
     struct policy policy;
 };
@@ -33,6 +35,8 @@ struct config {
     unsigned nports;
     struct port_cfg ports[LWV_MAX_PORTS];
     char ctl_path[108];
+    int ctl_mode;              /* -1: 0600 */
+    long ctl_gid;              /* -1: unchanged */
     unsigned workers;
     int log_level;
     struct policy policy;      /* default for ports without their own */

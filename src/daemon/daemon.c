@@ -137,6 +137,21 @@ static int clear_stale_socket(const struct port *p, const struct sockaddr_un *sa
     return unlink(p->path);
 }
 
+/* Gives a socket we created its final permissions and owner.  It was
+ * bound under umask 0177 (0600), so it is never wider than asked. */
+static int set_socket_perms(const char *path, int mode, long uid, long gid)
+{
+    if (chmod(path, (mode_t)mode) < 0) {
+        log_error("chmod %s to %04o: %s", path, mode, strerror(errno));
+        return -1;
+    }
+    if ((uid >= 0 || gid >= 0) && chown(path, (uid_t)uid, (gid_t)gid) < 0) {
+        log_error("chown %s to %ld:%ld: %s", path, uid, gid, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int open_listener(struct port *p)
 {
     struct sockaddr_un sa;
@@ -147,9 +162,11 @@ static int open_listener(struct port *p)
     p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (p->listen_fd < 0)
         return -1;
-    mode_t old = umask(0117);   /* 0660: the frontend may run as another user of our group */
+    mode_t old = umask(0177);
     int rc = bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);
+    if (rc == 0 && set_socket_perms(p->path, p->sock_mode, p->sock_uid, p->sock_gid) < 0)
+        rc = -1;
     if (rc < 0 || listen(p->listen_fd, 4) < 0) {
         log_error("port %s: cannot listen on %s: %s", p->name, p->path, strerror(errno));
         close(p->listen_fd);
@@ -246,6 +263,9 @@ static struct port *make_port(const struct port_cfg *pc, unsigned index,
     memcpy(p->mac, pc->mac, 6);
     p->mac_set = pc->mac_set;
     p->antispoof = pc->antispoof;
+    p->sock_mode = pc->sock_mode >= 0 ? pc->sock_mode : 0660;
+    p->sock_uid = pc->sock_uid;
+    p->sock_gid = pc->sock_gid;
     p->listen_fd = -1;
     p->conn.fd = -1;
     p->tap_fd = -1;
@@ -333,6 +353,9 @@ int daemon_main(int argc, char **argv)
     if (build_ports(&cfg) < 0)
         goto out;
     if (cfg.ctl_path[0] && ctl_open(cfg.ctl_path) < 0)
+        goto out;
+    if (cfg.ctl_path[0] && (cfg.ctl_mode >= 0 || cfg.ctl_gid >= 0) &&
+        set_socket_perms(cfg.ctl_path, cfg.ctl_mode >= 0 ? cfg.ctl_mode : 0600, -1, cfg.ctl_gid) < 0)
         goto out;
     if (workers_start() < 0)
         goto out;

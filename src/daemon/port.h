@@ -47,6 +47,8 @@ struct port {
     uint8_t mac[6];
     bool mac_set;
     bool antispoof;
+    int sock_mode;               /* listening socket: permissions, owner, group */
+    long sock_uid, sock_gid;     /* -1: unchanged */
     int listen_fd;
     struct vu_conn conn;
     uint64_t next_connect_ms;    /* client mode: when to retry */

@@ -56,6 +56,18 @@ int main(void)
                  "antispoof without mac");
     expect_error(args("--port", "vm1,path=/a,mac=52:54:00:00:00:01,antispoof=maybe", NULL),
                  "antispoof=maybe", "antispoof value");
+    CHECK(args("--port", "vm1,path=/a,mode=0640,owner=0,group=root", "--ctl", "/c", "--ctl-mode",
+               "0660", "--ctl-group", "0", NULL) == CONFIG_OK &&
+          c.ports[0].sock_mode == 0640 && c.ports[0].sock_uid == 0 && c.ports[0].sock_gid == 0 &&
+          c.ctl_mode == 0660 && c.ctl_gid == 0, "socket permissions: %s", err);
+    expect_error(args("--port", "vm1,path=/a,mode=0999", NULL), "mode=0999", "bad mode");
+    expect_error(args("--port", "vm1,path=/a,mode=01777", NULL), "mode=01777", "mode too wide");
+    expect_error(args("--port", "vm1,path=/a,group=no-such-group-xyz", NULL), "no such group",
+                 "unknown group");
+    expect_error(args("--port", "vm1,path=/a,owner=no-such-user-xyz", NULL), "no such user",
+                 "unknown user");
+    expect_error(args("--port", "vm1,path=/a,client=on,mode=0600", NULL), "client=on",
+                 "mode with client=on");
     CHECK(args("--port", "vm1,path=/a,mac=52:54:00:00:00:01,antispoof=on", NULL) == CONFIG_OK &&
           c.ports[0].antispoof, "antispoof=on with mac");
     expect_error(args("--port", "a,path=/x", "--port", "a,path=/y", NULL), "two ports",

@@ -1,7 +1,8 @@
 /*
  * test_vuf_antispoof.c - a port with antispoof=on forwards only frames
  * whose source MAC is the port's own; the rest are dropped and counted,
- * and the switch never learns the forged address.
+ * and the switch never learns the forged address.  Also: listening sockets
+ * get the permissions and group they were configured with.
  */
 #include "test_vuf_common.h"
 
@@ -37,11 +38,28 @@ int main(void)
 {
     test_init("antispoof", 60);
     /* tport_connect gives port a the MAC 02:00:00:00:00:0a. */
-    const char *ports[] = { "a,mac=02:00:00:00:00:0a,antispoof=on", "b", NULL };
-    if (daemon_start(ports, NULL)) {
+    const char *ports[] = { "a,mac=02:00:00:00:00:0a,antispoof=on", "b,mode=0640,group=0", NULL };
+    const char *extra[] = { "--ctl-mode", "0660", NULL };
+    if (daemon_start(ports, extra)) {
         check(0, "daemon starts");
         return test_finish();
     }
+    /* Socket permissions as configured (and the default 0660). */
+    struct stat st;
+    char path[256];
+    sock_path(path, sizeof path, "b");
+    memset(&st, 0, sizeof st);
+    int sr = stat(path, &st);
+    check(sr == 0 && (st.st_mode & 0777) == 0640 && st.st_gid == 0,
+          "b.sock is 0640, group 0 (%o)", (unsigned)(st.st_mode & 0777));
+    sock_path(path, sizeof path, "a");
+    sr = stat(path, &st);
+    check(sr == 0 && (st.st_mode & 0777) == 0660, "a.sock has the default 0660 (%o)",
+          (unsigned)(st.st_mode & 0777));
+    sock_path(path, sizeof path, "ctl");
+    sr = stat(path, &st);
+    check(sr == 0 && (st.st_mode & 0777) == 0660, "ctl.sock is 0660 (%o)",
+          (unsigned)(st.st_mode & 0777));
     int r = tport_connect(&A, "a", 0x0a, NULL) | tport_connect(&B, "b", 0x0b, NULL);
     check(r == 0, "frontends connect");
     if (r)
