@@ -6,33 +6,8 @@
  */
 #include "test_vuf_common.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
 
 static struct tport A, B;
-
-static int ctl_cmd(const char *line, char *buf, size_t cap)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%.80s/ctl.sock", D.dir);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    if (write(fd, line, strlen(line)) < 0) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    buf[len] = 0;
-    close(fd);
-    return 0;
-}
 
 int main(void)
 {
@@ -83,12 +58,12 @@ int main(void)
 
     /* The switch must not have learned the forged address (on any port). */
     static char js[1 << 16];
-    check(ctl_cmd("ports json\n", js, sizeof js) == 0 && strstr(js, "\"macs\""),
+    check(daemon_ctl("ports json\n", js, sizeof js) == 0 && strstr(js, "\"macs\""),
           "ports json");
     check(strstr(js, "02:00:00:00:00:99") == NULL && strstr(js, "02:00:00:00:00:0a") != NULL,
           "the forged MAC was not learned; a's own was");
 
-    check(ctl_cmd("stats json\n", js, sizeof js) == 0, "stats json");
+    check(daemon_ctl("stats json\n", js, sizeof js) == 0, "stats json");
     const char *p = strstr(js, "\"drops_spoofed\":");
     /* a's queue 0 (rx) comes first, then queue 1 (tx) with the count. */
     p = p ? strstr(p + 1, "\"drops_spoofed\":") : NULL;

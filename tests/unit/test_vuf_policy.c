@@ -12,34 +12,8 @@
  */
 #include "test_vuf_common.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
 
 static struct tport a, b;
-
-/* One command line to the control socket; the answer into buf. */
-static int ctl(const char *line, char *buf, size_t cap)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%.80s/ctl.sock", D.dir);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    if (write(fd, line, strlen(line)) < 0) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    buf[len] = 0;
-    close(fd);
-    return 0;
-}
 
 /* A number after "key": inside the JSON object of port `port`. */
 static unsigned long long port_num(const char *json, const char *port, const char *key)
@@ -59,7 +33,7 @@ struct counters { unsigned long long a_tx, b_rx, a_kicks, calls; };
 static void read_counters(struct counters *c)
 {
     static char buf[1 << 16];
-    ctl("stats json\n", buf, sizeof buf);
+    daemon_ctl("stats json\n", buf, sizeof buf);
     c->a_tx = port_num(buf, "a", "tx_packets");
     c->b_rx = port_num(buf, "b", "rx_packets");
     c->a_kicks = port_num(buf, "a", "kicks");
@@ -70,7 +44,7 @@ static void set_policy(const char *mode)
 {
     char line[64], buf[256];
     snprintf(line, sizeof line, "policy all %s\n", mode);
-    ctl(line, buf, sizeof buf);
+    daemon_ctl(line, buf, sizeof buf);
     check(strstr(buf, "set to") != NULL, "policy all %s: %s", mode, buf);
 }
 
@@ -115,14 +89,14 @@ static unsigned paced(unsigned n, double rate, uint32_t flow, const char *switch
         if (switch_between && now >= next_switch) {
             char line[64], reply[256];
             snprintf(line, sizeof line, "policy all %s\n", modes[m++ % 5]);
-            ctl(line, reply, sizeof reply);
+            daemon_ctl(line, reply, sizeof reply);
             next_switch = now + 0.02;
         }
     }
     if (bad) {
         static char st[1 << 16];
         note("%u unexpected or out-of-order frames (expected seq %u)", bad, expect);
-        ctl("stats\n", st, sizeof st);
+        daemon_ctl("stats\n", st, sizeof st);
         note("%s", st);
     }
     return got;
