@@ -31,6 +31,10 @@ static void usage(FILE *out)
 "                            interrupts, and per-worker CPU and wake-ups. With\n"
 "                            --watch, refreshes every SECONDS with rates over the\n"
 "                            interval (%%usr %%system cswch/s ... like pidstat -t)\n"
+"  rings [--json]            each ring's indexes: the guest's avail index, the next\n"
+"                            entry lwvhostd will take, the used index it publishes\n"
+"                            and the one in guest memory (like QEMU's\n"
+"                            info virtio-queue-status)\n"
 "  policy                    each port's policy (and adaptive's current choice)\n"
 "  policy PORT|all MODE      change policies at run time: notify, poll,\n"
 "                            interval:USEC, adaptive[:LATENCY_USEC]\n"
@@ -218,6 +222,14 @@ int main(int argc, char **argv)
         if (sub_argc == 2 && (!strcmp(sub_argv[1], "--json") || !strcmp(sub_argv[1], "-j")))
             return request("ports json\n");
         fprintf(stderr, "lwvhostctl ports: [--json]\n");
+        return 2;
+    }
+    if (!strcmp(cmd, "rings")) {
+        if (sub_argc == 1)
+            return request("rings\n");
+        if (sub_argc == 2 && (!strcmp(sub_argv[1], "--json") || !strcmp(sub_argv[1], "-j")))
+            return request("rings json\n");
+        fprintf(stderr, "lwvhostctl rings: [--json]\n");
         return 2;
     }
     if (!strcmp(cmd, "stats"))

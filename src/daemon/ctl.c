@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "device.h"
 #include "log.h"
 #include "loop.h"
@@ -199,6 +200,85 @@ static void json_queue(struct sbuf *b, const struct vdev *d, unsigned i)
     for (unsigned k = 0; k < BATCH_BUCKETS; k++)
         sb_printf(b, "%s%llu", k ? "," : "", (unsigned long long)stat_get(&st->batch[k]));
     sb_printf(b, "]}");
+}
+
+/* ---- ring indexes, like QEMU's `info virtio-queue-status` -------------- */
+
+struct ring_snap {
+    unsigned index, num;
+    uint16_t avail, last_avail, used, guest_used;
+    bool mapped, notify_off;
+    const char *state, *broken;
+};
+
+/* Copies one device's ring state under its write lock, so no worker is in
+ * the middle of a pass; returns the number of rings copied. */
+static unsigned snap_rings(struct vdev *d, struct ring_snap *r)
+{
+    unsigned n = 0;
+    pthread_rwlock_wrlock(&d->lock);
+    for (unsigned i = 0; d->connected && i < 2 * d->max_qp; i++) {
+        const struct vqueue *q = &d->q[i];
+        if (!q->vq.num)
+            continue;
+        r[n] = (struct ring_snap){
+            .index = i, .num = q->vq.num, .mapped = q->vq.avail && q->vq.used,
+            .avail = vq_guest_avail_idx(&q->vq), .last_avail = q->vq.last_avail,
+            .used = q->vq.used_idx, .guest_used = vq_guest_used_idx(&q->vq),
+            .notify_off = q->vq.notify_off, .state = queue_state(d, q),
+            .broken = q->vq.broken_reason,
+        };
+        n++;
+    }
+    pthread_rwlock_unlock(&d->lock);
+    return n;
+}
+
+/* Per ring: the driver's avail index, the next entry we will consume
+ * (last_avail), the used index we publish and what guest memory holds.
+ * avail - last_avail is waiting for us; last_avail - used is in flight. */
+static void render_rings(struct sbuf *b, bool json)
+{
+    static struct ring_snap r[LWV_MAX_VQS];
+    if (json)
+        sb_printf(b, "{\"rings\":[");
+    else
+        sb_printf(b, "%-16s %5s %-3s %-9s %5s %6s %10s %6s %10s %6s %7s %s\n", "PORT", "QUEUE",
+                  "DIR", "STATE", "SIZE", "AVAIL", "LAST_AVAIL", "USED", "GUEST_USED", "NOTIFY",
+                  "WAITING", "BROKEN");
+    bool first = true;
+    for (unsigned pi = 0; pi < ports.n; pi++) {
+        struct port *p = ports.p[pi];
+        if (p->type != PORT_VHOST)
+            continue;
+        unsigned n = snap_rings(&p->dev, r);
+        for (unsigned k = 0; k < n; k++) {
+            const struct ring_snap *s = &r[k];
+            const char *dir = s->index % 2 ? "tx" : "rx";
+            uint16_t waiting = (uint16_t)(s->avail - s->last_avail);
+            if (json) {
+                sb_printf(b, "%s{\"port\":\"%s\",\"queue\":%u,\"dir\":\"%s\",\"state\":\"%s\","
+                          "\"size\":%u,\"mapped\":%s,\"avail_idx\":%u,\"last_avail_idx\":%u,"
+                          "\"used_idx\":%u,\"guest_used_idx\":%u,\"notify\":%s,"
+                          "\"waiting\":%u,\"broken\":",
+                          first ? "" : ",", p->name, s->index, dir, s->state, s->num,
+                          s->mapped ? "true" : "false", s->avail, s->last_avail, s->used,
+                          s->guest_used, s->notify_off ? "false" : "true", waiting);
+                if (s->broken)
+                    sb_printf(b, "\"%s\"}", s->broken);
+                else
+                    sb_printf(b, "null}");
+                first = false;
+                continue;
+            }
+            sb_printf(b, "%-16s %5u %-3s %-9s %5u %6u %10u %6u %10u %6s %7u %s\n", p->name,
+                      s->index, dir, s->state, s->num, s->avail, s->last_avail, s->used,
+                      s->guest_used, s->notify_off ? "off" : "on", waiting,
+                      s->broken ? s->broken : "-");
+        }
+    }
+    if (json)
+        sb_printf(b, "]}\n");
 }
 
 /* ---- worker threads, as pidstat -t would see them ---------------------- */
@@ -629,6 +709,8 @@ char *ctl_execute(const char *line)
         render_ports(&b, json);
     else if (n >= 1 && n <= 2 && (n == 1 || json) && strcmp(cmd, "stats") == 0)
         render_stats(&b, json, false);
+    else if (n >= 1 && n <= 2 && (n == 1 || json) && strcmp(cmd, "rings") == 0)
+        render_rings(&b, json);
     else if (n == 2 && strcmp(cmd, "stats") == 0 && strcmp(a1, "delta") == 0)
         render_stats(&b, false, true);
     else if (n == 2 && strcmp(cmd, "stats") == 0 && strcmp(a1, "prometheus") == 0)
@@ -640,7 +722,7 @@ char *ctl_execute(const char *line)
     else if (n >= 2 && n <= 3 && strcmp(cmd, "trace") == 0)
         render_trace(&b, a1, n == 3 ? a2 : NULL);
     else if (n == 1 && strcmp(cmd, "help") == 0)
-        sb_printf(&b, "commands: ports [json] | stats [json|delta|prometheus] | policy [PORT|all MODE] "
+        sb_printf(&b, "commands: ports [json] | stats [json|delta|prometheus] | rings [json] | policy [PORT|all MODE] "
                   "| trace start|stop|dump [WORKER]|summary [WORKER] | help\n");
     else
         sb_printf(&b, "error: unknown command '%.64s' (try: help)\n", line);
@@ -755,10 +837,12 @@ int ctl_open(const char *path)
         return -1;
     }
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    /* Never take over the socket of another running daemon. */
+    if (daemon_clear_stale_socket("control socket", path) < 0)
+        return -1;
     listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listen_fd < 0)
         return -1;
-    unlink(path);
     mode_t old = umask(0177);   /* created 0600 from the start: no window */
     int rc = bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);

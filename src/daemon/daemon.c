@@ -115,26 +115,27 @@ static int fill_addr(struct sockaddr_un *sa, const char *path)
     return 0;
 }
 
-/* Removes a stale socket file, but never one that a live process serves
- * or anything that is not a socket. */
-static int clear_stale_socket(const struct port *p, const struct sockaddr_un *sa)
+int daemon_clear_stale_socket(const char *what, const char *path)
 {
+    struct sockaddr_un sa;
     struct stat st;
-    if (lstat(p->path, &st) < 0)
+    if (fill_addr(&sa, path) < 0)
+        return -1;
+    if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : -1;
     if (!S_ISSOCK(st.st_mode)) {
-        log_error("port %s: %s exists and is not a socket", p->name, p->path);
+        log_error("%s: %s exists and is not a socket", what, path);
         return -1;
     }
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe >= 0 && connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
+    if (probe >= 0 && connect(probe, (const struct sockaddr *)&sa, sizeof(sa)) == 0) {
         close(probe);
-        log_error("port %s: %s is in use by another process", p->name, p->path);
+        log_error("%s: %s is in use by another process", what, path);
         return -1;
     }
     if (probe >= 0)
         close(probe);
-    return unlink(p->path);
+    return unlink(path);
 }
 
 /* Gives a socket we created its final permissions and owner.  It was
@@ -155,7 +156,9 @@ static int set_socket_perms(const char *path, int mode, long uid, long gid)
 static int open_listener(struct port *p)
 {
     struct sockaddr_un sa;
-    if (fill_addr(&sa, p->path) < 0 || clear_stale_socket(p, &sa) < 0) {
+    char what[64];
+    snprintf(what, sizeof(what), "port %s", p->name);
+    if (fill_addr(&sa, p->path) < 0 || daemon_clear_stale_socket(what, p->path) < 0) {
         log_error("port %s: cannot use socket path %s", p->name, p->path);
         return -1;
     }

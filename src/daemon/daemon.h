@@ -12,4 +12,9 @@
 
 int daemon_main(int argc, char **argv);
 
+/* Removes the socket file at path left by a process that died (nothing
+ * accepts on it), so it can be bound again; refuses, logging under what,
+ * when a live process serves it or the file is not a socket.  0 or -1. */
+int daemon_clear_stale_socket(const char *what, const char *path);
+
 #endif

@@ -64,6 +64,16 @@ void vq_mark_broken(struct vq *vq, const char *reason)
         vq->broken_reason = reason;
 }
 
+uint16_t vq_guest_avail_idx(const struct vq *vq)
+{
+    return vq->avail ? load16(&vq->avail->idx) : 0;
+}
+
+uint16_t vq_guest_used_idx(const struct vq *vq)
+{
+    return vq->used ? load16(&vq->used->idx) : 0;
+}
+
 void vq_set_base(struct vq *vq, uint16_t idx)
 {
     vq->last_avail = vq->shadow_avail = vq->used_idx = idx;

@@ -65,6 +65,11 @@ void vq_set_base(struct vq *vq, uint16_t idx);
 bool vq_map(struct vq *vq, const struct guest_mem *mem);
 void vq_unmap(struct vq *vq);
 
+/* avail->idx and used->idx as they are in guest memory now (0 while the
+ * ring is not mapped); for diagnostics, the datapath keeps its own copies. */
+uint16_t vq_guest_avail_idx(const struct vq *vq);
+uint16_t vq_guest_used_idx(const struct vq *vq);
+
 /* Entries the driver made available that we have not consumed; -1 and
  * marks the vq broken if the index jumped by more than the ring size. */
 int vq_avail_count(struct vq *vq);

@@ -435,7 +435,12 @@ static void adaptive_tick(struct worker *w, clockid_t cid, uint64_t now)
         uint64_t b = p.arg_us * 1000ull;
         if (!budget || b < budget)
             budget = b;
+        /* The ring size changes under the device's write lock (SET_VRING_NUM,
+         * a reconnect's reset): read it under the read lock, as a pass does. */
+        struct vdev *d = w->queues[i]->dev;
+        pthread_rwlock_rdlock(&d->lock);
         uint32_t num = w->queues[i]->vq.num;
+        pthread_rwlock_unlock(&d->lock);
         if (num && num < ring)
             ring = num;
     }

@@ -30,18 +30,11 @@ case "${1:-}" in
 *) echo "usage: $0 [--selftest]" >&2; exit 2 ;;
 esac
 
-log()  { echo "qemu_ping: $*"; }
-skip() { echo "qemu_ping: SKIP: $*"; exit 77; }
-fail() { echo "qemu_ping: FAIL: $*"; exit 1; }
+NAME=qemu_ping
+. tests/integration/lib-qemu.sh
 
 # ---- requirements ----------------------------------------------------------
-QEMU=$(command -v qemu-system-x86_64) || skip "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
-for t in cpio gzip timeout; do
-    command -v $t >/dev/null 2>&1 || skip "$t missing"
-done
-BB=
-for b in /bin/busybox /usr/bin/busybox; do [ -x "$b" ] && { BB=$b; break; }; done
-[ -n "$BB" ] || skip "busybox missing (apt-get install busybox-static)"
+qemu_require
 if [ $MODE = daemon ]; then
     command -v ip >/dev/null 2>&1 || skip "ip missing (apt-get install iproute2)"
     [ "$(id -u)" = 0 ] || skip "needs root (network namespace, tap)"
@@ -52,10 +45,7 @@ if [ $MODE = daemon ]; then
 fi
 
 IMG=$BUILD/guest
-tests/guest/mkinitramfs.sh "$IMG"
-rc=$?
-[ $rc = 77 ] && skip "cannot build the guest image (see above)"
-[ $rc = 0 ] || fail "tests/guest/mkinitramfs.sh failed (rc=$rc)"
+qemu_guest_image "$IMG"
 
 # ---- state and cleanup -----------------------------------------------------
 T=$(mktemp -d /tmp/lwv-qemu-ping.XXXXXX) || fail "mktemp"
@@ -66,24 +56,6 @@ QPID1=
 QPID2=
 HPID=
 START=$SECONDS
-
-# kill_wait PID SECONDS: TERM, wait, then KILL.
-kill_wait() {
-    local pid=$1 n=0
-    [ -n "$pid" ] || return 0
-    kill "$pid" 2>/dev/null || return 0
-    while kill -0 "$pid" 2>/dev/null && [ $n -lt $(($2 * 10)) ]; do
-        sleep 0.1; n=$((n + 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid ignored SIGTERM, killing"
-        kill -9 "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    return 0
-}
-
-clean_log() { tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g'; }
 
 dump_logs() {
     local f
@@ -127,24 +99,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds.
-wait_for() {
-    local secs=$1 what=$2 n=0
-    shift 2
-    until "$@"; do
-        n=$((n + 1))
-        [ $n -ge $((secs * 10)) ] && fail "timed out after ${secs}s waiting for $what"
-        if [ -n "$DPID" ] && ! kill -0 "$DPID" 2>/dev/null; then
-            fail "lwvhostd exited while waiting for $what"
-        fi
-        sleep 0.1
-    done
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
 tap_exists() { ip link show "$TAP" >/dev/null 2>&1; }
-results() { clean_log "$1" | grep -ao 'LWV-RESULT .*'; }
-has_result() { results "$1" | grep -q "^LWV-RESULT $2\( \|\$\)"; }
 
 # ---- backend ---------------------------------------------------------------
 if [ $MODE = daemon ]; then
@@ -174,20 +129,6 @@ else
 fi
 
 # ---- guests ----------------------------------------------------------------
-# start_guest N MAC IP/PREFIX "lwv params" NETARGS...
-start_guest() {
-    local n=$1 mac=$2 ip=$3 params=$4
-    shift 4
-    "$QEMU" -name "lwv-guest$n" -accel tcg -m 256 -smp 1 \
-        -nodefaults -no-user-config -nographic -monitor none -no-reboot \
-        -serial "file:$T/g$n.log" \
-        -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
-        -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" \
-        -append "console=ttyS0 quiet panic=-1 lwv.ip=$ip $params" \
-        "$@" -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0,romfile=" \
-        </dev/null >"$T/qemu$n.out" 2>&1 &
-}
-
 # TCP in every direction (guest to guest, guest to host, host to guest):
 # with Linux guests this uses checksum and segmentation offloads. Each side
 # serves the same 4 MiB file over HTTP (busybox httpd) and fetches the
