@@ -16,7 +16,9 @@
 # Usage: tests/integration/dpdk_compare.sh [ROUNDS [SECONDS]]   (default 3 10)
 # Env: BUILD (default build); LWVT_BACKENDS (default "lwvhostd dpdk"): any of
 #      dpdk, lwvhostd, lwvhostd:POLICY (lwvhostd --policy POLICY, e.g.
-#      "lwvhostd lwvhostd:poll dpdk");
+#      "lwvhostd lwvhostd:poll dpdk"), and either lwvhostd form with
+#      @BINARY appended to run another build (e.g. "lwvhostd@/tmp/old/lwvhostd
+#      lwvhostd" compares a change against the binary before it, in one run);
 #      LWVT_WARMUP seconds (default 2); LWVHOSTD_ARGS extra daemon arguments;
 #      LWVT_QUIET_WAIT: before each window wait up to this many seconds
 #      (default 120) for other processes to go quiet.  The "other CPU%" column
@@ -42,6 +44,7 @@ fail() { echo "$NAME: FAIL: $*" >&2; exit 1; }
 dpdk_require
 for b in "${BACKENDS[@]}"; do
     case $b in
+    lwvhostd*@*) [[ -x ${b#*@} ]] || fail "${b#*@} is not an executable" ;;
     lwvhostd|lwvhostd:*) [[ -x $LWVHOSTD ]] || fail "$LWVHOSTD not built (run make)" ;;
     dpdk) ;;
     *) fail "unknown backend $b" ;;
@@ -105,11 +108,15 @@ busy_ticks() {
 # (Not run in a subshell, so the EXIT trap knows every process it started.)
 measure() {
     local kind=$1 round=$2
-    local dir=$T/$kind-$round
+    local dir=$T/${kind//[^A-Za-z0-9:._-]/_}-$round
     mkdir -p "$dir"
-    local be=${kind%%:*}
+    local spec=$kind
+    # be_start runs $LWVHOSTD: a local here overrides it for this backend.
+    local LWVHOSTD=$LWVHOSTD
+    [[ $spec == *@* ]] && { LWVHOSTD=${spec#*@}; spec=${spec%%@*}; }
+    local be=${spec%%:*}
     local LWVHOSTD_ARGS=${LWVHOSTD_ARGS:-}
-    [[ $kind == lwvhostd:* ]] && LWVHOSTD_ARGS+=" --policy ${kind#lwvhostd:}"
+    [[ $spec == lwvhostd:* ]] && LWVHOSTD_ARGS+=" --policy ${spec#lwvhostd:}"
     be_start "$be" "$dir" 2 0 || { log "cannot start $kind"; show_logs "$dir"; return 1; }
     local bepid=$BE_PID
     [[ $kind == dpdk ]] && bepid=${_DPDK_PID[be]}
