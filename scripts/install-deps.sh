@@ -8,6 +8,7 @@ PKGS=(
     qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils  # QEMU guests
     dpdk-dev jq                         # dpdk-testpmd (in dpdk-dev) as an independent frontend; jq
     iperf3 python3 libc6-dev sysstat    # lwvhost-lab: guest traffic, the tool, lwv-rr (static), pidstat
+    libvirt-daemon-system libvirt-clients  # libvirt_vhostuser: guests defined through stock libvirt
 )
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
