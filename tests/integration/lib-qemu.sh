@@ -14,7 +14,13 @@
 #   clean_log FILE           a serial log without CRs and escape sequences
 #   results FILE / has_result FILE "WORDS"   the guest's LWV-RESULT lines
 #   alive PID
-# The caller owns T (a temp dir), DPID and its cleanup trap.
+#   dump_logs LINES FILE...  the last LINES of each non-empty FILE
+#   on_exit FUNC             on exit, SIGINT or SIGTERM: FUNC stops what the
+#                            script started; then the logs on failure (the
+#                            caller's show_logs) or with LWV_VERBOSE, T removed
+#                            unless LWV_KEEP, a PASS/FAIL line with the time
+#                            since START, and the exit status kept
+# The caller owns T (a temp dir), START, DPID and show_logs.
 
 log()  { echo "$NAME: $*"; }
 skip() { echo "$NAME: SKIP: $*"; exit 77; }
@@ -84,4 +90,37 @@ start_guest() {
         -append "console=ttyS0 quiet panic=-1 lwv.ip=$ip $params" \
         "$@" -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0,romfile=" \
         </dev/null >"$T/qemu$n.out" 2>&1 &
+}
+
+dump_logs() {
+    local lines=$1 f
+    shift
+    for f in "$@"; do
+        [ -s "$f" ] || continue
+        echo "----- $(basename "$f") -----"
+        clean_log "$f" | tail -n "$lines"
+    done
+    echo "----- end of logs -----"
+}
+
+on_exit() {
+    trap "_qemu_exit $1" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+_qemu_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    "$1"
+    if [ "$rc" != 0 ] && [ "$rc" != 77 ] || [ -n "${LWV_VERBOSE:-}" ]; then
+        show_logs
+    fi
+    if [ -n "${LWV_KEEP:-}" ]; then log "kept $T"; else rm -rf "$T"; fi
+    if [ "$rc" = 0 ]; then
+        log "PASS ($((SECONDS - START)) s)"
+    elif [ "$rc" != 77 ]; then
+        log "FAIL (rc=$rc, $((SECONDS - START)) s)"
+    fi
+    exit "$rc"
 }

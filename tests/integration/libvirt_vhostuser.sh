@@ -56,40 +56,23 @@ START=$SECONDS
 URI="qemu:///system?socket=$T/run/libvirt-sock"
 virsh() { timeout 60 "$VIRSH" -q -c "$URI" "$@"; }
 
-dump_logs() {
-    local f
-    for f in "$T"/g1.log "$T"/g2.log "$T"/lwvhostd.log "$T"/libvirtd.out "$T"/log/qemu/*.log; do
-        [ -s "$f" ] || continue
-        echo "----- $(basename "$f") -----"
-        clean_log "$f" | tail -n 80
-    done
-    [ -s "$T/log/libvirtd.log" ] && { echo "----- libvirtd.log (errors) -----"; grep ' error : ' "$T/log/libvirtd.log" | tail -n 20; }
-    echo "----- end of logs -----"
+show_logs() {
+    dump_logs 80 "$T"/g1.log "$T"/g2.log "$T"/lwvhostd.log "$T"/libvirtd.out "$T"/log/qemu/*.log
+    if [ -s "$T/log/libvirtd.log" ]; then
+        echo "----- libvirtd.log (errors) -----"
+        grep ' error : ' "$T/log/libvirtd.log" | tail -n 20
+    fi
 }
 
 cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
     if [ -n "$LPID" ]; then
         virsh destroy lwv-g1 >/dev/null 2>&1
         virsh destroy lwv-g2 >/dev/null 2>&1
         kill_wait "$LPID" 10
     fi
     kill_wait "$DPID" 5
-    if [ $rc != 0 ] && [ $rc != 77 ] || [ -n "${LWV_VERBOSE:-}" ]; then
-        dump_logs
-    fi
-    if [ -n "${LWV_KEEP:-}" ]; then log "kept $T"; else rm -rf "$T"; fi
-    if [ $rc = 0 ]; then
-        log "PASS ($((SECONDS - START)) s)"
-    elif [ $rc != 77 ]; then
-        log "FAIL (rc=$rc, $((SECONDS - START)) s)"
-    fi
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # ---- a private libvirtd ------------------------------------------------------
 mkdir -p "$T"/etc "$T"/run "$T"/lib "$T"/log "$T"/cache

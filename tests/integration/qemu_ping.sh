@@ -57,19 +57,11 @@ QPID2=
 HPID=
 START=$SECONDS
 
-dump_logs() {
-    local f
-    for f in "$T"/g1.log "$T"/g2.log "$T"/qemu1.out "$T"/qemu2.out "$T"/lwvhostd.log; do
-        [ -s "$f" ] || continue
-        echo "----- $(basename "$f") -----"
-        clean_log "$f" | tail -n 150
-    done
-    echo "----- end of logs -----"
+show_logs() {
+    dump_logs 150 "$T"/g1.log "$T"/g2.log "$T"/qemu1.out "$T"/qemu2.out "$T"/lwvhostd.log
 }
 
 cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
     kill_wait "$QPID1" 5
     kill_wait "$QPID2" 5
     kill_wait "$HPID" 2
@@ -80,24 +72,8 @@ cleanup() {
         kill_wait "$DPID" 5
     fi
     [ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
-    if [ $rc != 0 ] && [ $rc != 77 ] || [ -n "${LWV_VERBOSE:-}" ]; then
-        dump_logs
-    fi
-    if [ -n "${LWV_KEEP:-}" ]; then
-        log "kept $T"
-    else
-        rm -rf "$T"
-    fi
-    if [ $rc = 0 ]; then
-        log "PASS ($((SECONDS - START)) s)"
-    elif [ $rc != 77 ]; then
-        log "FAIL (rc=$rc, $((SECONDS - START)) s)"
-    fi
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 tap_exists() { ip link show "$TAP" >/dev/null 2>&1; }
 
