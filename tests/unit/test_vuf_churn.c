@@ -99,17 +99,8 @@ int main(void)
 {
     test_init("churn", 240);
     const char *ports[] = { "a", "b", "h", NULL };
-    if (daemon_start(ports, NULL)) {
-        check(0, "daemon starts");
+    if (start_with_good_pair(ports, NULL, &A, &B))
         return test_finish();
-    }
-    int r = tport_connect(&A, "a", 0x0a, NULL);
-    r |= tport_connect(&B, "b", 0x0b, NULL);
-    check(r == 0, "good frontends a and b connect");
-    if (r)
-        return test_finish();
-    struct tport *ab[] = { &A, &B };
-    check(learn_all(ab, 2) == 0, "a and b learn each other");
 
     /* warm-up: allocator pools, first-use structures */
     for (int i = 0; i < 10; i++)
@@ -165,25 +156,7 @@ int main(void)
     int r1 = xfer(&A, &B, B.mac, 500, 1500, &x1);
     int r2 = xfer(&B, &A, A.mac, 500, 64, &x2);
     check(r1 == 0 && r2 == 0, "a<->b still forward (%u/500, %u/500)", x1.received, x2.received);
-    {
-        struct tport H;
-        int rr = tport_connect(&H, "h", 0x0e, NULL);
-        check(rr == 0, "a good frontend connects to h");
-        if (rr == 0) {
-            struct tport *ah[] = { &A, &H };
-            learn_all(ah, 2);
-            struct xres x;
-            rr = xfer(&H, &A, A.mac, 200, 64, &x);
-            check(rr == 0, "h->a: %u/200", x.received);
-            rr = xfer(&A, &H, H.mac, 200, 64, &x);
-            check(rr == 0, "a->h: %u/200", x.received);
-            tport_close(&H);
-        }
-    }
-    double c0 = proc_cpu_s(D.pid);
-    msleep(1000);
-    double cpu = proc_cpu_s(D.pid) - c0;
-    check(cpu < 0.2, "daemon idle afterwards: %.2f s CPU in 1 s", cpu);
+    good_frontend_then_idle(&A, NULL, 200, 64);
     tport_close(&A);
     tport_close(&B);
     return test_finish();

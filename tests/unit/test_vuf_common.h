@@ -619,6 +619,74 @@ static TV_UNUSED int learn_all(struct tport **ports, unsigned np)
     return all;
 }
 
+/* Starts the daemon (ports, extra as for daemon_start), connects good
+ * frontends a and b to ports "a" and "b" and has them learn each other.
+ * 0 when all that worked; each step is a check. */
+static TV_UNUSED int start_with_good_pair(const char *const *ports, const char *const *extra,
+                                          struct tport *a, struct tport *b)
+{
+    if (daemon_start(ports, extra)) {
+        check(0, "daemon starts");
+        return -1;
+    }
+    int r = tport_connect(a, "a", 0x0a, NULL);
+    r |= tport_connect(b, "b", 0x0b, NULL);
+    check(r == 0, "good frontends a and b connect");
+    if (r)
+        return -1;
+    struct tport *ab[] = { a, b };
+    check(learn_all(ab, 2) == 0, "a and b learn each other");
+    return 0;
+}
+
+/* After a hostile case: the daemon still runs and a<->b still forward (16
+ * frames each way).  -1 when the daemon died (the caller stops), else 0. */
+static TV_UNUSED int pair_survives(const char *what, struct tport *a, struct tport *b)
+{
+    int alive = daemon_alive();
+    check(alive, "%s: daemon still runs", what);
+    if (!alive)
+        return -1;
+    struct xres x1, x2;
+    int r1 = xfer(a, b, b->mac, 16, 64, &x1);
+    int r2 = xfer(b, a, a->mac, 16, 64, &x2);
+    check(r1 == 0 && r2 == 0, "%s: %s<->%s still forward (%u/16, %u/16)", what, a->name,
+          b->name, x1.received, x2.received);
+    return 0;
+}
+
+/* CPU seconds the daemon used while the test slept ms. */
+static TV_UNUSED double daemon_cpu_over(int ms)
+{
+    double c0 = proc_cpu_s(D.pid);
+    msleep(ms);
+    return proc_cpu_s(D.pid) - c0;
+}
+
+/* The end of a hostile test: a fresh good frontend on port "h" (opts may be
+ * NULL) connects, learns a's MAC and exchanges n frames with a each way
+ * (64 bytes h->a, size bytes a->h); then the daemon must idle (< 0.2 s of
+ * CPU in 1 s). */
+static TV_UNUSED void good_frontend_then_idle(struct tport *a, const struct vuf_opts *opts,
+                                              unsigned n, unsigned size)
+{
+    struct tport h;
+    int r = tport_connect(&h, "h", 0x0e, opts);
+    check(r == 0, "a good frontend connects to h afterwards");
+    if (r == 0) {
+        struct tport *ah[] = { a, &h };
+        learn_all(ah, 2);
+        struct xres x;
+        r = xfer(&h, a, a->mac, n, 64, &x);
+        check(r == 0, "h->%s afterwards: %u/%u", a->name, x.received, n);
+        r = xfer(a, &h, h.mac, n, size, &x);
+        check(r == 0, "%s->h afterwards: %u/%u", a->name, x.received, n);
+        tport_close(&h);
+    }
+    double cpu = daemon_cpu_over(1000);
+    check(cpu < 0.2, "daemon idle afterwards: %.2f s CPU in 1 s", cpu);
+}
+
 /* Both ways, n frames each of size bytes: 0 if all intact and in order. */
 static TV_UNUSED int pair_ok(struct tport *a, struct tport *b, unsigned n, unsigned size)
 {

@@ -35,17 +35,8 @@ static int fatal;   /* daemon died: skip the rest */
 
 static void after(const char *what)
 {
-    int alive = daemon_alive();
-    check(alive, "%s: daemon still runs", what);
-    if (!alive) {
+    if (pair_survives(what, &A, &B))
         fatal = 1;
-        return;
-    }
-    struct xres x1, x2;
-    int r1 = xfer(&A, &B, B.mac, 16, 64, &x1);
-    int r2 = xfer(&B, &A, A.mac, 16, 64, &x2);
-    check(r1 == 0 && r2 == 0, "%s: a<->b still forward (%u/16, %u/16)", what, x1.received,
-          x2.received);
 }
 
 /* Connect to h; negotiate (REPLY_ACK etc.) when asked. */
@@ -245,28 +236,12 @@ static void bad_ring_addr(const char *what, int which, int64_t delta_from_end, u
     after(what);
 }
 
-static double cpu_over(int ms)
-{
-    double c0 = proc_cpu_s(D.pid);
-    msleep(ms);
-    return proc_cpu_s(D.pid) - c0;
-}
-
 int main(void)
 {
     test_init("ctrl_hostile", 300);
     const char *ports[] = { "a", "b", "h", NULL };
-    if (daemon_start(ports, NULL)) {
-        check(0, "daemon starts");
+    if (start_with_good_pair(ports, NULL, &A, &B))
         return test_finish();
-    }
-    int r = tport_connect(&A, "a", 0x0a, NULL);
-    r |= tport_connect(&B, "b", 0x0b, NULL);
-    check(r == 0, "good frontends a and b connect");
-    if (r)
-        return test_finish();
-    struct tport *ab[] = { &A, &B };
-    check(learn_all(ab, 2) == 0, "a and b learn each other");
     after("baseline");
     {
         struct vuf *v = hopen(1);
@@ -487,7 +462,7 @@ int main(void)
             close(p[1]);   /* read end now reports HUP forever */
             close(p[0]);
             msleep(100);
-            double cpu = cpu_over(1000);
+            double cpu = daemon_cpu_over(1000);
             check(cpu < 0.3, "kick fd is a pipe whose writer closed: daemon CPU %.2f s in 1 s", cpu);
             vuf_close(v);
             after("kick fd = pipe (written, then writer closed)");
@@ -510,7 +485,7 @@ int main(void)
             out = await(v, VHOST_USER_SET_VRING_CALL, 1500, NULL);
             note("call fd = /dev/null: %s", oname(out));
             msleep(100);
-            double cpu = cpu_over(500);
+            double cpu = daemon_cpu_over(500);
             check(cpu < 0.15, "kick/call fd = /dev/null: daemon CPU %.2f s in 0.5 s", cpu);
             vuf_close(v);
             after("kick and call fd = /dev/null");
@@ -627,20 +602,7 @@ int main(void)
 
     /* ---- afterwards ---- */
     if (!fatal) {
-        struct tport H;
-        int rr = tport_connect(&H, "h", 0x0e, NULL);
-        check(rr == 0, "a good frontend connects to h after all that");
-        if (rr == 0) {
-            struct tport *ah[] = { &A, &H };
-            learn_all(ah, 2);
-            struct xres x;
-            rr = xfer(&H, &A, A.mac, 100, 64, &x);
-            check(rr == 0, "h->a: %u/100 frames", x.received);
-            rr = xfer(&A, &H, H.mac, 100, 1500, &x);
-            check(rr == 0, "a->h: %u/100 frames", x.received);
-            tport_close(&H);
-        }
-        msleep(300);
+        good_frontend_then_idle(&A, NULL, 100, 1500);
         long fd1 = proc_fd_count(D.pid);
         for (int i = 0; i < 20 && fd1 > fd0 + 2; i++) {
             msleep(100);
@@ -648,8 +610,6 @@ int main(void)
         }
         check(fd1 >= 0 && fd1 <= fd0 + 2, "daemon fd count back near baseline: %ld -> %ld", fd0,
               fd1);
-        double cpu = cpu_over(1000);
-        check(cpu < 0.2, "daemon idle afterwards: %.2f s CPU in 1 s", cpu);
     }
     close(efd);
     close(efd2);

@@ -58,17 +58,8 @@ static unsigned frames_from_h(unsigned *good)
 
 static void after(const char *what)
 {
-    int alive = daemon_alive();
-    check(alive, "%s: daemon still runs", what);
-    if (!alive) {
+    if (pair_survives(what, &A, &B))
         fatal = 1;
-        return;
-    }
-    struct xres x1, x2;
-    int r1 = xfer(&A, &B, B.mac, 16, 64, &x1);
-    int r2 = xfer(&B, &A, A.mac, 16, 64, &x2);
-    check(r1 == 0 && r2 == 0, "%s: a<->b still forward (%u/16, %u/16)", what, x1.received,
-          x2.received);
 }
 
 /* Connect h, run the positive control, prepare a valid header+frame. */
@@ -401,44 +392,16 @@ int main(void)
     test_init("ring_hostile", 300);
     const char *ports[] = { "a", "b", "h", NULL };
     const char *extra[] = { "--workers", "2", NULL };
-    if (daemon_start(ports, extra)) {
-        check(0, "daemon starts");
+    if (start_with_good_pair(ports, extra, &A, &B))
         return test_finish();
-    }
-    int r = tport_connect(&A, "a", 0x0a, NULL);
-    r |= tport_connect(&B, "b", 0x0b, NULL);
-    check(r == 0, "good frontends a and b connect");
-    if (r)
-        return test_finish();
-    struct tport *ab[] = { &A, &B };
-    check(learn_all(ab, 2) == 0, "a and b learn each other");
 
     for (int i = 0; i < 19 && !fatal; i++)
         run_tx_case(i);
     for (int i = 0; i < 3 && !fatal; i++)
         run_rx_case(i);
 
-    if (!fatal) {
-        struct tport H;
-        struct vuf_opts o;
-        tport_default_opts(&o, "h");
-        int rr = tport_connect(&H, "h", 0x0e, &o);
-        check(rr == 0, "a good frontend connects to h afterwards");
-        if (rr == 0) {
-            struct tport *ah[] = { &A, &H };
-            learn_all(ah, 2);
-            struct xres x;
-            rr = xfer(&H, &A, A.mac, 200, 64, &x);
-            check(rr == 0, "h->a after reconnect: %u/200", x.received);
-            rr = xfer(&A, &H, H.mac, 200, 1500, &x);
-            check(rr == 0, "a->h after reconnect: %u/200", x.received);
-            tport_close(&H);
-        }
-        double c0 = proc_cpu_s(D.pid);
-        msleep(1000);
-        double cpu = proc_cpu_s(D.pid) - c0;
-        check(cpu < 0.2, "daemon idle afterwards: %.2f s CPU in 1 s", cpu);
-    }
+    if (!fatal)
+        good_frontend_then_idle(&A, NULL, 200, 1500);
     tport_close(&A);
     tport_close(&B);
     return test_finish();
