@@ -130,6 +130,16 @@ static int same_config(const struct bench_result *a, const struct bench_result *
            a->streams == b->streams;
 }
 
+/* True when result i is the first of its configuration (the results of
+ * one configuration are reported together, at its first result). */
+static int first_of_config(const struct sweep *sw, unsigned i)
+{
+    for (unsigned j = 0; j < i; j++)
+        if (same_config(&sw->res[j], &sw->res[i]))
+            return 0;
+    return 1;
+}
+
 /* One run with a progress line; the result is kept when it succeeded. */
 static int one_run(struct sweep *sw, struct bench_cfg *c, const char *kind, double load_pct,
                    unsigned idx, unsigned total, struct bench_result *out)
@@ -212,11 +222,7 @@ static unsigned targets(const struct sweep *sw, struct target *t, unsigned max)
     double mid = nearest_load(sw, 50), low = nearest_load(sw, 10);
     for (unsigned i = 0; i < sw->nres && n + 4 <= max; i++) {
         const struct bench_result *c = &sw->res[i];
-        int first = 1;
-        for (unsigned j = 0; j < i; j++)
-            if (same_config(&sw->res[j], c))
-                first = 0;
-        if (!first)
+        if (!first_of_config(sw, i))
             continue;
         char tag[64];
         config_tag(tag, sizeof tag, c);
@@ -344,11 +350,7 @@ static void write_md(const struct sweep *sw, const char *path, const struct targ
                    "was measured.\n");
     for (unsigned i = 0; i < sw->nres; i++) {
         const struct bench_result *c = &sw->res[i];
-        int first = 1;
-        for (unsigned j = 0; j < i; j++)
-            if (same_config(&sw->res[j], c))
-                first = 0;
-        if (!first)
+        if (!first_of_config(sw, i))
             continue;
         char tag[64];
         config_tag(tag, sizeof tag, c);
@@ -406,11 +408,7 @@ static void write_svgs(const struct sweep *sw)
 {
     for (unsigned i = 0; i < sw->nres; i++) {
         const struct bench_result *c = &sw->res[i];
-        int first = 1;
-        for (unsigned j = 0; j < i; j++)
-            if (same_config(&sw->res[j], c))
-                first = 0;
-        if (!first)
+        if (!first_of_config(sw, i))
             continue;
         /* one series per policy, in order of appearance */
         const char *names[MAXL + 2];
