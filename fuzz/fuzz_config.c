@@ -31,6 +31,8 @@
 #include "switch.h"
 #include "worker.h"
 
+static struct lswitch sw;
+
 #define MAX_TEXT 8192
 #define MAX_ARGS 32
 
@@ -94,6 +96,7 @@ static void port_setup(struct port *p, unsigned index, const char *name, enum po
     if (type == PORT_VHOST)
         for (unsigned qp = 0; qp < p->queues; qp++)
             worker_assign_queue(&p->dev.q[2 * qp + 1]);
+    p->sw = &sw;
     ports.p[index] = p;
 }
 
@@ -102,7 +105,7 @@ static void vm1_state(void)
 {
     struct vdev *d = &p_vm1.dev;
     d->connected = true;
-    d->features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MRG_RXBUF;
+    dev_set_features(d, 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MRG_RXBUF);
     d->features_set = true;
     static uint8_t mem[1 << 16] __attribute__((aligned(4096)));
     d->mem.r[0] = (struct mem_region){ .gpa = 0, .size = sizeof(mem), .uva = 0x10000,
@@ -119,7 +122,7 @@ static void vm1_state(void)
     if (!vq_map(&q->vq, &d->mem))
         abort();
     uint8_t mac[6] = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 };
-    switch_learn(mac, 0);
+    switch_learn(&sw, mac, 0);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -133,7 +136,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     setup_dir();
     if (workers_init(1) < 0)
         abort();
-    switch_init();
+    switch_init(&sw, &ports);
     port_setup(&p_vm1, 0, "vm1", PORT_VHOST);
     port_setup(&p_vm2, 1, "vm2", PORT_VHOST);
     port_setup(&p_tap, 2, "tap0", PORT_TAP);

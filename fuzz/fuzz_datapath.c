@@ -3,8 +3,8 @@
  * net.c, switch.c) on a fuzzed guest.  Guest A's memory image and its TX
  * ring state (descriptors, indirect tables, avail/used indexes, virtio-net
  * headers, frames) and guest B's RX ring and buffers come from the input;
- * net_tx_pass serves A's TX ring into the switch, which delivers to B and
- * to C, a well-behaved guest with valid RX buffers; switch_flush sends the
+ * fwd_tx_pass serves A's TX ring into the switch, which delivers to B and
+ * to C, a well-behaved guest with valid RX buffers; fwd_flush sends the
  * interrupts.  Devices are set up as tests/unit/test_net.c sets them up.
  *
  * Every guest memory region sits between 8 MiB of PROT_NONE on each side,
@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 
 #include "device.h"
+#include "fwd.h"
 #include "net.h"
 #include "port.h"
 #include "switch.h"
@@ -61,6 +62,7 @@ struct gdev {
 
 static struct gdev A, B, C;
 static struct fwd_ctx ctx;
+static struct lswitch sw;
 
 static uint8_t *guarded_region(void)
 {
@@ -82,6 +84,7 @@ static void gdev_init(struct gdev *g, unsigned index, const char *name)
     dev_init(&p->dev, p, 2);
     g->host[0] = guarded_region();
     g->host[1] = guarded_region();
+    p->sw = &sw;
     ports.p[index] = p;
 }
 
@@ -136,7 +139,7 @@ static struct vqueue *gdev_reset(struct gdev *g, uint64_t feat, unsigned qi, uin
         memset(&q->st, 0, sizeof(q->st));
     }
     d->connected = true;
-    d->features = feat;
+    dev_set_features(d, feat);
     d->features_set = true;
     d->broken = false;
     d->status = 0;
@@ -252,15 +255,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tx->vq.used->idx = a_start;
     rx->vq.used->idx = b_start;
 
-    switch_init();
+    switch_init(&sw, &ports);
     for (unsigned i = 0; i < passes; i++) {
         bool more = false;
         pthread_rwlock_rdlock(&A.port.dev.lock);
         unsigned n = 0;
         if (dev_queue_ready(&A.port.dev, tx))
-            n = net_tx_pass(&ctx, tx, budget, rearm, &more);
+            n = fwd_tx_pass(&ctx, tx, budget, rearm, &more);
         pthread_rwlock_unlock(&A.port.dev.lock);
-        switch_flush(&ctx);
+        fwd_flush(&ctx);
         if (!n && !more)
             break;
     }

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "fwd.h"
 #include "net.h"
 #include "port.h"
 #include "switch.h"
@@ -68,6 +69,7 @@
 
 static struct port fz, peer;
 static struct fwd_ctx ctx;
+static struct lswitch sw;
 
 struct session {
     int fe;            /* our (frontend) end of the socket pair, -1: none */
@@ -114,7 +116,7 @@ static void peer_init(void)
     close(fd);
     mem_add(&peer.dev.mem, &r);
     peer.dev.connected = true;
-    peer.dev.features = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MRG_RXBUF;
+    dev_set_features(&peer.dev, 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MRG_RXBUF);
     peer.dev.features_set = true;
 }
 
@@ -336,21 +338,17 @@ static void op_data(bool rearm)
         pthread_rwlock_rdlock(&fz.dev.lock);
         if (dev_queue_ready(&fz.dev, q)) {
             bool more;
-            net_tx_pass(&ctx, q, 64, rearm, &more);
+            fwd_tx_pass(&ctx, q, 64, rearm, &more);
         }
         pthread_rwlock_unlock(&fz.dev.lock);
     }
-    switch_flush(&ctx);
+    fwd_flush(&ctx);
     uint8_t f[64];
     memset(f, 0, sizeof(f));
     memset(f, 0xff, 6);
     memcpy(f + 6, (const uint8_t[]){ 0x52, 0x54, 0, 0, 0, 1 }, 6);
     f[12] = 0x08;
-    struct iovec iov = { f, sizeof(f) };
-    struct frame fr = { .iov = &iov, .niov = 1, .skip = 0, .len = sizeof(f) };
-    memcpy(fr.eth, f, ETH_HLEN_MIN);
-    switch_forward(&ctx, &peer, 0, &fr);
-    switch_flush(&ctx);
+    fwd_inject(&ctx, &peer, f, sizeof(f));
     if (log_level >= LOG_DEBUG)
         fprintf(stderr, "fuzz: fz tx %llu rx %llu (broken %d) | peer rx %llu\n",
                 (unsigned long long)(fz.dev.q[1].st.packets + fz.dev.q[3].st.packets),
@@ -376,6 +374,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fz.tap_fd = -1;
     dev_init(&fz.dev, &fz, fz.queues);
     peer_init();
+    fz.sw = peer.sw = &sw;
     ports.p[0] = &fz;
     ports.p[1] = &peer;
     ports.n = 2;
@@ -394,7 +393,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.mem0 = mmap(NULL, MEM0_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, s.mem[0], 0);
     if (s.mem0 == MAP_FAILED)
         abort();
-    switch_init();
+    switch_init(&sw, &ports);
     peer_reset();
 
     struct cursor c = { data, size };

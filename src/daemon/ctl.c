@@ -102,7 +102,7 @@ static unsigned ready_pairs(const struct vdev *d)
 static void macs_text(struct sbuf *b, const struct port *p, bool json)
 {
     uint8_t macs[8][6];
-    unsigned n = switch_port_macs(p->index, macs, 8);
+    unsigned n = switch_port_macs(p->sw, p->index, macs, 8);
     char s[18];
     for (unsigned i = 0; i < n; i++)
         sb_printf(b, json ? "%s\"%s\"" : "%s%s", i ? (json ? "," : " ") : "", mac_str(macs[i], s));
@@ -216,7 +216,7 @@ struct ring_snap {
 static unsigned snap_rings(struct vdev *d, struct ring_snap *r)
 {
     unsigned n = 0;
-    pthread_rwlock_wrlock(&d->lock);
+    vu_dev_lock(d);
     for (unsigned i = 0; d->connected && i < 2 * d->max_qp; i++) {
         const struct vqueue *q = &d->q[i];
         if (!q->vq.num)
@@ -226,11 +226,11 @@ static unsigned snap_rings(struct vdev *d, struct ring_snap *r)
             .avail = vq_guest_avail_idx(&q->vq), .last_avail = q->vq.last_avail,
             .used = q->vq.used_idx, .guest_used = vq_guest_used_idx(&q->vq),
             .notify_off = q->vq.notify_off, .state = queue_state(d, q),
-            .broken = q->vq.broken_reason,
+            .broken = vq_broken(&q->vq),
         };
         n++;
     }
-    pthread_rwlock_unlock(&d->lock);
+    vu_dev_unlock(d);
     return n;
 }
 

@@ -32,6 +32,7 @@
 #define BACKOFF_MAX_MS 2000u
 
 struct port_table ports;
+static struct lswitch the_switch;
 static struct loop_watch *listen_watch[LWV_MAX_PORTS], *conn_watch[LWV_MAX_PORTS];
 
 const char *mac_str(const uint8_t m[6], char buf[18])
@@ -259,6 +260,7 @@ static struct port *make_port(const struct port_cfg *pc, unsigned index,
         return NULL;
     p->index = index;
     p->type = pc->type;
+    p->sw = &the_switch;
     snprintf(p->name, sizeof(p->name), "%s", pc->name);
     snprintf(p->path, sizeof(p->path), "%s", pc->path);
     p->client = pc->client;
@@ -294,7 +296,7 @@ static int build_ports(const struct config *cfg)
         for (unsigned qp = 0; qp < p->queues; qp++)
             worker_assign_queue(&p->dev.q[2 * qp + 1]);
         if (p->mac_set)
-            switch_learn(p->mac, p->index);
+            switch_learn(p->sw, p->mac, p->index);
         if (p->client)
             log_info("port %s: client mode, connecting to %s", p->name, p->path);
         else if (open_listener(p) < 0)
@@ -345,7 +347,7 @@ int daemon_main(int argc, char **argv)
     }
     log_level = cfg.log_level;
     int rc = 1;
-    switch_init();
+    switch_init(&the_switch, &ports);
     if (loop_init() < 0 || setup_signals() < 0 || mem_guard_install() < 0) {
         log_error("cannot set up the event loop: %s", strerror(errno));
         return 1;

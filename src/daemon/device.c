@@ -10,7 +10,6 @@
 #include "log.h"
 #include "port.h"
 #include "trace.h"
-#include "worker.h"
 
 void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
 {
@@ -24,6 +23,7 @@ void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
     d->port = p;
     d->max_qp = max_qp;
     d->mem.fault_flag = &d->broken;
+    dev_set_features(d, 0);
     for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
         struct vqueue *q = &d->q[i];
         q->dev = d;
@@ -45,8 +45,6 @@ void dev_reset(struct vdev *d)
 {
     for (unsigned i = 0; i < 2 * d->max_qp; i++) {
         struct vqueue *q = &d->q[i];
-        if (q->kickfd >= 0)
-            worker_unwatch_queue(q);
         close_fd(&q->kickfd);
         close_fd(&q->callfd);
         close_fd(&q->errfd);
@@ -61,12 +59,34 @@ void dev_reset(struct vdev *d)
         pthread_mutex_unlock(&q->rx_lock);
     }
     mem_clear(&d->mem);
-    d->features = 0;
+    dev_set_features(d, 0);
     d->features_set = false;
     d->protocol_features = 0;
-    d->status = 0;
-    d->broken = false;
+    __atomic_store_n(&d->status, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->broken, false, __ATOMIC_RELAXED);
     d->mtu = 0;
+}
+
+void dev_set_features(struct vdev *d, uint64_t f)
+{
+    d->features = f;
+    struct dev_caps *c = &d->caps;
+    c->hdr_len = (dev_has_feature(d, VIRTIO_F_VERSION_1) ||
+                  dev_has_feature(d, VIRTIO_NET_F_MRG_RXBUF)) ? VIRTIO_NET_HDR_LEN
+                                                              : VIRTIO_NET_HDR_LEN_LEGACY;
+    c->mrg_rxbuf = dev_has_feature(d, VIRTIO_NET_F_MRG_RXBUF);
+    c->guest_csum = dev_has_feature(d, VIRTIO_NET_F_GUEST_CSUM);
+    c->guest_tso4 = dev_has_feature(d, VIRTIO_NET_F_GUEST_TSO4);
+    c->guest_tso6 = dev_has_feature(d, VIRTIO_NET_F_GUEST_TSO6);
+    c->csum = dev_has_feature(d, VIRTIO_NET_F_CSUM);
+    c->host_tso4 = dev_has_feature(d, VIRTIO_NET_F_HOST_TSO4);
+    c->host_tso6 = dev_has_feature(d, VIRTIO_NET_F_HOST_TSO6);
+    for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
+        struct vq *vq = &d->q[i].vq;
+        vq->event_idx = dev_has_feature(d, VIRTIO_RING_F_EVENT_IDX);
+        vq->indirect = dev_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC);
+        vq->in_order = dev_has_feature(d, VIRTIO_F_IN_ORDER);
+    }
 }
 
 void dev_remap_rings(struct vdev *d)
@@ -77,7 +97,6 @@ void dev_remap_rings(struct vdev *d)
             continue;
         if (!vq_map(&q->vq, &d->mem) && d->mem.n > 0)
             log_warn("port %s: ring %u is not inside the current memory table", d->port->name, i);
-        worker_poke_queue(q);
     }
 }
 
@@ -103,16 +122,14 @@ bool dev_has_feature(const struct vdev *d, unsigned bit)
 
 unsigned dev_hdr_len(const struct vdev *d)
 {
-    if (dev_has_feature(d, VIRTIO_F_VERSION_1) || dev_has_feature(d, VIRTIO_NET_F_MRG_RXBUF))
-        return VIRTIO_NET_HDR_LEN;
-    return VIRTIO_NET_HDR_LEN_LEGACY;
+    return d->caps.hdr_len;
 }
 
 bool dev_queue_ready(const struct vdev *d, const struct vqueue *q)
 {
-    if (!d->connected || !d->features_set || __atomic_load_n(&d->broken, __ATOMIC_RELAXED))
+    if (!d->connected || !d->features_set || dev_is_broken(d))
         return false;
-    if (!q->kick_set || !q->vq.desc || q->vq.broken_reason)
+    if (!q->kick_set || !q->vq.desc || vq_broken(&q->vq))
         return false;
     if (q->enable >= 0)
         return q->enable;

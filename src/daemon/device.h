@@ -2,13 +2,15 @@
  * device.h - the state of one vhost-user virtio-net device (a port's guest
  * side) as the control plane builds it and the datapath reads it.
  *
- * Owns: struct vdev and struct vqueue, their lock discipline and the
- * "is this queue ready" rule.  Concurrency: the control thread changes a
- * device only under dev->lock held for writing; a worker reads it under the
- * lock held for reading (tryrdlock for a destination, so a source is never
- * blocked by someone else's reconfiguration).  An RX queue may be filled by
+ * Owns: struct vdev and struct vqueue, their lock discipline, the
+ * capabilities derived from the negotiated features and the "is this
+ * queue ready" rule.  Concurrency (docs/threading.md): the control thread
+ * changes a device only under dev->lock held for writing; a worker reads
+ * it under the lock held for reading, always taken with tryrdlock, so a
+ * worker never waits for a reconfiguration.  An RX queue may be filled by
  * any worker, so its datapath state is also guarded by its rx_lock.
- * Must not: parse messages (vu_ctrl.c) or switch frames (switch.c).
+ * Must not: parse messages (vu_ctrl.c), switch frames (switch.c) or call
+ * up into the workers: the control plane pokes them itself.
  */
 #ifndef LWV_DEVICE_H
 #define LWV_DEVICE_H
@@ -57,7 +59,9 @@ struct vqueue {
     int enable;             /* -1: not set by the frontend, else 0/1 */
     struct worker *worker;  /* serves this queue's kicks */
     pthread_mutex_t rx_lock;
-    bool signal_pending;    /* RX: used entries not yet signalled */
+    /* RX: used entries published but not yet signalled (under rx_lock);
+     * whoever clears it owes the interrupt decision. */
+    bool signal_pending;
     /* Owned by the serving worker. */
     bool pending;
     bool kicked;            /* epoll reported the kick fd readable */
@@ -68,6 +72,17 @@ struct vqueue {
 
 struct port;
 
+/* What the negotiated features mean for the datapath, computed once when
+ * they are set, so a frame never tests feature bits. */
+struct dev_caps {
+    unsigned hdr_len;       /* virtio-net header the guest uses: 12 or 10 */
+    bool mrg_rxbuf;         /* RX frames may span several chains */
+    bool guest_csum;        /* the guest takes partial checksums */
+    bool guest_tso4, guest_tso6;
+    bool csum;              /* the guest may send partial checksums */
+    bool host_tso4, host_tso6;
+};
+
 struct vdev {
     pthread_rwlock_t lock;
     struct port *port;
@@ -75,20 +90,31 @@ struct vdev {
     bool connected;
     uint64_t features;
     bool features_set;
+    struct dev_caps caps;
     uint64_t protocol_features;
-    uint8_t status;
-    bool broken;            /* the guest broke a ring: no further service */
+    uint8_t status;         /* atomic: workers set NEEDS_RESET */
+    bool broken;            /* the guest broke a ring: no further service;
+                             * atomic: set by workers and the SIGBUS guard */
     uint32_t mtu;
     struct guest_mem mem;
     struct vqueue q[LWV_MAX_VQS];
 };
 
 void dev_init(struct vdev *d, struct port *p, unsigned max_qp);
-/* Back to the state of a fresh connection: closes fds, unmaps memory,
- * detaches queues from their workers.  Caller holds the write lock. */
+/* Back to the state of a fresh connection: closes fds, unmaps memory.
+ * Caller holds the write lock and has told the workers to stop watching
+ * the kick fds. */
 void dev_reset(struct vdev *d);
+/* Records the negotiated features and what they mean for the rings and
+ * the datapath (write lock). */
+void dev_set_features(struct vdev *d, uint64_t features);
 /* Re-translates every ring after a memory-table change (write lock). */
 void dev_remap_rings(struct vdev *d);
+/* True once a ring of d was broken by the guest (any thread). */
+static inline bool dev_is_broken(const struct vdev *d)
+{
+    return __atomic_load_n(&d->broken, __ATOMIC_RELAXED);
+}
 /* Marks the device broken (caller holds the lock for reading or writing);
  * logs once and tells the frontend through the error eventfd. */
 void dev_mark_broken(struct vdev *d, struct vqueue *q, const char *why);

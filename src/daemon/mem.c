@@ -233,14 +233,28 @@ static int64_t range_offset(uint64_t base, uint64_t size, uint64_t addr, uint64_
     return (int64_t)off;
 }
 
-void *mem_gpa_to_host(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+/* The region holding gpa, trying the last hit first; NULL if none. */
+static const struct mem_region *gpa_region(const struct guest_mem *m, uint64_t gpa)
 {
+    unsigned h = __atomic_load_n(&m->hint, __ATOMIC_RELAXED);
+    if (h < m->n && range_offset(m->r[h].gpa, m->r[h].size, gpa, 1) >= 0)
+        return &m->r[h];
     for (unsigned i = 0; i < m->n; i++) {
-        int64_t off = range_offset(m->r[i].gpa, m->r[i].size, gpa, len);
-        if (off >= 0)
-            return m->r[i].host + off;
+        if (range_offset(m->r[i].gpa, m->r[i].size, gpa, 1) >= 0) {
+            __atomic_store_n((unsigned *)&m->hint, i, __ATOMIC_RELAXED);
+            return &m->r[i];
+        }
     }
     return NULL;
+}
+
+void *mem_gpa_to_host(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+    const struct mem_region *r = gpa_region(m, gpa);
+    if (!r)
+        return NULL;
+    int64_t off = range_offset(r->gpa, r->size, gpa, len);
+    return off >= 0 ? r->host + off : NULL;
 }
 
 void *mem_uva_to_host(const struct guest_mem *m, uint64_t uva, uint64_t len)
@@ -258,13 +272,7 @@ int mem_gpa_to_iov(const struct guest_mem *m, uint64_t gpa, uint64_t len, struct
 {
     int n = 0;
     while (len > 0) {
-        const struct mem_region *hit = NULL;
-        for (unsigned i = 0; i < m->n; i++) {
-            if (range_offset(m->r[i].gpa, m->r[i].size, gpa, 1) >= 0) {
-                hit = &m->r[i];
-                break;
-            }
-        }
+        const struct mem_region *hit = gpa_region(m, gpa);
         if (!hit || n >= max)
             return -1;
         uint64_t off = gpa - hit->gpa;

@@ -34,6 +34,10 @@ struct guest_mem {
     unsigned n;
     struct mem_region r[MEM_MAX_REGIONS];
     bool *fault_flag;   /* set if this memory faults (see mem_guard_install) */
+    /* The region the last GPA translation hit, tried first by the next
+     * one: a hint only, read and written with relaxed atomics by every
+     * thread translating for this device, and checked against n. */
+    unsigned hint;
 };
 
 /* Validates desc (non-empty, no wrap, addresses and offset 16-byte
@@ -58,13 +62,31 @@ void mem_add(struct guest_mem *m, const struct mem_region *r);
 int mem_remove(struct guest_mem *m, const struct vhost_user_mem_region *desc);
 void mem_clear(struct guest_mem *m);
 
+/* Host pointer for [gpa, gpa+len) if it lies within the region of the last
+ * hit, else NULL (then ask mem_gpa_to_iov): the datapath's fast path, with
+ * the same bounds checks. */
+static inline void *mem_hint_host(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+    unsigned h = __atomic_load_n(&m->hint, __ATOMIC_RELAXED);
+    if (h >= m->n)
+        return NULL;
+    const struct mem_region *r = &m->r[h];
+    if (gpa < r->gpa)
+        return NULL;
+    uint64_t off = gpa - r->gpa;
+    if (off >= r->size || len > r->size - off)
+        return NULL;
+    return r->host + off;
+}
+
 /* Host pointer for [gpa, gpa+len) if it lies within one region, else NULL. */
 void *mem_gpa_to_host(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* Same for a frontend virtual address (ring addresses). */
 void *mem_uva_to_host(const struct guest_mem *m, uint64_t uva, uint64_t len);
 /* Translates [gpa, gpa+len) into at most max iovecs, splitting where the
  * range crosses adjacent regions.  Returns the count, or -1 if any byte is
- * unmapped or more than max pieces are needed. */
+ * unmapped or more than max pieces are needed.  The region of the last hit
+ * is tried first: a guest's buffers mostly lie in one region. */
 int mem_gpa_to_iov(const struct guest_mem *m, uint64_t gpa, uint64_t len, struct iovec *iov,
                    int max);
 

@@ -1,46 +1,23 @@
 /*
  * net.c - see net.h.
+ *
+ * RX fill: the chains of a run are popped as a burst (their heads and
+ * descriptors read once, their first buffer lines prefetched for writing),
+ * then each frame takes the next chain.  The common case, a whole frame
+ * from one contiguous source into one buffer of one chain, is two memcpys
+ * and a used entry; everything else (mergeable frames over several chains,
+ * scattered sources, checksums completed in software) takes the general
+ * path, which keeps of the first chain only the slices it still has to
+ * write (the header, the checksum field), so later chains may reuse the
+ * burst's space.
  */
 #include "net.h"
 
 #include <string.h>
 
+#include "iov.h"
 #include "log.h"
 #include "offload.h"
-#include "port.h"
-#include "switch.h"
-
-size_t iov_copy(const struct iovec *dst, unsigned dn, size_t dskip, const struct iovec *src,
-                unsigned sn, size_t sskip, size_t len)
-{
-    unsigned di = 0, si = 0;
-    while (di < dn && dskip >= dst[di].iov_len)
-        dskip -= dst[di++].iov_len;
-    while (si < sn && sskip >= src[si].iov_len)
-        sskip -= src[si++].iov_len;
-    size_t done = 0;
-    while (done < len && di < dn && si < sn) {
-        size_t dl = dst[di].iov_len - dskip;
-        size_t sl = src[si].iov_len - sskip;
-        size_t chunk = dl < sl ? dl : sl;
-        if (chunk > len - done)
-            chunk = len - done;
-        memcpy((uint8_t *)dst[di].iov_base + dskip, (const uint8_t *)src[si].iov_base + sskip,
-               chunk);
-        done += chunk;
-        dskip += chunk;
-        sskip += chunk;
-        if (dskip == dst[di].iov_len) {
-            di++;
-            dskip = 0;
-        }
-        if (sskip == src[si].iov_len) {
-            si++;
-            sskip = 0;
-        }
-    }
-    return done;
-}
 
 bool net_takes_gso(const struct vdev *d, const struct frame *f)
 {
@@ -48,230 +25,332 @@ bool net_takes_gso(const struct vdev *d, const struct frame *f)
     case VIRTIO_NET_HDR_GSO_NONE:
         return true;
     case VIRTIO_NET_HDR_GSO_TCPV4:
-        return dev_has_feature(d, VIRTIO_NET_F_GUEST_TSO4);
+        return d->caps.guest_tso4;
     case VIRTIO_NET_HDR_GSO_TCPV6:
-        return dev_has_feature(d, VIRTIO_NET_F_GUEST_TSO6);
+        return d->caps.guest_tso6;
     default:
         return false;
     }
 }
 
+bool net_tx_parse(const struct dev_caps *c, const struct vq_chain *ch, struct frame *f)
+{
+    unsigned hlen = c->hdr_len;
+    if (ch->out_len < hlen + ETH_HLEN_MIN || ch->out_len - hlen > FRAME_MAX)
+        return false;
+    size_t len = (size_t)(ch->out_len - hlen);
+    const struct iovec *v = ch->iov;
+    const uint8_t *base = v[0].iov_base;
+    struct virtio_net_hdr h;
+    memset(&h, 0, sizeof(h));
+    /* Header and Ethernet header are copied once into private storage;
+     * everything decided about the frame is decided on these copies. */
+    if (v[0].iov_len >= hlen + ETH_HLEN_MIN) {
+        memcpy(&h, base, hlen);
+        memcpy(f->eth, base + hlen, ETH_HLEN_MIN);
+    } else {
+        iov_to_buf(v, ch->n_out, 0, &h, hlen);
+        iov_to_buf(v, ch->n_out, hlen, f->eth, ETH_HLEN_MIN);
+    }
+    struct offload_caps oc = { c->csum, c->host_tso4, c->host_tso6 };
+    if (!offload_hdr_valid(&h, len, &oc))
+        return false;
+    h.num_buffers = 0;
+    f->hdr = h;
+    f->iov = v;
+    f->niov = ch->n_out;
+    f->skip = hlen;
+    f->len = len;
+    f->flat = v[0].iov_len >= hlen + len ? base + hlen : NULL;
+    return true;
+}
+
+void net_frame_flat(struct frame *f, struct iovec *iov, const uint8_t *data, size_t len,
+                    const struct virtio_net_hdr *h)
+{
+    iov->iov_base = (void *)data;
+    iov->iov_len = len;
+    f->iov = iov;
+    f->niov = 1;
+    f->skip = 0;
+    f->len = len;
+    f->flat = data;
+    f->hdr = *h;
+    f->hdr.num_buffers = 0;
+    memcpy(f->eth, data, ETH_HLEN_MIN);
+}
+
+enum rx_status { RX_OK, RX_DROPPED, RX_FULL, RX_BROKEN };
+
+/* Counters of one run, added to the queue's once at its end. */
+struct rx_counts {
+    uint64_t packets, bytes, drops_full, drops_invalid, drops_nodest, sw_offload;
+};
+
+/* The next chain for the frame being written: a pre-popped one, else a
+ * fresh burst of up to want chains (the burst's space is reused: every
+ * chain taken before is written completely). */
+static const struct vq_chain *chain_next(struct net_rx_scratch *s, struct vqueue *q, unsigned want)
+{
+    if (s->next == s->b.n) {
+        s->b.n = s->b.niov = 0;
+        s->next = 0;
+        if (!vq_pop_burst(&q->vq, &q->dev->mem, &s->b, want, false, true))
+            return NULL;
+    }
+    return &s->b.c[s->next++];
+}
+
+/* Gives back the chains a failed frame took (chains of them) and every
+ * chain popped after them, and forgets its used entries. */
+static void rx_rollback(struct net_rx_scratch *s, struct vqueue *q, unsigned chains,
+                        uint16_t used_start)
+{
+    vq_unpop(&q->vq, (uint16_t)(chains + s->b.n - s->next));
+    s->b.n = s->b.niov = 0;
+    s->next = 0;
+    q->vq.used_idx = used_start;
+}
+
+/* The header a guest receives with f. */
+static void rx_hdr(struct virtio_net_hdr *h, const struct frame *f, bool csum_done)
+{
+    memset(h, 0, sizeof(*h));
+    if ((f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !csum_done) {
+        h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        h->csum_start = f->hdr.csum_start;
+        h->csum_offset = f->hdr.csum_offset;
+    }
+    if (f->hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        h->gso_type = f->hdr.gso_type;
+        h->gso_size = f->hdr.gso_size;
+        h->hdr_len = f->hdr.hdr_len;
+    }
+}
+
+/* The checksum a partial-checksum frame is completed with, big-endian. */
+static void frame_csum(const struct frame *f, uint8_t be[2])
+{
+    uint16_t c = (uint16_t)~csum_fold(csum_iov(f->iov, f->niov, f->skip + f->hdr.csum_start,
+                                               f->len - f->hdr.csum_start));
+    be[0] = (uint8_t)(c >> 8);
+    be[1] = (uint8_t)c;
+}
+
+/* Status of a failed chain fetch: the ring broke or it is out of buffers. */
+static enum rx_status no_chain(struct vqueue *q)
+{
+    return vq_broken(&q->vq) ? RX_BROKEN : RX_FULL;
+}
+
+/* Writes f over one or more chains (the general path). c is its first
+ * chain, already taken. */
+static enum rx_status rx_general(struct net_rx_scratch *s, struct vqueue *q, const struct frame *f,
+                                 const struct vq_chain *c, unsigned want, struct rx_counts *cnt)
+{
+    const struct dev_caps *caps = &q->dev->caps;
+    unsigned hlen = caps->hdr_len;
+    size_t need = hlen + f->len;
+    bool need_csum = (f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !caps->guest_csum;
+    size_t csum_at = (size_t)f->hdr.csum_start + f->hdr.csum_offset;   /* in the frame */
+    uint16_t used_start = q->vq.used_idx;
+    struct iovec hdr_sl[VIRTIO_NET_HDR_LEN], csum_sl[2];
+    int hdr_n = 0, csum_n = 0;
+    unsigned chains = 0;
+    size_t copied = 0;
+    enum rx_status st;
+
+    for (;;) {
+        const struct iovec *wv = c->iov + c->n_out;
+        chains++;
+        size_t skip = 0;
+        if (chains == 1) {
+            /* The header must fit in the first chain (virtio 1.2 5.1.6.3). */
+            if (c->in_len < hlen) {
+                cnt->drops_invalid++;
+                st = RX_DROPPED;
+                goto rollback;
+            }
+            if (!caps->mrg_rxbuf && c->in_len < need) {
+                cnt->drops_full++;
+                st = RX_DROPPED;
+                goto rollback;
+            }
+            hdr_n = iov_slice(wv, c->n_in, 0, hlen, hdr_sl, VIRTIO_NET_HDR_LEN);
+            skip = hlen;
+            if (need_csum) {
+                /* Completed in the first chain, which must hold the field. */
+                uint64_t first_len = c->in_len - hlen < f->len ? c->in_len - hlen : f->len;
+                if (csum_at + 2 > first_len) {
+                    cnt->drops_invalid++;
+                    st = RX_DROPPED;
+                    goto rollback;
+                }
+                csum_n = iov_slice(wv, c->n_in, hlen + csum_at, 2, csum_sl, 2);
+            }
+            if (hdr_n < 0 || (need_csum && csum_n < 0)) {
+                cnt->drops_invalid++;   /* cannot happen: both lie inside the chain */
+                st = RX_DROPPED;
+                goto rollback;
+            }
+        }
+        uint64_t room = c->in_len - skip;
+        size_t chunk = f->len - copied < room ? f->len - copied : (size_t)room;
+        size_t n = iov_copy(wv, c->n_in, skip, f->iov, f->niov, f->skip + copied, chunk);
+        copied += n;
+        vq_push(&q->vq, c->head, (uint32_t)(skip + n));
+        if (n < chunk) {
+            /* The source ran short of what it announced: cannot happen for
+             * a consistent frame; treat as invalid rather than loop. */
+            cnt->drops_invalid++;
+            st = RX_DROPPED;
+            goto rollback;
+        }
+        if (copied == f->len)
+            break;
+        c = chain_next(s, q, want);
+        if (!c) {
+            /* Out of buffers mid-frame: this frame is dropped, but a
+             * smaller one may still fit in what it gives back. */
+            st = no_chain(q);
+            if (st == RX_FULL) {
+                cnt->drops_full++;
+                st = RX_DROPPED;
+            }
+            goto rollback;
+        }
+    }
+    struct virtio_net_hdr h;
+    rx_hdr(&h, f, need_csum);
+    h.num_buffers = caps->mrg_rxbuf ? (uint16_t)chains : 1;
+    buf_to_iov(hdr_sl, (unsigned)hdr_n, 0, &h, hlen);
+    if (need_csum) {
+        uint8_t be[2];
+        frame_csum(f, be);
+        buf_to_iov(csum_sl, (unsigned)csum_n, 0, be, 2);
+        cnt->sw_offload++;
+    }
+    cnt->packets++;
+    cnt->bytes += f->len;
+    return RX_OK;
+
+rollback:
+    rx_rollback(s, q, chains, used_start);
+    return st;
+}
+
+/* Writes one frame the guest can take as it is. */
+static enum rx_status rx_one(struct net_rx_scratch *s, struct vqueue *q, const struct frame *f,
+                             unsigned want, struct rx_counts *cnt)
+{
+    const struct vq_chain *c = chain_next(s, q, want);
+    if (!c) {
+        enum rx_status st = no_chain(q);
+        if (st == RX_FULL)
+            cnt->drops_full++;
+        return st;
+    }
+    const struct dev_caps *caps = &q->dev->caps;
+    unsigned hlen = caps->hdr_len;
+    size_t need = hlen + f->len;
+    /* The common case: the whole frame, contiguous, into one buffer. */
+    if (c->n_in == 1 && f->flat && c->in_len >= need) {
+        uint8_t *dst = c->iov[c->n_out].iov_base;
+        bool need_csum = (f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !caps->guest_csum;
+        struct virtio_net_hdr h;
+        rx_hdr(&h, f, need_csum);
+        h.num_buffers = 1;
+        memcpy(dst, &h, hlen);
+        memcpy(dst + hlen, f->flat, f->len);
+        if (need_csum) {
+            /* offload_hdr_valid put the field inside the frame. */
+            frame_csum(f, dst + hlen + f->hdr.csum_start + f->hdr.csum_offset);
+            cnt->sw_offload++;
+        }
+        vq_push(&q->vq, c->head, (uint32_t)need);
+        cnt->packets++;
+        cnt->bytes += f->len;
+        return RX_OK;
+    }
+    return rx_general(s, q, f, c, want, cnt);
+}
+
 struct seg_ctx {
-    struct vq_elem *scratch;
+    struct net_rx_scratch *s;
     struct vqueue *q;
-    unsigned delivered;
+    struct rx_counts *cnt;
+    enum rx_status st;
 };
 
 static bool deliver_segment(void *arg, uint8_t *seg, size_t len)
 {
     struct seg_ctx *c = arg;
-    struct iovec iov = { seg, len };
-    struct frame f = { .iov = &iov, .niov = 1, .skip = 0, .len = len };
-    memcpy(f.eth, seg, ETH_HLEN_MIN);
-    if (!net_rx_deliver(c->scratch, c->q, &f))
-        return false;   /* the guest is full: the rest would be dropped too */
-    c->delivered++;
-    return true;
+    static const struct virtio_net_hdr plain;   /* segments carry full checksums */
+    struct iovec iov;
+    struct frame f;
+    net_frame_flat(&f, &iov, seg, len, &plain);
+    c->st = rx_one(c->s, c->q, &f, 1, c->cnt);
+    return c->st == RX_OK || c->st == RX_DROPPED;
 }
 
-unsigned net_rx_deliver_segmented(struct vq_elem *scratch, struct vqueue *q, const struct frame *f)
+/* Segments a GSO frame the guest did not negotiate into frames with
+ * complete checksums and writes each (each counts as a packet). */
+static enum rx_status rx_segmented(struct net_rx_scratch *s, struct vqueue *q, const struct frame *f,
+                                   struct rx_counts *cnt)
 {
     static __thread uint8_t linear[FRAME_MAX], seg[FRAME_MAX];
-    size_t n = iov_copy(&(struct iovec){ linear, sizeof(linear) }, 1, 0, f->iov, f->niov, f->skip,
-                        f->len);
-    struct seg_ctx c = { scratch, q, 0 };
+    size_t n = iov_to_buf(f->iov, f->niov, f->skip, linear, f->len);
+    struct seg_ctx c = { s, q, cnt, RX_OK };
+    uint64_t before = cnt->packets;
     if (n != f->len || gso_segment(linear, n, &f->hdr, seg, sizeof(seg), deliver_segment, &c) < 0) {
-        stat_add(&q->st.drops_invalid, 1);
-        return 0;
+        cnt->drops_invalid++;
+        return RX_DROPPED;
     }
-    stat_add(&q->st.sw_offload, 1);
-    return c.delivered;
+    cnt->sw_offload++;
+    if (c.st == RX_BROKEN)
+        return RX_BROKEN;
+    /* Some segments in: the frame was delivered, if not whole. */
+    return cnt->packets > before ? RX_OK : c.st;
 }
 
-/* Reads and checks the header of a TX chain; fills f.  Returns false for
- * a frame to drop (counted by the caller). */
-static bool parse_tx(struct vqueue *q, const struct vq_elem *e, struct frame *f)
+unsigned net_rx_run(struct net_rx_scratch *s, struct vqueue *q, const struct frame *f, unsigned n)
 {
-    unsigned hlen = dev_hdr_len(q->dev);
-    if (e->out_len < hlen + ETH_HLEN_MIN || e->out_len - hlen > FRAME_MAX)
-        return false;
-    struct virtio_net_hdr h;
-    memset(&h, 0, sizeof(h));
-    iov_to_buf(e->iov, e->n_out, 0, &h, hlen);
-    const struct vdev *d = q->dev;
-    struct offload_caps caps = { dev_has_feature(d, VIRTIO_NET_F_CSUM),
-                                 dev_has_feature(d, VIRTIO_NET_F_HOST_TSO4),
-                                 dev_has_feature(d, VIRTIO_NET_F_HOST_TSO6) };
-    size_t len = (size_t)(e->out_len - hlen);
-    if (!offload_hdr_valid(&h, len, &caps))
-        return false;
-    h.num_buffers = 0;
-    f->hdr = h;
-    f->iov = e->iov;
-    f->niov = e->n_out;
-    f->skip = hlen;
-    f->len = len;
-    iov_to_buf(e->iov, e->n_out, hlen, f->eth, ETH_HLEN_MIN);
-    return true;
-}
-
-unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, bool rearm,
-                     bool *more)
-{
-    struct vdev *d = q->dev;
-    struct vq *vq = &q->vq;
-    struct vq_elem *e = &ctx->tx_elem;
-    unsigned done = 0;
-    uint64_t bytes = 0;
-    *more = false;
-    vq_disable_notify(vq);
-    while (done < budget) {
-        enum vq_pop_result r = vq_pop(vq, &d->mem, e, true, false);
-        if (r == VQ_BROKEN) {
-            dev_mark_broken(d, q, vq->broken_reason);
-            break;
-        }
-        if (r == VQ_EMPTY) {
-            if (!rearm || !vq_enable_notify(vq))
-                break;
-            vq_disable_notify(vq);
+    struct rx_counts cnt = { 0, 0, 0, 0, 0, 0 };
+    unsigned delivered = 0;
+    s->b.n = s->b.niov = 0;
+    s->next = 0;
+    for (unsigned i = 0; i < n; i++) {
+        enum rx_status st = net_takes_gso(q->dev, &f[i]) ? rx_one(s, q, &f[i], n - i, &cnt)
+                                                           : rx_segmented(s, q, &f[i], &cnt);
+        if (st == RX_OK) {
+            delivered++;
             continue;
         }
-        struct frame f;
-        if (!parse_tx(q, e, &f)) {
-            stat_add(&q->st.drops_invalid, 1);
-        } else if (!switch_source_ok(d->port, &f)) {
-            stat_add(&q->st.drops_spoofed, 1);
-        } else {
-            bytes += f.len;
-            switch_forward(ctx, d->port, q->index / 2, &f);
+        if (st == RX_FULL) {
+            /* Not one buffer left: the rest of the run finds none either. */
+            cnt.drops_full += n - i - 1;
+            break;
         }
-        vq_push(vq, e->head, 0);
-        done++;
-    }
-    if (done == budget)
-        *more = true;
-    unsigned bucket = done ? 64u - (unsigned)__builtin_clzll(done) : 0;
-    stat_add(&q->st.batch[bucket < BATCH_BUCKETS ? bucket : BATCH_BUCKETS - 1], 1);
-    if (done) {
-        vq_flush(vq);
-        stat_add(&q->st.packets, done);
-        stat_add(&q->st.bytes, bytes);
-        if (vq_should_signal(vq))
-            dev_signal(q);
-    }
-    return done;
-}
-
-/* Where the header of the first RX chain lives, remembered while more
- * chains are gathered for a mergeable frame. */
-#define HDR_IOV_MAX 16
-
-bool net_rx_deliver(struct vq_elem *e, struct vqueue *q, const struct frame *f)
-{
-    struct vdev *d = q->dev;
-    struct vq *vq = &q->vq;
-    unsigned hlen = dev_hdr_len(d);
-    bool mergeable = dev_has_feature(d, VIRTIO_NET_F_MRG_RXBUF);
-    size_t need = hlen + f->len;
-    size_t copied = 0;      /* frame bytes written */
-    uint16_t chains = 0;
-    struct iovec hdr_iov[HDR_IOV_MAX];
-    unsigned hdr_niov = 0;
-    uint16_t used_start = vq->used_idx;
-    /* A partial checksum the guest cannot take is completed here, into the
-     * first buffer, which must then hold the checksum field. */
-    bool need_csum = (f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
-                     !dev_has_feature(d, VIRTIO_NET_F_GUEST_CSUM);
-    size_t csum_at = (size_t)f->hdr.csum_start + f->hdr.csum_offset;
-    struct iovec first_iov[HDR_IOV_MAX];
-    unsigned first_niov = 0;
-    size_t first_len = 0;
-
-    while (hlen + copied < need) {
-        enum vq_pop_result r = vq_pop(vq, &d->mem, e, false, true);
-        if (r == VQ_BROKEN) {
-            dev_mark_broken(d, q, vq->broken_reason);
-            goto rollback;
-        }
-        if (r == VQ_EMPTY || (!mergeable && e->in_len < need)) {
-            if (r == VQ_GOT)
-                chains++;
-            stat_add(&q->st.drops_full, 1);
-            goto rollback;
-        }
-        size_t skip = 0;
-        if (chains == 0) {
-            /* The header must fit in the first chain (virtio 1.2 5.1.6.3). */
-            if (e->in_len < hlen) {
-                chains++;
-                stat_add(&q->st.drops_invalid, 1);
-                goto rollback;
-            }
-            size_t left = hlen;
-            for (unsigned i = 0; i < e->n_in && left > 0; i++) {
-                if (hdr_niov == HDR_IOV_MAX) {
-                    chains++;
-                    stat_add(&q->st.drops_invalid, 1);
-                    goto rollback;
-                }
-                hdr_iov[hdr_niov] = e->iov[e->n_out + i];
-                if (hdr_iov[hdr_niov].iov_len > left)
-                    hdr_iov[hdr_niov].iov_len = left;
-                left -= hdr_iov[hdr_niov].iov_len;
-                hdr_niov++;
-            }
-            skip = hlen;
-            for (unsigned i = 0; i < e->n_in && first_niov < HDR_IOV_MAX; i++)
-                first_iov[first_niov++] = e->iov[e->n_out + i];
-        }
-        size_t room = (size_t)(e->in_len > SIZE_MAX ? SIZE_MAX : e->in_len) - skip;
-        size_t chunk = f->len - copied < room ? f->len - copied : room;
-        size_t n = iov_copy(&e->iov[e->n_out], e->n_in, skip, f->iov, f->niov, f->skip + copied,
-                            chunk);
-        copied += n;
-        if (chains == 0)
-            first_len = n;
-        vq_push(vq, e->head, (uint32_t)(skip + n));
-        chains++;
-        if (n < chunk) {
-            /* The source ran short of what it announced: cannot happen for
-             * a consistent frame; treat as invalid rather than loop. */
-            stat_add(&q->st.drops_invalid, 1);
-            goto rollback;
+        if (st == RX_BROKEN) {
+            dev_mark_broken(q->dev, q, vq_broken(&q->vq));
+            cnt.drops_nodest += n - i;
+            break;
         }
     }
-    struct virtio_net_hdr h;
-    memset(&h, 0, sizeof(h));
-    if (need_csum) {
-        if (csum_at + 2 > first_len) {
-            stat_add(&q->st.drops_invalid, 1);
-            goto rollback;
-        }
-        uint16_t c = (uint16_t)~csum_fold(csum_iov(f->iov, f->niov, f->skip + f->hdr.csum_start,
-                                                   f->len - f->hdr.csum_start));
-        uint8_t be[2] = { (uint8_t)(c >> 8), (uint8_t)c };
-        buf_to_iov(first_iov, first_niov, hlen + csum_at, be, 2);
-        stat_add(&q->st.sw_offload, 1);
-    } else if (f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-        h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-        h.csum_start = f->hdr.csum_start;
-        h.csum_offset = f->hdr.csum_offset;
-    }
-    if (f->hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-        h.gso_type = f->hdr.gso_type;
-        h.gso_size = f->hdr.gso_size;
-        h.hdr_len = f->hdr.hdr_len;
-    }
-    h.num_buffers = mergeable ? chains : 1;
-    buf_to_iov(hdr_iov, hdr_niov, 0, &h, hlen);
-    /* Not published yet: the caller flushes once per batch. */
-    stat_add(&q->st.packets, 1);
-    stat_add(&q->st.bytes, f->len);
-    return true;
-
-rollback:
-    vq_unpop(vq, chains);
-    vq->used_idx = used_start;
-    return false;
+    /* Chains popped for frames that were dropped go back to the ring. */
+    if (s->next < s->b.n)
+        vq_unpop(&q->vq, (uint16_t)(s->b.n - s->next));
+    s->b.n = s->b.niov = 0;
+    s->next = 0;
+    stat_add(&q->st.packets, cnt.packets);
+    stat_add(&q->st.bytes, cnt.bytes);
+    if (cnt.drops_full)
+        stat_add(&q->st.drops_full, cnt.drops_full);
+    if (cnt.drops_invalid)
+        stat_add(&q->st.drops_invalid, cnt.drops_invalid);
+    if (cnt.drops_nodest)
+        stat_add_shared(&q->st.drops_nodest, cnt.drops_nodest);   /* also bumped lock-free */
+    if (cnt.sw_offload)
+        stat_add(&q->st.sw_offload, cnt.sw_offload);
+    return delivered;
 }

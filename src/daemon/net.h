@@ -2,10 +2,12 @@
  * net.h - virtio-net semantics on top of generic virtqueues.
  *
  * Owns: the virtio-net header (parsing what a guest sends, writing what a
- * guest receives), draining a TX queue into the switch, filling a guest's
- * RX buffers (mergeable or not) straight from the source buffers, passing
- * offload requests on or completing them in software (offload.c).
- * Must not: choose destinations (switch.c) or decide when to run (worker.c).
+ * guest receives), filling a guest's RX buffers (mergeable or not) straight
+ * from the source buffers, a run of frames at a time, and passing offload
+ * requests on or completing them in software (offload.c).
+ * Must not: choose destinations (switch.c), take locks or decide when to
+ * run (fwd.c, worker.c).  It sees one device at a time, handed to it with
+ * the locks its caller documents.
  */
 #ifndef LWV_NET_H
 #define LWV_NET_H
@@ -17,6 +19,7 @@
 
 #include "device.h"
 #include "virtio.h"
+#include "vq.h"
 
 #define ETH_HLEN_MIN 14
 /* Largest frame: a 64 KiB TSO frame plus Ethernet and VLAN headers. */
@@ -29,35 +32,34 @@ struct frame {
     unsigned niov;
     size_t skip;
     size_t len;
+    const uint8_t *flat;         /* the whole frame when it is contiguous, else NULL */
     uint8_t eth[ETH_HLEN_MIN];   /* private copy of the Ethernet header */
     struct virtio_net_hdr hdr;   /* offload request (checked); num_buffers unused */
 };
 
-struct fwd_ctx;
+/* Reads and checks the header of a TX chain from a device with caps c and
+ * fills f (whose iovecs are the chain's).  False: a frame to drop. */
+bool net_tx_parse(const struct dev_caps *c, const struct vq_chain *chain, struct frame *f);
+/* Fills f from a flat buffer holding a frame of len bytes and its header
+ * h (already checked). */
+void net_frame_flat(struct frame *f, struct iovec *iov, const uint8_t *data, size_t len,
+                    const struct virtio_net_hdr *h);
 
-/* Serves up to budget frames from a TX queue (caller holds the device's
- * read lock and has checked readiness), with guest kicks suppressed.
- * Returns the frames handled; *more is set when the queue still has work.
- * With rearm, a queue found empty gets its kicks re-enabled and is checked
- * once more (the kick-driven policy); without, kicks stay suppressed. */
-unsigned net_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, bool rearm,
-                     bool *more);
+/* RX chains popped for the run being delivered. */
+struct net_rx_scratch {
+    struct vq_burst b;
+    unsigned next;               /* first chain of b not used yet */
+};
 
-/* Copies f into q's guest buffers (caller holds q->dev->lock for reading
- * and q->rx_lock).  Returns true if delivered; counts its own drops.  The
- * used entries are written but not published: the caller calls vq_flush
- * once for a batch of frames. */
-bool net_rx_deliver(struct vq_elem *scratch, struct vqueue *q, const struct frame *f);
+/* Delivers the n frames of f, in order, into q's guest buffers (caller
+ * holds q->dev->lock for reading and q->rx_lock, and has checked that q is
+ * ready).  Frames the guest cannot take as they are (GSO it did not
+ * negotiate) are segmented in software.  The used entries are written but
+ * not published: the caller calls vq_flush once for a batch of runs.
+ * Counts its own drops; returns the frames delivered. */
+unsigned net_rx_run(struct net_rx_scratch *s, struct vqueue *q, const struct frame *f, unsigned n);
 
 /* True if the device can receive f's segmentation request as it is. */
 bool net_takes_gso(const struct vdev *d, const struct frame *f);
-/* Delivers a GSO frame to a device that cannot take it: segments it in
- * software into frames with complete checksums (same locking as
- * net_rx_deliver).  Returns the segments delivered. */
-unsigned net_rx_deliver_segmented(struct vq_elem *scratch, struct vqueue *q, const struct frame *f);
-
-/* Copies len bytes from (src, skip) to (dst, dskip). Returns bytes copied. */
-size_t iov_copy(const struct iovec *dst, unsigned dn, size_t dskip, const struct iovec *src,
-                unsigned sn, size_t sskip, size_t len);
 
 #endif

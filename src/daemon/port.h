@@ -4,7 +4,7 @@
  * Owns: struct port, the static port table built from the configuration,
  * and per-port connection bookkeeping for the control plane.
  * Must not: parse vhost-user messages (vu_ctrl.c) or move frames
- * (switch.c, net.c).  Ports live for the whole run of the daemon, so
+ * (fwd.c, switch.c, net.c).  Ports live for the whole run of the daemon, so
  * pointers to them (and to their queues) never dangle.
  */
 #ifndef LWV_PORT_H
@@ -36,9 +36,12 @@ struct tap_stats {
     uint64_t tx_packets, tx_bytes, tx_drops;   /* from the switch to the host */
 };
 
+struct lswitch;
+
 struct port {
     unsigned index;
     enum port_type type;
+    struct lswitch *sw;          /* the switch this port is a port of */
     char name[PORT_NAME_MAX];
     /* vhost-user */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];

@@ -1,29 +1,38 @@
 /*
  * switch.c - see switch.h.
  *
- * The MAC table is a lock-free open-addressed array of 64-bit words, each
- * packing a MAC (48 bits) and port index + 1 (16 bits), so a lookup or a
- * learn is a few relaxed atomic loads and at most one store.  A lost race
- * between two learners only costs a flood.
+ * MAC table: a lookup or a learn is a few relaxed atomic loads and at most
+ * one store.  A lost race between two learners only costs a flood.
+ *
+ * Locks: a destination guest's device lock is taken with tryrdlock (a
+ * failure means the control plane is changing it: the frames are dropped
+ * and counted, as on a link that is going down) and its RX queue's rx_lock
+ * with a bounded spin of trylocks (its holder is another worker, which
+ * never blocks while holding it).  A thread holds at most one destination
+ * at a time and lets it go before taking another, so workers cannot
+ * deadlock on each other.
  */
 #include "switch.h"
 
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "port.h"
 #include "tap.h"
 
-#define MAC_TABLE_SIZE 4096u   /* power of two */
 #define MAC_PROBE 4u
+/* Bound on frames delivered under one hold of a destination's locks, so
+ * the control plane never waits long for them. */
+#define HOLD_MAX 64
+/* Trylocks of a busy rx_lock before giving up (about a microsecond each
+ * hundred on this host): its holder fills at most HOLD_MAX frames. */
+#define RX_LOCK_SPINS 2000
 
-static uint64_t mac_table[MAC_TABLE_SIZE];
-
-void switch_init(void)
+void switch_init(struct lswitch *sw, const struct port_table *table)
 {
-    memset(mac_table, 0, sizeof(mac_table));
+    memset(sw->mac, 0, sizeof(sw->mac));
+    sw->ports = table;
 }
 
 static uint64_t mac_key(const uint8_t m[6])
@@ -38,55 +47,64 @@ static unsigned mac_hash(uint64_t key)
     return (unsigned)(key >> 52) & (MAC_TABLE_SIZE - 1);
 }
 
-void switch_learn(const uint8_t mac[6], unsigned port_index)
+static void learn_key(struct lswitch *sw, uint64_t key, unsigned port_index)
 {
-    if ((mac[0] & 1) || mac_key(mac) == 0)
+    if ((key >> 40) & 1 || key == 0)
         return;    /* never learn group or all-zero addresses */
-    uint64_t key = mac_key(mac);
     uint64_t want = key << 16 | (port_index + 1);
     unsigned h = mac_hash(key);
     int empty = -1;
     for (unsigned i = 0; i < MAC_PROBE; i++) {
         unsigned s = (h + i) & (MAC_TABLE_SIZE - 1);
-        uint64_t v = __atomic_load_n(&mac_table[s], __ATOMIC_RELAXED);
+        uint64_t v = __atomic_load_n(&sw->mac[s], __ATOMIC_RELAXED);
         if (v >> 16 == key) {
             if (v != want)
-                __atomic_store_n(&mac_table[s], want, __ATOMIC_RELAXED);
+                __atomic_store_n(&sw->mac[s], want, __ATOMIC_RELAXED);
             return;
         }
         if (v == 0 && empty < 0)
             empty = (int)s;
     }
-    __atomic_store_n(&mac_table[empty >= 0 ? (unsigned)empty : h], want, __ATOMIC_RELAXED);
+    __atomic_store_n(&sw->mac[empty >= 0 ? (unsigned)empty : h], want, __ATOMIC_RELAXED);
 }
 
-int switch_lookup(const uint8_t mac[6])
+void switch_learn(struct lswitch *sw, const uint8_t mac[6], unsigned port_index)
 {
-    uint64_t key = mac_key(mac);
+    learn_key(sw, mac_key(mac), port_index);
+}
+
+static int lookup_key(const struct lswitch *sw, uint64_t key)
+{
     unsigned h = mac_hash(key);
     for (unsigned i = 0; i < MAC_PROBE; i++) {
-        uint64_t v = __atomic_load_n(&mac_table[(h + i) & (MAC_TABLE_SIZE - 1)], __ATOMIC_RELAXED);
+        uint64_t v = __atomic_load_n(&sw->mac[(h + i) & (MAC_TABLE_SIZE - 1)], __ATOMIC_RELAXED);
         if (v >> 16 == key)
             return (int)(v & 0xffff) - 1;
     }
     return -1;
 }
 
-void switch_forget_port(unsigned port_index)
+int switch_lookup(const struct lswitch *sw, const uint8_t mac[6])
+{
+    return lookup_key(sw, mac_key(mac));
+}
+
+void switch_forget_port(struct lswitch *sw, unsigned port_index)
 {
     for (unsigned s = 0; s < MAC_TABLE_SIZE; s++) {
-        uint64_t v = __atomic_load_n(&mac_table[s], __ATOMIC_RELAXED);
+        uint64_t v = __atomic_load_n(&sw->mac[s], __ATOMIC_RELAXED);
         if (v && (v & 0xffff) == port_index + 1)
-            __atomic_compare_exchange_n(&mac_table[s], &v, 0, false, __ATOMIC_RELAXED,
+            __atomic_compare_exchange_n(&sw->mac[s], &v, 0, false, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED);
     }
 }
 
-unsigned switch_port_macs(unsigned port_index, uint8_t (*macs)[6], unsigned max)
+unsigned switch_port_macs(const struct lswitch *sw, unsigned port_index, uint8_t (*macs)[6],
+                          unsigned max)
 {
     unsigned n = 0;
     for (unsigned s = 0; s < MAC_TABLE_SIZE && n < max; s++) {
-        uint64_t v = __atomic_load_n(&mac_table[s], __ATOMIC_RELAXED);
+        uint64_t v = __atomic_load_n(&sw->mac[s], __ATOMIC_RELAXED);
         if (!v || (v & 0xffff) != port_index + 1)
             continue;
         for (int b = 0; b < 6; b++)
@@ -96,13 +114,51 @@ unsigned switch_port_macs(unsigned port_index, uint8_t (*macs)[6], unsigned max)
     return n;
 }
 
-static void remember_touched(struct fwd_ctx *ctx, struct vqueue *q)
+/* Where a frame for key goes, seen from port src. */
+static int destination(const struct lswitch *sw, const struct port *src, uint64_t key)
+{
+    if ((key >> 40) & 1)
+        return SW_FLOOD;
+    int to = lookup_key(sw, key);
+    if (to < 0 || (unsigned)to >= sw->ports->n)
+        return SW_FLOOD;
+    return (unsigned)to == src->index ? SW_DROP_SELF : to;
+}
+
+void switch_classify(struct lswitch *sw, const struct port *src, const struct frame *f,
+                     unsigned n, int *dst)
+{
+    uint64_t own = mac_key(src->mac);
+    uint64_t last_src = UINT64_MAX, last_dst = UINT64_MAX;   /* no MAC is all ones in 64 bits */
+    int last_to = SW_FLOOD;
+    for (unsigned i = 0; i < n; i++) {
+        if (dst[i] == SW_DROP_INVALID)
+            continue;
+        uint64_t s = mac_key(f[i].eth + 6), d = mac_key(f[i].eth);
+        if (src->antispoof && s != own) {
+            dst[i] = SW_DROP_SPOOFED;
+            continue;
+        }
+        if (s != last_src) {
+            learn_key(sw, s, src->index);
+            last_src = s;
+            last_dst = UINT64_MAX;   /* the learn may have moved the cached one */
+        }
+        if (d != last_dst) {
+            last_to = destination(sw, src, d);
+            last_dst = d;
+        }
+        dst[i] = last_to;
+    }
+}
+
+static void remember_touched(struct sw_ctx *c, struct vqueue *q)
 {
     if (q->signal_pending)
         return;    /* already listed by this or another thread */
     q->signal_pending = true;
-    if (ctx->ntouched < FWD_TOUCHED_MAX) {
-        ctx->touched[ctx->ntouched++] = q;
+    if (c->ntouched < SW_TOUCHED_MAX) {
+        c->touched[c->ntouched++] = q;
         return;
     }
     /* List full: publish and signal now rather than lose the interrupt. */
@@ -122,101 +178,129 @@ static struct vqueue *pick_rx_queue(struct vdev *d, unsigned qp)
     return dev_queue_ready(d, q) ? q : NULL;
 }
 
-/* Bound on frames delivered under one hold of a destination's locks, so
- * the control plane never waits long for them. */
-#define HOLD_MAX 64
-
-void switch_release(struct fwd_ctx *ctx)
+static void cpu_relax(void)
 {
-    struct vqueue *q = ctx->held;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* rx_lock with a bounded spin: false if another worker kept it. */
+static bool rx_trylock(struct vqueue *q)
+{
+    for (unsigned i = 0; i < RX_LOCK_SPINS; i++) {
+        if (pthread_mutex_trylock(&q->rx_lock) == 0)
+            return true;
+        cpu_relax();
+    }
+    return false;
+}
+
+void switch_release(struct sw_ctx *c)
+{
+    struct vqueue *q = c->held;
     if (!q)
         return;
     vq_flush(&q->vq);
     pthread_mutex_unlock(&q->rx_lock);
     pthread_rwlock_unlock(&q->dev->lock);
-    ctx->held = NULL;
-    ctx->held_frames = 0;
+    c->held = NULL;
+    c->held_frames = 0;
 }
 
-/* Takes the locks of the RX queue for this frame, reusing the held ones
- * when they fit.  Holds at most one destination at a time, and takes a
- * new one only after dropping the old, so workers cannot deadlock on
- * each other's rx_locks. */
-static struct vqueue *hold_rx_queue(struct fwd_ctx *ctx, struct vdev *d, unsigned qp)
+enum hold_result { HOLD_OK, HOLD_DROP, HOLD_BUSY };
+
+/* Takes the locks of the RX queue for n frames, reusing the held ones when
+ * they fit, and letting them go before taking others.  Counts the n frames
+ * as dropped when it returns HOLD_DROP. */
+static enum hold_result hold_rx_queue(struct sw_ctx *c, struct vdev *d, unsigned qp, unsigned n,
+                                      struct vqueue **out)
 {
-    if (ctx->held && ctx->held->dev == d && ctx->held_frames < HOLD_MAX &&
-        pick_rx_queue(d, qp) == ctx->held)
-        return ctx->held;
-    switch_release(ctx);
+    if (c->held && c->held->dev == d && c->held_frames < HOLD_MAX &&
+        pick_rx_queue(d, qp) == c->held) {
+        *out = c->held;
+        return HOLD_OK;
+    }
+    switch_release(c);
     if (pthread_rwlock_tryrdlock(&d->lock) != 0) {
-        stat_add_shared(&d->q[0].st.drops_nodest, 1);
-        return NULL;
+        stat_add_shared(&d->q[0].st.drops_nodest, n);   /* being reconfigured */
+        return HOLD_DROP;
     }
     struct vqueue *q = pick_rx_queue(d, qp);
     if (!q) {
         if (d->connected)
-            stat_add_shared(&d->q[0].st.drops_nodest, 1);
+            stat_add_shared(&d->q[0].st.drops_nodest, n);
         pthread_rwlock_unlock(&d->lock);
-        return NULL;
+        return HOLD_DROP;
     }
-    pthread_mutex_lock(&q->rx_lock);
-    ctx->held = q;
-    ctx->held_frames = 0;
-    return q;
+    if (!rx_trylock(q)) {
+        pthread_rwlock_unlock(&d->lock);
+        return HOLD_BUSY;
+    }
+    c->held = q;
+    c->held_frames = 0;
+    *out = q;
+    return HOLD_OK;
 }
 
-static void deliver_vhost(struct fwd_ctx *ctx, struct port *dst, unsigned qp,
-                          const struct frame *f)
+static unsigned deliver_vhost(struct sw_ctx *c, struct port *dst, unsigned qp,
+                              const struct frame *f, unsigned n, bool may_defer)
 {
     struct vdev *d = &dst->dev;
-    struct vqueue *q = hold_rx_queue(ctx, d, qp);
-    if (!q)
-        return;
-    ctx->held_frames++;
-    bool ok = net_takes_gso(d, f) ? net_rx_deliver(&ctx->rx_elem, q, f)
-                                  : net_rx_deliver_segmented(&ctx->rx_elem, q, f) > 0;
-    if (ok)
-        remember_touched(ctx, q);
-}
-
-static void deliver(struct fwd_ctx *ctx, struct port *dst, unsigned qp, const struct frame *f)
-{
-    if (dst->type == PORT_TAP)
-        tap_send(dst, f);
-    else
-        deliver_vhost(ctx, dst, qp, f);
-}
-
-bool switch_source_ok(const struct port *src, const struct frame *f)
-{
-    return !src->antispoof || memcmp(f->eth + 6, src->mac, 6) == 0;
-}
-
-void switch_forward(struct fwd_ctx *ctx, struct port *src, unsigned qp, const struct frame *f)
-{
-    const uint8_t *dmac = f->eth, *smac = f->eth + 6;
-    switch_learn(smac, src->index);
-    if (!(dmac[0] & 1)) {
-        int to = switch_lookup(dmac);
-        if (to >= 0 && (unsigned)to < ports.n) {
-            if ((unsigned)to != src->index)
-                deliver(ctx, ports.p[to], qp, f);
-            return;
-        }
+    struct vqueue *q;
+    switch (hold_rx_queue(c, d, qp, n, &q)) {
+    case HOLD_BUSY:
+        if (may_defer)
+            return 0;
+        stat_add_shared(&d->q[0].st.drops_nodest, n);   /* not deferrable */
+        return n;
+    case HOLD_DROP:
+        return n;
+    case HOLD_OK:
+        break;
     }
-    for (unsigned i = 0; i < ports.n; i++)
-        if (i != src->index)
-            deliver(ctx, ports.p[i], qp, f);
+    c->held_frames += n;
+    if (net_rx_run(&c->rx, q, f, n))
+        remember_touched(c, q);
+    return n;
 }
 
-void switch_flush(struct fwd_ctx *ctx)
+unsigned switch_deliver(struct sw_ctx *c, struct port *dst, unsigned qp, const struct frame *f,
+                        unsigned n, bool may_defer)
 {
-    switch_release(ctx);
-    for (unsigned i = 0; i < ctx->ntouched; i++) {
-        struct vqueue *q = ctx->touched[i];
+    if (dst->type == PORT_TAP) {
+        for (unsigned i = 0; i < n; i++)
+            tap_send(dst, &f[i]);
+        return n;
+    }
+    return deliver_vhost(c, dst, qp, f, n, may_defer);
+}
+
+void switch_flood(struct sw_ctx *c, const struct lswitch *sw, const struct port *src, unsigned qp,
+                  const struct frame *f)
+{
+    const struct port_table *pt = sw->ports;
+    for (unsigned i = 0; i < pt->n; i++)
+        if (pt->p[i] != src)
+            switch_deliver(c, pt->p[i], qp, f, 1, false);
+}
+
+bool switch_flush(struct sw_ctx *c)
+{
+    switch_release(c);
+    unsigned keep = 0;
+    for (unsigned i = 0; i < c->ntouched; i++) {
+        struct vqueue *q = c->touched[i];
         struct vdev *d = q->dev;
-        pthread_rwlock_rdlock(&d->lock);
-        pthread_mutex_lock(&q->rx_lock);
+        /* A writer holds or awaits the device: it sends the interrupts left
+         * pending when it is done (vu_dev_unlock). */
+        if (pthread_rwlock_tryrdlock(&d->lock) != 0)
+            continue;
+        if (!rx_trylock(q)) {
+            pthread_rwlock_unlock(&d->lock);
+            c->touched[keep++] = q;   /* its filler leaves it to us: next pass */
+            continue;
+        }
         if (q->signal_pending) {
             q->signal_pending = false;
             if (dev_queue_ready(d, q) && vq_should_signal(&q->vq))
@@ -225,5 +309,6 @@ void switch_flush(struct fwd_ctx *ctx)
         pthread_mutex_unlock(&q->rx_lock);
         pthread_rwlock_unlock(&d->lock);
     }
-    ctx->ntouched = 0;
+    c->ntouched = keep;
+    return keep == 0;
 }

@@ -1,11 +1,16 @@
 /*
  * switch.h - the learning L2 switch between ports.
  *
- * Owns: the MAC table (learned and static entries), choosing destination
- * ports and queues, delivering a frame to each (guest RX buffers or the
- * tap), and batching the resulting interrupts per pass.
- * Must not: block on a destination: a destination that is being
- * reconfigured, not ready or full gets the frame dropped and counted.
+ * Owns: the MAC table (learned and static entries), classifying a burst of
+ * frames (source check, learning, destination lookup, each done once per
+ * run of frames with the same address), delivering runs of frames to a
+ * port by its type (a guest's RX queue through net.c, or the tap), the
+ * destination locks it holds while doing so, and the interrupts owed per
+ * pass.  The port table it switches between is handed to switch_init.
+ * Must not: block on a destination (every lock here is a try-lock: a
+ * destination that is being reconfigured, not ready or full gets the frame
+ * dropped and counted, one being filled by another worker may be deferred),
+ * pop frames from a source or decide when to run (fwd.c, worker.c).
  */
 #ifndef LWV_SWITCH_H
 #define LWV_SWITCH_H
@@ -14,45 +19,71 @@
 #include <stdint.h>
 
 #include "net.h"
-#include "vq.h"
 
-#define FWD_TOUCHED_MAX 64
+struct port;
+struct port_table;
+struct vqueue;
 
-/* Per-thread forwarding scratch: descriptor scratch space for both
- * directions and the RX queues that need an interrupt at end of pass. */
-struct fwd_ctx {
-    struct vq_elem tx_elem;
-    struct vq_elem rx_elem;
-    unsigned ntouched;
-    struct vqueue *touched[FWD_TOUCHED_MAX];
-    /* The RX queue whose device read lock and rx_lock we keep between
-     * frames, so a batch to one guest takes its locks once. */
-    struct vqueue *held;
-    unsigned held_frames;
+#define MAC_TABLE_SIZE 4096u   /* power of two */
+
+struct lswitch {
+    const struct port_table *ports;
+    /* A lock-free open-addressed table of 64-bit words, each packing a MAC
+     * (48 bits) and port index + 1 (16 bits). */
+    uint64_t mac[MAC_TABLE_SIZE];
 };
 
-void switch_init(void);
-void switch_learn(const uint8_t mac[6], unsigned port_index);
-/* Port index the MAC was learned on, or -1. */
-int switch_lookup(const uint8_t mac[6]);
-/* Forgets every MAC learned on a port (it disconnected). */
-void switch_forget_port(unsigned port_index);
-/* Lists up to max MACs learned on a port; returns how many. */
-unsigned switch_port_macs(unsigned port_index, uint8_t (*macs)[6], unsigned max);
+/* Where classification sends a frame: a port index (>= 0) or one of these. */
+enum {
+    SW_FLOOD = -1,          /* group address or unknown unicast: every other port */
+    SW_DROP_SELF = -2,      /* addressed to the port it came from */
+    SW_DROP_SPOOFED = -3,   /* anti-spoofing: not the port's own source MAC */
+    SW_DROP_INVALID = -4,   /* set by the caller: malformed */
+};
 
-/* False if src must not send f: anti-spoofing is on and the frame's
- * source MAC is not the port's own. */
-bool switch_source_ok(const struct port *src, const struct frame *f);
-/* Learns the source and sends f to its destination(s). qp picks the
- * destination queue pair (modulo what the destination has). */
-struct port;
-void switch_forward(struct fwd_ctx *ctx, struct port *src, unsigned qp, const struct frame *f);
+#define SW_TOUCHED_MAX 64
+
+/* One thread's delivery state: RX scratch, the destination whose locks it
+ * holds between runs, and the RX queues owed an interrupt decision. */
+struct sw_ctx {
+    struct net_rx_scratch rx;
+    struct vqueue *held;
+    unsigned held_frames;
+    unsigned ntouched;
+    struct vqueue *touched[SW_TOUCHED_MAX];
+};
+
+void switch_init(struct lswitch *sw, const struct port_table *table);
+void switch_learn(struct lswitch *sw, const uint8_t mac[6], unsigned port_index);
+/* Port index the MAC was learned on, or -1. */
+int switch_lookup(const struct lswitch *sw, const uint8_t mac[6]);
+/* Forgets every MAC learned on a port (it disconnected). */
+void switch_forget_port(struct lswitch *sw, unsigned port_index);
+/* Lists up to max MACs learned on a port; returns how many. */
+unsigned switch_port_macs(const struct lswitch *sw, unsigned port_index, uint8_t (*macs)[6],
+                          unsigned max);
+
+/* Classifies the n frames f that came in on src: dst[i] becomes a port
+ * index or one of SW_*.  Frames the caller marked SW_DROP_INVALID are left
+ * alone.  Learns each source MAC (once per run of equal ones). */
+void switch_classify(struct lswitch *sw, const struct port *src, const struct frame *f,
+                     unsigned n, int *dst);
+/* Delivers the n frames of f, in order, to port dst on its queue pair qp
+ * (modulo the pairs it has).  Returns the frames taken, delivered or
+ * dropped and counted; fewer than n only when may_defer is set and the
+ * destination queue is being filled by another worker right now: the caller
+ * keeps the rest and offers them again later. */
+unsigned switch_deliver(struct sw_ctx *c, struct port *dst, unsigned qp, const struct frame *f,
+                        unsigned n, bool may_defer);
+/* Delivers f to every port of sw but src (never deferred). */
+void switch_flood(struct sw_ctx *c, const struct lswitch *sw, const struct port *src, unsigned qp,
+                  const struct frame *f);
 /* Publishes what was delivered to the held destination and drops its
- * locks.  Call before taking any lock that could block (a source device's
- * lock), and at the end of every pass. */
-void switch_release(struct fwd_ctx *ctx);
+ * locks.  Call at the end of every source queue's pass. */
+void switch_release(struct sw_ctx *c);
 /* switch_release, then sends the interrupts owed for frames delivered
- * since the last call. */
-void switch_flush(struct fwd_ctx *ctx);
+ * since the last call.  Returns false if some decision had to wait
+ * because another worker held the queue: call again after the next pass. */
+bool switch_flush(struct sw_ctx *c);
 
 #endif

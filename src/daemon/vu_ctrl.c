@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "fwd.h"
 #include "log.h"
-#include "net.h"
 #include "port.h"
 #include "switch.h"
 #include "virtio.h"
@@ -84,7 +84,8 @@ uint64_t vu_offered_features(unsigned max_qp)
                  1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_GUEST_CSUM |
                  1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
                  1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
-                 1ull << VIRTIO_NET_F_GUEST_ANNOUNCE | 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+                 1ull << VIRTIO_NET_F_GUEST_ANNOUNCE | 1ull << VIRTIO_F_IN_ORDER |
+                 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
     if (max_qp > 1)
         f |= 1ull << VIRTIO_NET_F_MQ;
     return f;
@@ -97,6 +98,40 @@ uint64_t vu_offered_protocol_features(void)
            1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE |
            1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
            1ull << VHOST_USER_PROTOCOL_F_STATUS;
+}
+
+/* ---- the device lock, control-plane side ------------------------------ */
+
+void vu_dev_lock(struct vdev *d)
+{
+    pthread_rwlock_wrlock(&d->lock);
+}
+
+void vu_dev_unlock(struct vdev *d)
+{
+    /* Interrupts a worker could not decide because we held the lock: the
+     * worker left signal_pending set and its RX queue to us. */
+    for (unsigned i = 0; i < 2 * d->max_qp; i += 2) {
+        struct vqueue *q = &d->q[i];
+        if (!q->signal_pending)
+            continue;
+        q->signal_pending = false;
+        if (dev_queue_ready(d, q) && vq_should_signal(&q->vq))
+            dev_signal(q);
+    }
+    pthread_rwlock_unlock(&d->lock);
+    /* Workers skip a device while we hold it: have them look again. */
+    for (unsigned i = 1; i < 2 * d->max_qp; i += 2)
+        worker_poke_queue(&d->q[i]);
+}
+
+/* dev_reset, after taking the kick fds away from the workers (write lock). */
+static void reset_device(struct vdev *d)
+{
+    for (unsigned i = 0; i < 2 * d->max_qp; i++)
+        if (d->q[i].kickfd >= 0)
+            worker_unwatch_queue(&d->q[i]);
+    dev_reset(d);
 }
 
 /* ---- connection I/O ---------------------------------------------------- */
@@ -114,10 +149,10 @@ void vu_conn_attach(struct port *p, int fd)
     struct vu_conn *c = &p->conn;
     memset(c, 0, sizeof(*c));
     c->fd = fd;
-    pthread_rwlock_wrlock(&p->dev.lock);
-    dev_reset(&p->dev);
+    vu_dev_lock(&p->dev);
+    reset_device(&p->dev);
     p->dev.connected = true;
-    pthread_rwlock_unlock(&p->dev.lock);
+    vu_dev_unlock(&p->dev);
     p->connects++;
     log_info("port %s: frontend connected", p->name);
 }
@@ -131,11 +166,11 @@ void vu_conn_detach(struct port *p, const char *why)
     c->fd = -1;
     close_conn_fds(c);
     c->have = 0;
-    pthread_rwlock_wrlock(&p->dev.lock);
-    dev_reset(&p->dev);
+    vu_dev_lock(&p->dev);
+    reset_device(&p->dev);
     p->dev.connected = false;
-    pthread_rwlock_unlock(&p->dev.lock);
-    switch_forget_port(p->index);
+    vu_dev_unlock(&p->dev);
+    switch_forget_port(p->sw, p->index);
     log_info("port %s: frontend disconnected (%s)", p->name, why);
 }
 
@@ -219,25 +254,14 @@ static int h_get_features(struct ctx *c)
     return 0;
 }
 
-static void apply_ring_features(struct vdev *d)
-{
-    for (unsigned i = 0; i < 2 * d->max_qp; i++) {
-        d->q[i].vq.event_idx = dev_has_feature(d, VIRTIO_RING_F_EVENT_IDX);
-        d->q[i].vq.indirect = dev_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC);
-    }
-}
-
 static int h_set_features(struct ctx *c)
 {
     uint64_t f = c->m->payload.u64, offered = vu_offered_features(c->d->max_qp);
     if (f & ~offered)
         return fail(c, "SET_FEATURES 0x%llx has bits we did not offer (0x%llx)",
                     (unsigned long long)f, (unsigned long long)(f & ~offered));
-    c->d->features = f;
+    dev_set_features(c->d, f);
     c->d->features_set = true;
-    apply_ring_features(c->d);
-    for (unsigned i = 0; i < 2 * c->d->max_qp; i++)
-        worker_poke_queue(&c->d->q[i]);
     log_debug("port %s: features 0x%llx", c->p->name, (unsigned long long)f);
     return 0;
 }
@@ -267,9 +291,9 @@ static int h_nothing(struct ctx *c)
 static int h_reset(struct ctx *c)
 {
     /* Tolerated: the device goes back to its freshly connected state. */
-    dev_reset(c->d);
+    reset_device(c->d);
     c->d->connected = true;
-    switch_forget_port(c->p->index);
+    switch_forget_port(c->p->sw, c->p->index);
     return 0;
 }
 
@@ -369,7 +393,6 @@ static int h_set_vring_addr(struct ctx *c)
                     (unsigned long long)a->desc_user_addr, (unsigned long long)a->avail_user_addr,
                     (unsigned long long)a->used_user_addr, q->vq.num);
     }
-    worker_poke_queue(q);
     return 0;
 }
 
@@ -449,7 +472,6 @@ static int h_set_vring_kick(struct ctx *c)
     q->kickfd = fd;
     q->kick_set = true;   /* the ring starts (spec: on kick; we serve at once) */
     worker_watch_queue(q);
-    worker_poke_queue(q);
     return 0;
 }
 
@@ -490,7 +512,6 @@ static int h_set_vring_enable(struct ctx *c)
     if (s->num > 1)
         return fail(c, "SET_VRING_ENABLE: value %u is not 0 or 1", s->num);
     q->enable = (int)s->num;
-    worker_poke_queue(q);
     return 0;
 }
 
@@ -551,11 +572,7 @@ static void send_rarp(struct port *p, const uint8_t mac[6])
     f[20] = 0; f[21] = 3;                       /* reverse request */
     memcpy(f + 22, mac, 6);
     memcpy(f + 32, mac, 6);
-    struct iovec iov = { f, sizeof(f) };
-    struct frame fr = { .iov = &iov, .niov = 1, .skip = 0, .len = sizeof(f) };
-    memcpy(fr.eth, f, ETH_HLEN_MIN);
-    switch_forward(&ctx, p, 0, &fr);
-    switch_flush(&ctx);
+    fwd_inject(&ctx, p, f, sizeof(f));
 }
 
 typedef int (*handler_fn)(struct ctx *);
@@ -658,9 +675,9 @@ static int dispatch(struct port *p, struct vu_conn *conn)
     c.m = m;
     c.fds = conn->fds;
     c.nfds = conn->nfds;
-    pthread_rwlock_wrlock(&p->dev.lock);
+    vu_dev_lock(&p->dev);
     rc = handlers[req](&c);
-    pthread_rwlock_unlock(&p->dev.lock);
+    vu_dev_unlock(&p->dev);
 
     if (rc == 0 && req == VHOST_USER_SEND_RARP) {
         uint8_t mac[6];

@@ -15,6 +15,14 @@
 #include <stdint.h>
 
 struct port;
+struct vdev;
+
+/* The control plane's side of a device's lock: every change to a device
+ * happens between these.  Unlocking also sends the RX interrupts that
+ * workers could not decide meanwhile and pokes the device's TX queues,
+ * which workers skip while the lock is held (docs/threading.md). */
+void vu_dev_lock(struct vdev *d);
+void vu_dev_unlock(struct vdev *d);
 
 /* Features we offer (virtio and protocol) for a port with max_qp pairs. */
 uint64_t vu_offered_features(unsigned max_qp);

@@ -32,11 +32,9 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "fwd.h"
 #include "log.h"
-#include "net.h"
 #include "port.h"
-#include "switch.h"
-#include "tap.h"
 
 #define WEIGHT 256          /* frames per queue per pass (vhost-net uses 256) */
 #define MAX_EVENTS 64
@@ -263,7 +261,9 @@ static bool serve_queue(struct worker *w, struct vqueue *q, uint64_t now)
     bool more = false;
     uint64_t period = 0;
     enum eff_mode eff = effective(w, q, &period);
-    pthread_rwlock_rdlock(&d->lock);
+    /* Never wait for the control plane: it pokes the queue when done. */
+    if (pthread_rwlock_tryrdlock(&d->lock) != 0)
+        return false;
     drain_kicks(q);
     if (!dev_queue_ready(d, q)) {
         q->pol.active = false;
@@ -274,9 +274,9 @@ static bool serve_queue(struct worker *w, struct vqueue *q, uint64_t now)
         eff = EFF_POLL;
     bool was_off = q->vq.notify_off;
     trace(tr, TR_TX_BEGIN, pidx, q->index, eff);
-    unsigned n = net_tx_pass(&w->ctx, q, WEIGHT, eff == EFF_NOTIFY, &more);
-    /* Never keep a destination's locks while taking another source's. */
-    switch_release(&w->ctx);
+    unsigned n = fwd_tx_pass(&w->ctx, q, WEIGHT, eff == EFF_NOTIFY, &more);
+    /* A destination's locks are not kept past its source's pass. */
+    fwd_release(&w->ctx);
     trace(tr, TR_TX_END, pidx, q->index, n);
     stat_add(&q->st.passes, 1);
     stat_add(&w->st.frames, n);
@@ -436,9 +436,11 @@ static void adaptive_tick(struct worker *w, clockid_t cid, uint64_t now)
         if (!budget || b < budget)
             budget = b;
         /* The ring size changes under the device's write lock (SET_VRING_NUM,
-         * a reconnect's reset): read it under the read lock, as a pass does. */
+         * a reconnect's reset): read it under the read lock, as a pass does,
+         * and skip a device being reconfigured. */
         struct vdev *d = w->queues[i]->dev;
-        pthread_rwlock_rdlock(&d->lock);
+        if (pthread_rwlock_tryrdlock(&d->lock) != 0)
+            continue;
         uint32_t num = w->queues[i]->vq.num;
         pthread_rwlock_unlock(&d->lock);
         if (num && num < ring)
@@ -508,11 +510,12 @@ static void *worker_main(void *arg)
             if (!w->tap_pending[t])
                 continue;
             bool tmore;
-            stat_add(&w->st.frames, tap_rx_pass(&w->ctx, w->taps[t], WEIGHT, &tmore));
+            stat_add(&w->st.frames, fwd_tap_pass(&w->ctx, w->taps[t], WEIGHT, &tmore));
             w->tap_pending[t] = tmore;
             more |= tmore;
         }
-        switch_flush(&w->ctx);
+        if (!fwd_flush(&w->ctx))
+            more = true;    /* an interrupt decision waits for another worker */
         stat_add(&w->st.passes, 1);
         if (w->st.frames == before)
             stat_add(&w->st.empty_passes, 1);
@@ -545,6 +548,7 @@ void workers_stop(void)
         close(w->epfd);
         close(w->wakefd);
         close(w->timerfd);
+        fwd_ctx_fini(&w->ctx);
         free(w->queues);
         free(w);
         free(trace_rings[i].rec);

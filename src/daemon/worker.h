@@ -7,7 +7,10 @@
  * per-worker counters and traces.  Policies (policy.c) decide; the loop
  * applies: kick-driven (notify), busy polling (poll), fixed-cadence passes
  * with the idle fall-back (interval) and the adaptive controller.
- * Must not: parse messages or touch ring memory except through net.c.
+ * Must not: parse messages, or touch ring memory except through fwd.c (the
+ * passes) and vq.c's notification suppression; never wait for a device
+ * lock: a queue whose device is being reconfigured is skipped, and the
+ * control plane pokes it when it is done (docs/threading.md).
  */
 #ifndef LWV_WORKER_H
 #define LWV_WORKER_H

@@ -2,8 +2,7 @@
 # dpdk_compare.sh: a benchmark (not a test; the suite does not run it).
 #
 # Packets per second received by one testpmd playing two VMs (two
-# net_virtio_user ports, flowgen, 64-byte frames, each port sending to the
-# other's MAC) through
+# net_virtio_user ports, each with its own MAC) through
 #   - lwvhostd (2 ports, pinned to CPU 0 with taskset), and
 #   - DPDK's own vhost-user backend: testpmd with net_vhost0/net_vhost1 and
 #     io forwarding, its forwarding lcore on CPU 0,
@@ -20,6 +19,15 @@
 #      @BINARY appended to run another build (e.g. "lwvhostd@/tmp/old/lwvhostd
 #      lwvhostd" compares a change against the binary before it, in one run);
 #      LWVT_WARMUP seconds (default 2); LWVHOSTD_ARGS extra daemon arguments;
+#      LWVT_FWD: "mac" (default) loops frames between the two ports as DPDK's
+#      vhost loopback tests do (mac forwarding, --eth-peer at the other port,
+#      `start tx_first 32`), so a learning switch sees two real stations;
+#      "flowgen" sends new frames from one fixed source MAC on both ports;
+#      LWVT_TXPKTS frame size in bytes (default 64); LWVT_FE_DEVARGS extra
+#      net_virtio_user devargs, e.g. "in_order=1" or "packed_vq=1";
+#      LWVT_PERF=DIR: profile each lwvhostd window with
+#      `perf record -e cpu-clock -g` into DIR/KIND-ROUND.perf (the numbers of
+#      such a run are not a benchmark: perf's sampling costs CPU too);
 #      LWVT_QUIET_WAIT: before each window wait up to this many seconds
 #      (default 120) for other processes to go quiet.  The "other CPU%" column
 #      shows how quiet the machine really was; trust only rows where it is low.
@@ -71,11 +79,21 @@ trap 'exit 143' TERM
 
 MAC0=52:54:00:00:30:00
 MAC1=52:54:00:00:30:01
+FWD=${LWVT_FWD:-mac}
+TXPKTS=${LWVT_TXPKTS:-64}
+DEVARGS=${LWVT_FE_DEVARGS:+,$LWVT_FE_DEVARGS}
+case $FWD in mac|flowgen) ;; *) fail "LWVT_FWD must be mac or flowgen" ;; esac
+[[ $TXPKTS =~ ^[0-9]+$ ]] && (( TXPKTS >= 64 && TXPKTS <= 9000 )) || fail "LWVT_TXPKTS: 64..9000"
 FE_EAL=("--lcores=0@0,1@1" --no-pci --single-file-segments -m 512
-        --vdev "net_virtio_user0,path=@DIR@/vm0.sock,queues=1,mac=$MAC0"
-        --vdev "net_virtio_user1,path=@DIR@/vm1.sock,queues=1,mac=$MAC1")
-FE_APP=(--forward-mode=flowgen --nb-cores=1 --txpkts=64 --total-num-mbufs=16384
+        --vdev "net_virtio_user0,path=@DIR@/vm0.sock,queues=1,mac=$MAC0$DEVARGS"
+        --vdev "net_virtio_user1,path=@DIR@/vm1.sock,queues=1,mac=$MAC1$DEVARGS")
+FE_APP=(--forward-mode="$FWD" --nb-cores=1 --txpkts="$TXPKTS" --total-num-mbufs=16384
         "--eth-peer=0,$MAC1" "--eth-peer=1,$MAC0")
+# mac forwarding moves what it receives: tx_first seeds the loop with 32
+# bursts per port.  Large frames need mbufs that hold them.
+START=start
+[[ $FWD == mac ]] && START="start tx_first 32"
+(( TXPKTS > 2000 )) && FE_APP+=(--mbuf-size=$((TXPKTS + 256)))
 CLK_TCK=$(getconf CLK_TCK)
 
 # cpu_ticks PID: user+system clock ticks of all of PID's threads.
@@ -132,16 +150,24 @@ measure() {
         show_logs "$dir"
         return 1
     fi
-    dpdk_cmd fe start
+    dpdk_cmd fe "$START"
     sleep "$WARMUP"
     dpdk_port_stats fe >/dev/null          # testpmd's pps window starts here
     local fepid=${_DPDK_PID[fe]}
-    local c0 c1 f0 f1 a0 a1
+    local c0 c1 f0 f1 a0 a1 w0= w1=
+    [[ $be == lwvhostd ]] && w0=$(worker_passes)
     a0=$(busy_ticks); c0=$(cpu_ticks "$bepid"); f0=$(cpu_ticks "$fepid")
-    sleep "$SECS"
+    if [[ -n ${LWVT_PERF:-} && $be == lwvhostd ]]; then
+        mkdir -p "$LWVT_PERF"
+        perf record -q -e cpu-clock -g -p "$bepid" -o "$LWVT_PERF/${kind//[^A-Za-z0-9:._-]/_}-$round.perf" \
+            -- sleep "$SECS" >/dev/null 2>&1 || log "perf record failed"
+    else
+        sleep "$SECS"
+    fi
     local stats
     stats=$(dpdk_port_stats fe)
     a1=$(busy_ticks); c1=$(cpu_ticks "$bepid"); f1=$(cpu_ticks "$fepid")
+    [[ $be == lwvhostd ]] && w1=$(worker_passes)
     local ok=1
     be_alive || { log "$kind died during the measurement"; ok=; }
     dpdk_stop fe
@@ -158,7 +184,18 @@ measure() {
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v s="$SECS" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
     other=$(awk -v t=$((a1 - a0 - (c1 - c0) - (f1 - f0))) -v hz="$CLK_TCK" -v s="$SECS" \
                 'BEGIN { if (t < 0) t = 0; printf "%.0f", 100 * t / hz / s }')
-    RESULT="$kind $round ${p0:-0} ${p1:-0} $cpu $other"
+    local idle=-
+    if [[ -n $w0 && -n $w1 ]]; then
+        idle=$(awk -v a="$w0" -v b="$w1" 'BEGIN { split(a, x, " "); split(b, y, " ");
+            p = y[1] - x[1]; e = y[2] - x[2]; if (p > 0) printf "%.0f", 100 * e / p; else print "-" }')
+    fi
+    RESULT="$kind $round ${p0:-0} ${p1:-0} $cpu $other $idle"
+}
+
+# worker_passes: "PASSES EMPTY_PASSES" summed over lwvhostd's workers.
+worker_passes() {
+    lwvd_json 2>/dev/null | jq -r '[.workers[].passes] as $p | [.workers[].empty_passes] as $e
+        | "\($p | add) \($e | add)"' 2>/dev/null
 }
 
 # wait_quiet: wait (up to LWVT_QUIET_WAIT seconds, default 120) until other
@@ -192,17 +229,18 @@ for (( r = 1; r <= ROUNDS; r++ )); do
 done
 
 echo
-echo "64-byte frames, one testpmd (2x net_virtio_user, flowgen) on CPU 1; backend on CPU 0"
-printf '%-14s %5s %12s %12s %12s %12s %10s\n' backend round "rx pps p0" "rx pps p1" "rx pps total" \
-    "backend CPU%" "other CPU%"
+echo "$TXPKTS-byte frames, one testpmd (2x net_virtio_user${DEVARGS}, $FWD forwarding) on CPU 1; backend on CPU 0"
+printf '%-14s %5s %12s %12s %12s %12s %10s %10s\n' backend round "rx pps p0" "rx pps p1" \
+    "rx pps total" "backend CPU%" "other CPU%" "idle pass%"
 for line in "${results[@]}"; do
-    read -r b r p0 p1 cpu other <<<"$line"
-    printf '%-14s %5s %12d %12d %12d %12s %10s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu" "$other"
+    read -r b r p0 p1 cpu other idle <<<"$line"
+    printf '%-14s %5s %12d %12d %12d %12s %10s %10s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu" \
+        "$other" "$idle"
 done
 echo
 printf '%-14s %5s %12s %12s %12s %12s %10s\n' backend mean "rx pps p0" "rx pps p1" "rx pps total" \
     "backend CPU%" "other CPU%"
-printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" '
+printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" -v bytes="$TXPKTS" '
     { n[$1]++; p0[$1] += $3; p1[$1] += $4; cpu[$1] += $5; oth[$1] += $6
       t = $3 + $4; if (!($1 in lo) || t < lo[$1]) lo[$1] = t; if (t > hi[$1]) hi[$1] = t }
     END {
@@ -210,8 +248,9 @@ printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" '
         for (i = 1; i <= k; i++) {
             x = b[i]; if (!n[x]) continue
             tot[x] = (p0[x] + p1[x]) / n[x]
-            printf "%-14s %5s %12d %12d %12d %12.0f %10.0f   (total min %d, max %d)\n", x, "all",
-                p0[x] / n[x], p1[x] / n[x], tot[x], cpu[x] / n[x], oth[x] / n[x], lo[x], hi[x]
+            printf "%-14s %5s %12d %12d %12d %12.0f %10.0f   (total min %d, max %d; %.2f Gbit/s)\n", x, "all",
+                p0[x] / n[x], p1[x] / n[x], tot[x], cpu[x] / n[x], oth[x] / n[x], lo[x], hi[x],
+                tot[x] * bytes * 8 / 1e9
         }
         if (n["dpdk"] && tot["dpdk"] > 0)
             for (i = 1; i <= k; i++)

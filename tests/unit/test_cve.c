@@ -93,6 +93,7 @@
 
 #include "check.h"
 #include "device.h"
+#include "fwd.h"
 #include "log.h"
 #include "net.h"
 #include "port.h"
@@ -141,6 +142,7 @@ struct guest {
 
 static struct guest gtx, grx, gp, gq;  /* hostile sender, hostile receiver, p, q */
 static struct fwd_ctx ctx;
+static struct lswitch sw;
 
 static const uint8_t MAC_TX[6] = { 2, 0, 0, 0, 0, 1 };
 static const uint8_t MAC_RX[6] = { 2, 0, 0, 0, 0, 2 };
@@ -210,6 +212,7 @@ static void ring_setup_n(struct guest *g, unsigned qi, uint32_t num, uint32_t de
     q->vq.addr_set = true;
     q->vq.indirect = dev_has_feature(&g->port.dev, VIRTIO_RING_F_INDIRECT_DESC);
     q->vq.event_idx = dev_has_feature(&g->port.dev, VIRTIO_RING_F_EVENT_IDX);
+    q->vq.in_order = dev_has_feature(&g->port.dev, VIRTIO_F_IN_ORDER);
     q->kick_set = true;
     q->enable = 1;
     q->signal_pending = false;
@@ -237,7 +240,7 @@ static void guest_reset(struct guest *g, uint64_t features)
     struct vdev *d = &g->port.dev;
     memset(g->host[0], 0, REG);
     memset(g->host[1], 0, REG);
-    d->features = features;
+    dev_set_features(d, features);
     d->features_set = true;
     d->connected = true;
     d->broken = false;
@@ -273,6 +276,7 @@ static void guest_init(struct guest *g, unsigned index, const char *name, const 
     m->r[1] = (struct mem_region){ .gpa = GPA0 + REG, .size = REG, .uva = UVA1,
                                    .host = g->host[1], .page = 4096 };
     m->n = 2;
+    p->sw = &sw;
     ports.p[index] = p;
     if (ports.n <= index)
         ports.n = index + 1;
@@ -359,9 +363,9 @@ static unsigned tx_pass(struct guest *g)
     bool more;
     pthread_rwlock_rdlock(&d->lock);
     if (dev_queue_ready(d, &d->q[TXQ]))
-        n = net_tx_pass(&ctx, &d->q[TXQ], 256, true, &more);
+        n = fwd_tx_pass(&ctx, &d->q[TXQ], 256, true, &more);
     pthread_rwlock_unlock(&d->lock);
-    switch_flush(&ctx);
+    fwd_flush(&ctx);
     return n;
 }
 
@@ -441,7 +445,7 @@ static void others_forward(const char *what)
 {
     guest_reset(&gp, feats(true));
     guest_reset(&gq, feats(true));
-    switch_learn(MAC_Q, gq.port.index);
+    switch_learn(&sw, MAC_Q, gq.port.index);
     rx_buffers(&gq, 4, 2048);
     uint8_t f[200], got[2048];
     make_frame(f, sizeof(f), MAC_Q, MAC_P, (uint8_t)++frames_seq);
@@ -667,9 +671,9 @@ static void cp_forward(const char *what)
         __atomic_store_n(&av->idx, (uint16_t)(av->idx + 1), __ATOMIC_RELEASE);
         pthread_rwlock_rdlock(&cp.dev.lock);
         bool more;
-        n = net_tx_pass(&ctx, q, 256, true, &more);
+        n = fwd_tx_pass(&ctx, q, 256, true, &more);
         pthread_rwlock_unlock(&cp.dev.lock);
-        switch_flush(&ctx);
+        fwd_flush(&ctx);
         uint8_t got[2048];
         struct virtio_net_hdr h;
         int len = rx_take(&gq, got, sizeof(got), &h);
@@ -876,7 +880,7 @@ static void cve_2020_10725_zero_len_bad_addr(void)
     for (unsigned k = 0; k < 4; k++) {
         guest_reset(&gtx, feats(true));
         guest_reset(&grx, feats(true));
-        switch_learn(MAC_RX, grx.port.index);
+        switch_learn(&sw, MAC_RX, grx.port.index);
         uint64_t a = bad_addr[k];
         make_frame(f, sizeof(f), MAC_RX, MAC_TX, (uint8_t)k);
         uint64_t h = store(&gtx, hdr, sizeof(hdr), f, sizeof(f));
@@ -1025,7 +1029,7 @@ static void cve_2020_14375_double_fetch(void)
     printf("== cve_2020_14375_double_fetch\n");
     guest_reset(&gtx, feats(true));
     guest_reset(&grx, feats(true));
-    switch_learn(MAC_RX, grx.port.index);
+    switch_learn(&sw, MAC_RX, grx.port.index);
     uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 }, f[400], g[400], got[4096];
     make_frame(f, sizeof(f), MAC_RX, MAC_TX, 1);
     make_frame(g, sizeof(g), MAC_RX, MAC_TX, 2);
@@ -1134,7 +1138,7 @@ static void cve_2022_2132_split_header(void)
     uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 };
     guest_reset(&gtx, feats(true));
     guest_reset(&grx, feats(true));
-    switch_learn(MAC_RX, grx.port.index);
+    switch_learn(&sw, MAC_RX, grx.port.index);
     make_frame(f, sizeof(f), MAC_RX, MAC_TX, 7);
     uint64_t h = store(&gtx, hdr, sizeof(hdr), f, sizeof(f));
     /* TX header in 12 one-byte descriptors, then the frame. */
@@ -1308,7 +1312,7 @@ static void indirect_straddling_regions(void)
      * guest-physical space, not in the host's). */
     guest_reset(&gtx, feats(true));
     guest_reset(&grx, feats(true));
-    switch_learn(MAC_RX, grx.port.index);
+    switch_learn(&sw, MAC_RX, grx.port.index);
     rx_buffers(&grx, 8, 2048);
     make_frame(f, sizeof(f), MAC_RX, MAC_TX, 3);
     uint64_t h = store(&gtx, hdr, sizeof(hdr), f, sizeof(f));
@@ -1518,8 +1522,8 @@ static void cve_2019_3900_ring_full_forever(void)
     guest_reset(&gq, feats(true));
     ring_setup_n(&gtx, TXQ, FLOOD_RING, FLOOD_DESC, FLOOD_AVAIL, FLOOD_USED);
     gtx.next = GPA0 + FLOOD_DATA;
-    switch_learn(MAC_TX, gtx.port.index);
-    switch_learn(MAC_Q, gq.port.index);
+    switch_learn(&sw, MAC_TX, gtx.port.index);
+    switch_learn(&sw, MAC_Q, gq.port.index);
     uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 }, f[64], g[100];
     make_frame(f, sizeof(f), MAC_TX, MAC_TX, 9);
     uint64_t h = store(&gtx, hdr, sizeof(hdr), f, sizeof(f));
@@ -1623,7 +1627,7 @@ int main(void)
     log_level = LOG_WARN;
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
-    switch_init();
+    switch_init(&sw, &ports);
     guest_init(&gtx, 0, "tx", MAC_TX);
     guest_init(&grx, 1, "rx", MAC_RX);
     guest_init(&gp, 2, "p", MAC_P);
@@ -1634,6 +1638,7 @@ int main(void)
     cp.conn.fd = cp.listen_fd = cp.tap_fd = -1;
     cp.queues = 1;
     dev_init(&cp.dev, &cp, 1);
+    cp.sw = &sw;
     ports.p[4] = &cp;
     ports.n = 5;
     cp_memfd = memfd_create("cp-guest", MFD_CLOEXEC);
@@ -1646,7 +1651,7 @@ int main(void)
         perror("mmap");
         return 1;
     }
-    switch_learn(MAC_Q, gq.port.index);
+    switch_learn(&sw, MAC_Q, gq.port.index);
     others_forward("baseline");
 
     cve_2019_14818_repeated_vring_num();

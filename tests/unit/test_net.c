@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "device.h"
+#include "fwd.h"
 #include "net.h"
 #include "port.h"
 #include "switch.h"
@@ -28,6 +29,7 @@ struct guest {
 
 static struct guest ga, gb;
 static struct fwd_ctx ctx;
+static struct lswitch sw;
 
 static void *gptr(struct guest *g, uint64_t gpa) { return g->host + (gpa - GPA); }
 
@@ -73,10 +75,11 @@ static void guest_init(struct guest *g, unsigned index, const char *name, uint64
     g->host = r.host;
     g->next_gpa = GPA + 0x40000;
     p->dev.connected = true;
-    p->dev.features = features;
+    dev_set_features(&p->dev, features);
     p->dev.features_set = true;
     setup_ring(g, 0);
     setup_ring(g, 1);
+    p->sw = &sw;
     ports.p[index] = p;
     if (ports.n <= index)
         ports.n = index + 1;
@@ -155,8 +158,8 @@ static int read_rx(struct guest *g, uint16_t *used_seen, uint8_t *out, size_t ca
 /* A worker's pass over A's TX queue: serve, then publish and signal. */
 static unsigned tx_pass(bool *more)
 {
-    unsigned n = net_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, more);
-    switch_flush(&ctx);
+    unsigned n = fwd_tx_pass(&ctx, &ga.port.dev.q[1], 256, true, more);
+    fwd_flush(&ctx);
     return n;
 }
 
@@ -167,7 +170,7 @@ static uint64_t feats(bool mrg)
 
 static void test_forward(bool mergeable)
 {
-    switch_init();
+    switch_init(&sw, &ports);
     guest_init(&ga, 0, "A", feats(mergeable));
     guest_init(&gb, 1, "B", feats(mergeable));
     /* Mergeable: small buffers so a 1500-byte frame needs several. */
@@ -182,7 +185,7 @@ static void test_forward(bool mergeable)
     }
     bool more;
     unsigned n = tx_pass(&more);
-    switch_flush(&ctx);
+    fwd_flush(&ctx);
     CHECK(n == 4 && !more, "4 frames served (%u)", n);
     CHECK(ga.port.dev.q[1].vq.used->idx == 4, "TX completions published");
     uint16_t seen = 0, nb;
@@ -196,7 +199,7 @@ static void test_forward(bool mergeable)
         if (!mergeable)
             CHECK(nb == 1, "num_buffers is 1 without MRG_RXBUF");
     }
-    CHECK(switch_lookup((uint8_t[]){ 0x52, 0x54, 0, 0, 0, 0xaa }) == 0, "A's MAC learned");
+    CHECK(switch_lookup(&sw, (uint8_t[]){ 0x52, 0x54, 0, 0, 0, 0xaa }) == 0, "A's MAC learned");
     CHECK(stat_get(&gb.port.dev.q[0].st.packets) == 4, "B counted 4 RX frames");
     mem_clear(&ga.port.dev.mem);
     mem_clear(&gb.port.dev.mem);
@@ -204,7 +207,7 @@ static void test_forward(bool mergeable)
 
 static void test_drops_and_hostile(void)
 {
-    switch_init();
+    switch_init(&sw, &ports);
     guest_init(&ga, 0, "A", feats(true));
     guest_init(&gb, 1, "B", feats(true));
     uint8_t f[1514];
@@ -224,7 +227,7 @@ static void test_drops_and_hostile(void)
     make_frame(f, 200, 0xbb, 0xaa, 3);
     send_tx(&ga, f, 200, VIRTIO_NET_HDR_LEN);
     tx_pass(&more);
-    switch_flush(&ctx);
+    fwd_flush(&ctx);
     CHECK(stat_get(&gb.port.dev.q[0].st.drops_full) == 2, "oversized frame dropped");
     uint8_t got[2048];
     uint16_t seen = 0, nb;
@@ -353,7 +356,7 @@ static void test_offloads(void)
 
     /* Partial checksum to a guest without GUEST_CSUM: completed by us. */
     for (int v6 = 0; v6 < 2; v6++) {
-        switch_init();
+        switch_init(&sw, &ports);
         guest_init(&ga, 0, "A", offload_feats(true, true));
         guest_init(&gb, 1, "B", offload_feats(false, false));
         for (int i = 0; i < 64; i++)
@@ -371,7 +374,7 @@ static void test_offloads(void)
     }
 
     /* To a guest with GUEST_CSUM and GUEST_TSO: passed through untouched. */
-    switch_init();
+    switch_init(&sw, &ports);
     guest_init(&ga, 0, "A", offload_feats(true, true));
     guest_init(&gb, 1, "B", offload_feats(true, true));
     for (int i = 0; i < 64; i++)
@@ -393,7 +396,7 @@ static void test_offloads(void)
 
     /* To a guest without TSO: segmented in software, every segment valid. */
     for (int v6 = 0; v6 < 2; v6++) {
-        switch_init();
+        switch_init(&sw, &ports);
         guest_init(&ga, 0, "A", offload_feats(true, true));
         guest_init(&gb, 1, "B", offload_feats(false, false));
         for (int i = 0; i < 64; i++)
@@ -427,7 +430,7 @@ static void test_offloads(void)
     }
 
     /* Bad offload requests are dropped and counted, never forwarded. */
-    switch_init();
+    switch_init(&sw, &ports);
     guest_init(&ga, 0, "A", feats(true));   /* no CSUM, no TSO negotiated */
     guest_init(&gb, 1, "B", offload_feats(true, true));
     for (int i = 0; i < 64; i++)
@@ -439,7 +442,7 @@ static void test_offloads(void)
     mem_clear(&ga.port.dev.mem);
     mem_clear(&gb.port.dev.mem);
 
-    switch_init();
+    switch_init(&sw, &ports);
     guest_init(&ga, 0, "A", offload_feats(true, true));
     guest_init(&gb, 1, "B", offload_feats(true, true));
     for (int i = 0; i < 64; i++)
