@@ -128,19 +128,23 @@ static void heads_read(struct vq *vq, uint16_t end)
      * reaches) starts again from there. */
     if ((uint16_t)(vq->heads_end - vq->last_avail) > VQ_HEADS)
         heads_forget(vq);
+    uint16_t pos = vq->heads_end;
+    int n = (int16_t)(uint16_t)(end - pos);
+    const uint16_t *ring = vq->avail->ring;
     uint16_t mask = (uint16_t)(vq->num - 1);
-    while ((uint16_t)(end - vq->heads_end) - 1u < VQ_HEADS) {
-        uint16_t pos = vq->heads_end;
-        uint16_t h = load16(&vq->avail->ring[pos & mask]);
+    uint32_t num = vq->num;
+    for (; n > 0; n--, pos++) {
+        uint16_t h = load16(&ring[pos & mask]);
         vq->heads[pos & (VQ_HEADS - 1)] = h;
-        if (h < vq->num)
+        if (h < num)
             __builtin_prefetch(&vq->desc[h], 0, 3);
-        vq->heads_end = (uint16_t)(pos + 1);
     }
+    if ((int16_t)(uint16_t)(end - vq->heads_end) > 0)
+        vq->heads_end = end;
 }
 
 /* The head at last_avail, from the window (reading it if need be). */
-static uint16_t head_next(struct vq *vq)
+static inline uint16_t head_next(struct vq *vq)
 {
     uint16_t pos = vq->last_avail;
     if ((uint16_t)(vq->heads_end - pos) - 1u >= VQ_HEADS)
@@ -255,35 +259,42 @@ static const char *walk_chain(struct vq *vq, const struct guest_mem *mem, struct
     }
 }
 
-/* Reads the chain at head into w (its first descriptor once, like every
- * other); NULL or why it breaks the ring. */
-static const char *read_chain(struct vq *vq, const struct guest_mem *mem, uint16_t head,
-                              struct walk *w)
+/* Reads the chain at head into c, its iovecs into iov (room for
+ * VQ_MAX_IOV); its first descriptor is read once, like every other.
+ * NULL, or why it breaks the ring. */
+static inline __attribute__((always_inline)) const char *
+pop_chain(struct vq *vq, const struct guest_mem *mem, uint16_t head, struct iovec *iov,
+          struct vq_chain *c, bool allow_out, bool allow_in)
 {
     if (head >= vq->num)
         return "avail ring head index beyond the ring size";
     struct virtq_desc d;
     read_desc(&vq->desc[head], &d);
+    c->head = head;
+    c->iov = iov;
     /* The common chain: one direct descriptor in the region of the last
      * hit, checked as add_buffer would. */
     bool writable = d.flags & VIRTQ_DESC_F_WRITE;
     if (!(d.flags & (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT)) && d.len &&
-        (writable ? w->allow_in : w->allow_out)) {
+        (writable ? allow_in : allow_out)) {
         void *host = mem_hint_host(mem, d.addr, d.len);
         if (host) {
-            w->iov[0].iov_base = host;
-            w->iov[0].iov_len = d.len;
-            if (writable) {
-                w->n_in = 1;
-                w->in_len = d.len;
-            } else {
-                w->n_out = 1;
-                w->out_len = d.len;
-            }
+            iov[0].iov_base = host;
+            iov[0].iov_len = d.len;
+            c->n_out = !writable;
+            c->n_in = writable;
+            c->out_len = writable ? 0 : d.len;
+            c->in_len = writable ? d.len : 0;
             return NULL;
         }
     }
-    return walk_chain(vq, mem, &d, w);
+    struct walk w = { iov, VQ_MAX_IOV, 0, 0, 0, 0, allow_out, allow_in };
+    const char *err = walk_chain(vq, mem, &d, &w);
+    c->n_out = w.n_out;
+    c->n_in = w.n_in;
+    c->out_len = w.out_len;
+    c->in_len = w.in_len;
+    return err;
 }
 
 enum vq_pop_result vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *e,
@@ -296,18 +307,17 @@ enum vq_pop_result vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_
         return VQ_BROKEN;
     if (avail == 0)
         return VQ_EMPTY;
-    uint16_t head = head_next(vq);
-    struct walk w = { e->iov, VQ_MAX_IOV, 0, 0, 0, 0, allow_out, allow_in };
-    const char *err = read_chain(vq, mem, head, &w);
+    struct vq_chain c;
+    const char *err = pop_chain(vq, mem, head_next(vq), e->iov, &c, allow_out, allow_in);
     if (err) {
         vq_mark_broken(vq, err);
         return VQ_BROKEN;
     }
-    e->head = head;
-    e->n_out = w.n_out;
-    e->n_in = w.n_in;
-    e->out_len = w.out_len;
-    e->in_len = w.in_len;
+    e->head = c.head;
+    e->n_out = c.n_out;
+    e->n_in = c.n_in;
+    e->out_len = c.out_len;
+    e->in_len = c.in_len;
     vq->last_avail++;
     return VQ_GOT;
 }
@@ -376,23 +386,18 @@ unsigned vq_pop_burst(struct vq *vq, const struct guest_mem *mem, struct vq_burs
     bool write = allow_in && !allow_out;
     unsigned got = 0;
     while (got < max && VQ_BURST_IOV - b->niov >= VQ_MAX_IOV) {
-        uint16_t head = head_next(vq);
-        struct walk w = { &b->pool[b->niov], VQ_MAX_IOV, 0, 0, 0, 0, allow_out, allow_in };
-        const char *err = read_chain(vq, mem, head, &w);
+        struct vq_chain *c = &b->c[b->n];
+        const char *err = pop_chain(vq, mem, head_next(vq), &b->pool[b->niov], c, allow_out,
+                                    allow_in);
         if (err) {
             vq_mark_broken(vq, err);
             break;
         }
-        struct vq_chain *c = &b->c[b->n++];
-        c->head = head;
-        c->n_out = w.n_out;
-        c->n_in = w.n_in;
-        c->out_len = w.out_len;
-        c->in_len = w.in_len;
-        c->iov = w.iov;
-        b->niov += w.n_out + w.n_in;
-        if (w.n_out + w.n_in)
-            prefetch_buffer(&w.iov[0], write);
+        b->n++;
+        unsigned niov = c->n_out + c->n_in;
+        b->niov += niov;
+        if (niov)
+            prefetch_buffer(&c->iov[0], write);
         vq->last_avail++;
         got++;
     }

@@ -1,0 +1,190 @@
+/*
+ * fwd-micro - the forwarding path in one thread, without sockets or
+ * threads: two guests in memfds joined by the switch, the way
+ * tests/unit/test_net.c builds them.  Before each pass guest A posts N
+ * frames on its TX ring (one descriptor each, header and frame together, as
+ * DPDK's virtio-user sends them) and guest B N receive buffers of 2 KiB;
+ * then fwd_tx_pass moves them and fwd_flush signals, as a worker does.
+ *
+ * What it is for: a deterministic count of the instructions the datapath
+ * spends per frame, by stage, under valgrind --tool=callgrind
+ * (docs/performance.md).  Its own ns/frame is single-core with warm
+ * caches, so it says nothing about the cross-core cache misses that
+ * dominate a real run: measure those with tests/integration/dpdk_compare.sh.
+ *
+ *   fwd-micro [-n FRAMES] [-i PASSES] [-s SIZE] [-o] [-M]
+ *   -n  frames per pass (default 32, at most 256)
+ *   -i  passes (default 100000)
+ *   -s  frame size in bytes (default 64)
+ *   -o  negotiate VIRTIO_F_IN_ORDER
+ *   -M  no mergeable RX buffers
+ * Exit status 0 only if every frame arrived in every pass.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "fwd.h"
+#include "port.h"
+#include "switch.h"
+
+#define MEM_SIZE (4u << 20)
+#define GPA 0x200000ull
+#define UVA 0x7e0000000000ull
+#define RING 256u
+#define RXBUF 2048u
+
+struct guest {
+    struct port port;
+    uint8_t *host;
+    uint64_t next_gpa;
+};
+
+static struct guest ga, gb;
+static struct fwd_ctx ctx;
+static struct lswitch sw;
+static const uint8_t mac_a[6] = { 0x02, 0, 0, 0, 0, 0x0a };
+static const uint8_t mac_b[6] = { 0x02, 0, 0, 0, 0, 0x0b };
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fwd-micro: %s\n", what);
+    exit(1);
+}
+
+static uint64_t galloc(struct guest *g, uint64_t len)
+{
+    uint64_t a = g->next_gpa;
+    g->next_gpa += (len + 63) & ~63ull;
+    if (g->next_gpa > GPA + MEM_SIZE)
+        die("guest memory exhausted");
+    return a;
+}
+
+static void *gptr(struct guest *g, uint64_t gpa) { return g->host + (gpa - GPA); }
+
+static void setup_ring(struct guest *g, unsigned i)
+{
+    struct vqueue *q = &g->port.dev.q[i];
+    uint64_t base = UVA + (uint64_t)i * 0x10000;
+    q->vq.num = RING;
+    q->vq.desc_uva = base;
+    q->vq.avail_uva = base + virtq_desc_size(RING);
+    q->vq.used_uva = base + 0x8000;
+    q->vq.addr_set = true;
+    q->kick_set = true;
+    q->enable = 1;
+    if (!vq_map(&q->vq, &g->port.dev.mem))
+        die("ring does not map");
+}
+
+static void guest_init(struct guest *g, unsigned index, const char *name, const uint8_t mac[6],
+                       uint64_t features)
+{
+    struct port *p = &g->port;
+    p->index = index;
+    p->type = PORT_VHOST;
+    p->sw = &sw;
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->conn.fd = -1;
+    memcpy(p->mac, mac, 6);
+    dev_init(&p->dev, p, 1);
+    int fd = memfd_create(name, 0);
+    if (fd < 0 || ftruncate(fd, MEM_SIZE) != 0)
+        die("memfd");
+    struct vhost_user_mem_region d = { GPA, MEM_SIZE, UVA, 0 };
+    struct mem_region r;
+    char err[128];
+    if (mem_region_map(&r, &d, fd, err, sizeof(err)) != 0)
+        die(err);
+    close(fd);
+    mem_add(&p->dev.mem, &r);
+    g->host = r.host;
+    g->next_gpa = GPA + 0x40000;
+    p->dev.connected = true;
+    dev_set_features(&p->dev, features);
+    p->dev.features_set = true;
+    setup_ring(g, 0);
+    setup_ring(g, 1);
+    ports.p[index] = p;
+    if (ports.n <= index)
+        ports.n = index + 1;
+}
+
+/* Makes n chains available on a ring, descriptors 0..n-1 in order. */
+static void post(struct vq *vq, unsigned n)
+{
+    uint16_t idx = vq->avail->idx;
+    for (unsigned k = 0; k < n; k++)
+        vq->avail->ring[(uint16_t)(idx + k) % RING] = (uint16_t)k;
+    __atomic_store_n(&vq->avail->idx, (uint16_t)(idx + n), __ATOMIC_RELEASE);
+}
+
+int main(int argc, char **argv)
+{
+    unsigned n = 32, size = 64;
+    unsigned long passes = 100000;
+    bool in_order = false, mrg = true;
+    int c;
+    while ((c = getopt(argc, argv, "n:i:s:oM")) != -1) {
+        switch (c) {
+        case 'n': n = (unsigned)atoi(optarg); break;
+        case 'i': passes = strtoul(optarg, NULL, 10); break;
+        case 's': size = (unsigned)atoi(optarg); break;
+        case 'o': in_order = true; break;
+        case 'M': mrg = false; break;
+        default:
+            fprintf(stderr, "usage: fwd-micro [-n FRAMES] [-i PASSES] [-s SIZE] [-o] [-M]\n");
+            return 2;
+        }
+    }
+    if (n == 0 || n > RING || size < 60 || size + VIRTIO_NET_HDR_LEN > RXBUF)
+        die("need 1 <= FRAMES <= 256 and 60 <= SIZE <= 2036");
+    uint64_t f = 1ull << VIRTIO_F_VERSION_1 | (mrg ? 1ull << VIRTIO_NET_F_MRG_RXBUF : 0) |
+                 (in_order ? 1ull << VIRTIO_F_IN_ORDER : 0);
+    switch_init(&sw, &ports);
+    guest_init(&ga, 0, "A", mac_a, f);
+    guest_init(&gb, 1, "B", mac_b, f);
+    switch_learn(&sw, mac_b, 1);
+    struct vq *tx = &ga.port.dev.q[1].vq, *rx = &gb.port.dev.q[0].vq;
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t b = galloc(&ga, VIRTIO_NET_HDR_LEN + size);
+        uint8_t *p = gptr(&ga, b);
+        memset(p, 0, VIRTIO_NET_HDR_LEN);
+        memcpy(p + VIRTIO_NET_HDR_LEN, mac_b, 6);
+        memcpy(p + VIRTIO_NET_HDR_LEN + 6, mac_a, 6);
+        p[VIRTIO_NET_HDR_LEN + 12] = 0x08;
+        for (unsigned i = 14; i < size; i++)
+            p[VIRTIO_NET_HDR_LEN + i] = (uint8_t)(i * 7 + k);
+        tx->desc[k] = (struct virtq_desc){ b, VIRTIO_NET_HDR_LEN + size, 0, 0 };
+        rx->desc[k] = (struct virtq_desc){ galloc(&gb, RXBUF), RXBUF, VIRTQ_DESC_F_WRITE, 0 };
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned long bad = 0;
+    for (unsigned long i = 0; i < passes; i++) {
+        uint16_t rx_used = rx->used->idx, tx_used = tx->used->idx;
+        post(rx, n);
+        post(tx, n);
+        bool more;
+        fwd_tx_pass(&ctx, &ga.port.dev.q[1], n, false, &more);
+        fwd_flush(&ctx);
+        if ((uint16_t)(rx->used->idx - rx_used) != n || (uint16_t)(tx->used->idx - tx_used) != n)
+            bad++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("fwd-micro: %lu passes of %u frames of %u bytes%s%s: %.1f ns/frame (one core, warm "
+           "caches)%s\n", passes, n, size, in_order ? ", in order" : "",
+           mrg ? ", mergeable" : "", ns / ((double)passes * n), bad ? "; FRAMES LOST" : "");
+    mem_clear(&ga.port.dev.mem);
+    mem_clear(&gb.port.dev.mem);
+    fwd_ctx_fini(&ctx);
+    return bad ? 1 : 0;
+}
