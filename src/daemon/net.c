@@ -319,6 +319,10 @@ unsigned net_rx_run(struct net_rx_scratch *s, struct vqueue *q, const struct fra
     unsigned delivered = 0;
     s->b.n = s->b.niov = 0;
     s->next = 0;
+    /* A kick on an RX queue would only say "more buffers": we never wait
+     * for them (a full guest drops), so the driver need not pay for one
+     * (without event indexes, DPDK's virtio-user kicks on every refill). */
+    vq_disable_notify(&q->vq);
     for (unsigned i = 0; i < n; i++) {
         enum rx_status st = net_takes_gso(q->dev, &f[i]) ? rx_one(s, q, &f[i], n - i, &cnt)
                                                            : rx_segmented(s, q, &f[i], &cnt);
