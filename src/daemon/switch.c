@@ -35,10 +35,15 @@ void switch_init(struct lswitch *sw, const struct port_table *table)
     sw->ports = table;
 }
 
+/* A MAC as a 48-bit number, first byte most significant (so bit 40 is the
+ * group bit), from two loads. */
 static uint64_t mac_key(const uint8_t m[6])
 {
-    return (uint64_t)m[0] << 40 | (uint64_t)m[1] << 32 | (uint64_t)m[2] << 24 |
-           (uint64_t)m[3] << 16 | (uint64_t)m[4] << 8 | m[5];
+    uint32_t hi;
+    uint16_t lo;
+    memcpy(&hi, m, 4);
+    memcpy(&lo, m + 4, 2);
+    return (uint64_t)__builtin_bswap32(hi) << 16 | __builtin_bswap16(lo);
 }
 
 static unsigned mac_hash(uint64_t key)

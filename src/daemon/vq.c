@@ -153,7 +153,7 @@ static inline uint16_t head_next(struct vq *vq)
 }
 
 /* Reads one descriptor exactly once. */
-static void read_desc(const struct virtq_desc *src, struct virtq_desc *d)
+static inline __attribute__((always_inline)) void read_desc(const struct virtq_desc *src, struct virtq_desc *d)
 {
     d->addr = __atomic_load_n(&src->addr, __ATOMIC_RELAXED);
     d->len = __atomic_load_n(&src->len, __ATOMIC_RELAXED);
