@@ -62,6 +62,8 @@
  *    descriptors", "TX avail->idx jumping by 300", "TX avail ring head 1000"
  *  a guest keeping its ring full forever (CVE-2019-3900): here:
  *    cve_2019_3900_ring_full_forever
+ *  a hostile chain inside a burst of good ones (the burst datapath): here:
+ *    mixed_bursts
  *  memory regions overlapping, zero-sized, wrapping, or more than the
  *    slots (DPDK ADD_MEM_REG checks): test_vuf_ctrl_hostile "mem regions
  *    overlapping in GPA", "... in user address", "mem region GPA wrapping
@@ -1622,6 +1624,105 @@ static void cve_2019_3900_ring_full_forever(void)
     others_forward("ring full forever");
 }
 
+/* ---- bursts mixing good and hostile chains -------------------------------- */
+
+/*
+ * The datapath takes a ring's chains a burst at a time.  A hostile chain in
+ * the middle of a burst must stop only its device, and the good chains
+ * before it must be delivered and completed exactly once; on the receiving
+ * side, a hostile RX chain stops the receiver after the frames that found
+ * good buffers, and the sender is not harmed.
+ */
+struct bad_chain {
+    const char *what;
+    struct seg s[2];
+    unsigned n;
+};
+
+static void mixed_bursts(void)
+{
+    printf("== mixed_bursts\n");
+    const uint64_t out = GPA0 + 2 * REG + 0x1000;   /* past guest memory */
+    const struct bad_chain tx_bad[] = {
+        { "desc outside memory", { { out, 100, 0 } }, 1 },
+        { "desc straddling the end of memory", { { GPA0 + 2 * REG - 50, 100, 0 } }, 1 },
+        { "device-writable desc on TX", { { GPA0 + DATA, 100, VIRTQ_DESC_F_WRITE } }, 1 },
+        { "nested indirect", { { GPA0 + DATA, 32, VIRTQ_DESC_F_INDIRECT } }, 1 },
+    };
+    uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 }, f[5][200], got[4096];
+    struct virtio_net_hdr rh;
+    for (unsigned k = 0; k < sizeof(tx_bad) / sizeof(tx_bad[0]); k++) {
+        guest_reset(&gtx, feats(true));
+        guest_reset(&grx, feats(true));
+        switch_learn(&sw, MAC_RX, grx.port.index);
+        rx_buffers(&grx, 8, 2048);
+        /* An indirect table whose entry is itself indirect. */
+        uint64_t t = galloc(&gtx, 32, 16);
+        struct virtq_desc tbl[2] = { { GPA0 + DATA, 32, VIRTQ_DESC_F_INDIRECT, 0 }, { 0, 0, 0, 0 } };
+        put(&gtx, t, tbl, sizeof(tbl));
+        struct bad_chain b = tx_bad[k];
+        if (b.s[0].flags & VIRTQ_DESC_F_INDIRECT)
+            b.s[0].gpa = t;
+        for (int i = 0; i < 5; i++) {
+            make_frame(f[i], sizeof(f[i]), MAC_RX, MAC_TX, (uint8_t)(40 * k + i));
+            struct seg s = { store(&gtx, hdr, sizeof(hdr), f[i], sizeof(f[i])),
+                             sizeof(hdr) + sizeof(f[i]), 0 };
+            tx_chain(&gtx, &s, 1);
+            if (i == 2)
+                tx_chain(&gtx, b.s, b.n);
+        }
+        snap(&gtx);
+        snap(&grx);
+        unsigned n = tx_pass(&gtx);
+        bool order = true;
+        for (int i = 0; i < 3; i++)
+            order &= rx_take(&grx, got, sizeof(got), &rh) == (int)sizeof(f[i]) &&
+                     !memcmp(got, f[i], sizeof(f[i]));
+        CHECK(n == 3 && order && rx_take(&grx, got, sizeof(got), &rh) < 0,
+              "TX %s: the 3 frames before it delivered once, in order, nothing after (n %u)",
+              b.what, n);
+        CHECK(txvq(&gtx)->used->idx == 3 && gtx.port.dev.broken && !grx.port.dev.broken,
+              "TX %s: those 3 completed, the sender stopped, the receiver not", b.what);
+        check_confined(&gtx, b.what);
+        check_confined(&grx, b.what);
+    }
+
+    /* RX: two good buffers, then a chain the device may not write into. */
+    const struct bad_chain rx_bad[] = {
+        { "RX buffer outside memory", { { out, 2048, VIRTQ_DESC_F_WRITE } }, 1 },
+        { "readable desc on RX", { { GPA0 + DATA, 2048, 0 } }, 1 },
+    };
+    for (unsigned k = 0; k < sizeof(rx_bad) / sizeof(rx_bad[0]); k++) {
+        guest_reset(&gtx, feats(true));
+        guest_reset(&grx, feats(true));
+        switch_learn(&sw, MAC_RX, grx.port.index);
+        rx_buffers(&grx, 2, 2048);
+        post(rxvq(&grx), chain(rxvq(&grx), &grx.rx_desc, rx_bad[k].s, rx_bad[k].n));
+        rx_buffers(&grx, 2, 2048);
+        for (int i = 0; i < 4; i++) {
+            make_frame(f[i], sizeof(f[i]), MAC_RX, MAC_TX, (uint8_t)(90 + 10 * k + i));
+            struct seg s = { store(&gtx, hdr, sizeof(hdr), f[i], sizeof(f[i])),
+                             sizeof(hdr) + sizeof(f[i]), 0 };
+            tx_chain(&gtx, &s, 1);
+        }
+        snap(&gtx);
+        snap(&grx);
+        unsigned n = tx_pass(&gtx);
+        bool order = true;
+        for (int i = 0; i < 2; i++)
+            order &= rx_take(&grx, got, sizeof(got), &rh) == (int)sizeof(f[i]) &&
+                     !memcmp(got, f[i], sizeof(f[i]));
+        CHECK(n == 4 && txvq(&gtx)->used->idx == 4 && !gtx.port.dev.broken,
+              "%s: the sender's 4 chains all completed, the sender unharmed", rx_bad[k].what);
+        CHECK(order && rx_take(&grx, got, sizeof(got), &rh) < 0 && grx.port.dev.broken,
+              "%s: the 2 frames before it delivered once, then the receiver stopped",
+              rx_bad[k].what);
+        check_confined(&gtx, rx_bad[k].what);
+        check_confined(&grx, rx_bad[k].what);
+    }
+    others_forward("mixed bursts");
+}
+
 int main(void)
 {
     log_level = LOG_WARN;
@@ -1663,6 +1764,7 @@ int main(void)
     cve_2024_11614_offload_fields();
     indirect_straddling_regions();
     add_mem_reg_checks();
+    mixed_bursts();
     cve_2019_3900_ring_full_forever();   /* last: it starts and stops the workers */
     return check_done("test_cve");
 }
