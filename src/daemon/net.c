@@ -156,8 +156,8 @@ static enum rx_status no_chain(struct vqueue *q)
 }
 
 /* Writes f over one or more chains (the general path). c is its first
- * chain, already taken. */
-static enum rx_status rx_general(struct net_rx_scratch *s, struct vqueue *q, const struct frame *f,
+ * chain, already taken.  Kept out of line so the common path stays small. */
+static __attribute__((noinline)) enum rx_status rx_general(struct net_rx_scratch *s, struct vqueue *q, const struct frame *f,
                                  const struct vq_chain *c, unsigned want, struct rx_counts *cnt)
 {
     const struct dev_caps *caps = &q->dev->caps;
