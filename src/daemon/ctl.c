@@ -72,7 +72,7 @@ static const char *port_state(const struct port *p)
         return "up";
     if (!p->dev.connected)
         return p->client ? "connecting" : "listening";
-    if (__atomic_load_n(&p->dev.broken, __ATOMIC_RELAXED))
+    if (dev_is_broken(&p->dev))
         return "broken";
     return "connected";
 }
@@ -81,7 +81,7 @@ static const char *queue_state(const struct vdev *d, const struct vqueue *q)
 {
     if (!d->connected)
         return "down";
-    if (q->vq.broken_reason || __atomic_load_n(&d->broken, __ATOMIC_RELAXED))
+    if (vq_broken(&q->vq) || dev_is_broken(d))
         return "broken";
     if (dev_queue_ready(d, q))
         return "ready";
@@ -132,7 +132,8 @@ static void render_ports(struct sbuf *b, bool json)
                           p->path, p->client ? "client" : "server",
                           d->connected ? "true" : "false", d->max_qp, ready_pairs(d),
                           (unsigned long long)d->features,
-                          (unsigned long long)d->protocol_features, d->mtu, d->status,
+                          (unsigned long long)d->protocol_features, d->mtu,
+                          __atomic_load_n(&d->status, __ATOMIC_RELAXED),
                           (unsigned long long)p->connects);
             sb_printf(b, ",\"macs\":[");
             macs_text(b, p, true);

@@ -406,7 +406,7 @@ static int h_set_vring_base(struct ctx *c)
         return fail(c, "SET_VRING_BASE: base %u beyond a split ring index", s->num);
     pthread_mutex_lock(&q->rx_lock);
     vq_set_base(&q->vq, (uint16_t)s->num);
-    q->vq.broken_reason = NULL;
+    __atomic_store_n(&q->vq.broken_reason, NULL, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&q->rx_lock);
     return 0;
 }
@@ -537,14 +537,14 @@ static int h_set_status(struct ctx *c)
     uint64_t s = c->m->payload.u64;
     if (s > 0xff)
         return fail(c, "SET_STATUS: 0x%llx is not a status byte", (unsigned long long)s);
-    c->d->status = (uint8_t)s;
+    __atomic_store_n(&c->d->status, (uint8_t)s, __ATOMIC_RELAXED);
     return 0;
 }
 
 static int h_get_status(struct ctx *c)
 {
-    uint8_t s = c->d->status;
-    if (c->d->broken)
+    uint8_t s = __atomic_load_n(&c->d->status, __ATOMIC_RELAXED);
+    if (dev_is_broken(c->d))
         s |= VIRTIO_STATUS_NEEDS_RESET;
     c->reply.u64 = s;
     c->reply_size = U64;
