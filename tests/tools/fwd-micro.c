@@ -25,96 +25,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "device.h"
-#include "fwd.h"
-#include "port.h"
-#include "switch.h"
+#include "../unit/netguest.h"
 
-#define MEM_SIZE (4u << 20)
-#define GPA 0x200000ull
-#define UVA 0x7e0000000000ull
-#define RING 256u
 #define RXBUF 2048u
 
-struct guest {
-    struct port port;
-    uint8_t *host;
-    uint64_t next_gpa;
-};
-
 static struct guest ga, gb;
-static struct fwd_ctx ctx;
-static struct lswitch sw;
-static const uint8_t mac_a[6] = { 0x02, 0, 0, 0, 0, 0x0a };
-static const uint8_t mac_b[6] = { 0x02, 0, 0, 0, 0, 0x0b };
+static const uint8_t mac_a[6] = { 0x52, 0x54, 0, 0, 0, 0xaa };
+static const uint8_t mac_b[6] = { 0x52, 0x54, 0, 0, 0, 0xbb };
 
 static void die(const char *what)
 {
     fprintf(stderr, "fwd-micro: %s\n", what);
     exit(1);
-}
-
-static uint64_t galloc(struct guest *g, uint64_t len)
-{
-    uint64_t a = g->next_gpa;
-    g->next_gpa += (len + 63) & ~63ull;
-    if (g->next_gpa > GPA + MEM_SIZE)
-        die("guest memory exhausted");
-    return a;
-}
-
-static void *gptr(struct guest *g, uint64_t gpa) { return g->host + (gpa - GPA); }
-
-static void setup_ring(struct guest *g, unsigned i)
-{
-    struct vqueue *q = &g->port.dev.q[i];
-    uint64_t base = UVA + (uint64_t)i * 0x10000;
-    q->vq.num = RING;
-    q->vq.desc_uva = base;
-    q->vq.avail_uva = base + virtq_desc_size(RING);
-    q->vq.used_uva = base + 0x8000;
-    q->vq.addr_set = true;
-    q->kick_set = true;
-    q->enable = 1;
-    if (!vq_map(&q->vq, &g->port.dev.mem))
-        die("ring does not map");
-}
-
-static void guest_init(struct guest *g, unsigned index, const char *name, const uint8_t mac[6],
-                       uint64_t features)
-{
-    struct port *p = &g->port;
-    p->index = index;
-    p->type = PORT_VHOST;
-    p->sw = &sw;
-    snprintf(p->name, sizeof(p->name), "%s", name);
-    p->conn.fd = -1;
-    memcpy(p->mac, mac, 6);
-    dev_init(&p->dev, p, 1);
-    int fd = memfd_create(name, 0);
-    if (fd < 0 || ftruncate(fd, MEM_SIZE) != 0)
-        die("memfd");
-    struct vhost_user_mem_region d = { GPA, MEM_SIZE, UVA, 0 };
-    struct mem_region r;
-    char err[128];
-    if (mem_region_map(&r, &d, fd, err, sizeof(err)) != 0)
-        die(err);
-    close(fd);
-    mem_add(&p->dev.mem, &r);
-    g->host = r.host;
-    g->next_gpa = GPA + 0x40000;
-    p->dev.connected = true;
-    dev_set_features(&p->dev, features);
-    p->dev.features_set = true;
-    setup_ring(g, 0);
-    setup_ring(g, 1);
-    ports.p[index] = p;
-    if (ports.n <= index)
-        ports.n = index + 1;
 }
 
 /* Makes n chains available on a ring, descriptors 0..n-1 in order. */
@@ -149,8 +73,10 @@ int main(int argc, char **argv)
     uint64_t f = 1ull << VIRTIO_F_VERSION_1 | (mrg ? 1ull << VIRTIO_NET_F_MRG_RXBUF : 0) |
                  (in_order ? 1ull << VIRTIO_F_IN_ORDER : 0);
     switch_init(&sw, &ports);
-    guest_init(&ga, 0, "A", mac_a, f);
-    guest_init(&gb, 1, "B", mac_b, f);
+    guest_init(&ga, 0, "A", f);
+    guest_init(&gb, 1, "B", f);
+    if (check_fail)
+        die("cannot set up the guests");
     switch_learn(&sw, mac_b, 1);
     struct vq *tx = &ga.port.dev.q[1].vq, *rx = &gb.port.dev.q[0].vq;
     for (unsigned k = 0; k < n; k++) {

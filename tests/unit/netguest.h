@@ -11,6 +11,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -167,6 +168,40 @@ static inline int read_rx(struct guest *g, uint16_t *used_seen, uint8_t *out, si
 static inline uint64_t feats(bool mrg)
 {
     return 1ull << VIRTIO_F_VERSION_1 | (mrg ? 1ull << VIRTIO_NET_F_MRG_RXBUF : 0);
+}
+
+/* Another thread holding a mutex (another worker filling an RX queue):
+ * holder_start returns once it holds it, holder_stop lets go. */
+struct holder {
+    pthread_mutex_t *lock;
+    int held, release;
+    pthread_t thread;
+};
+
+static inline void *holder_main(void *arg)
+{
+    struct holder *h = arg;
+    pthread_mutex_lock(h->lock);
+    __atomic_store_n(&h->held, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&h->release, __ATOMIC_ACQUIRE))
+        usleep(100);
+    pthread_mutex_unlock(h->lock);
+    return NULL;
+}
+
+static inline void holder_start(struct holder *h, pthread_mutex_t *lock)
+{
+    h->lock = lock;
+    h->held = h->release = 0;
+    pthread_create(&h->thread, NULL, holder_main, h);
+    while (!__atomic_load_n(&h->held, __ATOMIC_ACQUIRE))
+        usleep(100);
+}
+
+static inline void holder_stop(struct holder *h)
+{
+    __atomic_store_n(&h->release, 1, __ATOMIC_RELEASE);
+    pthread_join(h->thread, NULL);
 }
 
 #endif

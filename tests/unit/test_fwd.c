@@ -111,30 +111,11 @@ static void test_mixed_burst(void)
     teardown();
 }
 
-struct holder {
-    pthread_mutex_t *lock;
-    int held, release;
-};
-
-static void *hold_lock(void *arg)
-{
-    struct holder *h = arg;
-    pthread_mutex_lock(h->lock);
-    __atomic_store_n(&h->held, 1, __ATOMIC_RELEASE);
-    while (!__atomic_load_n(&h->release, __ATOMIC_ACQUIRE))
-        usleep(100);
-    pthread_mutex_unlock(h->lock);
-    return NULL;
-}
-
 static void test_deferred(void)
 {
     setup(feats(true));
-    struct holder h = { &gb.port.dev.q[0].rx_lock, 0, 0 };
-    pthread_t th;
-    pthread_create(&th, NULL, hold_lock, &h);
-    while (!__atomic_load_n(&h.held, __ATOMIC_ACQUIRE))
-        usleep(100);
+    struct holder h;
+    holder_start(&h, &gb.port.dev.q[0].rx_lock);
     send_one(&ga, 0xcc, 0xaa, 1, 80);   /* to C: free */
     send_one(&ga, 0xbb, 0xaa, 2, 80);   /* to B: another "worker" fills it */
     send_one(&ga, 0xbb, 0xaa, 3, 80);
@@ -148,8 +129,7 @@ static void test_deferred(void)
           "(used %u, last_avail %u)", tx->used->idx, tx->last_avail);
     CHECK(received(&gc, &seen_c, (uint8_t[]){ 1 }, 1, 0xaa, 80), "C got the first frame");
     CHECK(gb.port.dev.q[0].vq.used->idx == 0, "B got nothing yet");
-    __atomic_store_n(&h.release, 1, __ATOMIC_RELEASE);
-    pthread_join(th, NULL);
+    holder_stop(&h);
     n = pass(&ga, &more);
     CHECK(n == 3 && !more && tx->used->idx == 4, "the rest taken on the next pass (%u)", n);
     CHECK(received(&gb, &seen_b, (uint8_t[]){ 2, 3 }, 2, 0xaa, 80) &&

@@ -90,22 +90,6 @@ static void test_classify(void)
     teardown();
 }
 
-struct holder {
-    pthread_mutex_t *lock;
-    int held, release;
-};
-
-static void *hold_lock(void *arg)
-{
-    struct holder *h = arg;
-    pthread_mutex_lock(h->lock);
-    __atomic_store_n(&h->held, 1, __ATOMIC_RELEASE);
-    while (!__atomic_load_n(&h->release, __ATOMIC_ACQUIRE))
-        usleep(100);
-    pthread_mutex_unlock(h->lock);
-    return NULL;
-}
-
 static void test_deliver(void)
 {
     setup();
@@ -120,17 +104,13 @@ static void test_deliver(void)
 
     /* Another worker holds B's RX queue: the run is deferred, or dropped
      * and counted when the caller cannot defer; nothing is written. */
-    struct holder h = { &rxq->rx_lock, 0, 0 };
-    pthread_t th;
-    pthread_create(&th, NULL, hold_lock, &h);
-    while (!__atomic_load_n(&h.held, __ATOMIC_ACQUIRE))
-        usleep(100);
+    struct holder h;
+    holder_start(&h, &rxq->rx_lock);
     CHECK(switch_deliver(&ctx.sw, &gb.port, 0, f, 4, true) == 0, "busy queue: run deferred");
     CHECK(switch_deliver(&ctx.sw, &gb.port, 0, f, 1, false) == 1 &&
           stat_get(&rxq->st.drops_nodest) == 1, "busy queue, not deferrable: dropped, counted");
     CHECK(rxq->vq.used_idx == 0 && ctx.sw.held == NULL, "nothing written, no lock kept");
-    __atomic_store_n(&h.release, 1, __ATOMIC_RELEASE);
-    pthread_join(th, NULL);
+    holder_stop(&h);
 
     /* The control plane holds B: dropped and counted, never waited for. */
     pthread_rwlock_wrlock(&gb.port.dev.lock);
