@@ -35,6 +35,9 @@ static void usage(FILE *out)
 "                            entry lwvhostd will take, the used index it publishes\n"
 "                            and the one in guest memory (like QEMU's\n"
 "                            info virtio-queue-status)\n"
+"  fdb [--json]              the switch's MAC table: port, MAC, static or\n"
+"                            learned, seconds since its last frame (like\n"
+"                            bridge fdb and ovs-appctl fdb/show)\n"
 "  policy                    each port's policy (and adaptive's current choice)\n"
 "  policy PORT|all MODE      change policies at run time: notify, poll,\n"
 "                            interval:USEC, adaptive[:LATENCY_USEC]\n"
@@ -187,6 +190,22 @@ static int cmd_trace(int argc, char **argv)
     return request(line);
 }
 
+/* A view that takes only --json: ports, rings, fdb. */
+static int cmd_view(const char *cmd, int argc, char **argv)
+{
+    char line[64];
+    if (argc == 1) {
+        snprintf(line, sizeof(line), "%s\n", cmd);
+        return request(line);
+    }
+    if (argc == 2 && (!strcmp(argv[1], "--json") || !strcmp(argv[1], "-j"))) {
+        snprintf(line, sizeof(line), "%s json\n", cmd);
+        return request(line);
+    }
+    fprintf(stderr, "lwvhostctl %s: [--json]\n", cmd);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     sock_path = getenv("LWVHOST_CTL");
@@ -216,22 +235,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[i];
     int sub_argc = argc - i;
     char **sub_argv = argv + i;
-    if (!strcmp(cmd, "ports")) {
-        if (sub_argc == 1)
-            return request("ports\n");
-        if (sub_argc == 2 && (!strcmp(sub_argv[1], "--json") || !strcmp(sub_argv[1], "-j")))
-            return request("ports json\n");
-        fprintf(stderr, "lwvhostctl ports: [--json]\n");
-        return 2;
-    }
-    if (!strcmp(cmd, "rings")) {
-        if (sub_argc == 1)
-            return request("rings\n");
-        if (sub_argc == 2 && (!strcmp(sub_argv[1], "--json") || !strcmp(sub_argv[1], "-j")))
-            return request("rings json\n");
-        fprintf(stderr, "lwvhostctl rings: [--json]\n");
-        return 2;
-    }
+    if (!strcmp(cmd, "ports") || !strcmp(cmd, "rings") || !strcmp(cmd, "fdb"))
+        return cmd_view(cmd, sub_argc, sub_argv);
     if (!strcmp(cmd, "stats"))
         return cmd_stats(sub_argc, sub_argv);
     if (!strcmp(cmd, "trace"))

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fdb.h"
 #include "log.h"
 
 #define LWV_VERSION "0.1.0"
@@ -37,6 +38,8 @@ void config_defaults(struct config *c)
     c->ctl_mode = -1;
     c->ctl_gid = -1;
     c->idle_us = POLICY_DEFAULT_IDLE_US;
+    c->fdb_age_s = FDB_DEFAULT_AGE_S;
+    c->fdb_port_max = FDB_DEFAULT_PORT_MAX;
 }
 
 void config_usage(FILE *out)
@@ -70,6 +73,11 @@ void config_usage(FILE *out)
 "                 adaptive[:USEC] picks notify, interval or poll from the measured\n"
 "                                 load within a latency budget (default 50)\n"
 "  --idle-us N    idle time before an interval queue returns to kicks (1000)\n"
+"Switch (MAC table; 'lwvhostctl fdb' lists it):\n"
+"  --fdb-age S    forget a learned MAC after S seconds without a frame from it\n"
+"                 (default %u); a port's mac= is a static entry and never ages\n"
+"  --fdb-max-per-port N  learned MACs per port (default %u); past it a port's\n"
+"                 new addresses are not learned (frames to them are flooded)\n"
 "Daemon:\n"
 "  --ctl PATH     control socket for lwvhostctl (mode 0600; --ctl-mode MODE and\n"
 "                 --ctl-group GROUP to share it)\n"
@@ -83,7 +91,8 @@ void config_usage(FILE *out)
 "frontends are disconnected and the sockets removed.\n"
 "Example:\n"
 "  lwvhostd --port vm1,path=/tmp/vm1.sock --port vm2,path=/tmp/vm2.sock \\\n"
-"           --tap lwv0 --ctl /tmp/lwvhost.ctl\n", LWV_MAX_QUEUE_PAIRS);
+"           --tap lwv0 --ctl /tmp/lwvhost.ctl\n", LWV_MAX_QUEUE_PAIRS, FDB_DEFAULT_AGE_S,
+            FDB_DEFAULT_PORT_MAX);
 }
 
 static int valid_name(const char *s)
@@ -358,6 +367,16 @@ static int set_option(struct config *c, const char *key, const char *val, char *
             return fail(err, len, "--idle-us %s is not 1..%d", val, POLICY_MAX_ARG_US);
         return 0;
     }
+    if (strcmp(key, "fdb-age") == 0) {
+        if (parse_uint(val, 1, 1000000, &c->fdb_age_s) < 0)
+            return fail(err, len, "--fdb-age %s is not 1..1000000 seconds", val);
+        return 0;
+    }
+    if (strcmp(key, "fdb-max-per-port") == 0) {
+        if (parse_uint(val, 1, FDB_SLOTS, &c->fdb_port_max) < 0)
+            return fail(err, len, "--fdb-max-per-port %s is not 1..%u", val, FDB_SLOTS);
+        return 0;
+    }
     if (strcmp(key, "config") == 0)
         return read_file(c, val, err, len, depth);
     return fail(err, len, "unknown option '%s'", key);
@@ -386,6 +405,10 @@ int config_validate(struct config *c, char *err, size_t len)
                 strcmp(c->ports[i].path, c->ports[j].path) == 0)
                 return fail(err, len, "ports '%s' and '%s' use the same socket %s",
                             c->ports[i].name, c->ports[j].name, c->ports[i].path);
+            if (c->ports[i].mac_set && c->ports[j].mac_set &&
+                memcmp(c->ports[i].mac, c->ports[j].mac, 6) == 0)
+                return fail(err, len, "ports '%s' and '%s' have the same mac=",
+                            c->ports[i].name, c->ports[j].name);
         }
     return 0;
 }
@@ -404,6 +427,8 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
         { "idle-us", required_argument, NULL, 'I' },
         { "ctl-mode", required_argument, NULL, 'M' },
         { "ctl-group", required_argument, NULL, 'G' },
+        { "fdb-age", required_argument, NULL, 'A' },
+        { "fdb-max-per-port", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -411,7 +436,7 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
     static const char *const keys[128] = {
         ['p'] = "port", ['t'] = "tap", ['c'] = "ctl", ['w'] = "workers",
         ['l'] = "log-level", ['f'] = "config", ['P'] = "policy", ['I'] = "idle-us",
-        ['M'] = "ctl-mode", ['G'] = "ctl-group",
+        ['M'] = "ctl-mode", ['G'] = "ctl-group", ['A'] = "fdb-age", ['L'] = "fdb-max-per-port",
     };
     /* 0, not 1: glibc then also forgets a cluster of short options that
      * an earlier parse stopped in (it would resume inside that argv). */

@@ -41,6 +41,8 @@ struct config {
     int log_level;
     struct policy policy;      /* default for ports without their own */
     uint32_t idle_us;
+    uint32_t fdb_age_s;        /* learned MACs forgotten after this long unused */
+    uint32_t fdb_port_max;     /* learned MACs per port */
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };

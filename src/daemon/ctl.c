@@ -636,6 +636,58 @@ static void render_trace(struct sbuf *b, const char *sub, const char *warg)
     free(text);
 }
 
+/* The MAC table, like `bridge fdb` and `ovs-appctl fdb/show`. */
+static void render_fdb(struct sbuf *b, bool json)
+{
+    static struct fdb_entry e[FDB_SLOTS];
+    const struct lswitch *sw = ports.n ? ports.p[0]->sw : NULL;
+    if (!sw) {
+        sb_printf(b, json ? "{\"fdb\":[]}\n" : "no ports\n");
+        return;
+    }
+    const struct fdb *f = &sw->fdb;
+    unsigned n = fdb_list(f, -1, e, FDB_SLOTS);
+    struct fdb_stats st;
+    fdb_get_stats(f, &st);
+    char m[18];
+    if (json)
+        sb_printf(b, "{\"fdb\":[");
+    else
+        sb_printf(b, "%-16s %-17s %-8s %s\n", "PORT", "MAC", "TYPE", "AGE");
+    for (unsigned i = 0; i < n; i++) {
+        const char *port = port_name_of(e[i].port);
+        if (json) {
+            sb_printf(b, "%s{\"port\":\"%s\",\"mac\":\"%s\",\"static\":%s,\"age\":", i ? "," : "",
+                      port, mac_str(e[i].mac, m), e[i].is_static ? "true" : "false");
+            if (e[i].is_static)
+                sb_printf(b, "null}");
+            else
+                sb_printf(b, "%u}", e[i].age_s);
+        } else if (e[i].is_static) {
+            sb_printf(b, "%-16s %-17s %-8s %s\n", port, mac_str(e[i].mac, m), "static", "-");
+        } else {
+            sb_printf(b, "%-16s %-17s %-8s %u\n", port, mac_str(e[i].mac, m), "learned", e[i].age_s);
+        }
+    }
+    uint32_t age = __atomic_load_n(&f->age_s, __ATOMIC_RELAXED);
+    uint32_t max = __atomic_load_n(&f->port_max, __ATOMIC_RELAXED);
+    if (json) {
+        sb_printf(b, "],\"entries\":%u,\"slots\":%u,\"age_s\":%u,\"max_per_port\":%u,"
+                  "\"added\":%llu,\"moved\":%llu,\"aged\":%llu,\"not_learned_full\":%llu,"
+                  "\"not_learned_port_limit\":%llu,\"not_moved_live\":%llu}\n", n, FDB_SLOTS, age,
+                  max, (unsigned long long)st.added, (unsigned long long)st.moved,
+                  (unsigned long long)st.aged, (unsigned long long)st.full,
+                  (unsigned long long)st.port_limit, (unsigned long long)st.refused);
+        return;
+    }
+    sb_printf(b, "%u entries (%u slots); learned entries age out after %u s, at most %u per port\n"
+              "learned %llu, moved %llu, aged %llu; not learned: bucket full %llu, port limit %llu; "
+              "not moved (static, or live on its port) %llu\n", n, FDB_SLOTS, age, max,
+              (unsigned long long)st.added, (unsigned long long)st.moved,
+              (unsigned long long)st.aged, (unsigned long long)st.full,
+              (unsigned long long)st.port_limit, (unsigned long long)st.refused);
+}
+
 static void render_policy(struct sbuf *b)
 {
     sb_printf(b, "%-16s %-16s %s\n", "PORT", "POLICY", "NOW");
@@ -716,6 +768,8 @@ char *ctl_execute(const char *line)
         render_stats(&b, false, true);
     else if (n == 2 && strcmp(cmd, "stats") == 0 && strcmp(a1, "prometheus") == 0)
         render_prometheus(&b);
+    else if (n >= 1 && n <= 2 && (n == 1 || json) && strcmp(cmd, "fdb") == 0)
+        render_fdb(&b, json);
     else if (n == 1 && strcmp(cmd, "policy") == 0)
         render_policy(&b);
     else if (n == 3 && strcmp(cmd, "policy") == 0)
@@ -723,7 +777,7 @@ char *ctl_execute(const char *line)
     else if (n >= 2 && n <= 3 && strcmp(cmd, "trace") == 0)
         render_trace(&b, a1, n == 3 ? a2 : NULL);
     else if (n == 1 && strcmp(cmd, "help") == 0)
-        sb_printf(&b, "commands: ports [json] | stats [json|delta|prometheus] | rings [json] | policy [PORT|all MODE] "
+        sb_printf(&b, "commands: ports [json] | stats [json|delta|prometheus] | rings [json] | fdb [json] | policy [PORT|all MODE] "
                   "| trace start|stop|dump [WORKER]|summary [WORKER] | help\n");
     else
         sb_printf(&b, "error: unknown command '%.64s' (try: help)\n", line);

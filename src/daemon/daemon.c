@@ -203,11 +203,24 @@ static void try_connect(struct port *p, uint64_t now)
     p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
-/* Runs once per loop iteration: client-mode reconnects. */
+/* Ages the MAC table once a second; returns ms until the next time. */
+static int64_t age_fdb(uint64_t now)
+{
+    static uint64_t next_age_ms;
+    if (now >= next_age_ms) {
+        unsigned gone = fdb_age(&the_switch.fdb, (uint32_t)(now / 1000));
+        if (gone)
+            log_debug("MAC table: %u learned address%s aged out", gone, gone == 1 ? "" : "es");
+        next_age_ms = now + 1000;
+    }
+    return (int64_t)(next_age_ms - now);
+}
+
+/* Runs once per loop iteration: client-mode reconnects, MAC aging. */
 static int tick(void)
 {
     uint64_t now = now_ms();
-    int64_t next = -1;
+    int64_t next = age_fdb(now);
     for (unsigned i = 0; i < ports.n; i++) {
         struct port *p = ports.p[i];
         if (p->type != PORT_VHOST || !p->client || p->conn.fd >= 0)
@@ -295,8 +308,12 @@ static int build_ports(const struct config *cfg)
         }
         for (unsigned qp = 0; qp < p->queues; qp++)
             worker_assign_queue(&p->dev.q[2 * qp + 1]);
-        if (p->mac_set)
-            switch_learn(p->sw, p->mac, p->index);
+        if (p->mac_set && switch_add_static(p->sw, p->mac, p->index) < 0) {
+            char m[18];
+            log_error("port %s: mac=%s cannot be a static MAC table entry (another port has it)",
+                      p->name, mac_str(p->mac, m));
+            return -1;
+        }
         if (p->client)
             log_info("port %s: client mode, connecting to %s", p->name, p->path);
         else if (open_listener(p) < 0)
@@ -348,6 +365,8 @@ int daemon_main(int argc, char **argv)
     log_level = cfg.log_level;
     int rc = 1;
     switch_init(&the_switch, &ports);
+    fdb_configure(&the_switch.fdb, cfg.fdb_age_s, cfg.fdb_port_max);
+    fdb_age(&the_switch.fdb, (uint32_t)(now_ms() / 1000));   /* start the table's clock */
     if (loop_init() < 0 || setup_signals() < 0 || mem_guard_install() < 0) {
         log_error("cannot set up the event loop: %s", strerror(errno));
         return 1;

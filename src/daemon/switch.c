@@ -1,8 +1,8 @@
 /*
  * switch.c - see switch.h.
  *
- * MAC table: a lookup or a learn is a few relaxed atomic loads and at most
- * one store.  A lost race between two learners only costs a flood.
+ * Classification learns each source once per run of equal addresses and
+ * looks each destination up once per run (fdb.c: lock-free).
  *
  * Locks: a destination guest's device lock is taken with tryrdlock (a
  * failure means the control plane is changing it: the frames are dropped
@@ -21,7 +21,6 @@
 #include "port.h"
 #include "tap.h"
 
-#define MAC_PROBE 4u
 /* Bound on frames delivered under one hold of a destination's locks, so
  * the control plane never waits long for them. */
 #define HOLD_MAX 64
@@ -31,91 +30,37 @@
 
 void switch_init(struct lswitch *sw, const struct port_table *table)
 {
-    memset(sw->mac, 0, sizeof(sw->mac));
+    fdb_init(&sw->fdb);
     sw->ports = table;
 }
 
-/* A MAC as a 48-bit number, first byte most significant (so bit 40 is the
- * group bit), from two loads. */
-static uint64_t mac_key(const uint8_t m[6])
+enum fdb_learn switch_learn(struct lswitch *sw, const uint8_t mac[6], unsigned port_index)
 {
-    uint32_t hi;
-    uint16_t lo;
-    memcpy(&hi, m, 4);
-    memcpy(&lo, m + 4, 2);
-    return (uint64_t)__builtin_bswap32(hi) << 16 | __builtin_bswap16(lo);
+    return fdb_learn(&sw->fdb, fdb_key(mac), port_index);
 }
 
-static unsigned mac_hash(uint64_t key)
+int switch_add_static(struct lswitch *sw, const uint8_t mac[6], unsigned port_index)
 {
-    key *= 0x9e3779b97f4a7c15ull;
-    return (unsigned)(key >> 52) & (MAC_TABLE_SIZE - 1);
-}
-
-static void learn_key(struct lswitch *sw, uint64_t key, unsigned port_index)
-{
-    if ((key >> 40) & 1 || key == 0)
-        return;    /* never learn group or all-zero addresses */
-    uint64_t want = key << 16 | (port_index + 1);
-    unsigned h = mac_hash(key);
-    int empty = -1;
-    for (unsigned i = 0; i < MAC_PROBE; i++) {
-        unsigned s = (h + i) & (MAC_TABLE_SIZE - 1);
-        uint64_t v = __atomic_load_n(&sw->mac[s], __ATOMIC_RELAXED);
-        if (v >> 16 == key) {
-            if (v != want)
-                __atomic_store_n(&sw->mac[s], want, __ATOMIC_RELAXED);
-            return;
-        }
-        if (v == 0 && empty < 0)
-            empty = (int)s;
-    }
-    __atomic_store_n(&sw->mac[empty >= 0 ? (unsigned)empty : h], want, __ATOMIC_RELAXED);
-}
-
-void switch_learn(struct lswitch *sw, const uint8_t mac[6], unsigned port_index)
-{
-    learn_key(sw, mac_key(mac), port_index);
-}
-
-static int lookup_key(const struct lswitch *sw, uint64_t key)
-{
-    unsigned h = mac_hash(key);
-    for (unsigned i = 0; i < MAC_PROBE; i++) {
-        uint64_t v = __atomic_load_n(&sw->mac[(h + i) & (MAC_TABLE_SIZE - 1)], __ATOMIC_RELAXED);
-        if (v >> 16 == key)
-            return (int)(v & 0xffff) - 1;
-    }
-    return -1;
+    return fdb_add_static(&sw->fdb, fdb_key(mac), port_index);
 }
 
 int switch_lookup(const struct lswitch *sw, const uint8_t mac[6])
 {
-    return lookup_key(sw, mac_key(mac));
+    return fdb_lookup(&sw->fdb, fdb_key(mac));
 }
 
 void switch_forget_port(struct lswitch *sw, unsigned port_index)
 {
-    for (unsigned s = 0; s < MAC_TABLE_SIZE; s++) {
-        uint64_t v = __atomic_load_n(&sw->mac[s], __ATOMIC_RELAXED);
-        if (v && (v & 0xffff) == port_index + 1)
-            __atomic_compare_exchange_n(&sw->mac[s], &v, 0, false, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED);
-    }
+    fdb_forget_learned(&sw->fdb, port_index);
 }
 
 unsigned switch_port_macs(const struct lswitch *sw, unsigned port_index, uint8_t (*macs)[6],
                           unsigned max)
 {
-    unsigned n = 0;
-    for (unsigned s = 0; s < MAC_TABLE_SIZE && n < max; s++) {
-        uint64_t v = __atomic_load_n(&sw->mac[s], __ATOMIC_RELAXED);
-        if (!v || (v & 0xffff) != port_index + 1)
-            continue;
-        for (int b = 0; b < 6; b++)
-            macs[n][b] = (uint8_t)(v >> (56 - 8 * b));
-        n++;
-    }
+    struct fdb_entry e[64];
+    unsigned n = fdb_list(&sw->fdb, (int)port_index, e, max < 64 ? max : 64);
+    for (unsigned i = 0; i < n; i++)
+        memcpy(macs[i], e[i].mac, 6);
     return n;
 }
 
@@ -124,7 +69,7 @@ static int destination(const struct lswitch *sw, const struct port *src, uint64_
 {
     if ((key >> 40) & 1)
         return SW_FLOOD;
-    int to = lookup_key(sw, key);
+    int to = fdb_lookup(&sw->fdb, key);
     if (to < 0 || (unsigned)to >= sw->ports->n)
         return SW_FLOOD;
     return (unsigned)to == src->index ? SW_DROP_SELF : to;
@@ -133,19 +78,19 @@ static int destination(const struct lswitch *sw, const struct port *src, uint64_
 void switch_classify(struct lswitch *sw, const struct port *src, const struct frame *f,
                      unsigned n, int *dst)
 {
-    uint64_t own = mac_key(src->mac);
+    uint64_t own = fdb_key(src->mac);
     uint64_t last_src = UINT64_MAX, last_dst = UINT64_MAX;   /* no MAC is all ones in 64 bits */
     int last_to = SW_FLOOD;
     for (unsigned i = 0; i < n; i++) {
         if (dst[i] == SW_DROP_INVALID)
             continue;
-        uint64_t s = mac_key(f[i].eth + 6), d = mac_key(f[i].eth);
+        uint64_t s = fdb_key(f[i].eth + 6), d = fdb_key(f[i].eth);
         if (src->antispoof && s != own) {
             dst[i] = SW_DROP_SPOOFED;
             continue;
         }
         if (s != last_src) {
-            learn_key(sw, s, src->index);
+            fdb_learn(&sw->fdb, s, src->index);
             last_src = s;
             last_dst = UINT64_MAX;   /* the learn may have moved the cached one */
         }

@@ -1,8 +1,8 @@
 /*
  * switch.h - the learning L2 switch between ports.
  *
- * Owns: the MAC table (learned and static entries), classifying a burst of
- * frames (source check, learning, destination lookup, each done once per
+ * Owns: its forwarding database (fdb.c: static and learned entries, aging,
+ * limits), classifying a burst of frames (source check, learning, destination lookup, each done once per
  * run of frames with the same address), delivering runs of frames to a
  * port by its type (a guest's RX queue through net.c, or the tap), the
  * destination locks it holds while doing so, and the interrupts owed per
@@ -18,19 +18,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fdb.h"
 #include "net.h"
 
 struct port;
 struct port_table;
 struct vqueue;
 
-#define MAC_TABLE_SIZE 4096u   /* power of two */
-
 struct lswitch {
     const struct port_table *ports;
-    /* A lock-free open-addressed table of 64-bit words, each packing a MAC
-     * (48 bits) and port index + 1 (16 bits). */
-    uint64_t mac[MAC_TABLE_SIZE];
+    struct fdb fdb;
 };
 
 /* Where classification sends a frame: a port index (>= 0) or one of these. */
@@ -53,13 +50,18 @@ struct sw_ctx {
     struct vqueue *touched[SW_TOUCHED_MAX];
 };
 
+/* An empty table (default aging and limits) switching between the ports
+ * of table. */
 void switch_init(struct lswitch *sw, const struct port_table *table);
-void switch_learn(struct lswitch *sw, const uint8_t mac[6], unsigned port_index);
-/* Port index the MAC was learned on, or -1. */
+enum fdb_learn switch_learn(struct lswitch *sw, const uint8_t mac[6], unsigned port_index);
+/* A port's configured MAC: a static entry (-1 if it cannot be one). */
+int switch_add_static(struct lswitch *sw, const uint8_t mac[6], unsigned port_index);
+/* Port index the MAC lives on, or -1. */
 int switch_lookup(const struct lswitch *sw, const uint8_t mac[6]);
-/* Forgets every MAC learned on a port (it disconnected). */
+/* Forgets every MAC a port learned (its frontend went away); its static
+ * entry stays. */
 void switch_forget_port(struct lswitch *sw, unsigned port_index);
-/* Lists up to max MACs learned on a port; returns how many. */
+/* Lists up to max MACs of a port, static and learned; returns how many. */
 unsigned switch_port_macs(const struct lswitch *sw, unsigned port_index, uint8_t (*macs)[6],
                           unsigned max);
 
