@@ -114,7 +114,8 @@ static void peer_init(void)
     if (mem_region_map(&r, &d, fd, err, sizeof(err)) < 0)
         abort();
     close(fd);
-    mem_add(&peer.dev.mem, &r);
+    if (mem_add(&peer.dev.mem, &r, err, sizeof(err)) < 0)
+        abort();
     peer.dev.connected = true;
     dev_set_features(&peer.dev, 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MRG_RXBUF);
     peer.dev.features_set = true;

@@ -4,7 +4,9 @@
  * Owns: the listening unix socket (mode 0600), reading one command line
  * per client, rendering ports and statistics as text or JSON, and writing
  * the answer without blocking the control thread.
- * Must not: change device state (read-only views of ports and workers).
+ * Must not: change device state.  Its views read ports, the MAC table and
+ * workers; the one thing it changes is a port's policy, an atomic word the
+ * workers read, after which it pokes the port's queues.
  */
 #ifndef LWV_CTL_H
 #define LWV_CTL_H

@@ -102,7 +102,8 @@ struct guard_slot {
 
 static struct guard_slot guard[GUARD_SLOTS];
 
-static void guard_register(const struct mem_region *r, bool *flag)
+/* Returns -1 when the table is full: the region would be unguarded. */
+static int guard_register(const struct mem_region *r, bool *flag)
 {
     for (unsigned i = 0; i < GUARD_SLOTS; i++) {
         uintptr_t expect = 0;
@@ -116,8 +117,9 @@ static void guard_register(const struct mem_region *r, bool *flag)
         guard[i].page = r->page;
         guard[i].flag = flag;
         __atomic_store_n(&guard[i].base, (uintptr_t)r->map_base, __ATOMIC_RELEASE);
-        return;
+        return 0;
     }
+    return -1;
 }
 
 static void guard_unregister(const struct mem_region *r)
@@ -193,10 +195,21 @@ int mem_overlaps(const struct guest_mem *m, const struct mem_region *r)
     return 0;
 }
 
-void mem_add(struct guest_mem *m, const struct mem_region *r)
+int mem_add(struct guest_mem *m, const struct mem_region *r, char *err, size_t errlen)
 {
+    if (m->n >= MEM_MAX_REGIONS) {
+        snprintf(err, errlen, "more than %u memory regions", MEM_MAX_REGIONS);
+        return -1;
+    }
+    /* Mapped memory the SIGBUS guard does not know would let a frontend
+     * that shrinks its file kill the daemon: refuse it instead. */
+    if (guard_register(r, m->fault_flag) < 0) {
+        snprintf(err, errlen, "%u guest memory regions mapped in all, the most the SIGBUS "
+                 "guard can watch", GUARD_SLOTS);
+        return -1;
+    }
     m->r[m->n++] = *r;
-    guard_register(r, m->fault_flag);
+    return 0;
 }
 
 int mem_remove(struct guest_mem *m, const struct vhost_user_mem_region *d)

@@ -57,7 +57,10 @@ int mem_guard_install(void);
 
 /* True if r overlaps any region of m in GPA or UVA space. */
 int mem_overlaps(const struct guest_mem *m, const struct mem_region *r);
-void mem_add(struct guest_mem *m, const struct mem_region *r);
+/* Adds a mapped region (taking it over) and registers it with the SIGBUS
+ * guard.  -1 with a reason in err when m has MEM_MAX_REGIONS already or
+ * the guard's table is full; r is then still the caller's to unmap. */
+int mem_add(struct guest_mem *m, const struct mem_region *r, char *err, size_t errlen);
 /* Removes the region matching gpa, size and uva; returns 0 or -1. */
 int mem_remove(struct guest_mem *m, const struct vhost_user_mem_region *desc);
 void mem_clear(struct guest_mem *m);

@@ -310,7 +310,10 @@ static int map_into(struct ctx *c, struct guest_mem *mem, const struct vhost_use
         return fail(c, "memory region gpa 0x%llx size 0x%llx overlaps another",
                     (unsigned long long)r->guest_phys_addr, (unsigned long long)r->memory_size);
     }
-    mem_add(mem, &mr);
+    if (mem_add(mem, &mr, c->err, sizeof(c->err)) < 0) {
+        mem_region_unmap(&mr);
+        return -1;
+    }
     return 0;
 }
 

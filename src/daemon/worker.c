@@ -126,32 +126,73 @@ void worker_get_stats(const struct worker *w, struct worker_stats *o)
         o->cpu_ns = thread_cpu_ns(cid);
 }
 
+/* Frees a worker that has not started (its fds may be partly made). */
+static void worker_free(struct worker *w)
+{
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->wakefd >= 0)
+        close(w->wakefd);
+    if (w->timerfd >= 0)
+        close(w->timerfd);
+    free(w->queues);
+    free(w);
+}
+
+static struct worker *worker_new(unsigned id)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        log_error("worker %u: out of memory", id);
+        return NULL;
+    }
+    w->id = id;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (w->epfd < 0 || w->wakefd < 0 || w->timerfd < 0) {
+        log_error("worker %u: cannot create epoll/eventfd/timerfd: %s", id, strerror(errno));
+        goto fail;
+    }
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_WAKE };
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) < 0)
+        goto fail_ctl;
+    ev.data.u64 = TAG_TIMER;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &ev) < 0)
+        goto fail_ctl;
+    return w;
+fail_ctl:
+    log_error("worker %u: epoll_ctl: %s", id, strerror(errno));
+fail:
+    worker_free(w);
+    return NULL;
+}
+
 int workers_init(unsigned n)
 {
     workers = calloc(n, sizeof(*workers));
     trace_rings = calloc(n, sizeof(*trace_rings));
-    if (!workers || !trace_rings)
-        return -1;
+    if (!workers || !trace_rings) {
+        log_error("out of memory for %u workers", n);
+        goto fail;
+    }
     for (unsigned i = 0; i < n; i++) {
-        struct worker *w = calloc(1, sizeof(*w));
+        struct worker *w = worker_new(i);
         if (!w)
-            return -1;
-        w->id = i;
-        w->epfd = epoll_create1(EPOLL_CLOEXEC);
-        w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (w->epfd < 0 || w->wakefd < 0 || w->timerfd < 0) {
-            log_error("worker %u: cannot create epoll/eventfd/timerfd: %s", i, strerror(errno));
-            free(w);
-            return -1;
-        }
-        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_WAKE };
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
-        ev.data.u64 = TAG_TIMER;
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &ev);
+            goto fail;
         workers[nworkers++] = w;
     }
     return 0;
+fail:
+    /* Nothing started yet: undo everything, so a caller may try again. */
+    for (unsigned i = 0; i < nworkers; i++)
+        worker_free(workers[i]);
+    free(workers);
+    free(trace_rings);
+    workers = NULL;
+    trace_rings = NULL;
+    nworkers = 0;
+    return -1;
 }
 
 void worker_assign_queue(struct vqueue *q)
@@ -545,12 +586,8 @@ void workers_stop(void)
         wake(w);
         if (w->running)
             pthread_join(w->thread, NULL);
-        close(w->epfd);
-        close(w->wakefd);
-        close(w->timerfd);
         fwd_ctx_fini(&w->ctx);
-        free(w->queues);
-        free(w);
+        worker_free(w);
         free(trace_rings[i].rec);
     }
     free(workers);

@@ -28,7 +28,7 @@
 #include "virtio.h"
 #include "vhost_user.h"
 
-#define VUF_MAX_QP     8
+#define VUF_MAX_QP     16   /* as many as lwvhostd serves (LWV_MAX_QUEUE_PAIRS) */
 #define VUF_MAX_RINGS  (2 * VUF_MAX_QP)
 
 /* How TX frames are laid out in the descriptor table. */

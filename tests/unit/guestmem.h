@@ -42,7 +42,8 @@ static inline int fake_guest_init(struct fake_guest *g, uint64_t size, uint32_t 
     if (mem_region_map(&r, &d, fd, err, sizeof(err)) < 0)
         return -1;
     close(fd);
-    mem_add(&g->mem, &r);
+    if (mem_add(&g->mem, &r, err, sizeof(err)) < 0)
+        return -1;
     g->base = r.host;
     g->size = size;
     g->vq.num = num;

@@ -78,7 +78,7 @@ static inline void guest_init(struct guest *g, unsigned index, const char *name,
     char err[128];
     CHECK(mem_region_map(&r, &d, fd, err, sizeof(err)) == 0, "map: %s", err);
     close(fd);
-    mem_add(&p->dev.mem, &r);
+    CHECK(mem_add(&p->dev.mem, &r, err, sizeof(err)) == 0, "add: %s", err);
     g->host = r.host;
     g->next_gpa = GPA + 0x40000;
     p->dev.connected = true;

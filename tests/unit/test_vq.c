@@ -286,7 +286,7 @@ static void test_regions(void)
         struct mem_region r;
         CHECK(mem_region_map(&r, &d, fd, err, sizeof(err)) == 0, "map %d: %s", i, err);
         CHECK(!mem_overlaps(&m, &r), "no overlap %d", i);
-        mem_add(&m, &r);
+        mem_add(&m, &r, err, sizeof(err));
         close(fd);
     }
     struct iovec iov[4];
@@ -301,6 +301,53 @@ static void test_regions(void)
     CHECK(mem_remove(&m, &rm) == 0 && m.n == 2, "remove region");
     CHECK(mem_remove(&m, &rm) == -1, "remove twice fails");
     mem_clear(&m);
+}
+
+/* The table's own bound, and the SIGBUS guard's: a region either fits
+ * both or is refused with a reason, never silently left unguarded. */
+static void test_region_limits(void)
+{
+    char err[160];
+    int fd = memfd_create("many", 0);
+    CHECK(fd >= 0 && ftruncate(fd, 4096) == 0, "memfd");
+    static struct guest_mem m[140];
+    memset(m, 0, sizeof(m));
+    struct vhost_user_mem_region d = { 0, 4096, 0, 0 };
+    struct mem_region r;
+    int refused_at = -1;
+    for (unsigned i = 0; i <= MEM_MAX_REGIONS; i++) {
+        d.guest_phys_addr = d.userspace_addr = 0x10000ull * i;
+        CHECK(mem_region_map(&r, &d, fd, err, sizeof(err)) == 0, "map %u", i);
+        if (mem_add(&m[0], &r, err, sizeof(err)) < 0) {
+            refused_at = (int)i;
+            mem_region_unmap(&r);
+        }
+    }
+    CHECK(refused_at == MEM_MAX_REGIONS && m[0].n == MEM_MAX_REGIONS,
+          "region %d of one memory refused: %s", refused_at, err);
+    /* 4096 regions over many memories: the guard's table is full. */
+    unsigned added = MEM_MAX_REGIONS, k = 1;
+    refused_at = -1;
+    for (; k < 140 && refused_at < 0; k++)
+        for (unsigned i = 0; i < MEM_MAX_REGIONS && refused_at < 0; i++) {
+            d.guest_phys_addr = d.userspace_addr = 0x10000ull * i;
+            if (mem_region_map(&r, &d, fd, err, sizeof(err)) < 0)
+                break;
+            if (mem_add(&m[k], &r, err, sizeof(err)) < 0) {
+                refused_at = (int)added;
+                mem_region_unmap(&r);
+            } else {
+                added++;
+            }
+        }
+    CHECK(refused_at == 4096, "region %d in all refused: %s", refused_at, err);
+    for (unsigned i = 0; i < 140; i++)
+        mem_clear(&m[i]);
+    /* Freed slots are reusable. */
+    CHECK(mem_region_map(&r, &d, fd, err, sizeof(err)) == 0 &&
+          mem_add(&m[0], &r, err, sizeof(err)) == 0, "room again after the others went");
+    mem_clear(&m[0]);
+    close(fd);
 }
 
 static void test_bad_regions(void)
@@ -349,7 +396,7 @@ static void test_sigbus_guard(void)
     struct mem_region r;
     char err[128];
     CHECK(mem_region_map(&r, &d, fd, err, sizeof(err)) == 0, "map");
-    mem_add(&m, &r);
+    mem_add(&m, &r, err, sizeof(err));
     volatile uint8_t *p = mem_gpa_to_host(&m, 0x8000, 1);
     p[0] = 7;
     CHECK(ftruncate(fd, 0) == 0, "shrink");
@@ -375,6 +422,7 @@ int main(void)
     test_burst(&g);
     fake_guest_fini(&g);
     test_regions();
+    test_region_limits();
     test_bad_regions();
     return check_done("test_vq");
 }

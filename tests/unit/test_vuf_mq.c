@@ -3,7 +3,8 @@
  * pairs.  Frames sent on both TX queues must all arrive intact, in order
  * per TX queue, and both RX queues of the receiver must carry traffic.
  * A frontend that sets up only 1 of the 2 pairs (port c) must still get
- * everything on its one RX queue.
+ * everything on its one RX queue.  Then the most a port may have: two
+ * ports of 16 queue pairs, every TX queue to every RX queue.
  */
 #include "test_vuf_common.h"
 
@@ -86,5 +87,35 @@ int main(void)
     tport_close(&a);
     tport_close(&b);
     tport_close(&c);
+    check(daemon_stop() == 0, "daemon stops");
+
+    /* 16 queue pairs, the most lwvhostd serves. */
+    const char *ports16[] = { "d,queues=16", "e,queues=16", NULL };
+    if (daemon_start(ports16, extra)) {
+        check(0, "daemon starts with two queues=16 ports");
+        return test_finish();
+    }
+    struct tport d, e;
+    tport_default_opts(&o, "d");
+    o.queue_pairs = 16;
+    r = tport_connect(&d, "d", 0x0d, &o);
+    tport_default_opts(&o, "e");
+    o.queue_pairs = 16;
+    r |= tport_connect(&e, "e", 0x0e, &o);
+    check(r == 0, "two frontends connect with 16 queue pairs each");
+    if (r)
+        return test_finish();
+    struct tport *de[] = { &d, &e };
+    check(learn_all(de, 2) == 0, "d and e learn each other");
+    r = xfer_ex(&d, 0, 16, &e, e.mac, 3200, 64, 10000, &x);
+    unsigned used = 0;
+    for (unsigned q = 0; q < 16; q++)
+        used += x.per_rxq[q] > 0;
+    check(r == 0 && used == 16, "d->e over all 16 TX queues: %u/3200 in order, %u of 16 RX "
+          "queues of e used", x.received, used);
+    r = xfer_ex(&e, 0, 16, &d, d.mac, 3200, 1500, 10000, &x);
+    check(r == 0, "e->d 1500-byte frames over 16 queues: %u/3200", x.received);
+    tport_close(&d);
+    tport_close(&e);
     return test_finish();
 }
