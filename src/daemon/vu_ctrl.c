@@ -2,12 +2,14 @@
  * vu_ctrl.c - see vu_ctrl.h.
  *
  * Message flow: recv header (12 bytes) -> recv payload (size bytes), fds
- * are collected from whichever recvmsg carried them.  Each request has a
- * spec row (payload size range, fd count, whether it always replies).  A
- * message that breaks its row is a framing error and closes the
- * connection; a well-formed message with bad values fails: the frontend
- * gets a failure ack if it asked for one (NEED_REPLY), else the connection
- * is closed, since it would otherwise go on believing the state applied.
+ * are collected from whichever recvmsg carried them.  One table has a row
+ * per request: its name, payload size range, fd rule, whether it always
+ * replies, its handler (run under the device's write lock) and what runs
+ * once the lock is dropped.  A message that breaks its row is a framing
+ * error and closes the connection; a well-formed message with bad values
+ * fails: the frontend gets a failure ack if it asked for one (NEED_REPLY),
+ * else the connection is closed, since it would otherwise go on believing
+ * the state applied.
  */
 #define _GNU_SOURCE
 #include "vu_ctrl.h"
@@ -31,50 +33,8 @@
 
 enum fd_rule { FDS_NONE, FDS_ONE, FDS_VRING, FDS_MEM_TABLE, FDS_ZERO_OR_ONE };
 
-struct msg_spec {
-    const char *name;
-    uint32_t min_size, max_size;
-    enum fd_rule fds;
-    int replies;         /* always sends a reply payload (GET_*) */
-};
-
 #define U64 sizeof(uint64_t)
 #define STATE sizeof(struct vhost_user_vring_state)
-static const struct msg_spec specs[] = {
-    [VHOST_USER_GET_FEATURES] = { "GET_FEATURES", 0, U64, FDS_NONE, 1 },
-    [VHOST_USER_SET_FEATURES] = { "SET_FEATURES", U64, U64, FDS_NONE, 0 },
-    [VHOST_USER_SET_OWNER] = { "SET_OWNER", 0, U64, FDS_NONE, 0 },
-    [VHOST_USER_RESET_OWNER] = { "RESET_OWNER", 0, U64, FDS_NONE, 0 },
-    [VHOST_USER_SET_MEM_TABLE] = { "SET_MEM_TABLE", 8, sizeof(struct vhost_user_memory),
-                                   FDS_MEM_TABLE, 0 },
-    [VHOST_USER_SET_LOG_BASE] = { "SET_LOG_BASE", sizeof(struct vhost_user_log),
-                                  sizeof(struct vhost_user_log), FDS_ONE, 0 },
-    [VHOST_USER_SET_LOG_FD] = { "SET_LOG_FD", 0, U64, FDS_ONE, 0 },
-    [VHOST_USER_SET_VRING_NUM] = { "SET_VRING_NUM", STATE, STATE, FDS_NONE, 0 },
-    [VHOST_USER_SET_VRING_ADDR] = { "SET_VRING_ADDR", sizeof(struct vhost_user_vring_addr),
-                                    sizeof(struct vhost_user_vring_addr), FDS_NONE, 0 },
-    [VHOST_USER_SET_VRING_BASE] = { "SET_VRING_BASE", STATE, STATE, FDS_NONE, 0 },
-    [VHOST_USER_GET_VRING_BASE] = { "GET_VRING_BASE", STATE, STATE, FDS_NONE, 1 },
-    [VHOST_USER_SET_VRING_KICK] = { "SET_VRING_KICK", U64, U64, FDS_VRING, 0 },
-    [VHOST_USER_SET_VRING_CALL] = { "SET_VRING_CALL", U64, U64, FDS_VRING, 0 },
-    [VHOST_USER_SET_VRING_ERR] = { "SET_VRING_ERR", U64, U64, FDS_VRING, 0 },
-    [VHOST_USER_GET_PROTOCOL_FEATURES] = { "GET_PROTOCOL_FEATURES", 0, U64, FDS_NONE, 1 },
-    [VHOST_USER_SET_PROTOCOL_FEATURES] = { "SET_PROTOCOL_FEATURES", U64, U64, FDS_NONE, 0 },
-    [VHOST_USER_GET_QUEUE_NUM] = { "GET_QUEUE_NUM", 0, U64, FDS_NONE, 1 },
-    [VHOST_USER_SET_VRING_ENABLE] = { "SET_VRING_ENABLE", STATE, STATE, FDS_NONE, 0 },
-    [VHOST_USER_SEND_RARP] = { "SEND_RARP", U64, U64, FDS_NONE, 0 },
-    [VHOST_USER_NET_SET_MTU] = { "NET_SET_MTU", U64, U64, FDS_NONE, 0 },
-    [VHOST_USER_SET_BACKEND_REQ_FD] = { "SET_BACKEND_REQ_FD", 0, U64, FDS_ONE, 0 },
-    [VHOST_USER_RESET_DEVICE] = { "RESET_DEVICE", 0, U64, FDS_NONE, 0 },
-    [VHOST_USER_GET_MAX_MEM_SLOTS] = { "GET_MAX_MEM_SLOTS", 0, U64, FDS_NONE, 1 },
-    [VHOST_USER_ADD_MEM_REG] = { "ADD_MEM_REG", sizeof(struct vhost_user_mem_single),
-                                 sizeof(struct vhost_user_mem_single), FDS_ONE, 0 },
-    [VHOST_USER_REM_MEM_REG] = { "REM_MEM_REG", sizeof(struct vhost_user_mem_single),
-                                 sizeof(struct vhost_user_mem_single), FDS_ZERO_OR_ONE, 0 },
-    [VHOST_USER_SET_STATUS] = { "SET_STATUS", U64, U64, FDS_NONE, 0 },
-    [VHOST_USER_GET_STATUS] = { "GET_STATUS", 0, U64, FDS_NONE, 1 },
-};
-#define NSPECS (sizeof(specs) / sizeof(specs[0]))
 
 uint64_t vu_offered_features(unsigned max_qp)
 {
@@ -207,6 +167,7 @@ struct ctx {
     /* reply for GET_* */
     union vhost_user_payload reply;
     uint32_t reply_size;
+    const char *row_name;   /* the request's name, for messages */
 };
 
 static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -556,7 +517,7 @@ static int h_get_status(struct ctx *c)
 
 static int h_unsupported(struct ctx *c)
 {
-    return fail(c, "%s is not supported (not offered)", specs[c->m->hdr.request].name);
+    return fail(c, "%s is not supported (not offered)", c->row_name);
 }
 
 /* Sent after the write lock is dropped: switch delivery takes other
@@ -578,40 +539,72 @@ static void send_rarp(struct port *p, const uint8_t mac[6])
     fwd_inject(&ctx, p, f, sizeof(f));
 }
 
+/* ---- the message table --------------------------------------------------- */
+
 typedef int (*handler_fn)(struct ctx *);
-static const handler_fn handlers[] = {
-    [VHOST_USER_GET_FEATURES] = h_get_features,
-    [VHOST_USER_SET_FEATURES] = h_set_features,
-    [VHOST_USER_SET_OWNER] = h_nothing,
-    [VHOST_USER_RESET_OWNER] = h_reset,
-    [VHOST_USER_SET_MEM_TABLE] = h_set_mem_table,
-    [VHOST_USER_SET_LOG_BASE] = h_unsupported,
-    [VHOST_USER_SET_LOG_FD] = h_unsupported,
-    [VHOST_USER_SET_VRING_NUM] = h_set_vring_num,
-    [VHOST_USER_SET_VRING_ADDR] = h_set_vring_addr,
-    [VHOST_USER_SET_VRING_BASE] = h_set_vring_base,
-    [VHOST_USER_GET_VRING_BASE] = h_get_vring_base,
-    [VHOST_USER_SET_VRING_KICK] = h_set_vring_kick,
-    [VHOST_USER_SET_VRING_CALL] = h_set_vring_call,
-    [VHOST_USER_SET_VRING_ERR] = h_set_vring_err,
-    [VHOST_USER_GET_PROTOCOL_FEATURES] = h_get_protocol_features,
-    [VHOST_USER_SET_PROTOCOL_FEATURES] = h_set_protocol_features,
-    [VHOST_USER_GET_QUEUE_NUM] = h_get_queue_num,
-    [VHOST_USER_SET_VRING_ENABLE] = h_set_vring_enable,
-    [VHOST_USER_SEND_RARP] = h_nothing,   /* acted on after unlocking */
-    [VHOST_USER_NET_SET_MTU] = h_net_set_mtu,
-    [VHOST_USER_SET_BACKEND_REQ_FD] = h_unsupported,
-    [VHOST_USER_RESET_DEVICE] = h_reset,
-    [VHOST_USER_GET_MAX_MEM_SLOTS] = h_get_max_mem_slots,
-    [VHOST_USER_ADD_MEM_REG] = h_add_mem_reg,
-    [VHOST_USER_REM_MEM_REG] = h_rem_mem_reg,
-    [VHOST_USER_SET_STATUS] = h_set_status,
-    [VHOST_USER_GET_STATUS] = h_get_status,
+/* Runs once the device's write lock is dropped, if the handler succeeded. */
+typedef void (*after_fn)(struct port *p, const struct vhost_user_msg *m);
+
+struct msg_row {
+    const char *name;
+    uint32_t min_size, max_size;   /* payload size range */
+    enum fd_rule fds;              /* how many fds it must carry */
+    bool replies;                  /* always answers with a payload (GET_*) */
+    handler_fn handler;            /* under the device's write lock */
+    after_fn after;                /* NULL: nothing to do afterwards */
 };
+
+static void after_send_rarp(struct port *p, const struct vhost_user_msg *m)
+{
+    uint8_t mac[6];
+    memcpy(mac, &m->payload.u64, 6);
+    send_rarp(p, mac);
+}
+
+/* One row per request.  The handler is taken by address: a row whose
+ * handler is not a function (NULL, 0) does not compile. */
+#define MSG(req, min, max, fds, replies, fn, after) \
+    [VHOST_USER_##req] = { #req, min, max, fds, replies, &fn, after }
+
+static const struct msg_row table[] = {
+    MSG(GET_FEATURES, 0, U64, FDS_NONE, true, h_get_features, NULL),
+    MSG(SET_FEATURES, U64, U64, FDS_NONE, false, h_set_features, NULL),
+    MSG(SET_OWNER, 0, U64, FDS_NONE, false, h_nothing, NULL),
+    MSG(RESET_OWNER, 0, U64, FDS_NONE, false, h_reset, NULL),
+    MSG(SET_MEM_TABLE, 8, sizeof(struct vhost_user_memory), FDS_MEM_TABLE, false,
+        h_set_mem_table, NULL),
+    MSG(SET_LOG_BASE, sizeof(struct vhost_user_log), sizeof(struct vhost_user_log), FDS_ONE,
+        false, h_unsupported, NULL),
+    MSG(SET_LOG_FD, 0, U64, FDS_ONE, false, h_unsupported, NULL),
+    MSG(SET_VRING_NUM, STATE, STATE, FDS_NONE, false, h_set_vring_num, NULL),
+    MSG(SET_VRING_ADDR, sizeof(struct vhost_user_vring_addr),
+        sizeof(struct vhost_user_vring_addr), FDS_NONE, false, h_set_vring_addr, NULL),
+    MSG(SET_VRING_BASE, STATE, STATE, FDS_NONE, false, h_set_vring_base, NULL),
+    MSG(GET_VRING_BASE, STATE, STATE, FDS_NONE, true, h_get_vring_base, NULL),
+    MSG(SET_VRING_KICK, U64, U64, FDS_VRING, false, h_set_vring_kick, NULL),
+    MSG(SET_VRING_CALL, U64, U64, FDS_VRING, false, h_set_vring_call, NULL),
+    MSG(SET_VRING_ERR, U64, U64, FDS_VRING, false, h_set_vring_err, NULL),
+    MSG(GET_PROTOCOL_FEATURES, 0, U64, FDS_NONE, true, h_get_protocol_features, NULL),
+    MSG(SET_PROTOCOL_FEATURES, U64, U64, FDS_NONE, false, h_set_protocol_features, NULL),
+    MSG(GET_QUEUE_NUM, 0, U64, FDS_NONE, true, h_get_queue_num, NULL),
+    MSG(SET_VRING_ENABLE, STATE, STATE, FDS_NONE, false, h_set_vring_enable, NULL),
+    MSG(SEND_RARP, U64, U64, FDS_NONE, false, h_nothing, after_send_rarp),
+    MSG(NET_SET_MTU, U64, U64, FDS_NONE, false, h_net_set_mtu, NULL),
+    MSG(SET_BACKEND_REQ_FD, 0, U64, FDS_ONE, false, h_unsupported, NULL),
+    MSG(RESET_DEVICE, 0, U64, FDS_NONE, false, h_reset, NULL),
+    MSG(GET_MAX_MEM_SLOTS, 0, U64, FDS_NONE, true, h_get_max_mem_slots, NULL),
+    MSG(ADD_MEM_REG, sizeof(struct vhost_user_mem_single), sizeof(struct vhost_user_mem_single),
+        FDS_ONE, false, h_add_mem_reg, NULL),
+    MSG(REM_MEM_REG, sizeof(struct vhost_user_mem_single), sizeof(struct vhost_user_mem_single),
+        FDS_ZERO_OR_ONE, false, h_rem_mem_reg, NULL),
+    MSG(SET_STATUS, U64, U64, FDS_NONE, false, h_set_status, NULL),
+    MSG(GET_STATUS, 0, U64, FDS_NONE, true, h_get_status, NULL),
+};
+#define NROWS (sizeof(table) / sizeof(table[0]))
 
 /* Checks size and fd count against the request's spec; returns NULL if
  * fine, else why not. */
-static const char *check_framing(const struct msg_spec *s, const struct vhost_user_msg *m,
+static const char *check_framing(const struct msg_row *s, const struct vhost_user_msg *m,
                                  unsigned nfds, char *buf, size_t len)
 {
     uint32_t size = m->hdr.size;
@@ -659,12 +652,12 @@ static int dispatch(struct port *p, struct vu_conn *conn)
                   m->hdr.flags);
         return -1;
     }
-    if (req >= NSPECS || !specs[req].name) {
+    if (req >= NROWS || !table[req].name) {
         log_warn("port %s: unknown vhost-user request %u (size %u, %u fds) ignored%s", p->name,
                  req, m->hdr.size, conn->nfds, need_reply ? ", failure reply sent" : "");
         return need_reply ? send_u64(p, req, 1) : 0;
     }
-    const struct msg_spec *s = &specs[req];
+    const struct msg_row *s = &table[req];
     if (check_framing(s, m, conn->nfds, why, sizeof(why))) {
         log_error("port %s: malformed %s; closing the connection", p->name, why);
         return -1;
@@ -678,15 +671,12 @@ static int dispatch(struct port *p, struct vu_conn *conn)
     c.m = m;
     c.fds = conn->fds;
     c.nfds = conn->nfds;
+    c.row_name = s->name;
     vu_dev_lock(&p->dev);
-    rc = handlers[req](&c);
+    rc = s->handler(&c);
     vu_dev_unlock(&p->dev);
-
-    if (rc == 0 && req == VHOST_USER_SEND_RARP) {
-        uint8_t mac[6];
-        memcpy(mac, &m->payload.u64, 6);
-        send_rarp(p, mac);
-    }
+    if (rc == 0 && s->after)
+        s->after(p, m);
     if (rc < 0)
         log_error("port %s: %s", p->name, c.err);
     if (s->replies) {
