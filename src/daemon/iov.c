@@ -71,6 +71,21 @@ size_t iov_copy(const struct iovec *dst, unsigned dn, size_t dskip, const struct
     return done;
 }
 
+size_t iov_walk(const struct iovec *iov, unsigned n, size_t skip, size_t len,
+                int (*fn)(void *arg, const uint8_t *p, size_t len), void *arg)
+{
+    size_t done = 0;
+    for (unsigned i = iov_seek(iov, n, &skip); i < n && done < len; i++, skip = 0) {
+        size_t chunk = iov[i].iov_len - skip;
+        if (chunk > len - done)
+            chunk = len - done;
+        done += chunk;
+        if (!fn(arg, (const uint8_t *)iov[i].iov_base + skip, chunk))
+            break;
+    }
+    return done;
+}
+
 int iov_slice(const struct iovec *iov, unsigned n, size_t skip, size_t len, struct iovec *out,
               unsigned max)
 {

@@ -23,6 +23,10 @@ size_t buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *
 /* Copies up to len bytes from (src, sskip) to (dst, dskip); returns bytes copied. */
 size_t iov_copy(const struct iovec *dst, unsigned dn, size_t dskip, const struct iovec *src,
                 unsigned sn, size_t sskip, size_t len);
+/* Calls fn on each contiguous piece of bytes [skip, skip+len) of iov, in
+ * order, until fn returns false; returns the bytes handed to fn. */
+size_t iov_walk(const struct iovec *iov, unsigned n, size_t skip, size_t len,
+                int (*fn)(void *arg, const uint8_t *p, size_t len), void *arg);
 /* Describes bytes [skip, skip+len) of iov as at most max iovecs in out.
  * Returns how many, or -1 if the range needs more than max or runs past
  * the list. */

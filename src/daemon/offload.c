@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "iov.h"
+
 bool offload_hdr_valid(const struct virtio_net_hdr *h, size_t len, const struct offload_caps *c)
 {
     bool csum = h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
@@ -31,29 +33,29 @@ bool offload_hdr_valid(const struct virtio_net_hdr *h, size_t len, const struct 
     }
 }
 
+/* A one's-complement sum over pieces of a byte stream. */
+struct csum_acc {
+    uint64_t sum;
+    bool odd;   /* the next byte is the low half of a 16-bit word */
+};
+
+static int csum_piece(void *arg, const uint8_t *p, size_t l)
+{
+    struct csum_acc *a = arg;
+    for (size_t k = 0; k < l; k++) {
+        a->sum += a->odd ? p[k] : (uint32_t)p[k] << 8;
+        a->odd = !a->odd;
+    }
+    return 1;
+}
+
 uint32_t csum_iov(const struct iovec *iov, unsigned n, size_t skip, size_t len)
 {
-    uint64_t sum = 0;
-    bool odd = false;   /* next byte is the low half of a 16-bit word */
-    for (unsigned i = 0; i < n && len > 0; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        const uint8_t *p = (const uint8_t *)iov[i].iov_base + skip;
-        size_t l = iov[i].iov_len - skip;
-        if (l > len)
-            l = len;
-        len -= l;
-        skip = 0;
-        for (size_t k = 0; k < l; k++) {
-            sum += odd ? p[k] : (uint32_t)p[k] << 8;
-            odd = !odd;
-        }
-    }
-    while (sum >> 32)
-        sum = (sum & 0xffffffffu) + (sum >> 32);
-    return (uint32_t)sum;
+    struct csum_acc a = { 0, false };
+    iov_walk(iov, n, skip, len, csum_piece, &a);
+    while (a.sum >> 32)
+        a.sum = (a.sum & 0xffffffffu) + (a.sum >> 32);
+    return (uint32_t)a.sum;
 }
 
 uint16_t csum_fold(uint32_t sum)
