@@ -1,7 +1,7 @@
 /*
  * fuzz_common.h - small helpers shared by the libFuzzer targets in fuzz/:
  * a cursor over the fuzz input that reads zeros once the input runs out,
- * an open-fd count for the per-input leak assertion, and the daemon's log
+ * and the daemon's log
  * level (silent unless LWV_FUZZ_LOG names a level; fuzz/run.sh sets
  * "debug" and sends the daemon's stderr to /dev/null, so every log line
  * is still formatted).
@@ -12,7 +12,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "procfd.h"
 
 #define FUZZ_UNUSED __attribute__((unused))
 
@@ -65,21 +65,6 @@ static FUZZ_UNUSED size_t cur_bytes(struct cursor *c, void *dst, size_t n)
     c->p += k;
     c->n -= k;
     return k;
-}
-
-/* Open file descriptors of this process, or -1. */
-static FUZZ_UNUSED long fuzz_fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;   /* the directory stream's own fd */
 }
 
 static FUZZ_UNUSED void fuzz_log_init(void)

@@ -170,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(text, data + 1, size - 1);
     text[size - 1] = 0;
-    long fds_before = fuzz_fd_count();
+    long fds_before = proc_fd_count(0);
     char err[512];
     /* Relative "config" names resolve in the private directory (only
      * while the input runs: libFuzzer's own paths stay relative to where
@@ -214,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(text);
     if (fchdir(home_fd) < 0)
         abort();
-    long fds_after = fuzz_fd_count();
+    long fds_after = proc_fd_count(0);
     assert(fds_before >= 0 && fds_after == fds_before);
     return 0;
 }

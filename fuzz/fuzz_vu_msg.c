@@ -259,23 +259,8 @@ static void send_pieces(struct session *s, struct iovec *iov, int niov, uint8_t 
     int fds[MAX_FDS], tmp[2 * MAX_FDS];
     unsigned ntmp = 0;
     unsigned nfds = build_fds(s, fdspec, fds, tmp, &ntmp);
-    union {
-        char b[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-        struct cmsghdr align;
-    } cm;
-    memset(&cm, 0, sizeof(cm));
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)niov };
-    if (nfds) {
-        mh.msg_control = cm.b;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
     for (int attempt = 0; attempt < 2; attempt++) {
-        ssize_t w = sendmsg(s->fe, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = send_fds(s->fe, iov, niov, fds, nfds, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w >= 0 || errno != EAGAIN)
             break;
         pump(s);   /* the daemon has not read enough yet */
@@ -384,7 +369,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    long fds_before = fuzz_fd_count();
+    long fds_before = proc_fd_count(0);
     struct session s = { .fe = -1 };
     s.mem[0] = memfd_create("guest0", MFD_CLOEXEC);
     s.mem[1] = memfd_create("guest1", MFD_CLOEXEC);
@@ -444,7 +429,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     munmap(s.mem0, MEM0_SIZE);
     close(s.mem[0]);
     close(s.mem[1]);
-    long fds_after = fuzz_fd_count();
+    long fds_after = proc_fd_count(0);
     assert(fds_before >= 0 && fds_after == fds_before);
     return 0;
 }

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs the whole suite: unit test binaries (build/tests/test_*), then the
-# integration scripts (tests/integration/*.sh, except lib-* helpers and
-# benchmarks listed below). Each test exits 0 (pass), 77 (skipped) or
-# anything else (fail). Prints one line per test and a final tally.
+# Runs the whole suite, by kind: unit tests (build/tests/unit/test_*, in
+# one process), system tests (build/tests/system/test_* and
+# tests/system/*.sh, against a real lwvhostd), then the integration scripts
+# (tests/integration/*.sh: QEMU, DPDK, libvirt; except lib-* helpers and
+# the benchmarks listed below). Each test exits 0 (pass), 77 (skipped) or
+# anything else (fail). Prints one line per test and a final tally, with
+# what could not run here and why.
 #   BUILD=dir        where the binaries are (default build)
 #   TESTS="a b"      run only tests whose name contains one of the words
-#   LWV_SKIP="a b"   skip tests whose name contains one of the words
-#   LWV_NO_INTEGRATION=1   unit tests only
+#   LWV_SKIP="a b"   leave out tests whose name contains one of the words
+#   LWV_NO_INTEGRATION=1   unit and system tests only
+#   LWV_STRICT=1     a skipped test is a failure (CI: everything must run)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -16,7 +20,7 @@ mkdir -p "$LOGDIR"
 # Benchmarks live beside the tests but are not tests.
 BENCHMARKS="dpdk_compare"
 
-pass=0 fail=0 skip=0 failed=()
+pass=0 fail=0 skip=0 failed=() skipped=()
 selected() {
     for w in ${LWV_SKIP:-}; do case "$1" in *"$w"*) return 1 ;; esac; done
     [ -z "${TESTS:-}" ] && return 0
@@ -33,15 +37,19 @@ run_one() {
     local secs=$(( $(date +%s) - start ))
     case $rc in
         0) pass=$((pass + 1)); echo "PASS $name (${secs}s)" ;;
-        77) skip=$((skip + 1)); echo "SKIP $name: $(tail -n 1 "$log")" ;;
+        77) skip=$((skip + 1)); skipped+=("$name: $(tail -n 1 "$log")")
+            echo "SKIP $name: $(tail -n 1 "$log")" ;;
         *) fail=$((fail + 1)); failed+=("$name"); echo "FAIL $name (exit $rc, ${secs}s); last lines of $log:"
            tail -n 40 "$log" | sed 's/^/    /' ;;
     esac
 }
 
-for t in "$BUILD"/tests/test_*; do
-    [ -x "$t" ] || continue
+for t in "$BUILD"/tests/unit/test_* "$BUILD"/tests/system/test_*; do
+    [ -x "$t" ] && [ "${t%.[od]}" = "$t" ] || continue
     run_one "$(basename "$t")" "$t"
+done
+for s in tests/system/*.sh; do
+    run_one "$(basename "$s" .sh)" bash "$s"
 done
 if [ -z "${LWV_NO_INTEGRATION:-}" ]; then
     for s in tests/integration/*.sh; do
@@ -52,6 +60,15 @@ if [ -z "${LWV_NO_INTEGRATION:-}" ]; then
     done
 fi
 echo
+if [ ${#skipped[@]} -gt 0 ]; then
+    echo "could not run here:"
+    printf '  %s\n' "${skipped[@]}"
+    echo "(as root on Debian, 'scripts/install-deps.sh' installs what they need)"
+fi
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
 echo "$pass passed, $fail failed, $skip skipped"
+if [ -n "${LWV_STRICT:-}" ] && [ "$skip" -gt 0 ]; then
+    echo "LWV_STRICT: a skipped test is a failure"
+    exit 1
+fi
 [ "$fail" -eq 0 ]

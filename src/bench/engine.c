@@ -606,8 +606,14 @@ static int build_flows(struct eng *e)
             f->rlen = c->wl == WL_RR ? c->size : ACK_SIZE;
             f->tmpl = malloc(c->size);
             f->rtmpl = malloc(f->rlen);
-            if (!f->tmpl || !f->rtmpl)
+            if (!f->tmpl || !f->rtmpl) {
+                /* The caller frees the n flows made before this one. */
+                free(f->tmpl);
+                free(f->rtmpl);
+                f->tmpl = f->rtmpl = NULL;
+                e->nf = n;
                 return -1;
+            }
             frame_init(f->tmpl, c->size, e->vm[dst].mac, e->vm[src].mac,
                        c->wl == WL_RR ? FK_REQ : FK_DATA, n);
             frame_init(f->rtmpl, f->rlen, e->vm[src].mac, e->vm[dst].mac,

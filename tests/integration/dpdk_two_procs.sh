@@ -32,47 +32,7 @@ NAME=dpdk_two_procs
 # shellcheck source=tests/integration/lib-dpdk.sh
 . tests/integration/lib-dpdk.sh
 
-log()  { echo "$NAME: $*"; }
-fail() { echo "$NAME: FAIL: $*"; exit 1; }
-
-dpdk_require
-if [[ $BACKEND == lwvhostd ]]; then
-    [[ -x $LWVHOSTD ]] || fail "$LWVHOSTD not built (run make)"
-    [[ -x $LWVHOSTCTL ]] || fail "$LWVHOSTCTL not built (run make)"
-    command -v jq >/dev/null || fail "jq missing (apt-get install jq)"
-    dpdk_hugepages_setup 1024
-else
-    dpdk_hugepages_setup 1536
-fi
-
-T=$(mktemp -d /tmp/lwvt-twoprocs.XXXXXX) || fail "mktemp"
-START=$SECONDS
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    dpdk_stop_all
-    be_stop >/dev/null 2>&1
-    if { [[ $rc != 0 && $rc != 77 ]] || [[ -n ${LWV_VERBOSE:-} ]]; } && [[ -d $T ]]; then
-        local f
-        for f in "$T"/*.log "$T"/stats.json; do
-            [[ -s $f ]] || continue
-            echo "----- ${f##*/} -----"
-            tail -n 120 "$f"
-        done
-        echo "----- end of logs -----"
-    fi
-    if [[ -n ${LWV_KEEP:-} ]]; then log "kept $T"; else rm -rf "$T"; fi
-    if [[ $rc == 0 ]]; then
-        log "PASS ($((SECONDS - START)) s)"
-    elif [[ $rc != 77 ]]; then
-        log "FAIL (rc=$rc, $((SECONDS - START)) s)"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+dpdk_test_begin 1024 1536 twoprocs
 
 MAC_TX=52:54:00:00:20:00
 MAC_RX=52:54:00:00:20:01

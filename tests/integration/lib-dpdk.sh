@@ -17,6 +17,7 @@
 #   dpdk_port_stats NAME            print "PORT RXPKTS TXPKTS RXPPS TXPPS" lines
 #   dpdk_stop NAME [SECS]           quit testpmd (kill it if it does not), clean up
 #   dpdk_stop_all                   dpdk_stop every testpmd still running
+#   dpdk_test_begin MB_LWV MB_DPDK TAG   the common start of a DPDK test (below)
 #
 # Environment: DPDK_TESTPMD (default dpdk-testpmd), DPDK_HUGEDIR (default: an
 # existing hugetlbfs mount, else /dev/hugepages is mounted).
@@ -439,4 +440,56 @@ be_stop() {
 lwvd_json_counters() {
     jq -r '.ports[] | select(.type == "vhost")
            | "\(.name) \(.tx_packets) \(.rx_packets) \(.rx_drops + .tx_drops)"'
+}
+
+# dpdk_test_begin MB_LWV MB_DPDK TAG: the common start of a DPDK test script
+# (NAME, BACKEND, LWVHOSTD and LWVHOSTCTL set): log and fail helpers, the
+# requirements (testpmd; for the lwvhostd backend also lwvhostd, lwvhostctl
+# and jq), MB_LWV (lwvhostd) or MB_DPDK (DPDK backend) megabytes of
+# hugepages, the temp dir $T (/tmp/lwvt-TAG.*), and an EXIT trap that stops
+# every process, shows the logs on failure (or with LWV_VERBOSE=1), removes
+# $T (unless LWV_KEEP=1) and prints PASS or FAIL with the time taken.
+log()  { echo "$NAME: $*"; }
+fail() { echo "$NAME: FAIL: $*"; exit 1; }
+
+dpdk_test_begin() {
+    local mb_lwv=$1 mb_dpdk=$2 tag=$3
+    dpdk_require
+    if [[ $BACKEND == lwvhostd ]]; then
+        [[ -x $LWVHOSTD ]] || fail "$LWVHOSTD not built (run make)"
+        [[ -x $LWVHOSTCTL ]] || fail "$LWVHOSTCTL not built (run make)"
+        command -v jq >/dev/null || fail "jq missing (apt-get install jq)"
+        dpdk_hugepages_setup "$mb_lwv"
+    else
+        dpdk_hugepages_setup "$mb_dpdk"
+    fi
+    T=$(mktemp -d "/tmp/lwvt-$tag.XXXXXX") || fail "mktemp"
+    _DPDK_TEST_START=$SECONDS
+    trap _dpdk_test_end EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# shellcheck disable=SC2317  # run by the EXIT trap
+_dpdk_test_end() {
+    local rc=$?
+    trap - EXIT INT TERM
+    dpdk_stop_all
+    be_stop >/dev/null 2>&1
+    if { [[ $rc != 0 && $rc != 77 ]] || [[ -n ${LWV_VERBOSE:-} ]]; } && [[ -d $T ]]; then
+        local f
+        for f in "$T"/*.log "$T"/stats.json; do
+            [[ -s $f ]] || continue
+            echo "----- ${f##*/} -----"
+            tail -n 120 "$f"
+        done
+        echo "----- end of logs -----"
+    fi
+    if [[ -n ${LWV_KEEP:-} ]]; then log "kept $T"; else rm -rf "$T"; fi
+    if [[ $rc == 0 ]]; then
+        log "PASS ($((SECONDS - _DPDK_TEST_START)) s)"
+    elif [[ $rc != 77 ]]; then
+        log "FAIL (rc=$rc, $((SECONDS - _DPDK_TEST_START)) s)"
+    fi
+    exit "$rc"
 }

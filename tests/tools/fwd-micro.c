@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../unit/netguest.h"
+#include "netguest.h"
 
 #define RXBUF 2048u
 
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
     switch_init(&sw, &ports);
     guest_init(&ga, 0, "A", f);
     guest_init(&gb, 1, "B", f);
-    if (check_fail)
+    if (check_failed())
         die("cannot set up the guests");
     switch_learn(&sw, mac_b, 1);
     struct vq *tx = &ga.port.dev.q[1].vq, *rx = &gb.port.dev.q[0].vq;

@@ -94,6 +94,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "procfd.h"
 #include "device.h"
 #include "fwd.h"
 #include "log.h"
@@ -464,16 +465,7 @@ static void others_forward(const char *what)
 
 static long fd_count(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
+    return proc_fd_count(0);
 }
 
 /* Mappings of the memfds the tests hand to the daemon ("cp-guest" and
@@ -481,15 +473,7 @@ static long fd_count(void)
  * pile up (counting all mappings would count the allocator's too). */
 static long maps_count(void)
 {
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f)
-        return -1;
-    long n = 0;
-    char line[512];
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, "/memfd:cp-guest") || strstr(line, "/memfd:log");
-    fclose(f);
-    return n;
+    return proc_maps_count(0, "/memfd:cp-guest") + proc_maps_count(0, "/memfd:log");
 }
 
 /* ---- the control-plane port ---------------------------------------------- */
@@ -533,22 +517,7 @@ static enum outcome cp_msg(uint32_t req, uint32_t flags, const void *payload, ui
 {
     struct vhost_user_hdr h = { req, flags, size };
     struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, size } };
-    union {
-        char b[CMSG_SPACE(sizeof(int) * 32)];
-        struct cmsghdr align;
-    } cm;
-    memset(&cm, 0, sizeof(cm));
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
-    if (nfds) {
-        mh.msg_control = cm.b;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
-    if (cp_fe < 0 || sendmsg(cp_fe, &mh, MSG_NOSIGNAL) < 0)
+    if (cp_fe < 0 || send_fds(cp_fe, iov, size ? 2 : 1, fds, nfds, MSG_NOSIGNAL) < 0)
         return CLOSED;
     if (vu_conn_readable(&cp) < 0) {
         cp_close();

@@ -12,13 +12,14 @@
  *    serves that one as soon as it is released.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include "netguest.h"
+#include "procfd.h"
 #include "vu_ctrl.h"
 #include "worker.h"
 
@@ -234,36 +235,24 @@ static void test_worker_skips_locked_device(void)
     teardown();
 }
 
-static unsigned open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    unsigned n = 0;
-    if (!d)
-        return 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* workers_init that runs out of fds half-way gives back what it made. */
 static void test_workers_init_failure(void)
 {
     struct rlimit old, low;
     getrlimit(RLIMIT_NOFILE, &old);
-    unsigned before = open_fds();
+    unsigned before = (unsigned)proc_fd_count(0);
     /* Room for a few workers' fds, not for 64 workers' 192. */
     low = old;
     low.rlim_cur = before + 10;
     CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0, "lower the fd limit");
     int r = workers_init(64);
     setrlimit(RLIMIT_NOFILE, &old);
-    unsigned after = open_fds();
+    unsigned after = (unsigned)proc_fd_count(0);
     CHECK(r < 0 && workers_count() == 0, "workers_init fails when fds run out (%d)", r);
     CHECK(after == before, "and leaves no fd behind (%u before, %u after)", before, after);
     CHECK(workers_init(2) == 0 && workers_count() == 2, "a second try succeeds");
     workers_stop();
-    CHECK(open_fds() == before, "stopped workers leave no fd behind");
+    CHECK((unsigned)proc_fd_count(0) == before, "stopped workers leave no fd behind");
 }
 
 int main(void)

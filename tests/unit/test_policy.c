@@ -3,6 +3,8 @@
  * driven by a fake clock; and the no-lost-wake-up rule on a real ring.
  */
 #define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
 #include "check.h"
 #include "guestmem.h"
 #include "policy.h"

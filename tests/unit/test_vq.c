@@ -2,6 +2,9 @@
 /*
  * test_vq.c - split virtqueue access against valid and hostile rings.
  */
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "check.h"
 #include "guestmem.h"
 

@@ -7,7 +7,18 @@
  * jumping, used id out of range or not in flight, len larger than the
  * buffer, bad num_buffers).  Needs no daemon.
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 #include <pthread.h>
 #include <sys/socket.h>
@@ -183,7 +194,7 @@ static void test_tx_layout(enum vuf_tx_mode mode, const char *name)
 {
     struct fake f;
     struct vuf *v = open_fake(&f, F_BASE, mode, 0);
-    check(v != NULL, "%s: handshake with the fake backend", name);
+    CHECK(v != NULL, "%s: handshake with the fake backend", name);
     if (!v)
         return;
     struct vuf_ring_view tx;
@@ -222,18 +233,18 @@ static void test_tx_layout(enum vuf_tx_mode mode, const char *name)
     }
     static const uint8_t zero[12];
     ok &= have == 112 && !memcmp(got, zero, 12) && !memcmp(got + 12, frame, sizeof frame);
-    check(ok, "%s: avail/desc hold a 12-byte zero header + the frame (%zu bytes)", name, have);
+    CHECK(ok, "%s: avail/desc hold a 12-byte zero header + the frame (%zu bytes)", name, have);
 
     /* completion */
     uint16_t uidx = 0;
     dev_used(&tx, &uidx, head, 0);
     r = vuf_tx_reclaim(v, 0);
-    check(r == 1 && vuf_tx_inflight(v, 0) == 0, "%s: reclaim takes the used entry (%d)", name, r);
+    CHECK(r == 1 && vuf_tx_inflight(v, 0) == 0, "%s: reclaim takes the used entry (%d)", name, r);
     /* fill the ring: 8 slots (4 for chains) then -EAGAIN */
     unsigned slots = mode == VUF_TX_CHAIN2 ? 4 : 8, sent = 0;
     while (vuf_tx_enqueue(v, 0, frame, 60, NULL) == 0)
         sent++;
-    check(sent == slots, "%s: ring takes %u frames before -EAGAIN (%u)", name, slots, sent);
+    CHECK(sent == slots, "%s: ring takes %u frames before -EAGAIN (%u)", name, slots, sent);
     vuf_close(v);
     fake_stop(&f);
 }
@@ -245,7 +256,7 @@ static void test_kick_suppression(int event_idx)
     struct vuf *v = open_fake(&f, feat, VUF_TX_DIRECT, 0);
     const char *name = event_idx ? "EVENT_IDX" : "NO_NOTIFY";
     if (!v) {
-        check(0, "%s: connect", name);
+        CHECK(0, "%s: connect", name);
         return;
     }
     struct vuf_ring_view tx;
@@ -256,21 +267,21 @@ static void test_kick_suppression(int event_idx)
     if (!event_idx) {
         tx.used->flags = VIRTQ_USED_F_NO_NOTIFY;
         vuf_send(v, 0, frame, 60);
-        check(kicks_pending(tx.kick_fd) == 0, "%s set: no kick", name);
+        CHECK(kicks_pending(tx.kick_fd) == 0, "%s set: no kick", name);
         tx.used->flags = 0;
         vuf_send(v, 0, frame, 60);
-        check(kicks_pending(tx.kick_fd) == 1, "%s clear: kick", name);
+        CHECK(kicks_pending(tx.kick_fd) == 1, "%s clear: kick", name);
     } else {
         /* device wants a kick when avail idx passes 3 (i.e. on entry 3) */
         *tx.avail_event = 3;
         vuf_send(v, 0, frame, 60);   /* idx 0->1 */
         vuf_send(v, 0, frame, 60);   /* 1->2 */
         vuf_send(v, 0, frame, 60);   /* 2->3 */
-        check(kicks_pending(tx.kick_fd) == 0, "%s: no kick before avail_event", name);
+        CHECK(kicks_pending(tx.kick_fd) == 0, "%s: no kick before avail_event", name);
         vuf_send(v, 0, frame, 60);   /* 3->4: crosses */
-        check(kicks_pending(tx.kick_fd) == 1, "%s: kick when avail idx passes avail_event", name);
+        CHECK(kicks_pending(tx.kick_fd) == 1, "%s: kick when avail idx passes avail_event", name);
         vuf_send(v, 0, frame, 60);
-        check(kicks_pending(tx.kick_fd) == 0, "%s: no kick after it", name);
+        CHECK(kicks_pending(tx.kick_fd) == 0, "%s: no kick after it", name);
         /* batch that jumps over the event index: one kick */
         *tx.avail_event = 6;
         for (uint16_t id = 0; id < 5; id++)
@@ -279,7 +290,7 @@ static void test_kick_suppression(int event_idx)
         for (int i = 0; i < 4; i++)
             vuf_tx_enqueue(v, 0, frame, 60, NULL);
         int k = vuf_tx_flush(v, 0);
-        check(k == 1 && kicks_pending(tx.kick_fd) == 1,
+        CHECK(k == 1 && kicks_pending(tx.kick_fd) == 1,
               "%s: one kick for a batch crossing avail_event", name);
     }
     vuf_close(v);
@@ -291,7 +302,7 @@ static void test_used_bounds(void)
     struct fake f;
     struct vuf *v = open_fake(&f, F_BASE, VUF_TX_DIRECT, 0);
     if (!v) {
-        check(0, "bounds: connect");
+        CHECK(0, "bounds: connect");
         return;
     }
     struct vuf_ring_view tx, rx;
@@ -303,10 +314,10 @@ static void test_used_bounds(void)
     /* used->idx jumps by 5 with 2 in flight */
     __atomic_store_n(&tx.used->idx, 5, __ATOMIC_RELEASE);
     int r = vuf_tx_reclaim(v, 0);
-    check(r == -EPROTO && vuf_ring_broken(v, 1),
+    CHECK(r == -EPROTO && vuf_ring_broken(v, 1),
           "TX used->idx jumping past what is in flight: -EPROTO, ring broken (%d: %s)", r,
           vuf_last_error(v));
-    check(vuf_send(v, 0, frame, 60) == -EPROTO, "a broken ring refuses further sends");
+    CHECK(vuf_send(v, 0, frame, 60) == -EPROTO, "a broken ring refuses further sends");
     vuf_close(v);
     fake_stop(&f);
 
@@ -324,7 +335,7 @@ static void test_used_bounds(void)
         uint16_t u = 0;
         dev_used(&tx, &u, tc[i].id, tc[i].len);
         r = vuf_tx_reclaim(v, 0);
-        check(r == -EPROTO, "%s: -EPROTO (%d: %s)", tc[i].what, r, vuf_last_error(v));
+        CHECK(r == -EPROTO, "%s: -EPROTO (%d: %s)", tc[i].what, r, vuf_last_error(v));
         vuf_close(v);
         fake_stop(&f);
     }
@@ -370,7 +381,7 @@ static void test_used_bounds(void)
                 data_ok = out[k] == want;
             }
         }
-        check(r == rc[i].expect && data_ok, "%s: %d (want %d)%s", rc[i].what, r, rc[i].expect,
+        CHECK(r == rc[i].expect && data_ok, "%s: %d (want %d)%s", rc[i].what, r, rc[i].expect,
               data_ok ? "" : ", DATA WRONG");
         if (rc[i].expect == -EAGAIN) {
             /* publish the second buffer now */
@@ -378,11 +389,11 @@ static void test_used_bounds(void)
             memset(b1, 0xab, 40);
             dev_used(&rx, &u, 3, 40);
             r = vuf_recv(v, 0, out, sizeof out);
-            check(r == 500 + 40 && out[500] == 0xab, "RX second buffer published later: %d", r);
+            CHECK(r == 500 + 40 && out[500] == 0xab, "RX second buffer published later: %d", r);
         }
         if (r > 0) {
             unsigned used = rc[i].expect == -EAGAIN ? 2 : (unsigned)rc[i].nused;
-            check(rx.avail->idx == 8 + used,
+            CHECK(rx.avail->idx == 8 + used,
                   "%s: buffers reposted (avail idx %u)", rc[i].what, rx.avail->idx);
         }
         vuf_close(v);
@@ -395,7 +406,7 @@ static void test_wait_and_raw(void)
     struct fake f;
     struct vuf *v = open_fake(&f, F_BASE | (1ull << VIRTIO_RING_F_EVENT_IDX), VUF_TX_DIRECT, 0);
     if (!v) {
-        check(0, "wait: connect");
+        CHECK(0, "wait: connect");
         return;
     }
     struct vuf_ring_view rx;
@@ -403,43 +414,43 @@ static void test_wait_and_raw(void)
     double t0 = t_now();
     int w = vuf_wait(v, 100);
     double dt = t_now() - t0;
-    check(w == 0 && dt > 0.08 && dt < 1.0, "wait without interrupt times out (%d, %.3f s)", w, dt);
+    CHECK(w == 0 && dt > 0.08 && dt < 1.0, "wait without interrupt times out (%d, %.3f s)", w, dt);
     uint64_t two = 2;
     if (write(rx.call_fd, &two, 8) != 8)
         note("call write failed");
     w = vuf_wait(v, 1000);
     struct vuf_stats s;
     vuf_get_stats(v, &s);
-    check(w == 1 && s.interrupts == 2, "wait sees the call eventfd (%d, %llu interrupts)", w,
+    CHECK(w == 1 && s.interrupts == 2, "wait sees the call eventfd (%d, %llu interrupts)", w,
           (unsigned long long)s.interrupts);
-    check(*rx.used_event == 0, "RX used_event armed at the next used index (%u)", *rx.used_event);
+    CHECK(*rx.used_event == 0, "RX used_event armed at the next used index (%u)", *rx.used_event);
     uint16_t u = 0;
     struct virtio_net_hdr h = { .num_buffers = 1 };
     memcpy(vuf_gpa_to_ptr(v, rx.desc[0].addr, 12), &h, 12);
     dev_used(&rx, &u, 0, 12 + 60);
     w = vuf_wait(v, 1000);
-    check(w == 1, "wait returns at once when used entries are pending");
+    CHECK(w == 1, "wait returns at once when used entries are pending");
     static uint8_t out[2048];
     int r = vuf_recv_wait(v, 0, out, sizeof out, 100);
-    check(r == 60 && *rx.used_event == 1, "recv_wait gets it; used_event moves to 1 (%d, %u)",
+    CHECK(r == 60 && *rx.used_event == 1, "recv_wait gets it; used_event moves to 1 (%d, %u)",
           r, *rx.used_event);
     r = vuf_recv_wait(v, 0, out, sizeof out, 100);
-    check(r == -ETIMEDOUT, "recv_wait with nothing: -ETIMEDOUT (%d)", r);
+    CHECK(r == -ETIMEDOUT, "recv_wait with nothing: -ETIMEDOUT (%d)", r);
 
     /* raw requests */
     struct vhost_user_msg m;
     r = vuf_request(v, VHOST_USER_GET_FEATURES, NULL, 0, NULL, 0, &m);
-    check(r == 0 && m.hdr.size == 8 && m.payload.u64 == (F_BASE | (1ull << VIRTIO_RING_F_EVENT_IDX)),
+    CHECK(r == 0 && m.hdr.size == 8 && m.payload.u64 == (F_BASE | (1ull << VIRTIO_RING_F_EVENT_IDX)),
           "vuf_request GET_FEATURES: reply with the features");
     uint64_t z = 0;
     r = vuf_request(v, 99, &z, 8, NULL, 0, &m);
-    check(r == 0 && m.payload.u64 == 1, "vuf_request of request 99: nack 1 read back");
+    CHECK(r == 0 && m.payload.u64 == 1, "vuf_request of request 99: nack 1 read back");
     uint8_t st = 0;
     r = vuf_get_status(v, &st);
-    check(r == 0 && st == 0x0f, "GET_STATUS: 0x%02x", st);
+    CHECK(r == 0 && st == 0x0f, "GET_STATUS: 0x%02x", st);
     uint32_t base = 99;
     r = vuf_get_vring_base(v, 1, &base);
-    check(r == 0 && base == 1001, "GET_VRING_BASE reply read back (%d, %u)", r, base);
+    CHECK(r == 0 && base == 1001, "GET_VRING_BASE reply read back (%d, %u)", r, base);
     vuf_close(v);
     fake_stop(&f);
 
@@ -449,7 +460,7 @@ static void test_wait_and_raw(void)
         memset(&o, 0, sizeof o);
         o.path = f.path;
         r = vuf_connect(&v, &o);
-        check(r == -EPROTO, "GET_FEATURES reply of 4 bytes: connect fails with -EPROTO (%d: %s)",
+        CHECK(r == -EPROTO, "GET_FEATURES reply of 4 bytes: connect fails with -EPROTO (%d: %s)",
               r, vuf_last_error(NULL));
         if (r == 0)
             vuf_close(v);
@@ -464,7 +475,7 @@ static void test_wait_and_raw(void)
         o.path = p;
         o.timeout_ms = 100;
         r = vuf_connect(&v, &o);
-        check(r == -ENOENT, "connect to a missing socket: -ENOENT (%d)", r);
+        CHECK(r == -ENOENT, "connect to a missing socket: -ENOENT (%d)", r);
     }
 }
 

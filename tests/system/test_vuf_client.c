@@ -5,7 +5,18 @@
  * between c and the server-mode port a, and reconnect after the frontend
  * drops the connection.
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 static int listen_c(struct tport *c)
 {
@@ -21,41 +32,41 @@ int main(void)
     test_init("client", 120);
     const char *ports[] = { "a", "c,client=on", NULL };
     if (daemon_start(ports, NULL)) {
-        check(0, "daemon starts");
+        CHECK(0, "daemon starts");
         return test_finish();
     }
     struct tport A, C;
     int r = tport_connect(&A, "a", 0x0a, NULL);
-    check(r == 0, "frontend a connects to the daemon (server-mode port)");
+    CHECK(r == 0, "frontend a connects to the daemon (server-mode port)");
     if (r)
         return test_finish();
     msleep(300);   /* the daemon has already tried c.sock and found nobody */
     double t0 = t_now();
     r = listen_c(&C);
-    check(r == 0, "the daemon connects to our c.sock within 10 s (%.1f s) and negotiates",
+    CHECK(r == 0, "the daemon connects to our c.sock within 10 s (%.1f s) and negotiates",
           t_now() - t0);
     if (r)
         return test_finish();
 
     for (int round = 0; round < 2; round++) {
         struct tport *ac[] = { &A, &C };
-        check(learn_all(ac, 2) == 0, "round %d: broadcasts a<->c", round);
+        CHECK(learn_all(ac, 2) == 0, "round %d: broadcasts a<->c", round);
         struct xres x;
         r = xfer(&A, &C, C.mac, 300, 1500, &x);
-        check(r == 0, "round %d: a->c %u/300 intact, in order", round, x.received);
+        CHECK(r == 0, "round %d: a->c %u/300 intact, in order", round, x.received);
         r = xfer(&C, &A, A.mac, 300, 64, &x);
-        check(r == 0, "round %d: c->a %u/300 intact, in order", round, x.received);
+        CHECK(r == 0, "round %d: c->a %u/300 intact, in order", round, x.received);
         if (round == 1)
             break;
         tport_close(&C);   /* abrupt: the daemon must notice and reconnect */
         t0 = t_now();
         r = listen_c(&C);
-        check(r == 0, "the daemon reconnects after the frontend went away (%.1f s)",
+        CHECK(r == 0, "the daemon reconnects after the frontend went away (%.1f s)",
               t_now() - t0);
         if (r)
             break;
     }
-    check(daemon_alive(), "daemon alive at the end");
+    CHECK(daemon_alive(), "daemon alive at the end");
     tport_close(&C);
     tport_close(&A);
     return test_finish();

@@ -7,7 +7,18 @@
  *    between the other guests never reaches it;
  *  - learned entries age out after --fdb-age; static ones do not.
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 static struct tport A, B, C;
 static char js[1 << 20];
@@ -46,26 +57,26 @@ int main(void)
     const char *ports[] = { "a,mac=02:00:00:00:00:0a", "b", "c", NULL };
     const char *extra[] = { "--fdb-max-per-port", "16", "--fdb-age", "2", NULL };
     if (daemon_start(ports, extra)) {
-        check(0, "daemon starts");
+        CHECK(0, "daemon starts");
         return test_finish();
     }
-    check(daemon_ctl("fdb json\n", js, sizeof js) == 0 &&
+    CHECK(daemon_ctl("fdb json\n", js, sizeof js) == 0 &&
           strstr(js, "{\"port\":\"a\",\"mac\":\"02:00:00:00:00:0a\",\"static\":true"),
           "a's configured MAC is a static entry before anything connects");
 
     /* The bug: a's frontend connects and goes away; its MAC must stay. */
-    check(tport_connect(&A, "a", 0x0a, NULL) == 0, "a connects");
+    CHECK(tport_connect(&A, "a", 0x0a, NULL) == 0, "a connects");
     tport_close(&A);
     msleep(200);
-    check(daemon_ctl("ports json\n", js, sizeof js) == 0 && strstr(js, "02:00:00:00:00:0a"),
+    CHECK(daemon_ctl("ports json\n", js, sizeof js) == 0 && strstr(js, "02:00:00:00:00:0a"),
           "after a's frontend left, ports still shows its MAC");
     int r = tport_connect(&A, "a", 0x0a, NULL) | tport_connect(&B, "b", 0x0b, NULL) |
             tport_connect(&C, "c", 0x0c, NULL);
-    check(r == 0, "a, b and c connect");
+    CHECK(r == 0, "a, b and c connect");
     if (r)
         return test_finish();
     struct tport *abc[] = { &A, &B, &C };
-    check(learn_all(abc, 3) == 0, "they learn each other");
+    CHECK(learn_all(abc, 3) == 0, "they learn each other");
 
     /* b sends from a's address: the static entry does not move, and c's
      * unicast to a still reaches a, never b. */
@@ -74,13 +85,13 @@ int main(void)
     tport_drain(&C);
     int got = daemon_ctl("fdb json\n", js, sizeof js);
     unsigned long long refused = json_num(js, "\"not_moved_live\":");
-    check(got == 0 && strstr(js, "{\"port\":\"a\",\"mac\":\"02:00:00:00:00:0a\",\"static\":true") &&
+    CHECK(got == 0 && strstr(js, "{\"port\":\"a\",\"mac\":\"02:00:00:00:00:0a\",\"static\":true") &&
           refused >= 1 && refused != ~0ull, "b sending from a's MAC did not move it (refused %llu)",
           refused);
     struct xres x;
     int xr = xfer(&C, &A, A.mac, 50, 100, &x);
     unsigned stray = tport_drain(&B);
-    check(xr == 0 && stray == 0, "c->a unicast reaches a (%u/50), b sees none (%u)", x.received,
+    CHECK(xr == 0 && stray == 0, "c->a unicast reaches a (%u/50), b sees none (%u)", x.received,
           stray);
 
     /* The flood: b sends from 20000 source addresses (more than the table holds). */
@@ -99,26 +110,26 @@ int main(void)
     msleep(200);
     tport_drain(&A);
     tport_drain(&C);
-    check(daemon_ctl("fdb json\n", js, sizeof js) == 0, "fdb json");
+    CHECK(daemon_ctl("fdb json\n", js, sizeof js) == 0, "fdb json");
     unsigned on_b = count_of(js, "{\"port\":\"b\"");
     unsigned long long limited = json_num(js, "\"not_learned_port_limit\":");
-    check(on_b == 16, "b holds 16 learned addresses, its limit (%u)", on_b);
-    check(limited >= 20000 - 16 && limited != ~0ull, "the rest were refused and counted (%llu)",
+    CHECK(on_b == 16, "b holds 16 learned addresses, its limit (%u)", on_b);
+    CHECK(limited >= 20000 - 16 && limited != ~0ull, "the rest were refused and counted (%llu)",
           limited);
-    check(strstr(js, "\"mac\":\"02:00:00:00:00:0c\"") && strstr(js, "\"mac\":\"02:00:00:00:00:0a\""),
+    CHECK(strstr(js, "\"mac\":\"02:00:00:00:00:0c\"") && strstr(js, "\"mac\":\"02:00:00:00:00:0a\""),
           "c's and a's entries are still there");
     int ok = pair_ok(&A, &C, 200, 300);
     stray = tport_drain(&B);
-    check(ok == 0 && stray == 0, "a<->c unicast flows and none of it reaches b (%u did)", stray);
+    CHECK(ok == 0 && stray == 0, "a<->c unicast flows and none of it reaches b (%u did)", stray);
 
     /* Aging: 2 s without frames from b's addresses; a's static stays. */
     msleep(3500);
-    check(daemon_ctl("fdb json\n", js, sizeof js) == 0, "fdb json after aging");
+    CHECK(daemon_ctl("fdb json\n", js, sizeof js) == 0, "fdb json after aging");
     unsigned left = count_of(js, "{\"port\":\"b\"");
     unsigned long long aged = json_num(js, "\"aged\":");
-    check(left == 0 && aged >= 16 && aged != ~0ull, "b's learned addresses aged out (%u left, "
+    CHECK(left == 0 && aged >= 16 && aged != ~0ull, "b's learned addresses aged out (%u left, "
           "%llu aged)", left, aged);
-    check(strstr(js, "{\"port\":\"a\",\"mac\":\"02:00:00:00:00:0a\",\"static\":true") != NULL,
+    CHECK(strstr(js, "{\"port\":\"a\",\"mac\":\"02:00:00:00:00:0a\",\"static\":true") != NULL,
           "a's static entry did not age");
     tport_close(&A);
     tport_close(&B);

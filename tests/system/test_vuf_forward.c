@@ -9,7 +9,18 @@
  * frame must arrive intact and in order, and unicast between learned MACs
  * must not reach the other ports.
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 static unsigned count_vuf_frames(struct tport *t)
 {
@@ -32,10 +43,10 @@ int main(void)
     test_init("forward", 120);
     const char *ports[] = { "a", "b", "c", "d", NULL };
     if (daemon_start(ports, NULL)) {
-        check(0, "daemon starts and listens on 4 sockets");
+        CHECK(0, "daemon starts and listens on 4 sockets");
         return test_finish();
     }
-    check(1, "daemon starts and listens on 4 sockets");
+    CHECK(1, "daemon starts and listens on 4 sockets");
 
     struct tport a, b, c, d;
     struct vuf_opts o;
@@ -44,36 +55,36 @@ int main(void)
     tport_default_opts(&o, "a");
     o.tx_mode = VUF_TX_DIRECT;
     r = tport_connect(&a, "a", 0x0a, &o);
-    check(r == 0, "frontend a connects and negotiates (direct TX)");
+    CHECK(r == 0, "frontend a connects and negotiates (direct TX)");
     if (r)
         return test_finish();
     note("a: offered features 0x%llx acked 0x%llx protocol offered 0x%llx acked 0x%llx",
          (unsigned long long)vuf_device_features(a.v), (unsigned long long)vuf_features(a.v),
          (unsigned long long)vuf_device_protocol(a.v), (unsigned long long)vuf_protocol(a.v));
-    check(vuf_has_feature(a.v, VIRTIO_F_VERSION_1), "VERSION_1 negotiated");
-    check(vuf_has_feature(a.v, VIRTIO_NET_F_MRG_RXBUF), "MRG_RXBUF negotiated");
-    check(vuf_has_feature(a.v, VIRTIO_RING_F_EVENT_IDX), "EVENT_IDX negotiated");
-    check(vuf_has_feature(a.v, VIRTIO_RING_F_INDIRECT_DESC), "INDIRECT_DESC negotiated");
-    check(vuf_has_protocol(a.v, VHOST_USER_PROTOCOL_F_REPLY_ACK), "REPLY_ACK negotiated");
+    CHECK(vuf_has_feature(a.v, VIRTIO_F_VERSION_1), "VERSION_1 negotiated");
+    CHECK(vuf_has_feature(a.v, VIRTIO_NET_F_MRG_RXBUF), "MRG_RXBUF negotiated");
+    CHECK(vuf_has_feature(a.v, VIRTIO_RING_F_EVENT_IDX), "EVENT_IDX negotiated");
+    CHECK(vuf_has_feature(a.v, VIRTIO_RING_F_INDIRECT_DESC), "INDIRECT_DESC negotiated");
+    CHECK(vuf_has_protocol(a.v, VHOST_USER_PROTOCOL_F_REPLY_ACK), "REPLY_ACK negotiated");
 
     tport_default_opts(&o, "b");
     o.tx_mode = VUF_TX_INDIRECT;
     o.rx_buf_size = 512;
     r = tport_connect(&b, "b", 0x0b, &o);
-    check(r == 0, "frontend b connects (indirect TX, 512-byte RX buffers)");
+    CHECK(r == 0, "frontend b connects (indirect TX, 512-byte RX buffers)");
     tport_default_opts(&o, "c");
     o.tx_mode = VUF_TX_CHAIN2;
     r |= tport_connect(&c, "c", 0x0c, &o);
-    check(r == 0, "frontend c connects (2-descriptor chains)");
+    CHECK(r == 0, "frontend c connects (2-descriptor chains)");
     tport_default_opts(&o, "d");
     o.nregions = 2;
     r |= tport_connect(&d, "d", 0x0d, &o);
-    check(r == 0, "frontend d connects (two memory regions)");
+    CHECK(r == 0, "frontend d connects (two memory regions)");
     if (r)
         return test_finish();
 
     struct tport *all[] = { &a, &b, &c, &d };
-    check(learn_all(all, 4) == 0, "a broadcast from each port reaches every other port");
+    CHECK(learn_all(all, 4) == 0, "a broadcast from each port reaches every other port");
 
     struct xres x;
     static const unsigned sizes[] = { 64, 1500 };
@@ -82,13 +93,13 @@ int main(void)
         struct { struct tport *src, *dst; } dir[] = { { &a, &b }, { &b, &a }, { &c, &d }, { &d, &c } };
         for (unsigned k = 0; k < 4; k++) {
             int rr = xfer(dir[k].src, dir[k].dst, dir[k].dst->mac, n, sz, &x);
-            check(rr == 0, "%s->%s %u x %u bytes: %u arrived, %u bad, %u out of order",
+            CHECK(rr == 0, "%s->%s %u x %u bytes: %u arrived, %u bad, %u out of order",
                   dir[k].src->name, dir[k].dst->name, n, sz, x.received, x.bad, x.reordered);
         }
     }
     struct vuf_stats sb;
     vuf_get_stats(b.v, &sb);
-    check(sb.rx_bufs > sb.rx_frames,
+    CHECK(sb.rx_bufs > sb.rx_frames,
           "b (512-byte buffers) got multi-buffer frames: %llu buffers for %llu frames",
           (unsigned long long)sb.rx_bufs, (unsigned long long)sb.rx_frames);
 
@@ -108,17 +119,17 @@ int main(void)
                 ok++;
             vuf_tx_reclaim(b.v, 0);
         }
-        check(ok == n, "b->d %u frames of sizes 60..1514, one at a time: %u intact", n, ok);
+        CHECK(ok == n, "b->d %u frames of sizes 60..1514, one at a time: %u intact", n, ok);
     }
 
     /* no flooding of unicast between learned MACs */
     tport_drain(&c);
     tport_drain(&d);
-    check(xfer(&a, &b, b.mac, 200, 64, &x) == 0 && xfer(&b, &a, a.mac, 200, 64, &x) == 0,
+    CHECK(xfer(&a, &b, b.mac, 200, 64, &x) == 0 && xfer(&b, &a, a.mac, 200, 64, &x) == 0,
           "a<->b unicast again (200 each way)");
     msleep(100);
     unsigned leak_c = count_vuf_frames(&c), leak_d = count_vuf_frames(&d);
-    check(leak_c == 0 && leak_d == 0,
+    CHECK(leak_c == 0 && leak_d == 0,
           "unicast a<->b not flooded to c or d (c saw %u, d saw %u)", leak_c, leak_d);
 
     /* an interrupt arrives for a frame */
@@ -134,7 +145,7 @@ int main(void)
         int w = vuf_wait_ring(a.v, 0, 2000);
         int len = vuf_recv_wait(a.v, 0, buf, sizeof buf, 2000);
         vuf_get_stats(a.v, &s1);
-        check(w == 1 && s1.interrupts > s0.interrupts && len == 64,
+        CHECK(w == 1 && s1.interrupts > s0.interrupts && len == 64,
               "a single frame raises a call interrupt (wait %d, irqs %llu->%llu, len %d)", w,
               (unsigned long long)s0.interrupts, (unsigned long long)s1.interrupts, len);
     }
@@ -146,10 +157,10 @@ int main(void)
              (unsigned long long)sa.tx_frames, (unsigned long long)sa.kicks,
              (unsigned long long)sa.kicks_suppressed, (unsigned long long)sa.interrupts);
     }
-    check(!vuf_ring_broken(a.v, 0) && !vuf_ring_broken(a.v, 1) && !vuf_ring_broken(b.v, 0) &&
+    CHECK(!vuf_ring_broken(a.v, 0) && !vuf_ring_broken(a.v, 1) && !vuf_ring_broken(b.v, 0) &&
           !vuf_ring_broken(b.v, 1) && !vuf_ring_broken(c.v, 0) && !vuf_ring_broken(d.v, 0),
           "no ring saw a used-ring protocol error");
-    check(daemon_alive(), "daemon alive at the end");
+    CHECK(daemon_alive(), "daemon alive at the end");
 
     tport_close(&a);
     tport_close(&b);

@@ -4,7 +4,18 @@
  * and the switch never learns the forged address.  Also: listening sockets
  * get the permissions and group they were configured with.
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 
 static struct tport A, B;
@@ -16,7 +27,7 @@ int main(void)
     const char *ports[] = { "a,mac=02:00:00:00:00:0a,antispoof=on", "b,mode=0640,group=0", NULL };
     const char *extra[] = { "--ctl-mode", "0660", NULL };
     if (daemon_start(ports, extra)) {
-        check(0, "daemon starts");
+        CHECK(0, "daemon starts");
         return test_finish();
     }
     /* Socket permissions as configured (and the default 0660). */
@@ -25,22 +36,22 @@ int main(void)
     sock_path(path, sizeof path, "b");
     memset(&st, 0, sizeof st);
     int sr = stat(path, &st);
-    check(sr == 0 && (st.st_mode & 0777) == 0640 && st.st_gid == 0,
+    CHECK(sr == 0 && (st.st_mode & 0777) == 0640 && st.st_gid == 0,
           "b.sock is 0640, group 0 (%o)", (unsigned)(st.st_mode & 0777));
     sock_path(path, sizeof path, "a");
     sr = stat(path, &st);
-    check(sr == 0 && (st.st_mode & 0777) == 0660, "a.sock has the default 0660 (%o)",
+    CHECK(sr == 0 && (st.st_mode & 0777) == 0660, "a.sock has the default 0660 (%o)",
           (unsigned)(st.st_mode & 0777));
     sock_path(path, sizeof path, "ctl");
     sr = stat(path, &st);
-    check(sr == 0 && (st.st_mode & 0777) == 0660, "ctl.sock is 0660 (%o)",
+    CHECK(sr == 0 && (st.st_mode & 0777) == 0660, "ctl.sock is 0660 (%o)",
           (unsigned)(st.st_mode & 0777));
     int r = tport_connect(&A, "a", 0x0a, NULL) | tport_connect(&B, "b", 0x0b, NULL);
-    check(r == 0, "frontends connect");
+    CHECK(r == 0, "frontends connect");
     if (r)
         return test_finish();
     struct tport *ab[] = { &A, &B };
-    check(learn_all(ab, 2) == 0, "a (its own MAC) and b learn each other");
+    CHECK(learn_all(ab, 2) == 0, "a (its own MAC) and b learn each other");
 
     /* Forged source addresses: unicast to b and broadcast. */
     static const uint8_t forged[6] = { 0x02, 0, 0, 0, 0, 0x99 };
@@ -54,23 +65,23 @@ int main(void)
     unsigned leaked = 0;
     while (vuf_recv(B.v, 0, buf, sizeof buf) >= 0)
         leaked++;
-    check(leaked == 0, "no frame with a forged source reached b (%u did)", leaked);
+    CHECK(leaked == 0, "no frame with a forged source reached b (%u did)", leaked);
 
     /* The switch must not have learned the forged address (on any port). */
     static char js[1 << 16];
-    check(daemon_ctl("ports json\n", js, sizeof js) == 0 && strstr(js, "\"macs\""),
+    CHECK(daemon_ctl("ports json\n", js, sizeof js) == 0 && strstr(js, "\"macs\""),
           "ports json");
-    check(strstr(js, "02:00:00:00:00:99") == NULL && strstr(js, "02:00:00:00:00:0a") != NULL,
+    CHECK(strstr(js, "02:00:00:00:00:99") == NULL && strstr(js, "02:00:00:00:00:0a") != NULL,
           "the forged MAC was not learned; a's own was");
 
-    check(daemon_ctl("stats json\n", js, sizeof js) == 0, "stats json");
+    CHECK(daemon_ctl("stats json\n", js, sizeof js) == 0, "stats json");
     const char *p = strstr(js, "\"drops_spoofed\":");
     /* a's queue 0 (rx) comes first, then queue 1 (tx) with the count. */
     p = p ? strstr(p + 1, "\"drops_spoofed\":") : NULL;
     unsigned long long spoofed = p ? strtoull(p + 16, NULL, 10) : 0;
-    check(spoofed == 50, "50 spoofed frames counted on a's TX queue (%llu)", spoofed);
+    CHECK(spoofed == 50, "50 spoofed frames counted on a's TX queue (%llu)", spoofed);
 
-    check(pair_ok(&A, &B, 100, 500) == 0, "a's own frames still flow both ways");
+    CHECK(pair_ok(&A, &B, 100, 500) == 0, "a's own frames still flow both ways");
     tport_close(&A);
     tport_close(&B);
     return test_finish();

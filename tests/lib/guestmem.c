@@ -1,36 +1,15 @@
 /*
- * guestmem.h - a fake guest for unit tests: memfd-backed regions mapped
- * through the daemon's own mem.c, plus a split ring laid out in them that
- * a test fills by hand (the hostile guest).
+ * guestmem.c - see guestmem.h.
  */
-#ifndef LWV_TEST_GUESTMEM_H
-#define LWV_TEST_GUESTMEM_H
-
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
-#endif
-#include <stdint.h>
-#include <stdlib.h>
+#include "guestmem.h"
+
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "mem.h"
-#include "vq.h"
-
-struct fake_guest {
-    struct guest_mem mem;
-    uint8_t *base;       /* host pointer of gpa GUEST_BASE (region 0) */
-    uint64_t size;
-    struct vq vq;
-};
-
-#define GUEST_BASE 0x100000ull
-#define GUEST_UVA  0x7f0000000000ull
-#define RING_GPA   GUEST_BASE              /* desc, then avail, then used */
-
 /* One region [GUEST_BASE, GUEST_BASE + size); returns 0 on success. */
-static inline int fake_guest_init(struct fake_guest *g, uint64_t size, uint32_t num)
+int fake_guest_init(struct fake_guest *g, uint64_t size, uint32_t num)
 {
     memset(g, 0, sizeof(*g));
     int fd = memfd_create("fake-guest", 0);
@@ -56,28 +35,27 @@ static inline int fake_guest_init(struct fake_guest *g, uint64_t size, uint32_t 
 }
 
 /* First gpa after the rings, for buffers. */
-static inline uint64_t fake_guest_data_gpa(const struct fake_guest *g)
+uint64_t fake_guest_data_gpa(const struct fake_guest *g)
 {
     return GUEST_BASE + (g->vq.used_uva - GUEST_UVA) + 0x10000;
 }
 
-static inline void fake_desc(struct fake_guest *g, uint16_t i, uint64_t addr, uint32_t len,
+void fake_desc(struct fake_guest *g, uint16_t i, uint64_t addr, uint32_t len,
                              uint16_t flags, uint16_t next)
 {
     g->vq.desc[i] = (struct virtq_desc){ addr, len, flags, next };
 }
 
 /* Makes head available as the next avail entry. */
-static inline void fake_avail(struct fake_guest *g, uint16_t head)
+void fake_avail(struct fake_guest *g, uint16_t head)
 {
     struct virtq_avail *a = g->vq.avail;
     a->ring[a->idx % g->vq.num] = head;
     a->idx++;
 }
 
-static inline void fake_guest_fini(struct fake_guest *g)
+void fake_guest_fini(struct fake_guest *g)
 {
     mem_clear(&g->mem);
 }
 
-#endif

@@ -10,7 +10,18 @@
  * CPU thresholds here are coarse sanity bounds (idle vs. spinning), not
  * performance targets; those live in lwvhost-bench.
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 
 static struct tport a, b;
@@ -45,7 +56,7 @@ static void set_policy(const char *mode)
     char line[64], buf[256];
     snprintf(line, sizeof line, "policy all %s\n", mode);
     daemon_ctl(line, buf, sizeof buf);
-    check(strstr(buf, "set to") != NULL, "policy all %s: %s", mode, buf);
+    CHECK(strstr(buf, "set to") != NULL, "policy all %s: %s", mode, buf);
 }
 
 /* Sends n frames a->b paced at rate frames/s (0: as fast as the ring
@@ -112,9 +123,9 @@ static void run_policy(const char *mode, double rate, unsigned n, double *kicks_
     unsigned got = paced(n, rate, ++flow, NULL);
     msleep(50);
     read_counters(&c1);
-    check(got == n, "%s at %.0f frames/s: %u/%u frames arrived intact and in order", mode, rate,
+    CHECK(got == n, "%s at %.0f frames/s: %u/%u frames arrived intact and in order", mode, rate,
           got, n);
-    check(c1.a_tx - c0.a_tx == n && c1.b_rx - c0.b_rx == n,
+    CHECK(c1.a_tx - c0.a_tx == n && c1.b_rx - c0.b_rx == n,
           "%s: daemon counted %llu from a and %llu to b (frontends: %u)", mode,
           c1.a_tx - c0.a_tx, c1.b_rx - c0.b_rx, n);
     *kicks_per_frame = (double)(c1.a_kicks - c0.a_kicks) / n;
@@ -136,12 +147,12 @@ int main(void)
     const char *ports[] = { "a", "b", NULL };
     const char *extra[] = { "--idle-us", "1000", NULL };
     int ok = daemon_start(ports, extra) == 0;
-    check(ok, "daemon starts");
+    CHECK(ok, "daemon starts");
     ok = ok && tport_connect(&a, "a", 1, NULL) == 0 && tport_connect(&b, "b", 2, NULL) == 0;
-    check(ok, "frontends connect");
+    CHECK(ok, "frontends connect");
     struct tport *all[] = { &a, &b };
     ok = ok && learn_all(all, 2) == 0;
-    check(ok, "MACs learned");
+    CHECK(ok, "MACs learned");
     if (!ok) {
         tport_close(&a);
         tport_close(&b);
@@ -153,20 +164,20 @@ int main(void)
     run_policy("interval:100", 20000, 10000, &k_interval);
     run_policy("adaptive", 20000, 10000, &k_adaptive);
     run_policy("poll", 20000, 10000, &k_poll);
-    check(k_interval < k_notify / 2, "interval takes fewer kicks per frame than notify "
+    CHECK(k_interval < k_notify / 2, "interval takes fewer kicks per frame than notify "
           "(%.3f vs %.3f)", k_interval, k_notify);
-    check(k_poll < 0.05, "poll takes (almost) no kicks: %.3f per frame", k_poll);
+    CHECK(k_poll < 0.05, "poll takes (almost) no kicks: %.3f per frame", k_poll);
 
     /* Idle: after traffic stops, interval and adaptive fall back to kicks
      * and sleep; poll spins. */
     set_policy("interval:50");
     unsigned got = paced(2000, 20000, 900, NULL);
-    check(got == 2000, "interval:50 at 20 k frames/s: %u/2000 intact and in order", got);
+    CHECK(got == 2000, "interval:50 at 20 k frames/s: %u/2000 intact and in order", got);
     msleep(100);
     double idle_interval = idle_cpu(0.5);
     set_policy("adaptive");
     got = paced(20000, 200000, 901, NULL);
-    check(got == 20000, "adaptive at 200 k frames/s: %u/20000 intact and in order", got);
+    CHECK(got == 20000, "adaptive at 200 k frames/s: %u/20000 intact and in order", got);
     msleep(300);
     double idle_adaptive = idle_cpu(0.5);
     set_policy("poll");
@@ -174,16 +185,16 @@ int main(void)
     double idle_poll = idle_cpu(0.5);
     note("idle CPU: interval %.1f%%, adaptive %.1f%%, poll %.1f%%", 100 * idle_interval,
          100 * idle_adaptive, 100 * idle_poll);
-    check(idle_interval < 0.05, "idle under interval: %.1f%% of a core", 100 * idle_interval);
-    check(idle_adaptive < 0.05, "idle under adaptive: %.1f%% of a core", 100 * idle_adaptive);
-    check(idle_poll > 0.5, "idle under poll still spins: %.1f%% of a core", 100 * idle_poll);
+    CHECK(idle_interval < 0.05, "idle under interval: %.1f%% of a core", 100 * idle_interval);
+    CHECK(idle_adaptive < 0.05, "idle under adaptive: %.1f%% of a core", 100 * idle_adaptive);
+    CHECK(idle_poll > 0.5, "idle under poll still spins: %.1f%% of a core", 100 * idle_poll);
 
     /* Switch policies every 20 ms while frames flow: nothing lost or reordered. */
     unsigned n = 100000;
     got = paced(n, 0, 902, "switch");
-    check(got == n, "policy switches under load: %u/%u frames intact and in order", got, n);
+    CHECK(got == n, "policy switches under load: %u/%u frames intact and in order", got, n);
     set_policy("notify");
-    check(pair_ok(&a, &b, 100, 1000) == 0, "forwarding normal after the switches");
+    CHECK(pair_ok(&a, &b, 100, 1000) == 0, "forwarding normal after the switches");
 
     tport_close(&a);
     tport_close(&b);

@@ -12,7 +12,18 @@
  * the daemon's fd count must be back near its baseline, it must be idle,
  * and a good frontend must work on h again.
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -97,12 +108,12 @@ static void must_refuse(const char *what, uint32_t req, const void *p, uint32_t 
         return;
     struct vuf *v = hopen(1);
     if (!v) {
-        check(0, "%s: could not connect/negotiate on h", what);
+        CHECK(0, "%s: could not connect/negotiate on h", what);
         return;
     }
     send_nr(v, req, p, size, fds, nfds);
     enum outcome o = await(v, req, 1500, NULL);
-    check(o == O_NACK || o == O_CLOSED, "%s: %s", what, oname(o));
+    CHECK(o == O_NACK || o == O_CLOSED, "%s: %s", what, oname(o));
     vuf_close(v);
     after(what);
 }
@@ -140,14 +151,14 @@ static void bad_memtab(const char *what, unsigned n, const struct vhost_user_mem
         return;
     struct vuf *v = hopen(1);
     if (!v) {
-        check(0, "%s: could not connect/negotiate on h", what);
+        CHECK(0, "%s: could not connect/negotiate on h", what);
         return;
     }
     struct vhost_user_memory m;
     uint32_t size = memtab(&m, n, r);
     send_nr(v, VHOST_USER_SET_MEM_TABLE, &m, size, fds, nfds);
     enum outcome o = await(v, VHOST_USER_SET_MEM_TABLE, 1500, NULL);
-    check(o == O_NACK || o == O_CLOSED, "%s: %s", what, oname(o));
+    CHECK(o == O_NACK || o == O_CLOSED, "%s: %s", what, oname(o));
     if (o == O_ACK && ring_uaddr) {
         /* try to make the daemon use it */
         struct vhost_user_vring_state st = { 1, 64 };
@@ -182,11 +193,11 @@ static void bad_ring_addr(const char *what, int which, int64_t delta_from_end, u
     struct vuf *v;
     tport_default_opts(&o, "h");
     if (vuf_open(&v, &o)) {
-        check(0, "%s: open", what);
+        CHECK(0, "%s: open", what);
         return;
     }
     if (vuf_negotiate(v) || vuf_set_mem_table(v)) {
-        check(0, "%s: negotiate + mem table: %s", what, vuf_last_error(v));
+        CHECK(0, "%s: negotiate + mem table: %s", what, vuf_last_error(v));
         vuf_close(v);
         return;
     }
@@ -212,7 +223,7 @@ static void bad_ring_addr(const char *what, int which, int64_t delta_from_end, u
     send_nr(v, VHOST_USER_SET_VRING_ADDR, &a, sizeof a, NULL, 0);
     enum outcome out = await(v, VHOST_USER_SET_VRING_ADDR, 1500, NULL);
     note("%s: %s", what, oname(out));
-    check(out != O_TIMEOUT && out != O_ODD, "%s: answered (%s)", what, oname(out));
+    CHECK(out != O_TIMEOUT && out != O_ODD, "%s: answered (%s)", what, oname(out));
     if (out == O_ACK) {
         /* accepted: start the ring and kick it */
         uint64_t idx = 1, one = 1;
@@ -245,7 +256,7 @@ int main(void)
     after("baseline");
     {
         struct vuf *v = hopen(1);
-        check(v && vuf_has_protocol(v, VHOST_USER_PROTOCOL_F_REPLY_ACK),
+        CHECK(v && vuf_has_protocol(v, VHOST_USER_PROTOCOL_F_REPLY_ACK),
               "h offers REPLY_ACK (needed to see refusals)");
         if (v)
             vuf_close(v);
@@ -463,11 +474,11 @@ int main(void)
             close(p[0]);
             msleep(100);
             double cpu = daemon_cpu_over(1000);
-            check(cpu < 0.3, "kick fd is a pipe whose writer closed: daemon CPU %.2f s in 1 s", cpu);
+            CHECK(cpu < 0.3, "kick fd is a pipe whose writer closed: daemon CPU %.2f s in 1 s", cpu);
             vuf_close(v);
             after("kick fd = pipe (written, then writer closed)");
         } else {
-            check(0, "connect h for the pipe kick test");
+            CHECK(0, "connect h for the pipe kick test");
         }
     }
     if (!fatal) {
@@ -486,11 +497,11 @@ int main(void)
             note("call fd = /dev/null: %s", oname(out));
             msleep(100);
             double cpu = daemon_cpu_over(500);
-            check(cpu < 0.15, "kick/call fd = /dev/null: daemon CPU %.2f s in 0.5 s", cpu);
+            CHECK(cpu < 0.15, "kick/call fd = /dev/null: daemon CPU %.2f s in 0.5 s", cpu);
             vuf_close(v);
             after("kick and call fd = /dev/null");
         } else {
-            check(0, "connect h for the /dev/null kick test");
+            CHECK(0, "connect h for the /dev/null kick test");
         }
         close(nul);
     }
@@ -501,20 +512,20 @@ int main(void)
         for (unsigned i = 0; i < sizeof unk / sizeof unk[0] && !fatal; i++) {
             struct vuf *v = hopen(1);
             if (!v) {
-                check(0, "unknown request %u: connect", unk[i]);
+                CHECK(0, "unknown request %u: connect", unk[i]);
                 continue;
             }
             u = 0;
             send_nr(v, unk[i], &u, 8, NULL, 0);
             uint64_t val = 0;
             enum outcome o = await(v, unk[i], 1500, &val);
-            check(o == O_NACK, "unknown request %u with NEED_REPLY: %s", unk[i], oname(o));
+            CHECK(o == O_NACK, "unknown request %u with NEED_REPLY: %s", unk[i], oname(o));
             if (o == O_NACK) {
                 uint64_t f;
                 struct vhost_user_msg m;
                 int rr = vuf_request(v, VHOST_USER_GET_FEATURES, NULL, 0, NULL, 0, &m);
                 (void)f;
-                check(rr == 0 && m.hdr.size == 8,
+                CHECK(rr == 0 && m.hdr.size == 8,
                       "unknown request %u: connection still answers GET_FEATURES", unk[i]);
             }
             vuf_close(v);
@@ -608,7 +619,7 @@ int main(void)
             msleep(100);
             fd1 = proc_fd_count(D.pid);
         }
-        check(fd1 >= 0 && fd1 <= fd0 + 2, "daemon fd count back near baseline: %ld -> %ld", fd0,
+        CHECK(fd1 >= 0 && fd1 <= fd0 + 2, "daemon fd count back near baseline: %ld -> %ld", fd0,
               fd1);
     }
     close(efd);

@@ -71,7 +71,18 @@
  * Single-threaded: the frontends, the traffic and the control commands
  * all run in the test's main thread.
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 #include <stdbool.h>
 
@@ -323,7 +334,7 @@ struct figs { long fds, maps, rss, anon, shmem, vsz; };
 static void figs_take(struct figs *f)
 {
     f->fds = proc_fd_count(D.pid);
-    f->maps = proc_maps_count(D.pid);
+    f->maps = proc_maps_count(D.pid, NULL);
     f->rss = proc_status_kb(D.pid, "VmRSS");
     f->anon = proc_status_kb(D.pid, "RssAnon");
     f->shmem = proc_status_kb(D.pid, "RssShmem");
@@ -971,13 +982,13 @@ int main(void)
     const char *ports[] = { "p0", "p1", "p2", "p3", NULL };
     const char *extra[] = { "--workers", "2", NULL };
     if (daemon_start(ports, extra)) {
-        check(0, "daemon starts with 4 ports and 2 workers");
+        CHECK(0, "daemon starts with 4 ports and 2 workers");
         return test_finish();
     }
     int r = 0;
     for (unsigned i = 0; i < NP; i++)
         r |= fe_open(&P[i]);
-    check(r == 0, "4 frontends connect (direct, indirect+512-byte buffers, chains+128 ring, "
+    CHECK(r == 0, "4 frontends connect (direct, indirect+512-byte buffers, chains+128 ring, "
           "2 memory regions)");
     if (r) {
         close_all_settled();
@@ -1007,7 +1018,7 @@ int main(void)
     run(secs, &s, "soak");
     double dur = t_now() - t1;
     bool alive = daemon_alive();
-    check(alive, "daemon alive after %.0f s of soak", dur);
+    CHECK(alive, "daemon alive after %.0f s of soak", dur);
 
     struct figs end_conn = { 0 }, end_none = { 0 };
     struct pstat ps[NP];
@@ -1023,39 +1034,39 @@ int main(void)
         compare_figs("all closed at the end", &base_none, &end_none);
     }
 
-    check(S.bad == 0, "every frame received intact, as addressed, with the right offload "
+    CHECK(S.bad == 0, "every frame received intact, as addressed, with the right offload "
           "header (%llu bad)", (unsigned long long)S.bad);
-    check(S.dup == 0 && S.reorder == 0, "no frame duplicated or reordered per (source, "
+    CHECK(S.dup == 0 && S.reorder == 0, "no frame duplicated or reordered per (source, "
           "destination) (%llu duplicates, %llu out of order)", (unsigned long long)S.dup,
           (unsigned long long)S.reorder);
-    check(S.hangup_problems == 0, "counters consistent at every one of %u hang-ups (%u "
+    CHECK(S.hangup_problems == 0, "counters consistent at every one of %u hang-ups (%u "
           "mid-traffic) and every reconnect", S.disconnects, S.mid_traffic);
-    check(S.quiet_problems == 0, "counters exact at all %u quiet points (%u calm); no "
+    CHECK(S.quiet_problems == 0, "counters exact at all %u quiet points (%u calm); no "
           "silent loss", S.quiet, S.quiet_calm);
-    check(S.reconnect_fail == 0, "every reconnect accepted (%u refused or failed)",
+    CHECK(S.reconnect_fail == 0, "every reconnect accepted (%u refused or failed)",
           S.reconnect_fail);
-    check(S.policy_fail == 0 && S.policy_ok > 0, "%u policy switches acknowledged (%u not)",
+    CHECK(S.policy_fail == 0 && S.policy_ok > 0, "%u policy switches acknowledged (%u not)",
           S.policy_ok, S.policy_fail);
-    check(S.disconnects >= (unsigned)(secs / 2) && (S.quiet_calm > 0 || S.quiet < 10) &&
+    CHECK(S.disconnects >= (unsigned)(secs / 2) && (S.quiet_calm > 0 || S.quiet < 10) &&
           S.sent > 1000,
           "the soak did what it should (%u hang-ups, %u calm intervals, %llu frames)",
           S.disconnects, S.quiet_calm, (unsigned long long)S.sent);
-    check(S.irq_problems == 0, "every frame sent at a quiet point raised the receiver's "
+    CHECK(S.irq_problems == 0, "every frame sent at a quiet point raised the receiver's "
           "interrupt (%u did not)", S.irq_problems);
     if (sanitized) {
-        check(S.res_problems == 0, "fd counts flat: %ld with all connected, %ld with none, as "
+        CHECK(S.res_problems == 0, "fd counts flat: %ld with all connected, %ld with none, as "
               "after the warm-up", end_conn.fds, end_none.fds);
         note("sanitizer build of the daemon (VmSize %ld GiB): mappings %ld -> %ld and RSS %ld "
              "-> %ld kB not compared (sanitizer allocator)", base_conn.vsz >> 20,
              base_conn.maps, end_conn.maps, base_conn.rss, rss_max);
     } else {
-        check(S.res_problems == 0, "fd and mapping counts flat: %ld/%ld with all connected, "
+        CHECK(S.res_problems == 0, "fd and mapping counts flat: %ld/%ld with all connected, "
               "%ld/%ld with none, as after the warm-up", end_conn.fds, end_conn.maps,
               end_none.fds, end_none.maps);
-        check(anon_max - base_conn.anon < RSS_ANON_GROWTH_KB,
+        CHECK(anon_max - base_conn.anon < RSS_ANON_GROWTH_KB,
               "anonymous RSS flat: %ld kB after the warm-up, at most %ld kB (bound +%d kB)",
               base_conn.anon, anon_max, RSS_ANON_GROWTH_KB);
-        check(rss_max - base_conn.rss < RSS_GROWTH_KB,
+        CHECK(rss_max - base_conn.rss < RSS_GROWTH_KB,
               "RSS bounded: %ld kB after the warm-up, at most %ld kB (bound +%d kB for guest "
               "memory the daemon touches and allocator noise)", base_conn.rss, rss_max,
               RSS_GROWTH_KB);

@@ -1,45 +1,21 @@
 /*
- * netguest.h - fake guests for the datapath's unit tests: each a port
- * whose device has one queue pair laid out in a memfd mapped through the
- * daemon's own mem.c, and the switch (sw) and forwarding context (ctx)
- * that join them.  A test fills the rings by hand (post_rx, send_tx) and
- * reads what arrived (read_rx).
+ * netguest.c - see netguest.h.
  */
-#ifndef LWV_TEST_NETGUEST_H
-#define LWV_TEST_NETGUEST_H
-
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
-#endif
-#include <pthread.h>
+#include "netguest.h"
+
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "device.h"
-#include "fwd.h"
-#include "net.h"
-#include "port.h"
-#include "switch.h"
+struct virtio_net_hdr last_rx_hdr;
+struct lswitch sw;
+struct fwd_ctx ctx;
+void *gptr(struct guest *g, uint64_t gpa)
+{ return g->host + (gpa - GPA); }
 
-#define MEM_SIZE (4u << 20)
-#define GPA 0x200000ull
-#define UVA 0x7e0000000000ull
-#define RING 256u
-
-struct guest {
-    struct port port;
-    uint8_t *host;
-    uint64_t next_gpa;     /* bump allocator for buffers */
-    uint16_t rx_desc_next, tx_desc_next;
-};
-
-static struct fwd_ctx ctx __attribute__((unused));
-static struct lswitch sw __attribute__((unused));
-
-static inline void *gptr(struct guest *g, uint64_t gpa) { return g->host + (gpa - GPA); }
-
-static inline uint64_t galloc(struct guest *g, uint64_t len)
+uint64_t galloc(struct guest *g, uint64_t len)
 {
     uint64_t a = g->next_gpa;
     g->next_gpa += (len + 63) & ~63ull;
@@ -47,7 +23,7 @@ static inline uint64_t galloc(struct guest *g, uint64_t len)
 }
 
 /* Lays out ring i at fixed offsets and makes it ready. */
-static inline void setup_ring(struct guest *g, unsigned i)
+void setup_ring(struct guest *g, unsigned i)
 {
     struct vqueue *q = &g->port.dev.q[i];
     uint64_t base = UVA + (uint64_t)i * 0x10000;
@@ -61,8 +37,7 @@ static inline void setup_ring(struct guest *g, unsigned i)
     CHECK(vq_map(&q->vq, &g->port.dev.mem), "ring %u maps", i);
 }
 
-static inline void guest_init(struct guest *g, unsigned index, const char *name,
-                              uint64_t features)
+void guest_init(struct guest *g, unsigned index, const char *name, uint64_t features)
 {
     memset(g, 0, sizeof(*g));
     struct port *p = &g->port;
@@ -92,7 +67,7 @@ static inline void guest_init(struct guest *g, unsigned index, const char *name,
         ports.n = index + 1;
 }
 
-static inline void post_rx(struct guest *g, uint32_t len)
+void post_rx(struct guest *g, uint32_t len)
 {
     struct vq *vq = &g->port.dev.q[0].vq;
     uint16_t i = g->rx_desc_next++ % RING;
@@ -102,8 +77,8 @@ static inline void post_rx(struct guest *g, uint32_t len)
 }
 
 /* Queues one frame (header + data) on A's TX ring in two descriptors. */
-static inline void send_tx_hdr(struct guest *g, const uint8_t *frame, uint32_t len, unsigned hlen,
-                        const struct virtio_net_hdr *vh)
+void send_tx_hdr(struct guest *g, const uint8_t *frame, uint32_t len, unsigned hlen,
+                 const struct virtio_net_hdr *vh)
 {
     struct vq *vq = &g->port.dev.q[1].vq;
     uint16_t h = g->tx_desc_next++ % RING, n = g->tx_desc_next++ % RING;
@@ -118,13 +93,12 @@ static inline void send_tx_hdr(struct guest *g, const uint8_t *frame, uint32_t l
     vq->avail->idx++;
 }
 
-static inline void send_tx(struct guest *g, const uint8_t *frame, uint32_t len, unsigned hlen)
+void send_tx(struct guest *g, const uint8_t *frame, uint32_t len, unsigned hlen)
 {
     send_tx_hdr(g, frame, len, hlen, NULL);
 }
 
-static inline void make_frame(uint8_t *f, size_t len, uint8_t dst_last, uint8_t src_last,
-                              uint8_t seed)
+void make_frame(uint8_t *f, size_t len, uint8_t dst_last, uint8_t src_last, uint8_t seed)
 {
     static const uint8_t base[6] = { 0x52, 0x54, 0, 0, 0, 0 };
     memcpy(f, base, 6);
@@ -136,12 +110,7 @@ static inline void make_frame(uint8_t *f, size_t len, uint8_t dst_last, uint8_t 
         f[i] = (uint8_t)(seed + i * 7);
 }
 
-/* Reads B's next used RX entry back into a linear frame; returns the
- * frame length or -1. */
-static struct virtio_net_hdr last_rx_hdr __attribute__((unused));
-
-static inline int read_rx(struct guest *g, uint16_t *used_seen, uint8_t *out, size_t cap,
-                          uint16_t *nbufs)
+int read_rx(struct guest *g, uint16_t *used_seen, uint8_t *out, size_t cap, uint16_t *nbufs)
 {
     struct vq *vq = &g->port.dev.q[0].vq;
     *nbufs = 0;
@@ -165,20 +134,12 @@ static inline int read_rx(struct guest *g, uint16_t *used_seen, uint8_t *out, si
     return (int)total;
 }
 
-static inline uint64_t feats(bool mrg)
+uint64_t feats(bool mrg)
 {
     return 1ull << VIRTIO_F_VERSION_1 | (mrg ? 1ull << VIRTIO_NET_F_MRG_RXBUF : 0);
 }
 
-/* Another thread holding a mutex (another worker filling an RX queue):
- * holder_start returns once it holds it, holder_stop lets go. */
-struct holder {
-    pthread_mutex_t *lock;
-    int held, release;
-    pthread_t thread;
-};
-
-static inline void *holder_main(void *arg)
+static void *holder_main(void *arg)
 {
     struct holder *h = arg;
     pthread_mutex_lock(h->lock);
@@ -189,7 +150,7 @@ static inline void *holder_main(void *arg)
     return NULL;
 }
 
-static inline void holder_start(struct holder *h, pthread_mutex_t *lock)
+void holder_start(struct holder *h, pthread_mutex_t *lock)
 {
     h->lock = lock;
     h->held = h->release = 0;
@@ -198,10 +159,9 @@ static inline void holder_start(struct holder *h, pthread_mutex_t *lock)
         usleep(100);
 }
 
-static inline void holder_stop(struct holder *h)
+void holder_stop(struct holder *h)
 {
     __atomic_store_n(&h->release, 1, __ATOMIC_RELEASE);
     pthread_join(h->thread, NULL);
 }
 
-#endif

@@ -12,7 +12,18 @@
  * At the end h works again for a well-behaved frontend and the daemon is
  * idle (no spinning on a broken ring).
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 static struct tport A, B;
 static int fatal;
@@ -72,7 +83,7 @@ static int ctx_open(struct ctx *c, const char *what)
     o.tx_reserve = RESERVE;
     int r = vuf_connect(&c->v, &o);
     if (r) {
-        check(0, "%s: h connects: %s", what, vuf_last_error(NULL));
+        CHECK(0, "%s: h connects: %s", what, vuf_last_error(NULL));
         return -1;
     }
     vuf_ring_view(c->v, 1, &c->tx);
@@ -105,7 +116,7 @@ static int ctx_open(struct ctx *c, const char *what)
         vuf_tx_reclaim(c->v, 0);
         msleep(5);
     }
-    check(ok, "%s: before: h forwards a valid frame", what);
+    CHECK(ok, "%s: before: h forwards a valid frame", what);
     tport_drain(&B);
     return ok ? 0 : -1;
 }
@@ -122,7 +133,7 @@ static void judge(struct ctx *c, const char *what, int must_stop)
 {
     msleep(250);
     unsigned leaked = frames_from_h(NULL);
-    check(leaked == 0, "%s: nothing from the bad chain reached a (%u frames)", what, leaked);
+    CHECK(leaked == 0, "%s: nothing from the bad chain reached a (%u frames)", what, leaked);
     after(what);
     if (fatal) {
         vuf_close(c->v);
@@ -139,12 +150,12 @@ static void judge(struct ctx *c, const char *what, int must_stop)
     unsigned good = 0;
     frames_from_h(&good);
     if (must_stop) {
-        check(good == 0, "%s: h gets no further service (valid frame after it %s)", what,
+        CHECK(good == 0, "%s: h gets no further service (valid frame after it %s)", what,
               good ? "WAS FORWARDED" : "not forwarded");
         if (vuf_has_protocol(c->v, VHOST_USER_PROTOCOL_F_STATUS)) {
             uint8_t st = 0;
             int r = vuf_get_status(c->v, &st);
-            check(r == 0 && (st & VIRTIO_STATUS_NEEDS_RESET),
+            CHECK(r == 0 && (st & VIRTIO_STATUS_NEEDS_RESET),
                   "%s: GET_STATUS has NEEDS_RESET (r=%d status 0x%02x)", what, r, st);
         }
     } else {
@@ -376,13 +387,13 @@ static void run_rx_case(int which)
         if (vuf_has_protocol(c.v, VHOST_USER_PROTOCOL_F_STATUS)) {
             uint8_t st = 0;
             int r = vuf_get_status(c.v, &st);
-            check(r == 0 && (st & VIRTIO_STATUS_NEEDS_RESET),
+            CHECK(r == 0 && (st & VIRTIO_STATUS_NEEDS_RESET),
                   "%s: GET_STATUS has NEEDS_RESET (r=%d status 0x%02x)", what, r, st);
         }
         /* the library must not have been fed anything */
         static uint8_t buf[4096];
         int n = vuf_recv(c.v, 0, buf, sizeof buf);
-        check(n == -EAGAIN, "%s: nothing delivered into h's RX ring (recv %d)", what, n);
+        CHECK(n == -EAGAIN, "%s: nothing delivered into h's RX ring (recv %d)", what, n);
     }
     vuf_close(c.v);
 }

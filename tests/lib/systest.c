@@ -1,23 +1,8 @@
 /*
- * test_vuf_common.h - helpers for the vuf integration tests (header only,
- * static functions; included by tests/unit/test_vuf_*.c).
- *
- * Owns: starting lwvhostd in a temp dir and stopping it, reading its /proc
- * figures, connecting vuf frontends to its ports and moving test frames.
- * Must not: touch daemon code or state other than through its sockets and
- * signals.
- *
- * Protocol of a test binary: one line per check ("ok - ..." / "FAIL - ..."),
- * exit 0 = pass, 1 = fail, 77 = skip.  The daemon is $LWVHOSTD, else
- * $BUILD/lwvhostd, else build/lwvhostd (run from the repo root); its
- * stderr goes to DIR/daemon.log
- * and is printed (prefixed "# ") when a check failed.
+ * systest.c - see systest.h.
  */
-#ifndef TEST_VUF_COMMON_H
-#define TEST_VUF_COMMON_H
-
 #define _GNU_SOURCE
-#include "vuf.h"
+#include "systest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,46 +20,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TV_UNUSED __attribute__((unused))
+#include "check.h"
+#include "procfd.h"
 
-static int t_failed, t_passed;
-
-static TV_UNUSED void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static TV_UNUSED void check(int ok, const char *fmt, ...)
-{
-    va_list ap;
-    printf("%s - ", ok ? "ok" : "FAIL");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    if (ok)
-        t_passed++;
-    else
-        t_failed++;
-}
-
-static TV_UNUSED void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static TV_UNUSED void note(const char *fmt, ...)
-{
-    va_list ap;
-    printf("# ");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-}
-
-static TV_UNUSED double t_now(void)
+double t_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static TV_UNUSED void msleep(int ms)
+void msleep(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) && errno == EINTR)
@@ -84,17 +40,11 @@ static TV_UNUSED void msleep(int ms)
 /* ------------------------------------------------------------------ */
 /* the daemon                                                          */
 
-static struct {
-    pid_t pid;
-    char dir[128];
-    char log[192];
-    int exited;       /* reaped */
-    int status;
-} D = { .pid = -1 };
+struct daemon_state D = { .pid = -1 };
 
 /* $LWVHOSTD, else $BUILD/lwvhostd (tests/run.sh exports BUILD), else
  * build/lwvhostd. */
-static const char *daemon_bin(void)
+const char *daemon_bin(void)
 {
     static char path[512];
     const char *p = getenv("LWVHOSTD");
@@ -105,7 +55,7 @@ static const char *daemon_bin(void)
     return path;
 }
 
-static TV_UNUSED void daemon_print_log(void)
+void daemon_print_log(void)
 {
     FILE *f = fopen(D.log, "r");
     if (!f)
@@ -125,7 +75,7 @@ static TV_UNUSED void daemon_print_log(void)
     fflush(stdout);
 }
 
-static TV_UNUSED void on_alarm(int sig)
+static void on_alarm(int sig)
 {
     (void)sig;
     static const char m[] = "FAIL - test timed out (alarm)\n";
@@ -138,7 +88,7 @@ static TV_UNUSED void on_alarm(int sig)
 }
 
 /* Skip (exit 77) when the daemon binary is missing.  Arms a global timeout. */
-static TV_UNUSED void test_init(const char *name, unsigned timeout_s)
+void test_init(const char *name, unsigned timeout_s)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -159,13 +109,13 @@ static TV_UNUSED void test_init(const char *name, unsigned timeout_s)
     snprintf(D.log, sizeof D.log, "%s/daemon.log", D.dir);
 }
 
-static TV_UNUSED void sock_path(char *buf, size_t n, const char *port)
+void sock_path(char *buf, size_t n, const char *port)
 {
     snprintf(buf, n, "%s/%s.sock", D.dir, port);
 }
 
 /* 1 if the daemon process exists and has not exited. */
-static TV_UNUSED int daemon_alive(void)
+int daemon_alive(void)
 {
     if (D.pid <= 0 || D.exited)
         return 0;
@@ -189,7 +139,7 @@ static TV_UNUSED int daemon_alive(void)
  * extra arguments (may be NULL).  Waits until every socket exists (except
  * for client=on ports, where the test listens).
  */
-static TV_UNUSED int daemon_start(const char *const *ports, const char *const *extra)
+int daemon_start(const char *const *ports, const char *const *extra)
 {
     char *argv[64];
     int argc = 0;
@@ -264,7 +214,7 @@ static TV_UNUSED int daemon_start(const char *const *ports, const char *const *e
 }
 
 /* SIGTERM, wait up to 5 s; returns 0 if it exited with status 0. */
-static TV_UNUSED int daemon_stop(void)
+int daemon_stop(void)
 {
     if (D.pid <= 0)
         return -1;
@@ -293,17 +243,17 @@ static TV_UNUSED int daemon_stop(void)
 
 /* Stop the daemon, check a clean exit, print the log on failure, remove
  * the temp dir, and return the exit code of the test. */
-static TV_UNUSED int test_finish(void)
+int test_finish(void)
 {
     if (D.pid > 0) {
         int was_alive = daemon_alive();
         int r = daemon_stop();
         if (was_alive)
-            check(r == 0, "daemon exits cleanly (status 0) on SIGTERM");
+            CHECK(r == 0, "daemon exits cleanly (status 0) on SIGTERM");
     }
-    if (t_failed) {
+    if (check_failed()) {
         daemon_print_log();
-        printf("# %d checks failed, %d passed; temp dir kept: %s\n", t_failed, t_passed, D.dir);
+        printf("# %u checks failed, %u passed; temp dir kept: %s\n", check_failed(), check_passed(), D.dir);
         return 1;
     }
     DIR *d = opendir(D.dir);
@@ -319,84 +269,13 @@ static TV_UNUSED int test_finish(void)
         closedir(d);
         rmdir(D.dir);
     }
-    printf("# all %d checks passed\n", t_passed);
+    printf("# all %u checks passed\n", check_passed());
     return 0;
-}
-
-/* ---- /proc figures of the daemon ---- */
-static TV_UNUSED long proc_fd_count(pid_t pid)
-{
-    char p[64];
-    snprintf(p, sizeof p, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(p);
-    if (!d)
-        return -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-static TV_UNUSED long proc_status_kb(pid_t pid, const char *key)
-{
-    char p[64], line[256];
-    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return -1;
-    long v = -1;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, kl) && line[kl] == ':') {
-            v = strtol(line + kl + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static TV_UNUSED long proc_maps_count(pid_t pid)
-{
-    char p[64], line[512];
-    snprintf(p, sizeof p, "/proc/%d/maps", (int)pid);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return -1;
-    long n = 0;
-    while (fgets(line, sizeof line, f))
-        n++;
-    fclose(f);
-    return n;
-}
-
-/* CPU seconds (user+system) the daemon used so far. */
-static TV_UNUSED double proc_cpu_s(pid_t pid)
-{
-    char p[64], buf[1024];
-    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *s = strrchr(buf, ')');
-    if (!s)
-        return -1;
-    unsigned long ut = 0, st = 0;
-    /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt
-     * majflt cmajflt utime stime */
-    if (sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* One command line to the daemon's control socket; the answer (NUL-
  * terminated) in buf.  0, or -1 if the socket cannot be reached. */
-static TV_UNUSED int daemon_ctl(const char *line, char *buf, size_t cap)
+int daemon_ctl(const char *line, char *buf, size_t cap)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     snprintf(sa.sun_path, sizeof sa.sun_path, "%.80s/ctl.sock", D.dir);
@@ -422,16 +301,9 @@ static TV_UNUSED int daemon_ctl(const char *line, char *buf, size_t cap)
 /* ------------------------------------------------------------------ */
 /* frontends                                                           */
 
-struct tport {
-    const char *name;
-    struct vuf *v;
-    uint8_t mac[6];
-    unsigned nq;
-};
+const uint8_t MAC_BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-static const uint8_t MAC_BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-
-static TV_UNUSED void tport_default_opts(struct vuf_opts *o, const char *name)
+void tport_default_opts(struct vuf_opts *o, const char *name)
 {
     static char paths[8][256];
     static unsigned k;
@@ -443,7 +315,7 @@ static TV_UNUSED void tport_default_opts(struct vuf_opts *o, const char *name)
 }
 
 /* Connect frontend `name` (MAC 02:00:00:00:00:id) with opts (NULL: default). */
-static TV_UNUSED int tport_connect(struct tport *t, const char *name, uint8_t id, const struct vuf_opts *opts)
+int tport_connect(struct tport *t, const char *name, uint8_t id, const struct vuf_opts *opts)
 {
     struct vuf_opts o;
     if (opts) {
@@ -467,7 +339,7 @@ static TV_UNUSED int tport_connect(struct tport *t, const char *name, uint8_t id
     return r;
 }
 
-static TV_UNUSED void tport_close(struct tport *t)
+void tport_close(struct tport *t)
 {
     if (t->v)
         vuf_close(t->v);
@@ -475,7 +347,7 @@ static TV_UNUSED void tport_close(struct tport *t)
 }
 
 /* Receive and discard everything pending; returns frames dropped. */
-static TV_UNUSED unsigned tport_drain(struct tport *t)
+unsigned tport_drain(struct tport *t)
 {
     static uint8_t buf[65536];
     unsigned n = 0;
@@ -487,12 +359,6 @@ static TV_UNUSED unsigned tport_drain(struct tport *t)
     return n;
 }
 
-struct xres {
-    unsigned sent, received, bad, reordered, foreign;
-    unsigned per_rxq[VUF_MAX_QP];
-    int err;
-};
-
 static uint32_t next_flow = 1;
 
 /*
@@ -503,7 +369,7 @@ static uint32_t next_flow = 1;
  * Order is checked per TX queue.  Returns 0 when all n arrived intact and
  * in order.
  */
-static TV_UNUSED int xfer_ex(struct tport *src, unsigned txq0, unsigned ntxq, struct tport *dst,
+int xfer_ex(struct tport *src, unsigned txq0, unsigned ntxq, struct tport *dst,
                    const uint8_t dst_mac[6], unsigned n, unsigned size, int timeout_ms,
                    struct xres *res)
 {
@@ -587,7 +453,7 @@ static TV_UNUSED int xfer_ex(struct tport *src, unsigned txq0, unsigned ntxq, st
     return (res->received == n && !res->bad && !res->reordered) ? 0 : -1;
 }
 
-static TV_UNUSED int xfer(struct tport *src, struct tport *dst, const uint8_t dst_mac[6],
+int xfer(struct tport *src, struct tport *dst, const uint8_t dst_mac[6],
                 unsigned n, unsigned size, struct xres *res)
 {
     return xfer_ex(src, 0, 1, dst, dst_mac, n, size, 3000, res);
@@ -596,7 +462,7 @@ static TV_UNUSED int xfer(struct tport *src, struct tport *dst, const uint8_t ds
 /* Broadcast one frame from each port (so a learning switch knows every
  * MAC); waits until every other port saw each broadcast, up to 3 s.
  * Returns 0 if all broadcasts were seen everywhere. */
-static TV_UNUSED int learn_all(struct tport **ports, unsigned np)
+int learn_all(struct tport **ports, unsigned np)
 {
     int all = 0;
     for (unsigned i = 0; i < np; i++) {
@@ -622,41 +488,41 @@ static TV_UNUSED int learn_all(struct tport **ports, unsigned np)
 /* Starts the daemon (ports, extra as for daemon_start), connects good
  * frontends a and b to ports "a" and "b" and has them learn each other.
  * 0 when all that worked; each step is a check. */
-static TV_UNUSED int start_with_good_pair(const char *const *ports, const char *const *extra,
+int start_with_good_pair(const char *const *ports, const char *const *extra,
                                           struct tport *a, struct tport *b)
 {
     if (daemon_start(ports, extra)) {
-        check(0, "daemon starts");
+        CHECK(0, "daemon starts");
         return -1;
     }
     int r = tport_connect(a, "a", 0x0a, NULL);
     r |= tport_connect(b, "b", 0x0b, NULL);
-    check(r == 0, "good frontends a and b connect");
+    CHECK(r == 0, "good frontends a and b connect");
     if (r)
         return -1;
     struct tport *ab[] = { a, b };
-    check(learn_all(ab, 2) == 0, "a and b learn each other");
+    CHECK(learn_all(ab, 2) == 0, "a and b learn each other");
     return 0;
 }
 
 /* After a hostile case: the daemon still runs and a<->b still forward (16
  * frames each way).  -1 when the daemon died (the caller stops), else 0. */
-static TV_UNUSED int pair_survives(const char *what, struct tport *a, struct tport *b)
+int pair_survives(const char *what, struct tport *a, struct tport *b)
 {
     int alive = daemon_alive();
-    check(alive, "%s: daemon still runs", what);
+    CHECK(alive, "%s: daemon still runs", what);
     if (!alive)
         return -1;
     struct xres x1, x2;
     int r1 = xfer(a, b, b->mac, 16, 64, &x1);
     int r2 = xfer(b, a, a->mac, 16, 64, &x2);
-    check(r1 == 0 && r2 == 0, "%s: %s<->%s still forward (%u/16, %u/16)", what, a->name,
+    CHECK(r1 == 0 && r2 == 0, "%s: %s<->%s still forward (%u/16, %u/16)", what, a->name,
           b->name, x1.received, x2.received);
     return 0;
 }
 
 /* CPU seconds the daemon used while the test slept ms. */
-static TV_UNUSED double daemon_cpu_over(int ms)
+double daemon_cpu_over(int ms)
 {
     double c0 = proc_cpu_s(D.pid);
     msleep(ms);
@@ -667,28 +533,28 @@ static TV_UNUSED double daemon_cpu_over(int ms)
  * NULL) connects, learns a's MAC and exchanges n frames with a each way
  * (64 bytes h->a, size bytes a->h); then the daemon must idle (< 0.2 s of
  * CPU in 1 s). */
-static TV_UNUSED void good_frontend_then_idle(struct tport *a, const struct vuf_opts *opts,
+void good_frontend_then_idle(struct tport *a, const struct vuf_opts *opts,
                                               unsigned n, unsigned size)
 {
     struct tport h;
     int r = tport_connect(&h, "h", 0x0e, opts);
-    check(r == 0, "a good frontend connects to h afterwards");
+    CHECK(r == 0, "a good frontend connects to h afterwards");
     if (r == 0) {
         struct tport *ah[] = { a, &h };
         learn_all(ah, 2);
         struct xres x;
         r = xfer(&h, a, a->mac, n, 64, &x);
-        check(r == 0, "h->%s afterwards: %u/%u", a->name, x.received, n);
+        CHECK(r == 0, "h->%s afterwards: %u/%u", a->name, x.received, n);
         r = xfer(a, &h, h.mac, n, size, &x);
-        check(r == 0, "%s->h afterwards: %u/%u", a->name, x.received, n);
+        CHECK(r == 0, "%s->h afterwards: %u/%u", a->name, x.received, n);
         tport_close(&h);
     }
     double cpu = daemon_cpu_over(1000);
-    check(cpu < 0.2, "daemon idle afterwards: %.2f s CPU in 1 s", cpu);
+    CHECK(cpu < 0.2, "daemon idle afterwards: %.2f s CPU in 1 s", cpu);
 }
 
 /* Both ways, n frames each of size bytes: 0 if all intact and in order. */
-static TV_UNUSED int pair_ok(struct tport *a, struct tport *b, unsigned n, unsigned size)
+int pair_ok(struct tport *a, struct tport *b, unsigned n, unsigned size)
 {
     struct xres r1, r2;
     int x = xfer(a, b, b->mac, n, size, &r1);
@@ -700,4 +566,3 @@ static TV_UNUSED int pair_ok(struct tport *a, struct tport *b, unsigned n, unsig
     return x || y ? -1 : 0;
 }
 
-#endif

@@ -6,7 +6,18 @@
  * are about what they were (a leaked fd, guest-memory mapping or buffer per
  * connection would show).
  */
-#include "test_vuf_common.h"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "systest.h"
 
 static struct tport A, B;
 
@@ -15,7 +26,7 @@ struct snap { long fds, maps, rss_kb, vsz_kb; };
 static void snap_take(struct snap *s)
 {
     s->fds = proc_fd_count(D.pid);
-    s->maps = proc_maps_count(D.pid);
+    s->maps = proc_maps_count(D.pid, NULL);
     s->rss_kb = proc_status_kb(D.pid, "VmRSS");
     s->vsz_kb = proc_status_kb(D.pid, "VmSize");
 }
@@ -129,8 +140,8 @@ int main(void)
     }
     note("%d cycles in %.2f s; %u connections refused by the daemon and retried "
          "(it had not yet seen the previous one hang up)", cycles, t_now() - t0, refused);
-    check(fails == 0, "every connection negotiated as far as asked (%d failed)", fails);
-    check(daemon_alive(), "daemon alive after %d abrupt disconnects", cycles);
+    CHECK(fails == 0, "every connection negotiated as far as asked (%d failed)", fails);
+    CHECK(daemon_alive(), "daemon alive after %d abrupt disconnects", cycles);
     if (!daemon_alive())
         return test_finish();
 
@@ -143,19 +154,19 @@ int main(void)
     }
     snap_take(&s1);
     note("after:  fds %ld maps %ld rss %ld kB vsz %ld kB", s1.fds, s1.maps, s1.rss_kb, s1.vsz_kb);
-    check(s1.fds >= 0 && s1.fds <= s0.fds + 2, "fd count flat: %ld -> %ld", s0.fds, s1.fds);
-    check(s1.maps >= 0 && s1.maps <= s0.maps + 4, "mapping count flat: %ld -> %ld", s0.maps,
+    CHECK(s1.fds >= 0 && s1.fds <= s0.fds + 2, "fd count flat: %ld -> %ld", s0.fds, s1.fds);
+    CHECK(s1.maps >= 0 && s1.maps <= s0.maps + 4, "mapping count flat: %ld -> %ld", s0.maps,
           s1.maps);
-    check(s1.vsz_kb >= 0 && s1.vsz_kb <= s0.vsz_kb + 32 * 1024,
+    CHECK(s1.vsz_kb >= 0 && s1.vsz_kb <= s0.vsz_kb + 32 * 1024,
           "virtual size flat (+%ld kB; a leaked 9 MiB guest map per cycle would be GBs)",
           s1.vsz_kb - s0.vsz_kb);
-    check(s1.rss_kb >= 0 && s1.rss_kb <= s0.rss_kb + 4 * 1024, "RSS flat: %ld -> %ld kB",
+    CHECK(s1.rss_kb >= 0 && s1.rss_kb <= s0.rss_kb + 4 * 1024, "RSS flat: %ld -> %ld kB",
           s0.rss_kb, s1.rss_kb);
 
     struct xres x1, x2;
     int r1 = xfer(&A, &B, B.mac, 500, 1500, &x1);
     int r2 = xfer(&B, &A, A.mac, 500, 64, &x2);
-    check(r1 == 0 && r2 == 0, "a<->b still forward (%u/500, %u/500)", x1.received, x2.received);
+    CHECK(r1 == 0 && r2 == 0, "a<->b still forward (%u/500, %u/500)", x1.received, x2.received);
     good_frontend_then_idle(&A, NULL, 200, 64);
     tport_close(&A);
     tport_close(&B);
