@@ -168,6 +168,12 @@ struct ctx {
     union vhost_user_payload reply;
     uint32_t reply_size;
     const char *row_name;   /* the request's name, for messages */
+    /* For a message about one ring (the row's ring rule): the ring, the
+     * value it carries (checked), the fd for it (-1: none, or not yet
+     * taken). */
+    struct vqueue *q;
+    uint32_t num;
+    int fd;
 };
 
 static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -188,11 +194,13 @@ static int take_fd(struct ctx *c, unsigned i)
     return fd;
 }
 
-static struct vqueue *ring(struct ctx *c, uint32_t index)
+/* The ring a message names, or NULL with the error set. */
+static struct vqueue *named_ring(struct ctx *c, uint32_t index)
 {
-    if (index >= 2 * c->d->max_qp)
-        return NULL;
-    return &c->d->q[index];
+    if (index < 2 * c->d->max_qp)
+        return &c->d->q[index];
+    fail(c, "%s: ring %u does not exist", c->row_name, index);
+    return NULL;
 }
 
 static int is_eventfd(int fd)
@@ -324,14 +332,12 @@ static int h_rem_mem_reg(struct ctx *c)
 
 static int h_set_vring_num(struct ctx *c)
 {
-    const struct vhost_user_vring_state *s = &c->m->payload.state;
-    struct vqueue *q = ring(c, s->index);
-    if (!q)
-        return fail(c, "SET_VRING_NUM: ring %u does not exist", s->index);
-    if (s->num == 0 || s->num > VIRTQ_MAX_SIZE || (s->num & (s->num - 1)))
-        return fail(c, "SET_VRING_NUM: size %u is not a power of two up to %u", s->num,
+    struct vqueue *q = c->q;
+    uint32_t num = c->num;
+    if (num == 0 || (num & (num - 1)))
+        return fail(c, "SET_VRING_NUM: size %u is not a power of two up to %u", num,
                     VIRTQ_MAX_SIZE);
-    q->vq.num = s->num;
+    q->vq.num = num;
     if (q->vq.addr_set)
         vq_map(&q->vq, &c->d->mem);
     return 0;
@@ -340,9 +346,7 @@ static int h_set_vring_num(struct ctx *c)
 static int h_set_vring_addr(struct ctx *c)
 {
     const struct vhost_user_vring_addr *a = &c->m->payload.addr;
-    struct vqueue *q = ring(c, a->index);
-    if (!q)
-        return fail(c, "SET_VRING_ADDR: ring %u does not exist", a->index);
+    struct vqueue *q = c->q;
     if ((a->desc_user_addr & 15) || (a->avail_user_addr & 1) || (a->used_user_addr & 3))
         return fail(c, "SET_VRING_ADDR: ring %u addresses misaligned", a->index);
     q->vq.desc_uva = a->desc_user_addr;
@@ -362,14 +366,9 @@ static int h_set_vring_addr(struct ctx *c)
 
 static int h_set_vring_base(struct ctx *c)
 {
-    const struct vhost_user_vring_state *s = &c->m->payload.state;
-    struct vqueue *q = ring(c, s->index);
-    if (!q)
-        return fail(c, "SET_VRING_BASE: ring %u does not exist", s->index);
-    if (s->num > 0xffff)
-        return fail(c, "SET_VRING_BASE: base %u beyond a split ring index", s->num);
+    struct vqueue *q = c->q;
     pthread_mutex_lock(&q->rx_lock);
-    vq_set_base(&q->vq, (uint16_t)s->num);
+    vq_set_base(&q->vq, (uint16_t)c->num);
     __atomic_store_n(&q->vq.broken_reason, NULL, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&q->rx_lock);
     return 0;
@@ -377,10 +376,7 @@ static int h_set_vring_base(struct ctx *c)
 
 static int h_get_vring_base(struct ctx *c)
 {
-    const struct vhost_user_vring_state *s = &c->m->payload.state;
-    struct vqueue *q = ring(c, s->index);
-    if (!q)
-        return fail(c, "GET_VRING_BASE: ring %u does not exist", s->index);
+    struct vqueue *q = c->q;
     /* Stops the ring: no more service until a new kick fd arrives. */
     if (q->kickfd >= 0) {
         worker_unwatch_queue(q);
@@ -388,52 +384,43 @@ static int h_get_vring_base(struct ctx *c)
         q->kickfd = -1;
     }
     q->kick_set = false;
-    c->reply.state.index = s->index;
+    c->reply.state.index = q->index;
     c->reply.state.num = q->vq.last_avail;
     c->reply_size = STATE;
     return 0;
 }
 
-/* Common part of SET_VRING_KICK/CALL/ERR: returns the new fd (or -1 for
- * "no fd") through *out. */
-static int vring_fd(struct ctx *c, const char *what, struct vqueue **qp, int *out)
+/* The eventfd of SET_VRING_KICK/CALL/ERR (or -1 with the no-fd bit) into
+ * c->fd, made non-blocking: we never block on an fd a frontend controls. */
+static int take_vring_fd(struct ctx *c)
 {
-    uint64_t v = c->m->payload.u64;
-    if (v & ~(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD_MASK))
-        return fail(c, "%s: reserved bits set in 0x%llx", what, (unsigned long long)v);
-    *qp = ring(c, (uint32_t)(v & VHOST_USER_VRING_IDX_MASK));
-    if (!*qp)
-        return fail(c, "%s: ring %llu does not exist", what,
-                    (unsigned long long)(v & VHOST_USER_VRING_IDX_MASK));
-    *out = -1;
-    if (v & VHOST_USER_VRING_NOFD_MASK)
+    c->fd = -1;
+    if (c->m->payload.u64 & VHOST_USER_VRING_NOFD_MASK)
         return 0;
     int fd = take_fd(c, 0);
     if (!is_eventfd(fd)) {
         close(fd);
-        return fail(c, "%s: the fd for ring %u is not an eventfd", what, (*qp)->index);
+        return fail(c, "%s: the fd for ring %u is not an eventfd", c->row_name, c->q->index);
     }
-    /* Never block on a descriptor the frontend controls. */
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         close(fd);
-        return fail(c, "%s: cannot make the eventfd non-blocking", what);
+        return fail(c, "%s: cannot make the eventfd non-blocking", c->row_name);
     }
-    *out = fd;
+    c->fd = fd;
     return 0;
 }
 
 static int h_set_vring_kick(struct ctx *c)
 {
-    struct vqueue *q;
-    int fd;
-    if (vring_fd(c, "SET_VRING_KICK", &q, &fd) < 0)
+    struct vqueue *q = c->q;
+    if (take_vring_fd(c) < 0)
         return -1;
     if (q->kickfd >= 0) {
         worker_unwatch_queue(q);
         close(q->kickfd);
     }
-    q->kickfd = fd;
+    q->kickfd = c->fd;
     q->kick_set = true;   /* the ring starts (spec: on kick; we serve at once) */
     worker_watch_queue(q);
     return 0;
@@ -441,14 +428,13 @@ static int h_set_vring_kick(struct ctx *c)
 
 static int h_set_vring_call(struct ctx *c)
 {
-    struct vqueue *q;
-    int fd;
-    if (vring_fd(c, "SET_VRING_CALL", &q, &fd) < 0)
+    struct vqueue *q = c->q;
+    if (take_vring_fd(c) < 0)
         return -1;
     pthread_mutex_lock(&q->rx_lock);
     if (q->callfd >= 0)
         close(q->callfd);
-    q->callfd = fd;
+    q->callfd = c->fd;
     /* Interrupts may have been lost while the fd was being replaced. */
     q->vq.signalled_valid = false;
     pthread_mutex_unlock(&q->rx_lock);
@@ -457,25 +443,18 @@ static int h_set_vring_call(struct ctx *c)
 
 static int h_set_vring_err(struct ctx *c)
 {
-    struct vqueue *q;
-    int fd;
-    if (vring_fd(c, "SET_VRING_ERR", &q, &fd) < 0)
+    struct vqueue *q = c->q;
+    if (take_vring_fd(c) < 0)
         return -1;
     if (q->errfd >= 0)
         close(q->errfd);
-    q->errfd = fd;
+    q->errfd = c->fd;
     return 0;
 }
 
 static int h_set_vring_enable(struct ctx *c)
 {
-    const struct vhost_user_vring_state *s = &c->m->payload.state;
-    struct vqueue *q = ring(c, s->index);
-    if (!q)
-        return fail(c, "SET_VRING_ENABLE: ring %u does not exist", s->index);
-    if (s->num > 1)
-        return fail(c, "SET_VRING_ENABLE: value %u is not 0 or 1", s->num);
-    q->enable = (int)s->num;
+    c->q->enable = (int)c->num;
     return 0;
 }
 
@@ -545,11 +524,18 @@ typedef int (*handler_fn)(struct ctx *);
 /* Runs once the device's write lock is dropped, if the handler succeeded. */
 typedef void (*after_fn)(struct port *p, const struct vhost_user_msg *m);
 
+/* Where a message names a ring: nowhere, in a vring state (with a value
+ * at most the row's max_num), in a vring address, or in the low bits of a
+ * u64 (KICK/CALL/ERR). */
+enum ring_rule { RING_NONE, RING_STATE, RING_ADDR, RING_U64 };
+
 struct msg_row {
     const char *name;
     uint32_t min_size, max_size;   /* payload size range */
     enum fd_rule fds;              /* how many fds it must carry */
     bool replies;                  /* always answers with a payload (GET_*) */
+    enum ring_rule ring;           /* the dispatcher finds and checks the ring */
+    uint32_t max_num;              /* RING_STATE: the largest value */
     handler_fn handler;            /* under the device's write lock */
     after_fn after;                /* NULL: nothing to do afterwards */
 };
@@ -563,44 +549,85 @@ static void after_send_rarp(struct port *p, const struct vhost_user_msg *m)
 
 /* One row per request.  The handler is taken by address: a row whose
  * handler is not a function (NULL, 0) does not compile. */
-#define MSG(req, min, max, fds, replies, fn, after) \
-    [VHOST_USER_##req] = { #req, min, max, fds, replies, &fn, after }
+#define MSG(req, min, max, fds, replies, ring, max_num, fn, after) \
+    [VHOST_USER_##req] = { #req, min, max, fds, replies, ring, max_num, &fn, after }
 
 static const struct msg_row table[] = {
-    MSG(GET_FEATURES, 0, U64, FDS_NONE, true, h_get_features, NULL),
-    MSG(SET_FEATURES, U64, U64, FDS_NONE, false, h_set_features, NULL),
-    MSG(SET_OWNER, 0, U64, FDS_NONE, false, h_nothing, NULL),
-    MSG(RESET_OWNER, 0, U64, FDS_NONE, false, h_reset, NULL),
-    MSG(SET_MEM_TABLE, 8, sizeof(struct vhost_user_memory), FDS_MEM_TABLE, false,
+    MSG(GET_FEATURES, 0, U64, FDS_NONE, true, RING_NONE, 0, h_get_features, NULL),
+    MSG(SET_FEATURES, U64, U64, FDS_NONE, false, RING_NONE, 0, h_set_features, NULL),
+    MSG(SET_OWNER, 0, U64, FDS_NONE, false, RING_NONE, 0, h_nothing, NULL),
+    MSG(RESET_OWNER, 0, U64, FDS_NONE, false, RING_NONE, 0, h_reset, NULL),
+    MSG(SET_MEM_TABLE, 8, sizeof(struct vhost_user_memory), FDS_MEM_TABLE, false, RING_NONE, 0,
         h_set_mem_table, NULL),
     MSG(SET_LOG_BASE, sizeof(struct vhost_user_log), sizeof(struct vhost_user_log), FDS_ONE,
-        false, h_unsupported, NULL),
-    MSG(SET_LOG_FD, 0, U64, FDS_ONE, false, h_unsupported, NULL),
-    MSG(SET_VRING_NUM, STATE, STATE, FDS_NONE, false, h_set_vring_num, NULL),
+        false, RING_NONE, 0, h_unsupported, NULL),
+    MSG(SET_LOG_FD, 0, U64, FDS_ONE, false, RING_NONE, 0, h_unsupported, NULL),
+    MSG(SET_VRING_NUM, STATE, STATE, FDS_NONE, false, RING_STATE, VIRTQ_MAX_SIZE,
+        h_set_vring_num, NULL),
     MSG(SET_VRING_ADDR, sizeof(struct vhost_user_vring_addr),
-        sizeof(struct vhost_user_vring_addr), FDS_NONE, false, h_set_vring_addr, NULL),
-    MSG(SET_VRING_BASE, STATE, STATE, FDS_NONE, false, h_set_vring_base, NULL),
-    MSG(GET_VRING_BASE, STATE, STATE, FDS_NONE, true, h_get_vring_base, NULL),
-    MSG(SET_VRING_KICK, U64, U64, FDS_VRING, false, h_set_vring_kick, NULL),
-    MSG(SET_VRING_CALL, U64, U64, FDS_VRING, false, h_set_vring_call, NULL),
-    MSG(SET_VRING_ERR, U64, U64, FDS_VRING, false, h_set_vring_err, NULL),
-    MSG(GET_PROTOCOL_FEATURES, 0, U64, FDS_NONE, true, h_get_protocol_features, NULL),
-    MSG(SET_PROTOCOL_FEATURES, U64, U64, FDS_NONE, false, h_set_protocol_features, NULL),
-    MSG(GET_QUEUE_NUM, 0, U64, FDS_NONE, true, h_get_queue_num, NULL),
-    MSG(SET_VRING_ENABLE, STATE, STATE, FDS_NONE, false, h_set_vring_enable, NULL),
-    MSG(SEND_RARP, U64, U64, FDS_NONE, false, h_nothing, after_send_rarp),
-    MSG(NET_SET_MTU, U64, U64, FDS_NONE, false, h_net_set_mtu, NULL),
-    MSG(SET_BACKEND_REQ_FD, 0, U64, FDS_ONE, false, h_unsupported, NULL),
-    MSG(RESET_DEVICE, 0, U64, FDS_NONE, false, h_reset, NULL),
-    MSG(GET_MAX_MEM_SLOTS, 0, U64, FDS_NONE, true, h_get_max_mem_slots, NULL),
+        sizeof(struct vhost_user_vring_addr), FDS_NONE, false, RING_ADDR, 0, h_set_vring_addr,
+        NULL),
+    MSG(SET_VRING_BASE, STATE, STATE, FDS_NONE, false, RING_STATE, 0xffff, h_set_vring_base,
+        NULL),
+    MSG(GET_VRING_BASE, STATE, STATE, FDS_NONE, true, RING_STATE, UINT32_MAX,
+        h_get_vring_base, NULL),
+    MSG(SET_VRING_KICK, U64, U64, FDS_VRING, false, RING_U64, 0, h_set_vring_kick, NULL),
+    MSG(SET_VRING_CALL, U64, U64, FDS_VRING, false, RING_U64, 0, h_set_vring_call, NULL),
+    MSG(SET_VRING_ERR, U64, U64, FDS_VRING, false, RING_U64, 0, h_set_vring_err, NULL),
+    MSG(GET_PROTOCOL_FEATURES, 0, U64, FDS_NONE, true, RING_NONE, 0, h_get_protocol_features,
+        NULL),
+    MSG(SET_PROTOCOL_FEATURES, U64, U64, FDS_NONE, false, RING_NONE, 0,
+        h_set_protocol_features, NULL),
+    MSG(GET_QUEUE_NUM, 0, U64, FDS_NONE, true, RING_NONE, 0, h_get_queue_num, NULL),
+    MSG(SET_VRING_ENABLE, STATE, STATE, FDS_NONE, false, RING_STATE, 1, h_set_vring_enable,
+        NULL),
+    MSG(SEND_RARP, U64, U64, FDS_NONE, false, RING_NONE, 0, h_nothing, after_send_rarp),
+    MSG(NET_SET_MTU, U64, U64, FDS_NONE, false, RING_NONE, 0, h_net_set_mtu, NULL),
+    MSG(SET_BACKEND_REQ_FD, 0, U64, FDS_ONE, false, RING_NONE, 0, h_unsupported, NULL),
+    MSG(RESET_DEVICE, 0, U64, FDS_NONE, false, RING_NONE, 0, h_reset, NULL),
+    MSG(GET_MAX_MEM_SLOTS, 0, U64, FDS_NONE, true, RING_NONE, 0, h_get_max_mem_slots, NULL),
     MSG(ADD_MEM_REG, sizeof(struct vhost_user_mem_single), sizeof(struct vhost_user_mem_single),
-        FDS_ONE, false, h_add_mem_reg, NULL),
+        FDS_ONE, false, RING_NONE, 0, h_add_mem_reg, NULL),
     MSG(REM_MEM_REG, sizeof(struct vhost_user_mem_single), sizeof(struct vhost_user_mem_single),
-        FDS_ZERO_OR_ONE, false, h_rem_mem_reg, NULL),
-    MSG(SET_STATUS, U64, U64, FDS_NONE, false, h_set_status, NULL),
-    MSG(GET_STATUS, 0, U64, FDS_NONE, true, h_get_status, NULL),
+        FDS_ZERO_OR_ONE, false, RING_NONE, 0, h_rem_mem_reg, NULL),
+    MSG(SET_STATUS, U64, U64, FDS_NONE, false, RING_NONE, 0, h_set_status, NULL),
+    MSG(GET_STATUS, 0, U64, FDS_NONE, true, RING_NONE, 0, h_get_status, NULL),
 };
 #define NROWS (sizeof(table) / sizeof(table[0]))
+
+/* Finds the ring a message names (the row's ring rule) into c->q, and its
+ * value into c->num, checked against the row; -1 with the error set. */
+static int resolve_ring(struct ctx *c, const struct msg_row *r)
+{
+    const union vhost_user_payload *p = &c->m->payload;
+    uint32_t index;
+    switch (r->ring) {
+    case RING_NONE:
+        return 0;
+    case RING_STATE:
+        index = p->state.index;
+        c->num = p->state.num;
+        break;
+    case RING_ADDR:
+        index = p->addr.index;
+        break;
+    case RING_U64:
+        if (p->u64 & ~(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD_MASK))
+            return fail(c, "%s: reserved bits set in 0x%llx", r->name,
+                        (unsigned long long)p->u64);
+        index = (uint32_t)(p->u64 & VHOST_USER_VRING_IDX_MASK);
+        break;
+    default:
+        return fail(c, "%s: no ring rule", r->name);
+    }
+    c->q = named_ring(c, index);
+    if (!c->q)
+        return -1;
+    if (r->ring == RING_STATE && c->num > r->max_num)
+        return fail(c, "%s: ring %u: value %u is beyond %u", r->name, index, c->num,
+                    r->max_num);
+    return 0;
+}
 
 /* Checks size and fd count against the request's spec; returns NULL if
  * fine, else why not. */
@@ -672,8 +699,9 @@ static int dispatch(struct port *p, struct vu_conn *conn)
     c.fds = conn->fds;
     c.nfds = conn->nfds;
     c.row_name = s->name;
+    c.fd = -1;
     vu_dev_lock(&p->dev);
-    rc = s->handler(&c);
+    rc = resolve_ring(&c, s) < 0 ? -1 : s->handler(&c);
     vu_dev_unlock(&p->dev);
     if (rc == 0 && s->after)
         s->after(p, m);
