@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,95 +116,217 @@ static void sleep_s(double s)
         ;
 }
 
-static int cmd_stats(int argc, char **argv)
+/* What a command line says once parsed: the options any command may take
+ * (each command's table says which) and the positional arguments. */
+struct args {
+    int json, prom, summary;
+    double watch;          /* stats: 0 = once */
+    double secs;           /* trace */
+    const char *worker;    /* trace: NULL = all */
+    char **pos;
+    int npos;
+};
+
+/* One option: its long name and letter, and where its value goes in struct
+ * args (a flag sets an int to 1). */
+enum opt_kind { OPT_FLAG, OPT_SECONDS, OPT_STRING };
+struct opt {
+    const char *name;
+    char letter;
+    enum opt_kind kind;
+    size_t field;   /* offsetof(struct args, ...) */
+};
+
+#define MAX_OPTS 8
+
+static int take_option(const struct opt *op, const char *arg, struct args *a)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'j' },
-        { "prometheus", no_argument, NULL, 'p' },
-        { "watch", required_argument, NULL, 'w' },
-        { NULL, 0, NULL, 0 },
-    };
-    int json = 0, prom = 0, o;
-    double watch = 0;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "jpw:", opts, NULL)) != -1) {
-        if (o == 'j') json = 1;
-        else if (o == 'p') prom = 1;
-        else if (o == 'w' && parse_seconds(optarg, &watch) == 0) ;
-        else { fprintf(stderr, "lwvhostctl stats: bad option (see --help)\n"); return 2; }
+    void *to = (char *)a + op->field;
+    switch (op->kind) {
+    case OPT_FLAG:
+        *(int *)to = 1;
+        return 0;
+    case OPT_SECONDS:
+        return parse_seconds(arg, to);
+    case OPT_STRING:
+        *(const char **)to = arg;
+        return 0;
     }
-    if (optind < argc || json + prom > 1) {
-        fprintf(stderr, "lwvhostctl stats: [--json|--prometheus] [--watch SECONDS]\n");
+    return -1;
+}
+
+/* Parses a command's options (getopt_long, against its table ending in a
+ * row without a name) into *a; what is left are positional arguments.
+ * Returns 0, or 2 (the exit status) after saying what was wrong. */
+static int parse_options(const char *cmd, int argc, char **argv, const struct opt *ops,
+                         struct args *a)
+{
+    struct option longopts[MAX_OPTS + 1] = { { 0 } };
+    char shortopts[2 * MAX_OPTS + 2] = ":";
+    size_t sl = 1;
+    unsigned n = 0;
+    for (; ops && ops[n].name && n < MAX_OPTS; n++) {
+        int has_arg = ops[n].kind == OPT_FLAG ? no_argument : required_argument;
+        longopts[n] = (struct option){ ops[n].name, has_arg, NULL, ops[n].letter };
+        shortopts[sl++] = ops[n].letter;
+        if (has_arg)
+            shortopts[sl++] = ':';
+    }
+    optind = 1;
+    if (n) {   /* without options, "-x" stays a positional argument */
+        int o;
+        while ((o = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+            const struct opt *op = NULL;
+            for (unsigned k = 0; k < n; k++)
+                if (ops[k].letter == o)
+                    op = &ops[k];
+            if (!op || take_option(op, optarg, a) < 0) {
+                fprintf(stderr, "lwvhostctl %s: bad option or value: %s (see --help)\n", cmd,
+                        argv[optind - 1]);
+                return 2;
+            }
+        }
+    }
+    a->pos = argv + optind;
+    a->npos = argc - optind;
+    return 0;
+}
+
+/* A view that takes only --json: ports, rings, fdb. */
+static int cmd_view(const char *cmd, const struct args *a)
+{
+    char line[64];
+    snprintf(line, sizeof(line), "%s%s\n", cmd, a->json ? " json" : "");
+    return request(line);
+}
+
+static int cmd_stats(const char *cmd, const struct args *a)
+{
+    (void)cmd;
+    if (a->json + a->prom > 1) {
+        fprintf(stderr, "lwvhostctl stats: --json and --prometheus exclude each other\n");
         return 2;
     }
-    const char *line = json ? "stats json\n" : prom ? "stats prometheus\n" : "stats\n";
-    if (watch <= 0)
+    int plain = !a->json && !a->prom;
+    const char *line = a->json ? "stats json\n" : a->prom ? "stats prometheus\n" : "stats\n";
+    if (a->watch <= 0)
         return request(line);
     /* Text watch mode: the daemon computes rates since the previous
      * "stats delta"; the first sample only sets the baseline. */
-    int rc = json || prom ? 0 : request_to("stats delta\n", 1);
+    int rc = plain ? request_to("stats delta\n", 1) : 0;
     if (rc)
         return rc;
     for (;;) {
-        sleep_s(watch);
-        if (!json && !prom) {
+        sleep_s(a->watch);
+        if (plain) {
             time_t t = time(NULL);
             char ts[32];
             strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
             printf("\n%s\n", ts);
             fflush(stdout);
         }
-        rc = request(json || prom ? line : "stats delta\n");
+        rc = request(plain ? "stats delta\n" : line);
         if (rc)
             return rc;
     }
 }
 
-static int cmd_trace(int argc, char **argv)
+static int cmd_trace(const char *cmd, const struct args *a)
 {
-    static const struct option opts[] = {
-        { "seconds", required_argument, NULL, 's' },
-        { "worker", required_argument, NULL, 'w' },
-        { "summary", no_argument, NULL, 'S' },
-        { NULL, 0, NULL, 0 },
-    };
-    double secs = 1;
-    const char *worker = NULL;
-    int summary = 0, o;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "s:w:S", opts, NULL)) != -1) {
-        if (o == 's' && parse_seconds(optarg, &secs) == 0) ;
-        else if (o == 'w') worker = optarg;
-        else if (o == 'S') summary = 1;
-        else { fprintf(stderr, "lwvhostctl trace: bad option (see --help)\n"); return 2; }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "lwvhostctl trace: unexpected argument '%s'\n", argv[optind]);
+    (void)cmd;
+    if (a->worker && strlen(a->worker) > 16) {
+        fprintf(stderr, "lwvhostctl trace: --worker %s is not a worker number\n", a->worker);
         return 2;
     }
     if (request("trace start\n"))
         return 1;
-    sleep_s(secs);
+    sleep_s(a->secs);
     char line[64];
-    snprintf(line, sizeof(line), "trace %s%s%s\n", summary ? "summary" : "dump",
-             worker ? " " : "", worker ? worker : "");
+    snprintf(line, sizeof(line), "trace %s%s%s\n", a->summary ? "summary" : "dump",
+             a->worker ? " " : "", a->worker ? a->worker : "");
     return request(line);
 }
 
-/* A view that takes only --json: ports, rings, fdb. */
-static int cmd_view(const char *cmd, int argc, char **argv)
+static int cmd_policy(const char *cmd, const struct args *a)
 {
-    char line[64];
-    if (argc == 1) {
-        snprintf(line, sizeof(line), "%s\n", cmd);
-        return request(line);
+    (void)cmd;
+    if (a->npos == 0)
+        return request("policy\n");
+    if (strlen(a->pos[0]) >= 64 || strlen(a->pos[1]) >= 64) {
+        fprintf(stderr, "lwvhostctl policy: port or mode too long\n");
+        return 2;
     }
-    if (argc == 2 && (!strcmp(argv[1], "--json") || !strcmp(argv[1], "-j"))) {
-        snprintf(line, sizeof(line), "%s json\n", cmd);
-        return request(line);
+    char line[160];
+    snprintf(line, sizeof(line), "policy %s %s\n", a->pos[0], a->pos[1]);
+    return request(line);
+}
+
+static int cmd_help(const char *cmd, const struct args *a)
+{
+    (void)cmd;
+    (void)a;
+    usage(stdout);
+    return 0;
+}
+
+static const struct opt json_opts[] = {
+    { "json", 'j', OPT_FLAG, offsetof(struct args, json) },
+    { NULL, 0, OPT_FLAG, 0 },
+};
+
+static const struct opt stats_opts[] = {
+    { "json", 'j', OPT_FLAG, offsetof(struct args, json) },
+    { "prometheus", 'p', OPT_FLAG, offsetof(struct args, prom) },
+    { "watch", 'w', OPT_SECONDS, offsetof(struct args, watch) },
+    { NULL, 0, OPT_FLAG, 0 },
+};
+
+static const struct opt trace_opts[] = {
+    { "seconds", 's', OPT_SECONDS, offsetof(struct args, secs) },
+    { "worker", 'w', OPT_STRING, offsetof(struct args, worker) },
+    { "summary", 'S', OPT_FLAG, offsetof(struct args, summary) },
+    { NULL, 0, OPT_FLAG, 0 },
+};
+
+/* The commands: name, options, how many positional arguments (none, or
+ * exactly one of the two counts), what runs them, usage on a bad line. */
+static const struct command {
+    const char *name;
+    const struct opt *opts;
+    int npos_a, npos_b;
+    int (*run)(const char *cmd, const struct args *a);
+    const char *synopsis;
+} commands[] = {
+    { "ports", json_opts, 0, 0, cmd_view, "[--json]" },
+    { "rings", json_opts, 0, 0, cmd_view, "[--json]" },
+    { "fdb", json_opts, 0, 0, cmd_view, "[--json]" },
+    { "stats", stats_opts, 0, 0, cmd_stats, "[--json|--prometheus] [--watch SECONDS]" },
+    { "trace", trace_opts, 0, 0, cmd_trace, "[--seconds S] [--worker N] [--summary]" },
+    { "policy", NULL, 0, 2, cmd_policy, "[PORT|all MODE]" },
+    { "help", NULL, 0, 0, cmd_help, "" },
+};
+
+static int run_command(int argc, char **argv)
+{
+    const struct command *c = NULL;
+    for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+        if (!strcmp(argv[0], commands[k].name))
+            c = &commands[k];
+    if (!c) {
+        fprintf(stderr, "lwvhostctl: unknown command '%s'\n", argv[0]);
+        usage(stderr);
+        return 2;
     }
-    fprintf(stderr, "lwvhostctl %s: [--json]\n", cmd);
-    return 2;
+    struct args a = { .secs = 1 };
+    int rc = parse_options(c->name, argc, argv, c->opts, &a);
+    if (rc)
+        return rc;
+    if (a.npos != c->npos_a && a.npos != c->npos_b) {
+        fprintf(stderr, "lwvhostctl %s: unexpected arguments; usage: lwvhostctl %s %s\n",
+                c->name, c->name, c->synopsis);
+        return 2;
+    }
+    return c->run(c->name, &a);
 }
 
 int main(int argc, char **argv)
@@ -232,31 +355,5 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    const char *cmd = argv[i];
-    int sub_argc = argc - i;
-    char **sub_argv = argv + i;
-    if (!strcmp(cmd, "ports") || !strcmp(cmd, "rings") || !strcmp(cmd, "fdb"))
-        return cmd_view(cmd, sub_argc, sub_argv);
-    if (!strcmp(cmd, "stats"))
-        return cmd_stats(sub_argc, sub_argv);
-    if (!strcmp(cmd, "trace"))
-        return cmd_trace(sub_argc, sub_argv);
-    if (!strcmp(cmd, "policy")) {
-        if (sub_argc == 1)
-            return request("policy\n");
-        if (sub_argc == 3 && strlen(sub_argv[1]) < 64 && strlen(sub_argv[2]) < 64) {
-            char line[160];
-            snprintf(line, sizeof(line), "policy %s %s\n", sub_argv[1], sub_argv[2]);
-            return request(line);
-        }
-        fprintf(stderr, "lwvhostctl policy: [PORT|all MODE]\n");
-        return 2;
-    }
-    if (!strcmp(cmd, "help")) {
-        usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "lwvhostctl: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 2;
+    return run_command(argc - i, argv + i);
 }

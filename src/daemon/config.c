@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,24 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, uint32_t *out)
     return 0;
 }
 
+/* on/off, as QEMU spells switches; true/false and 1/0 as well. */
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = { "on", "true", "1", "yes" };
+    static const char *const no[] = { "off", "false", "0", "no" };
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* Octal permission bits, at most 0777. */
 static int parse_mode(const char *s, int *out)
 {
@@ -201,11 +220,7 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
                 return fail(err, len, "--port %s: queues=%s is not 1..%d", name, v,
                             LWV_MAX_QUEUE_PAIRS);
         } else if (strcmp(kv, "client") == 0) {
-            if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
-                p->client = true;
-            else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
-                p->client = false;
-            else
+            if (parse_bool(v, &p->client) < 0)
                 return fail(err, len, "--port %s: client=%s is not on or off", name, v);
         } else if (strcmp(kv, "mode") == 0) {
             if (parse_mode(v, &p->sock_mode) < 0)
@@ -218,11 +233,7 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
             if (parse_id(v, true, &p->sock_gid) < 0)
                 return fail(err, len, "--port %s: group=%s: no such group", name, v);
         } else if (strcmp(kv, "antispoof") == 0) {
-            if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
-                p->antispoof = true;
-            else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
-                p->antispoof = false;
-            else
+            if (parse_bool(v, &p->antispoof) < 0)
                 return fail(err, len, "--port %s: antispoof=%s is not on or off", name, v);
         } else if (strcmp(kv, "policy") == 0) {
             char perr[160];
@@ -321,6 +332,21 @@ static int read_file(struct config *c, const char *path, char *err, size_t len, 
     return rc;
 }
 
+/* The options that take a whole number in a range. */
+struct number_opt {
+    const char *key;
+    uint32_t lo, hi;
+    size_t field;       /* offsetof a uint32_t in struct config */
+    const char *unit;   /* for the error message */
+};
+
+static const struct number_opt number_opts[] = {
+    { "workers", 1, 64, offsetof(struct config, workers), "" },
+    { "idle-us", 1, POLICY_MAX_ARG_US, offsetof(struct config, idle_us), " microseconds" },
+    { "fdb-age", 1, 1000000, offsetof(struct config, fdb_age_s), " seconds" },
+    { "fdb-max-per-port", 1, FDB_SLOTS, offsetof(struct config, fdb_port_max), " addresses" },
+};
+
 static int set_option(struct config *c, const char *key, const char *val, char *err, size_t len,
                       int depth)
 {
@@ -328,6 +354,14 @@ static int set_option(struct config *c, const char *key, const char *val, char *
         return config_add_port(c, val, err, len);
     if (strcmp(key, "tap") == 0)
         return config_add_tap(c, val, err, len);
+    for (size_t i = 0; i < sizeof(number_opts) / sizeof(number_opts[0]); i++) {
+        const struct number_opt *o = &number_opts[i];
+        if (strcmp(key, o->key) != 0)
+            continue;
+        if (parse_uint(val, o->lo, o->hi, (uint32_t *)((char *)c + o->field)) < 0)
+            return fail(err, len, "--%s %s is not %u..%u%s", key, val, o->lo, o->hi, o->unit);
+        return 0;
+    }
     if (strcmp(key, "ctl") == 0) {
         if (!*val || strlen(val) >= sizeof(c->ctl_path))
             return fail(err, len, "--ctl path empty or too long");
@@ -344,11 +378,6 @@ static int set_option(struct config *c, const char *key, const char *val, char *
             return fail(err, len, "--ctl-group %s: no such group", val);
         return 0;
     }
-    if (strcmp(key, "workers") == 0) {
-        if (parse_uint(val, 1, 64, &c->workers) < 0)
-            return fail(err, len, "--workers %s is not 1..64", val);
-        return 0;
-    }
     if (strcmp(key, "log-level") == 0) {
         int l = log_level_parse(val);
         if (l < 0)
@@ -360,21 +389,6 @@ static int set_option(struct config *c, const char *key, const char *val, char *
         char perr[160];
         if (policy_parse(val, &c->policy, perr, sizeof(perr)) < 0)
             return fail(err, len, "--policy: %s", perr);
-        return 0;
-    }
-    if (strcmp(key, "idle-us") == 0) {
-        if (parse_uint(val, 1, POLICY_MAX_ARG_US, &c->idle_us) < 0)
-            return fail(err, len, "--idle-us %s is not 1..%d", val, POLICY_MAX_ARG_US);
-        return 0;
-    }
-    if (strcmp(key, "fdb-age") == 0) {
-        if (parse_uint(val, 1, 1000000, &c->fdb_age_s) < 0)
-            return fail(err, len, "--fdb-age %s is not 1..1000000 seconds", val);
-        return 0;
-    }
-    if (strcmp(key, "fdb-max-per-port") == 0) {
-        if (parse_uint(val, 1, FDB_SLOTS, &c->fdb_port_max) < 0)
-            return fail(err, len, "--fdb-max-per-port %s is not 1..%u", val, FDB_SLOTS);
         return 0;
     }
     if (strcmp(key, "config") == 0)

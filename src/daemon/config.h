@@ -37,7 +37,7 @@ struct config {
     char ctl_path[108];
     int ctl_mode;              /* -1: 0600 */
     long ctl_gid;              /* -1: unchanged */
-    unsigned workers;
+    uint32_t workers;
     int log_level;
     struct policy policy;      /* default for ports without their own */
     uint32_t idle_us;

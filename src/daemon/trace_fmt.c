@@ -24,6 +24,22 @@ static void line(FILE *out, unsigned worker, uint64_t t0, uint64_t ts, double du
             2 * depth, "", text);
 }
 
+/* The policy a TX pass or an adaptive decision names (enum eff_mode). */
+static const char *mode_name(uint32_t code)
+{
+    return code == 0 ? "notify" : code == 1 ? "interval" : "poll";
+}
+
+/* Events printed as a call on one queue: the call's name and its depth. */
+static const struct {
+    const char *call;
+    int depth;
+} queue_calls[] = {
+    [TR_NOTIFY_ON] = { "kicks_on", 1 },
+    [TR_NOTIFY_OFF] = { "kicks_off", 1 },
+    [TR_SIGNAL] = { "signal", 2 },
+};
+
 void trace_format_graph(FILE *out, unsigned worker, const struct trace_rec *r, size_t n,
                         port_namer name)
 {
@@ -36,6 +52,8 @@ void trace_format_graph(FILE *out, unsigned worker, const struct trace_rec *r, s
     char q[48], text[128];
     for (size_t i = 0; i < n; i++) {
         const struct trace_rec *e = &r[i];
+        int depth = 1;
+        double dur_us = -1;   /* none */
         switch (e->event) {
         case TR_WAKE_KICK:
         case TR_WAKE_TIMER:
@@ -43,64 +61,56 @@ void trace_format_graph(FILE *out, unsigned worker, const struct trace_rec *r, s
             if (!in_wake) {
                 wake_ts = e->ts_ns;
                 in_wake = true;
+                depth = 0;
                 if (e->event == TR_WAKE_KICK)
                     snprintf(text, sizeof(text), "wake(kick %s) {", qname(name, e, q, sizeof(q)));
                 else if (e->event == TR_WAKE_TIMER)
                     snprintf(text, sizeof(text), "wake(timer, %.1f us late) {", e->arg / 1000.0);
                 else
                     snprintf(text, sizeof(text), "wake(poke) {");
-                line(out, worker, t0, e->ts_ns, -1, 0, text);
+            } else if (e->event == TR_WAKE_KICK) {
+                snprintf(text, sizeof(text), "/* and kick %s */", qname(name, e, q, sizeof(q)));
             } else {
-                if (e->event == TR_WAKE_KICK)
-                    snprintf(text, sizeof(text), "/* and kick %s */", qname(name, e, q, sizeof(q)));
-                else
-                    snprintf(text, sizeof(text), "/* and %s */",
-                             e->event == TR_WAKE_TIMER ? "timer" : "poke");
-                line(out, worker, t0, e->ts_ns, -1, 1, text);
+                snprintf(text, sizeof(text), "/* and %s */",
+                         e->event == TR_WAKE_TIMER ? "timer" : "poke");
             }
             break;
         case TR_TX_BEGIN:
             tx_ts = e->ts_ns;
             snprintf(text, sizeof(text), "tx_pass(%s, %s) {", qname(name, e, q, sizeof(q)),
-                     e->arg == 0 ? "notify" : e->arg == 1 ? "interval" : "poll");
-            line(out, worker, t0, e->ts_ns, -1, 1, text);
+                     mode_name(e->arg));
             break;
         case TR_TX_END:
             snprintf(text, sizeof(text), "} /* %u descriptors */", e->arg);
-            line(out, worker, t0, e->ts_ns, tx_ts ? (double)(e->ts_ns - tx_ts) / 1000.0 : -1, 1,
-                 text);
+            if (tx_ts)
+                dur_us = (double)(e->ts_ns - tx_ts) / 1000.0;
             tx_ts = 0;
             break;
         case TR_NOTIFY_ON:
-            snprintf(text, sizeof(text), "kicks_on(%s);", qname(name, e, q, sizeof(q)));
-            line(out, worker, t0, e->ts_ns, -1, 1, text);
-            break;
         case TR_NOTIFY_OFF:
-            snprintf(text, sizeof(text), "kicks_off(%s);", qname(name, e, q, sizeof(q)));
-            line(out, worker, t0, e->ts_ns, -1, 1, text);
-            break;
         case TR_SIGNAL:
-            snprintf(text, sizeof(text), "signal(%s);", qname(name, e, q, sizeof(q)));
-            line(out, worker, t0, e->ts_ns, -1, 2, text);
+            snprintf(text, sizeof(text), "%s(%s);", queue_calls[e->event].call,
+                     qname(name, e, q, sizeof(q)));
+            depth = queue_calls[e->event].depth;
             break;
         case TR_POLICY:
-            snprintf(text, sizeof(text), "adaptive -> %s %u us;",
-                     (e->arg >> 24) == 0 ? "notify" : (e->arg >> 24) == 1 ? "interval" : "poll",
+            snprintf(text, sizeof(text), "adaptive -> %s %u us;", mode_name(e->arg >> 24),
                      e->arg & 0xffffff);
-            line(out, worker, t0, e->ts_ns, -1, 1, text);
             break;
         case TR_SLEEP:
             if (e->arg == UINT32_MAX)
                 snprintf(text, sizeof(text), "} /* sleep until a kick */");
             else
                 snprintf(text, sizeof(text), "} /* sleep %u us */", e->arg);
-            line(out, worker, t0, e->ts_ns, in_wake ? (double)(e->ts_ns - wake_ts) / 1000.0 : -1,
-                 0, text);
+            if (in_wake)
+                dur_us = (double)(e->ts_ns - wake_ts) / 1000.0;
+            depth = 0;
             in_wake = false;
             break;
         default:
-            break;
+            continue;   /* an event this view does not show */
         }
+        line(out, worker, t0, e->ts_ns, dur_us, depth, text);
     }
 }
 

@@ -104,22 +104,13 @@ static uint64_t thread_cpu_ns(clockid_t cid)
 
 void worker_get_stats(const struct worker *w, struct worker_stats *o)
 {
-    const struct worker_stats *s = &w->st;
-    o->wakeups = stat_get(&s->wakeups);
-    o->kick_wakeups = stat_get(&s->kick_wakeups);
-    o->timer_wakeups = stat_get(&s->timer_wakeups);
-    o->passes = stat_get(&s->passes);
-    o->empty_passes = stat_get(&s->empty_passes);
-    o->frames = stat_get(&s->frames);
-    o->sleep_ns = stat_get(&s->sleep_ns);
-    o->oversleep_ns = stat_get(&s->oversleep_ns);
-    o->oversleep_max_ns = stat_get(&s->oversleep_max_ns);
-    o->wake_cost_ns = stat_get(&s->wake_cost_ns);
-    o->calib_oversleep_ns = stat_get(&s->calib_oversleep_ns);
-    o->adaptive_decisions = stat_get(&s->adaptive_decisions);
-    o->adaptive_eff = __atomic_load_n(&s->adaptive_eff, __ATOMIC_RELAXED);
-    o->adaptive_interval_ns = stat_get(&s->adaptive_interval_ns);
-    o->adaptive_rate = stat_get(&s->adaptive_rate);
+    _Static_assert(sizeof(struct worker_stats) % sizeof(uint64_t) == 0 &&
+                       _Alignof(struct worker_stats) == _Alignof(uint64_t),
+                   "struct worker_stats must hold only uint64_t fields");
+    const uint64_t *from = (const uint64_t *)&w->st;
+    uint64_t *to = (uint64_t *)o;
+    for (size_t i = 0; i < sizeof(*o) / sizeof(uint64_t); i++)
+        to[i] = stat_get(&from[i]);
     o->cpu_ns = 0;
     clockid_t cid;
     if (w->running && pthread_getcpuclockid(w->thread, &cid) == 0)
@@ -496,7 +487,7 @@ static void adaptive_tick(struct worker *w, clockid_t cid, uint64_t now)
         trace(&trace_rings[w->id], TR_POLICY, 0, 0,
               (uint32_t)w->ad.eff << 24 | (uint32_t)(w->ad.interval_ns / 1000 & 0xffffff));
     }
-    __atomic_store_n(&w->st.adaptive_eff, (int)w->ad.eff, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->st.adaptive_eff, (uint64_t)w->ad.eff, __ATOMIC_RELAXED);
     __atomic_store_n(&w->st.adaptive_interval_ns, w->ad.interval_ns, __ATOMIC_RELAXED);
     __atomic_store_n(&w->st.adaptive_rate, (uint64_t)w->ad.rate, __ATOMIC_RELAXED);
 }

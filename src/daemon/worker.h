@@ -23,6 +23,9 @@
 struct vqueue;
 struct port;
 
+/* Every field is a uint64_t (a counter or a gauge; worker.c checks the
+ * size and alignment it implies), so
+ * a snapshot is one relaxed atomic load per field. */
 struct worker_stats {
     uint64_t wakeups;         /* returns from the sleep with something to do */
     uint64_t kick_wakeups;    /* events for a guest kick */
@@ -37,7 +40,7 @@ struct worker_stats {
     uint64_t wake_cost_ns;    /* calibrated CPU of one timer sleep + wake-up */
     uint64_t calib_oversleep_ns;
     uint64_t adaptive_decisions;
-    int adaptive_eff;         /* enum eff_mode */
+    uint64_t adaptive_eff;    /* enum eff_mode */
     uint64_t adaptive_interval_ns;
     uint64_t adaptive_rate;   /* frames/s the controller estimates */
 };

@@ -353,14 +353,12 @@ int vuf_request(struct vuf *v, uint32_t request, const void *payload, uint32_t s
     return recv_reply(v, request, reply);
 }
 
-/* A GET-type request whose reply is one u64. */
-static int get_u64(struct vuf *v, uint32_t request, uint64_t *val)
+/* Receives the reply to request, which must carry one u64 (a GET's value
+ * or a REPLY_ACK status). */
+static int recv_u64_reply(struct vuf *v, uint32_t request, uint64_t *val)
 {
     struct vhost_user_msg m;
-    int r = vuf_msg_send(v, request, VHOST_USER_VERSION, NULL, 0, NULL, 0);
-    if (r)
-        return r;
-    r = recv_reply(v, request, &m);
+    int r = recv_reply(v, request, &m);
     if (r)
         return r;
     if (m.hdr.size != sizeof(uint64_t)) {
@@ -369,6 +367,15 @@ static int get_u64(struct vuf *v, uint32_t request, uint64_t *val)
     }
     *val = m.payload.u64;
     return 0;
+}
+
+/* A GET-type request whose reply is one u64. */
+static int get_u64(struct vuf *v, uint32_t request, uint64_t *val)
+{
+    int r = vuf_msg_send(v, request, VHOST_USER_VERSION, NULL, 0, NULL, 0);
+    if (r)
+        return r;
+    return recv_u64_reply(v, request, val);
 }
 
 /* A SET-type request; with REPLY_ACK it asks for, and checks, the ack. */
@@ -380,17 +387,13 @@ static int set_msg(struct vuf *v, uint32_t request, const void *payload, uint32_
     int r = vuf_msg_send(v, request, flags, payload, size, fds, nfds);
     if (r || !ack)
         return r;
-    struct vhost_user_msg m;
-    r = recv_reply(v, request, &m);
+    uint64_t status;
+    r = recv_u64_reply(v, request, &status);
     if (r)
         return r;
-    if (m.hdr.size != sizeof(uint64_t)) {
-        seterr(v, "ack to %u has size %u, want 8", request, m.hdr.size);
-        return -EPROTO;
-    }
-    if (m.payload.u64 != 0) {
+    if (status != 0) {
         seterr(v, "backend refused request %u (ack %llu)", request,
-               (unsigned long long)m.payload.u64);
+               (unsigned long long)status);
         return -EREMOTEIO;
     }
     return 0;
@@ -935,6 +938,19 @@ static int ring_broken(struct vuf *v, struct vuf_ring *q, const char *fmt, ...)
     return -EPROTO;
 }
 
+/* How many used entries the backend has published since we last looked,
+ * into *n (acquire: their contents are visible).  A count beyond the
+ * buffers we have in flight breaks the ring. */
+static int used_new(struct vuf *v, struct vuf_ring *q, uint16_t *n)
+{
+    uint16_t uidx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+    *n = (uint16_t)(uidx - q->last_used);
+    if (*n > q->ninflight)
+        return ring_broken(v, q, "used->idx moved %u->%u with %u buffers in flight",
+                           q->last_used, uidx, q->ninflight);
+    return 0;
+}
+
 static int do_kick(struct vuf *v, struct vuf_ring *q)
 {
     uint64_t one = 1;
@@ -981,11 +997,9 @@ int vuf_tx_reclaim(struct vuf *v, unsigned qp)
     struct vuf_ring *q = get_ring(v, 2 * qp + 1, &err);
     if (!q)
         return err;
-    uint16_t uidx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
-    uint16_t n = (uint16_t)(uidx - q->last_used);
-    if (n > q->ninflight)
-        return ring_broken(v, q, "used->idx moved %u->%u with %u buffers in flight",
-                           q->last_used, uidx, q->ninflight);
+    uint16_t n;
+    if (used_new(v, q, &n) < 0)
+        return -EPROTO;
     for (uint16_t k = 0; k < n; k++) {
         struct virtq_used_elem e;
         memcpy(&e, (const void *)&q->used->ring[q->last_used & (q->num - 1)], sizeof e);
@@ -1103,11 +1117,9 @@ int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
     struct vuf_ring *q = get_ring(v, 2 * qp, &err);
     if (!q)
         return err;
-    uint16_t uidx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
-    uint16_t avail = (uint16_t)(uidx - q->last_used);
-    if (avail > q->ninflight)
-        return ring_broken(v, q, "used->idx moved %u->%u with %u buffers posted",
-                           q->last_used, uidx, q->ninflight);
+    uint16_t avail;
+    if (used_new(v, q, &avail) < 0)
+        return -EPROTO;
     if (avail == 0)
         return -EAGAIN;
 
@@ -1314,18 +1326,8 @@ int vuf_ring_view(struct vuf *v, unsigned ring, struct vuf_ring_view *out)
     return 0;
 }
 
-int vuf_avail_push(struct vuf *v, unsigned ring, uint16_t head)
-{
-    if (ring >= v->nrings)
-        return -EINVAL;
-    struct vuf_ring *q = &v->ring[ring];
-    q->avail->ring[q->avail_idx & (q->num - 1)] = head;
-    q->avail_idx++;
-    __atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
-    q->published = q->avail_idx;
-    return 0;
-}
-
+/* Publishes avail->idx = idx (release: the ring entries before it are
+ * visible first). */
 int vuf_avail_set_idx(struct vuf *v, unsigned ring, uint16_t idx)
 {
     if (ring >= v->nrings)
@@ -1335,6 +1337,15 @@ int vuf_avail_set_idx(struct vuf *v, unsigned ring, uint16_t idx)
     __atomic_store_n(&q->avail->idx, idx, __ATOMIC_RELEASE);
     q->published = idx;
     return 0;
+}
+
+int vuf_avail_push(struct vuf *v, unsigned ring, uint16_t head)
+{
+    if (ring >= v->nrings)
+        return -EINVAL;
+    struct vuf_ring *q = &v->ring[ring];
+    q->avail->ring[q->avail_idx & (q->num - 1)] = head;
+    return vuf_avail_set_idx(v, ring, (uint16_t)(q->avail_idx + 1));
 }
 
 unsigned vuf_nregions(const struct vuf *v)
