@@ -290,6 +290,56 @@ static void vm_mac_str(unsigned i, char *out, size_t len)
 
 /* ---------------------------------------------------------------- lwvhostd */
 
+/* Waits up to timeout_ms for ready() while the backend it started lives;
+ * -1 with err set (with the log's last lines if it died). */
+static int wait_ready(struct backend *b, const struct bench_cfg *c, const char *name,
+                      int (*ready)(struct backend *, const struct bench_cfg *), int timeout_ms,
+                      const char *waiting_for, char *err, size_t errlen)
+{
+    char tail[640];
+    for (int waited = 0;; waited += 20) {
+        if (!child_alive(b->pid, NULL)) {
+            b->pid = 0;
+            log_tail(b->log, tail, sizeof tail);
+            snprintf(err, errlen, "%s exited at start: %s", name, tail);
+            return -1;
+        }
+        if (ready(b, c))
+            return 0;
+        if (waited > timeout_ms) {
+            snprintf(err, errlen, "%s did not %s within %d s (log %s)", name, waiting_for,
+                     timeout_ms / 1000, b->log);
+            return -1;
+        }
+        sleep_ms(20);
+    }
+}
+
+/* lwvhostd is ready when its control socket answers. */
+static int lwvhostd_ready(struct backend *b, const struct bench_cfg *c)
+{
+    (void)c;
+    char e2[128];
+    if (!exists(b->ctl))
+        return 0;
+    char *ans = ctl_request(b->ctl, "stats json\n", 1000, NULL, e2, sizeof e2);
+    int answered = ans != NULL;
+    free(ans);
+    return answered;
+}
+
+/* testpmd is ready when every VM's vhost socket exists. */
+static int testpmd_ready(struct backend *b, const struct bench_cfg *c)
+{
+    for (unsigned i = 0; i < c->vms; i++) {
+        char sock[300];
+        backend_sock_path(b, i, sock, sizeof sock);
+        if (!exists(sock))
+            return 0;
+    }
+    return 1;
+}
+
 static int start_lwvhostd(struct backend *b, const struct bench_cfg *c, char *err, size_t errlen)
 {
     if (access(c->lwvhostd, X_OK) < 0) {
@@ -338,28 +388,8 @@ static int start_lwvhostd(struct backend *b, const struct bench_cfg *c, char *er
         return -1;
     b->spawned = 1;
     /* ready when the control socket answers */
-    char e2[128], tail[640];
-    for (int waited = 0;; waited += 20) {
-        if (!child_alive(b->pid, NULL)) {
-            b->pid = 0;
-            log_tail(b->log, tail, sizeof tail);
-            snprintf(err, errlen, "lwvhostd exited at start: %s", tail);
-            return -1;
-        }
-        if (exists(b->ctl)) {
-            char *ans = ctl_request(b->ctl, "stats json\n", 1000, NULL, e2, sizeof e2);
-            if (ans) {
-                free(ans);
-                break;
-            }
-        }
-        if (waited > 5000) {
-            snprintf(err, errlen, "lwvhostd did not answer on %s within 5 s", b->ctl);
-            return -1;
-        }
-        sleep_ms(20);
-    }
-    return 0;
+    return wait_ready(b, c, "lwvhostd", lwvhostd_ready, 5000, "answer on its control socket",
+                      err, errlen);
 }
 
 static int attach_lwvhostd(struct backend *b, const struct bench_cfg *c, char *err, size_t errlen)
@@ -538,30 +568,8 @@ static int start_testpmd(struct backend *b, const struct bench_cfg *c, char *err
     }
     b->stdin_fd = p[1];
     b->spawned = 1;
-    char tail[640];
-    for (int waited = 0;; waited += 20) {
-        if (!child_alive(b->pid, NULL)) {
-            b->pid = 0;
-            log_tail(b->log, tail, sizeof tail);
-            snprintf(err, errlen, "testpmd exited at start: %s", tail);
-            return -1;
-        }
-        unsigned ready = 0;
-        for (unsigned i = 0; i < c->vms; i++) {
-            char sock[300];
-            backend_sock_path(b, i, sock, sizeof sock);
-            ready += exists(sock);
-        }
-        if (ready == c->vms)
-            break;
-        if (waited > 30000) {
-            snprintf(err, errlen, "testpmd did not create its vhost sockets within 30 s (log %s)",
-                     b->log);
-            return -1;
-        }
-        sleep_ms(20);
-    }
-    return 0;
+    return wait_ready(b, c, "testpmd", testpmd_ready, 30000, "create its vhost sockets", err,
+                      errlen);
 }
 
 /* ---------------------------------------------------------------- common */
@@ -623,6 +631,17 @@ static void sum_u64(const struct json *o, const char *key, uint64_t *acc, int *h
     }
 }
 
+/* Adds key's value to *acc; clears *all if the key is missing (a figure
+ * summed over workers is known only if every worker has it). */
+static void sum_each(const struct json *o, const char *key, uint64_t *acc, int *all)
+{
+    uint64_t v;
+    if (json_u64(json_get(o, key), &v))
+        *acc += v;
+    else
+        *all = 0;
+}
+
 int backend_snap(struct backend *b, struct backend_snap *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
@@ -658,27 +677,11 @@ int backend_snap(struct backend *b, struct backend_snap *s, char *err, size_t er
             if (s->nworkers < BENCH_MAX_WORKERS && json_u64(json_get(w, "tid"), &tid))
                 s->worker_tid[s->nworkers++] = (int)tid;
             sum_u64(w, "wakeups", &s->wakeups, &s->have_wakeups);
-            uint64_t v;
-            if (json_u64(json_get(w, "cpu_ns"), &v))
-                s->cpu_ns += v;
-            else
-                have_cpu = 0;
-            if (json_u64(json_get(w, "cpu_user_ns"), &v))
-                s->cpu_user_ns += v;
-            else
-                have_us = 0;
-            if (json_u64(json_get(w, "cpu_sys_ns"), &v))
-                s->cpu_sys_ns += v;
-            else
-                have_us = 0;
-            if (json_u64(json_get(w, "ctx_voluntary"), &v))
-                s->ctx_vol += v;
-            else
-                have_ctx = 0;
-            if (json_u64(json_get(w, "ctx_involuntary"), &v))
-                s->ctx_invol += v;
-            else
-                have_ctx = 0;
+            sum_each(w, "cpu_ns", &s->cpu_ns, &have_cpu);
+            sum_each(w, "cpu_user_ns", &s->cpu_user_ns, &have_us);
+            sum_each(w, "cpu_sys_ns", &s->cpu_sys_ns, &have_us);
+            sum_each(w, "ctx_voluntary", &s->ctx_vol, &have_ctx);
+            sum_each(w, "ctx_involuntary", &s->ctx_invol, &have_ctx);
         }
         s->have_cpu_ns = s->nworkers && have_cpu;
         s->have_user_sys = s->nworkers && have_us;

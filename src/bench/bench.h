@@ -215,6 +215,8 @@ int report_csv_append(const char *path, const struct bench_result *r);
 /* Formatting helpers: "n/a" for NaN. */
 const char *fmt_num(char *buf, size_t len, double v, int prec);
 const char *fmt_rate(char *buf, size_t len, double pps);
+/* v in M or k from 1e6 or 1e3 in magnitude on: the scaled value and prefix. */
+double si_prefix(double v, const char **prefix);
 
 /* ---- sweep.c ---- */
 int sweep_main(int argc, char **argv);

@@ -9,38 +9,35 @@
 
 #include "bench.h"
 
-enum {
-    OPT_WORKLOAD = 256, OPT_TOPOLOGY, OPT_BACKEND, OPT_WARMUP, OPT_WINDOW, OPT_INFLIGHT,
-    OPT_RING, OPT_WORKERS, OPT_BACKEND_CPU, OPT_BENCH_CPU, OPT_NO_PIN, OPT_ATTACH,
-    OPT_SOCK_DIR, OPT_LWVHOSTD, OPT_TESTPMD, OPT_KEEP_DIR, OPT_QUIET_WAIT,
-    OPT_NICE, OPT_RX_IRQ,
+/* getopt_long values of the table's options without a letter: CLI_ROW +
+ * row; a command's own options use letters or values from CLI_OWN up. */
+#define CLI_ROW 256
+#define CLI_OWN 512
+#define CLI_MAX_ROWS 40
+#define CLI_MAX_OPTS 64
+
+struct cfg_opt;
+
+/* A command's long options: the table's rows (common ones, and `run`'s if
+ * asked) then the command's own. */
+struct cli {
+    struct option longopts[CLI_MAX_OPTS + 1];
+    const struct cfg_opt *rows[CLI_MAX_ROWS];
+    unsigned nrows, nopts;
 };
 
-/* Options every command takes (handled by common_option). */
-#define COMMON_LONG_OPTIONS                                              \
-    { "workload", required_argument, NULL, OPT_WORKLOAD },               \
-    { "topology", required_argument, NULL, OPT_TOPOLOGY },               \
-    { "backend", required_argument, NULL, OPT_BACKEND },                 \
-    { "warmup", required_argument, NULL, OPT_WARMUP },                   \
-    { "window", required_argument, NULL, OPT_WINDOW },                   \
-    { "inflight", required_argument, NULL, OPT_INFLIGHT },               \
-    { "ring", required_argument, NULL, OPT_RING },                       \
-    { "workers", required_argument, NULL, OPT_WORKERS },                 \
-    { "backend-cpu", required_argument, NULL, OPT_BACKEND_CPU },         \
-    { "bench-cpu", required_argument, NULL, OPT_BENCH_CPU },             \
-    { "no-pin", no_argument, NULL, OPT_NO_PIN },                         \
-    { "attach", required_argument, NULL, OPT_ATTACH },                   \
-    { "sock-dir", required_argument, NULL, OPT_SOCK_DIR },               \
-    { "lwvhostd", required_argument, NULL, OPT_LWVHOSTD },               \
-    { "testpmd", required_argument, NULL, OPT_TESTPMD },                 \
-    { "keep-dir", required_argument, NULL, OPT_KEEP_DIR },               \
-    { "quiet-wait", required_argument, NULL, OPT_QUIET_WAIT },           \
-    { "nice", required_argument, NULL, OPT_NICE },                       \
-    { "rx-irq", required_argument, NULL, OPT_RX_IRQ },                   \
-    { "verbose", no_argument, NULL, 'v' }
+void cli_init(struct cli *cli, int with_run_options, const struct option *own);
+/* Applies getopt_long's answer o if it is a table option: 0, or -1 with
+ * what is wrong in err; 1 if o is not a table option. */
+int cli_option(const struct cli *cli, int o, const char *arg, struct bench_cfg *c, char *err,
+               size_t errlen);
+/* Everything a command's getopt_long loop does not handle itself: the
+ * table's options, unknown ones and missing values.  0, or -1 after saying
+ * what was wrong on stderr (exit with EXIT_USAGE). */
+int cli_take(const struct cli *cli, const char *cmd, int o, char **argv, struct bench_cfg *c);
+/* The long name of getopt_long's answer o (a table or a command option). */
+const char *cli_option_name(const struct cli *cli, int o);
 
-/* 0, or -1 with a message in err (a usage error). */
-int common_option(int id, const char *arg, struct bench_cfg *c, char *err, size_t errlen);
 int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 int parse_double(const char *s, double min, double max, double *out);
 int parse_rate(const char *s, double *out);

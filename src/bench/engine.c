@@ -45,23 +45,29 @@
 
 enum fkind { FK_DATA = 1, FK_ACK, FK_REQ, FK_RESP, FK_LEARN, FK_PROBE, FK_PROBE_REPLY };
 
+/* A flow's sequence numbers and windows: what the warm-up leaves behind
+ * and the measured run starts without. */
+struct flow_seq {
+    uint32_t next_seq;      /* sender: next to send */
+    uint32_t acked;         /* tcp: next seq the receiver expects */
+    unsigned outstanding;   /* rr: requests without a response */
+    int rx_started;         /* receiver: seen a first frame */
+    uint32_t expect;        /* highest seq seen + 1 */
+    unsigned unacked;       /* frames not yet acknowledged */
+};
+
 struct flow {
     unsigned id, src, dst, q;
     uint8_t *tmpl;          /* data/request frame, src -> dst */
     uint8_t *rtmpl;         /* ack/response frame, dst -> src */
     unsigned rlen;
+    struct flow_seq s;      /* sequence state, cleared when measuring starts */
     /* sender */
-    uint32_t next_seq;
     double tokens;
     int64_t tok_ns;
-    uint32_t acked;         /* tcp: next seq the receiver expects */
     int64_t ack_ns;         /* tcp: last ack progress */
-    unsigned outstanding;   /* rr */
     int64_t resp_ns;
     /* receiver */
-    int rx_started;
-    uint32_t expect;        /* highest seq seen + 1 */
-    unsigned unacked;
     int64_t unacked_ns;
     int probed;             /* 1: probe arrived, 2: reply arrived */
     int probe_sent;
@@ -253,22 +259,22 @@ static unsigned sender_step(struct eng *e, struct flow *f, int64_t now)
             allow = (unsigned)f->tokens;
     }
     if (c->wl == WL_TCP) {
-        uint32_t inflight = f->next_seq - f->acked;
+        uint32_t inflight = f->s.next_seq - f->s.acked;
         if (inflight >= c->window)
             return 0;
         if (c->window - inflight < allow)
             allow = c->window - inflight;
     } else if (c->wl == WL_RR) {
-        if (f->outstanding >= c->inflight)
+        if (f->s.outstanding >= c->inflight)
             return 0;
-        if (c->inflight - f->outstanding < allow)
-            allow = c->inflight - f->outstanding;
+        if (c->inflight - f->s.outstanding < allow)
+            allow = c->inflight - f->s.outstanding;
     }
     struct vuf *v = e->vm[f->src].v;
     unsigned k;
     e->k.send_attempts++;
     for (k = 0; k < allow; k++) {
-        put32(f->tmpl + 24, f->next_seq);
+        put32(f->tmpl + 24, f->s.next_seq);
         put64(f->tmpl + 28, (uint64_t)now);
         int r = vuf_tx_enqueue(v, f->q, f->tmpl, c->size, NULL);
         if (r == -EAGAIN) {
@@ -280,11 +286,11 @@ static unsigned sender_step(struct eng *e, struct flow *f, int64_t now)
                  vuf_last_error(v));
             break;
         }
-        if (c->wl == WL_TCP && f->next_seq == f->acked)
+        if (c->wl == WL_TCP && f->s.next_seq == f->s.acked)
             f->ack_ns = now;            /* window was empty: start the stall clock */
-        if (c->wl == WL_RR && f->outstanding++ == 0)
+        if (c->wl == WL_RR && f->s.outstanding++ == 0)
             f->resp_ns = now;
-        f->next_seq++;
+        f->s.next_seq++;
         f->tokens -= 1.0;
         e->k.tx_frames++;
         e->k.data_tx++;
@@ -299,33 +305,54 @@ static unsigned sender_step(struct eng *e, struct flow *f, int64_t now)
 
 static void send_ack(struct eng *e, struct flow *f)
 {
-    put32(f->rtmpl + 36, f->expect);
+    put32(f->rtmpl + 36, f->s.expect);
     if (tx_frame(e, f->dst, f->q, f->rtmpl, f->rlen))
         e->k.reply_drops++;
-    f->unacked = 0;
+    f->s.unacked = 0;
 }
 
 /* ---------------------------------------------------------------- receiving */
 
 static void seq_account(struct eng *e, struct flow *f, uint32_t seq)
 {
-    if (!f->rx_started) {
-        f->rx_started = 1;
+    if (!f->s.rx_started) {
+        f->s.rx_started = 1;
         if (seq)
             e->k.gaps += seq;
-        f->expect = seq + 1;
+        f->s.expect = seq + 1;
         return;
     }
-    int32_t d = (int32_t)(seq - f->expect);
+    int32_t d = (int32_t)(seq - f->s.expect);
     if (d == 0) {
-        f->expect++;
+        f->s.expect++;
     } else if (d > 0) {
         e->k.gaps += (uint32_t)d;
-        f->expect = seq + 1;
+        f->s.expect = seq + 1;
     } else {
         e->k.reordered++;
         if (e->k.gaps)
             e->k.gaps--;
+    }
+}
+
+/* A path probe reached the flow's destination (which answers it when the
+ * engine waits for both directions), or its reply came back. */
+static void on_probe(struct eng *e, unsigned vmi, struct flow *f, unsigned kind)
+{
+    if (kind == FK_PROBE_REPLY) {
+        if (vmi == f->src)
+            f->probed |= 2;
+        return;
+    }
+    if (vmi != f->dst) {
+        e->k.bad++;
+        return;
+    }
+    f->probed |= 1;
+    if (e->need_probe == 3) {
+        uint8_t pr[ACK_SIZE];
+        frame_init(pr, sizeof pr, e->vm[f->src].mac, e->vm[f->dst].mac, FK_PROBE_REPLY, f->id);
+        tx_frame(e, f->dst, f->q, pr, sizeof pr);
     }
 }
 
@@ -347,27 +374,26 @@ static void handle(struct eng *e, unsigned vmi, const uint8_t *fr, int len, int6
     struct flow *f = &e->f[fid];
     uint32_t seq = get32(fr + 24);
     uint64_t ts = get64(fr + 28);
+    if (kind == FK_PROBE || kind == FK_PROBE_REPLY) {
+        on_probe(e, vmi, f, kind);
+        return;
+    }
+    if (kind != FK_DATA && kind != FK_REQ && kind != FK_ACK && kind != FK_RESP) {
+        e->k.bad++;
+        return;
+    }
+    /* Data and requests go to the flow's destination, acks and responses
+     * back to its source: anything else arrived where it should not. */
+    unsigned to = kind == FK_DATA || kind == FK_REQ ? f->dst : f->src;
+    if (vmi != to) {
+        e->k.bad++;
+        return;
+    }
+    e->k.rx_frames++;
+    e->k.rx_bytes += (unsigned)len;
     switch (kind) {
-    case FK_PROBE:
-        if (vmi != f->dst)
-            break;
-        f->probed |= 1;
-        if (e->need_probe == 3) {
-            uint8_t pr[ACK_SIZE];
-            frame_init(pr, sizeof pr, e->vm[f->src].mac, e->vm[f->dst].mac, FK_PROBE_REPLY, fid);
-            tx_frame(e, f->dst, f->q, pr, sizeof pr);
-        }
-        return;
-    case FK_PROBE_REPLY:
-        if (vmi == f->src)
-            f->probed |= 2;
-        return;
     case FK_DATA:
     case FK_REQ:
-        if (vmi != f->dst)
-            break;
-        e->k.rx_frames++;
-        e->k.rx_bytes += (unsigned)len;
         e->k.data_rx++;
         e->k.data_rx_bytes += (unsigned)len;
         seq_account(e, f, seq);
@@ -381,42 +407,32 @@ static void handle(struct eng *e, unsigned vmi, const uint8_t *fr, int len, int6
         if (e->record_lat && (int64_t)ts <= now)
             hist_add(&e->lat, (uint64_t)(now - (int64_t)ts));
         if (c->wl == WL_TCP) {
-            if (f->unacked++ == 0)
+            if (f->s.unacked++ == 0)
                 f->unacked_ns = now;
-            if (f->unacked >= 2)
+            if (f->s.unacked >= 2)
                 send_ack(e, f);
         }
         return;
-    case FK_ACK:
-        if (vmi != f->src)
-            break;
-        e->k.rx_frames++;
-        e->k.rx_bytes += (unsigned)len;
+    case FK_ACK: {
         uint32_t ack = get32(fr + 36);
-        if ((int32_t)(ack - f->acked) > 0 && (int32_t)(f->next_seq - ack) >= 0) {
-            f->acked = ack;
+        if ((int32_t)(ack - f->s.acked) > 0 && (int32_t)(f->s.next_seq - ack) >= 0) {
+            f->s.acked = ack;
             f->ack_ns = now;
         }
         return;
+    }
     case FK_RESP:
-        if (vmi != f->src)
-            break;
-        e->k.rx_frames++;
-        e->k.rx_bytes += (unsigned)len;
-        if (!f->outstanding) {
+        if (!f->s.outstanding) {
             e->k.late++;
             return;
         }
-        f->outstanding--;
+        f->s.outstanding--;
         f->resp_ns = now;
         e->k.trans++;
         if (e->record_lat && (int64_t)ts <= now)
             hist_add(&e->lat, (uint64_t)(now - (int64_t)ts));
         return;
-    default:
-        break;
     }
-    e->k.bad++;
 }
 
 static unsigned rx_drain(struct eng *e, unsigned vmi, unsigned q, int64_t now)
@@ -466,9 +482,9 @@ static void timers(struct eng *e, int64_t now)
     for (unsigned i = 0; i < e->nf; i++) {
         struct flow *f = &e->f[i];
         if (c->wl == WL_TCP) {
-            if (f->unacked && now - f->unacked_ns > DELACK_NS)
+            if (f->s.unacked && now - f->unacked_ns > DELACK_NS)
                 send_ack(e, f);
-            if (f->next_seq != f->acked && now - f->ack_ns > TCP_RTO_NS) {
+            if (f->s.next_seq != f->s.acked && now - f->ack_ns > TCP_RTO_NS) {
                 if (e->debug) {
                     struct vuf_ring_view a, d;
                     vuf_ring_view(e->vm[f->src].v, 2 * f->q + 1, &a);
@@ -478,16 +494,16 @@ static void timers(struct eng *e, int64_t now)
                     fprintf(stderr, "rto flow %u vm%u->vm%u q%u next %u acked %u expect %u unacked %u "
                             "src tx avail %u used %u ev %u | dst tx avail %u used %u ev %u "
                             "kick pending %d\n",
-                            f->id, f->src, f->dst, f->q, f->next_seq,
-                            f->acked, f->expect, f->unacked, a.avail->idx, a.used->idx, *a.avail_event,
+                            f->id, f->src, f->dst, f->q, f->s.next_seq,
+                            f->s.acked, f->s.expect, f->s.unacked, a.avail->idx, a.used->idx, *a.avail_event,
                             d.avail->idx, d.used->idx, *d.avail_event, pend);
                 }
                 e->k.timeouts++;
-                f->acked = f->next_seq;
+                f->s.acked = f->s.next_seq;
             }
-        } else if (f->outstanding && now - f->resp_ns > RR_RTO_NS) {
-            e->k.timeouts += f->outstanding;
-            f->outstanding = 0;
+        } else if (f->s.outstanding && now - f->resp_ns > RR_RTO_NS) {
+            e->k.timeouts += f->s.outstanding;
+            f->s.outstanding = 0;
         }
     }
 }
@@ -715,13 +731,7 @@ static int barrier(struct eng *e)
         loop_once(e);
     reclaim_all(e);
     for (unsigned i = 0; i < e->nf; i++) {
-        struct flow *f = &e->f[i];
-        f->next_seq = 0;
-        f->acked = 0;
-        f->rx_started = 0;
-        f->expect = 0;
-        f->unacked = 0;
-        f->outstanding = 0;
+        memset(&e->f[i].s, 0, sizeof(e->f[i].s));
     }
     return e->failed ? -1 : 0;
 }
@@ -925,6 +935,22 @@ static void compute(struct eng *e, struct bench_result *r, const struct counters
              r->unaccounted);
 }
 
+/* Marks one end of the measured interval (1: start, 2: end): the bench's
+ * counters into *k and its CPU seconds into *cpu_s, and asks the snapshot
+ * thread for the backend's side.  Latencies are recorded inside only. */
+static void mark_interval(struct eng *e, int which, uint64_t kick0, struct counters *k,
+                          double *cpu_s)
+{
+    reclaim_all(e);
+    e->k.kicks = frontend_kicks(e) - kick0;
+    e->k.calls += read_calls(e);
+    *k = e->k;
+    *cpu_s = rusage_s();
+    e->record_lat = which == 1;
+    __atomic_store_n(&e->snap_req, which, __ATOMIC_RELEASE);
+    sem_post(&e->go);
+}
+
 int engine_run(const struct bench_cfg *c, struct backend *b, struct bench_result *r,
                char *err, size_t errlen)
 {
@@ -1003,15 +1029,8 @@ int engine_run(const struct bench_cfg *c, struct backend *b, struct bench_result
         switch (phase) {
         case P_WARM:
             if (now - t0 >= (int64_t)(c->warmup * 1e9)) {
-                reclaim_all(e);
-                e->k.kicks = frontend_kicks(e) - kick0;
-                e->k.calls += read_calls(e);
-                ka = e->k;
-                u_a = rusage_s();
+                mark_interval(e, 1, kick0, &ka, &u_a);
                 t_a = now;
-                e->record_lat = 1;
-                __atomic_store_n(&e->snap_req, 1, __ATOMIC_RELEASE);
-                sem_post(&e->go);
                 phase = P_WAIT_A;
             }
             break;
@@ -1022,15 +1041,8 @@ int engine_run(const struct bench_cfg *c, struct backend *b, struct bench_result
             __attribute__((fallthrough));
         case P_MEASURE:
             if (phase == P_MEASURE && now - t_a >= (int64_t)(c->seconds * 1e9)) {
-                reclaim_all(e);
-                e->k.kicks = frontend_kicks(e) - kick0;
-                e->k.calls += read_calls(e);
-                kb = e->k;
-                u_b = rusage_s();
+                mark_interval(e, 2, kick0, &kb, &u_b);
                 t_b = now;
-                e->record_lat = 0;
-                __atomic_store_n(&e->snap_req, 2, __ATOMIC_RELEASE);
-                sem_post(&e->go);
                 phase = P_WAIT_B;
             }
             break;

@@ -125,6 +125,18 @@ static char *parse_string_raw(struct jp *p)
 
 static struct json *parse_value(struct jp *p, int depth);
 
+/* One or more digits; -1 (the error set) if there is none. */
+static int take_digits(struct jp *p)
+{
+    if (!isdigit((unsigned char)*p->s)) {
+        jp_fail(p, "bad number");
+        return -1;
+    }
+    while (isdigit((unsigned char)*p->s))
+        p->s++;
+    return 0;
+}
+
 static struct json *parse_number(struct jp *p)
 {
     const char *b = p->s;
@@ -133,33 +145,21 @@ static struct json *parse_number(struct jp *p)
         is_int = 0;
         p->s++;
     }
-    if (!isdigit((unsigned char)*p->s)) {
-        jp_fail(p, "bad number");
+    if (take_digits(p) < 0)
         return NULL;
-    }
-    while (isdigit((unsigned char)*p->s))
-        p->s++;
     if (*p->s == '.') {
         is_int = 0;
         p->s++;
-        if (!isdigit((unsigned char)*p->s)) {
-            jp_fail(p, "bad number");
+        if (take_digits(p) < 0)
             return NULL;
-        }
-        while (isdigit((unsigned char)*p->s))
-            p->s++;
     }
     if (*p->s == 'e' || *p->s == 'E') {
         is_int = 0;
         p->s++;
         if (*p->s == '+' || *p->s == '-')
             p->s++;
-        if (!isdigit((unsigned char)*p->s)) {
-            jp_fail(p, "bad number");
+        if (take_digits(p) < 0)
             return NULL;
-        }
-        while (isdigit((unsigned char)*p->s))
-            p->s++;
     }
     struct json *j = node(p, JSON_NUM);
     if (!j)

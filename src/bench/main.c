@@ -34,253 +34,6 @@ void bench_install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-int parse_workload(const char *s)
-{
-    if (!strcmp(s, "stream")) return WL_STREAM;
-    if (!strcmp(s, "tcp")) return WL_TCP;
-    if (!strcmp(s, "rr")) return WL_RR;
-    return -1;
-}
-
-int parse_topology(const char *s)
-{
-    if (!strcmp(s, "pairs")) return TOPO_PAIRS;
-    if (!strcmp(s, "many-to-one") || !strcmp(s, "m2o")) return TOPO_M2O;
-    if (!strcmp(s, "sink")) return TOPO_SINK;
-    return -1;
-}
-
-int parse_backend(const char *s)
-{
-    if (!strcmp(s, "lwvhostd")) return BK_LWVHOSTD;
-    if (!strcmp(s, "dpdk")) return BK_DPDK;
-    return -1;
-}
-
-int check_policy(const char *s)
-{
-    const char *colon = strchr(s, ':');
-    size_t n = colon ? (size_t)(colon - s) : strlen(s);
-    int need_arg = 0, may_arg = 0;
-    if (n == 6 && !strncmp(s, "notify", n)) {
-    } else if (n == 4 && !strncmp(s, "poll", n)) {
-    } else if (n == 8 && !strncmp(s, "interval", n)) {
-        need_arg = may_arg = 1;
-    } else if (n == 8 && !strncmp(s, "adaptive", n)) {
-        may_arg = 1;
-    } else {
-        return -1;
-    }
-    if (colon) {
-        if (!may_arg)
-            return -1;
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(colon + 1, &end, 10);
-        if (errno || end == colon + 1 || *end || v == 0 || v > 10000000)
-            return -1;
-    } else if (need_arg) {
-        return -1;
-    }
-    return 0;
-}
-
-int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        return -1;
-    unsigned long v = strtoul(s, &end, 0);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
-int parse_double(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || isnan(v) || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* PPS with an optional k/M suffix, or "max" (0). */
-int parse_rate(const char *s, double *out)
-{
-    if (!strcmp(s, "max")) {
-        *out = 0;
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || isnan(v) || v <= 0)
-        return -1;
-    if (*end == 'k' || *end == 'K') {
-        v *= 1e3;
-        end++;
-    } else if (*end == 'M' || *end == 'm') {
-        v *= 1e6;
-        end++;
-    }
-    if (*end || v > 1e9)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-void cfg_defaults(struct bench_cfg *c)
-{
-    memset(c, 0, sizeof *c);
-    c->wl = WL_STREAM;
-    c->size = 64;
-    c->vms = 2;
-    c->streams = 1;
-    c->rate = 0;
-    c->seconds = 3;
-    c->warmup = 0.5;
-    c->topo = TOPO_PAIRS;
-    c->backend = BK_LWVHOSTD;
-    c->window = 64;
-    c->inflight = 1;
-    c->ring = 256;
-    c->backend_cpu = 0;
-    c->bench_cpu = 1;
-    bench_default_paths(c);
-}
-
-int cfg_check(const struct bench_cfg *c, char *err, size_t errlen)
-{
-    if (c->topo == TOPO_PAIRS && (c->vms < 2 || c->vms % 2)) {
-        snprintf(err, errlen, "--topology pairs needs an even number of VMs (got %u; for one "
-                 "VM use --topology sink)", c->vms);
-        return -1;
-    }
-    if (c->topo == TOPO_M2O && c->vms < 2) {
-        snprintf(err, errlen, "--topology many-to-one needs at least 2 VMs");
-        return -1;
-    }
-    if (c->topo == TOPO_SINK && c->wl != WL_STREAM) {
-        snprintf(err, errlen, "--topology sink has nobody to answer: use --workload stream");
-        return -1;
-    }
-    if (c->backend == BK_DPDK && c->topo == TOPO_M2O) {
-        snprintf(err, errlen, "--backend dpdk pairs its ports (io forwarding): use --topology "
-                 "pairs or sink");
-        return -1;
-    }
-    if (c->backend == BK_DPDK && c->policy[0]) {
-        snprintf(err, errlen, "--policy applies to lwvhostd only");
-        return -1;
-    }
-    if (c->backend == BK_DPDK && c->attach_ctl) {
-        snprintf(err, errlen, "--attach works with lwvhostd only");
-        return -1;
-    }
-    if (!!c->attach_ctl != !!c->sock_dir) {
-        snprintf(err, errlen, "--attach CTLSOCK and --sock-dir DIR go together");
-        return -1;
-    }
-    if (c->wl == WL_TCP && (c->window < 2 || c->window > c->ring)) {
-        snprintf(err, errlen, "--window must be 2..%u (the ring size)", c->ring);
-        return -1;
-    }
-    if (c->wl == WL_RR && c->inflight > c->ring / 2) {
-        snprintf(err, errlen, "--inflight must be 1..%u (half the ring)", c->ring / 2);
-        return -1;
-    }
-    if (c->ring & (c->ring - 1)) {
-        snprintf(err, errlen, "--ring must be a power of two");
-        return -1;
-    }
-    return 0;
-}
-
-int common_option(int id, const char *arg, struct bench_cfg *c, char *err, size_t errlen)
-{
-    int v;
-    switch (id) {
-    case OPT_WORKLOAD:
-        if ((v = parse_workload(arg)) < 0)
-            goto bad;
-        c->wl = (enum workload)v;
-        return 0;
-    case OPT_TOPOLOGY:
-        if ((v = parse_topology(arg)) < 0)
-            goto bad;
-        c->topo = (enum topology)v;
-        return 0;
-    case OPT_BACKEND:
-        if ((v = parse_backend(arg)) < 0)
-            goto bad;
-        c->backend = (enum backend_kind)v;
-        return 0;
-    case OPT_WARMUP:
-        return parse_double(arg, 0, 60, &c->warmup) ? (snprintf(err, errlen, "--warmup: 0..60 seconds"), -1) : 0;
-    case OPT_WINDOW:
-        return parse_uint(arg, 2, 32768, &c->window) ? (snprintf(err, errlen, "--window: 2..32768 frames"), -1) : 0;
-    case OPT_INFLIGHT:
-        return parse_uint(arg, 1, 16384, &c->inflight) ? (snprintf(err, errlen, "--inflight: 1..16384"), -1) : 0;
-    case OPT_RING:
-        return parse_uint(arg, 64, 4096, &c->ring) ? (snprintf(err, errlen, "--ring: 64..4096"), -1) : 0;
-    case OPT_WORKERS:
-        return parse_uint(arg, 1, 64, &c->workers) ? (snprintf(err, errlen, "--workers: 1..64"), -1) : 0;
-    case OPT_BACKEND_CPU:
-        return parse_uint(arg, 0, 4095, (unsigned *)&c->backend_cpu) ? (snprintf(err, errlen, "--backend-cpu: a CPU number"), -1) : 0;
-    case OPT_BENCH_CPU:
-        return parse_uint(arg, 0, 4095, (unsigned *)&c->bench_cpu) ? (snprintf(err, errlen, "--bench-cpu: a CPU number"), -1) : 0;
-    case OPT_NO_PIN:
-        c->backend_cpu = c->bench_cpu = -1;
-        return 0;
-    case OPT_ATTACH:
-        c->attach_ctl = arg;
-        return 0;
-    case OPT_SOCK_DIR:
-        c->sock_dir = arg;
-        return 0;
-    case OPT_LWVHOSTD:
-        c->lwvhostd = arg;
-        return 0;
-    case OPT_TESTPMD:
-        c->testpmd = arg;
-        return 0;
-    case OPT_KEEP_DIR:
-        c->keep_dir = arg;
-        return 0;
-    case OPT_NICE: {
-        char *end;
-        long nv = strtol(arg, &end, 10);
-        if (*end || end == arg || nv < -20 || nv > 19) {
-            snprintf(err, errlen, "--nice: -20..19");
-            return -1;
-        }
-        c->nice = (int)nv;
-        return 0;
-    }
-    case OPT_RX_IRQ:
-        if (strcmp(arg, "on") && strcmp(arg, "off"))
-            goto bad;
-        c->rx_irq_off = !strcmp(arg, "off");
-        return 0;
-    case OPT_QUIET_WAIT:
-        return parse_double(arg, 0, 86400, &c->quiet_wait) ? (snprintf(err, errlen, "--quiet-wait: seconds"), -1) : 0;
-    case 'v':
-        c->verbose = 1;
-        return 0;
-    default:
-        snprintf(err, errlen, "unknown option");
-        return -1;
-    }
-bad:
-    snprintf(err, errlen, "unknown value '%s'", arg);
-    return -1;
-}
-
 /* Last lines of the backend's log, for error messages. */
 static void append_log_tail(const struct backend *b, char *err, size_t errlen)
 {
@@ -441,19 +194,14 @@ static void run_usage(FILE *f)
 
 static int run_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        COMMON_LONG_OPTIONS,
-        { "size", required_argument, NULL, 's' },
-        { "vms", required_argument, NULL, 'n' },
-        { "streams", required_argument, NULL, 'm' },
-        { "rate", required_argument, NULL, 'r' },
-        { "seconds", required_argument, NULL, 't' },
-        { "policy", required_argument, NULL, 'p' },
+    static const struct option own[] = {
         { "json", no_argument, NULL, 'j' },
         { "csv", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
+    static struct cli cli;
+    cli_init(&cli, 1, own);
     struct bench_cfg c;
     cfg_defaults(&c);
     int json = 0, o;
@@ -461,57 +209,21 @@ static int run_main(int argc, char **argv)
     char err[512];
     optind = 1;
     opterr = 0;
-    while ((o = getopt_long(argc, argv, "hvs:n:m:r:t:p:jc:", opts, NULL)) != -1) {
-        const char *name = argv[optind - 1];
+    while ((o = getopt_long(argc, argv, ":hvs:n:m:r:t:p:jc:", cli.longopts, NULL)) != -1) {
         switch (o) {
         case 'h':
             run_usage(stdout);
             return EXIT_OK;
-        case 's':
-            if (parse_uint(optarg, BENCH_MIN_SIZE, BENCH_MAX_SIZE, &c.size))
-                goto bad_value;
-            break;
-        case 'n':
-            if (parse_uint(optarg, 1, BENCH_MAX_VMS, &c.vms))
-                goto bad_value;
-            break;
-        case 'm':
-            if (parse_uint(optarg, 1, VUF_MAX_QP, &c.streams))
-                goto bad_value;
-            break;
-        case 'r':
-            if (parse_rate(optarg, &c.rate))
-                goto bad_value;
-            break;
-        case 't':
-            if (parse_double(optarg, 0.05, 3600, &c.seconds))
-                goto bad_value;
-            break;
-        case 'p':
-            if (check_policy(optarg) || strlen(optarg) >= sizeof c.policy)
-                goto bad_value;
-            snprintf(c.policy, sizeof c.policy, "%s", optarg);
-            break;
         case 'j':
             json = 1;
             break;
         case 'c':
             csv = optarg;
             break;
-        case '?':
-            fprintf(stderr, "lwvhost-bench run: unknown option or missing value: %s\n"
-                            "Try 'lwvhost-bench run --help'.\n", name);
-            return EXIT_USAGE;
         default:
-            if (common_option(o, optarg, &c, err, sizeof err)) {
-                fprintf(stderr, "lwvhost-bench run: %s: %s\n", name, err);
+            if (cli_take(&cli, "run", o, argv, &c))
                 return EXIT_USAGE;
-            }
         }
-        continue;
-bad_value:
-        fprintf(stderr, "lwvhost-bench run: bad value '%s' for %s (see --help)\n", optarg, name);
-        return EXIT_USAGE;
     }
     if (optind < argc) {
         fprintf(stderr, "lwvhost-bench run: unexpected argument '%s'\n", argv[optind]);

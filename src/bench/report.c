@@ -62,16 +62,21 @@ const char *fmt_num(char *buf, size_t len, double v, int prec)
     return buf;
 }
 
+double si_prefix(double v, const char **prefix)
+{
+    double a = fabs(v);
+    *prefix = a >= 1e6 ? "M" : a >= 1e3 ? "k" : "";
+    return a >= 1e6 ? v / 1e6 : a >= 1e3 ? v / 1e3 : v;
+}
+
 const char *fmt_rate(char *buf, size_t len, double pps)
 {
+    const char *p;
+    double v = si_prefix(pps, &p);
     if (isnan(pps))
         snprintf(buf, len, "n/a");
-    else if (pps >= 1e6)
-        snprintf(buf, len, "%.3f Mpps", pps / 1e6);
-    else if (pps >= 1e3)
-        snprintf(buf, len, "%.1f kpps", pps / 1e3);
     else
-        snprintf(buf, len, "%.0f pps", pps);
+        snprintf(buf, len, "%.*f %spps", *p == 'M' ? 3 : *p == 'k' ? 1 : 0, v, p);
     return buf;
 }
 

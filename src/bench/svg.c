@@ -47,15 +47,9 @@ static double nice_step(double range, int n)
 
 static void fmt_tick(char *buf, size_t len, double v)
 {
-    double a = fabs(v);
-    if (a == 0)
-        snprintf(buf, len, "0");
-    else if (a >= 1e6)
-        snprintf(buf, len, "%gM", v / 1e6);
-    else if (a >= 1e3)
-        snprintf(buf, len, "%gk", v / 1e3);
-    else
-        snprintf(buf, len, "%g", v);
+    const char *p;
+    double s = si_prefix(v, &p);
+    snprintf(buf, len, "%g%s", s, p);
 }
 
 struct pt {

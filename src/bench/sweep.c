@@ -272,19 +272,11 @@ static unsigned targets(const struct sweep *sw, struct target *t, unsigned max)
     return n;
 }
 
-static void write_json(const struct sweep *sw, const char *path, const struct target *t,
-                       unsigned nt)
+static void write_json(FILE *f, const char *date, const struct sweep *sw,
+                       const struct target *t, unsigned nt)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "lwvhost-bench sweep: %s: %s\n", path, strerror(errno));
-        return;
-    }
     struct utsname u;
     uname(&u);
-    time_t now = time(NULL);
-    char date[64];
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
     fprintf(f, "{\"tool\":\"lwvhost-bench sweep\",\"command\":");
     json_put_str(f, sw->command);
     fprintf(f, ",\"date\":\"%s\",\"host\":{\"cpus\":%d,\"kernel\":", date, online_cpus());
@@ -321,7 +313,6 @@ static void write_json(const struct sweep *sw, const char *path, const struct ta
         fprintf(f, "}");
     }
     fprintf(f, "%s]}\n", nt ? "\n" : "");
-    fclose(f);
 }
 
 static void md_cell(FILE *f, double v, int prec)
@@ -330,17 +321,9 @@ static void md_cell(FILE *f, double v, int prec)
     fprintf(f, " %s |", fmt_num(b, sizeof b, v, prec));
 }
 
-static void write_md(const struct sweep *sw, const char *path, const struct target *t,
+static void write_md(FILE *f, const char *date, const struct sweep *sw, const struct target *t,
                      unsigned nt)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "lwvhost-bench sweep: %s: %s\n", path, strerror(errno));
-        return;
-    }
-    time_t now = time(NULL);
-    char date[64];
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&now));
     fprintf(f, "# lwvhost-bench sweep\n\n`%s`  \n%s, %d CPUs; %g s per run after %g s warm-up; "
                "backend pinned to CPU %d, bench to CPU %d.\n",
             sw->command, date, online_cpus(), sw->seconds, sw->base.warmup, sw->base.backend_cpu,
@@ -401,7 +384,27 @@ static void write_md(const struct sweep *sw, const char *path, const struct targ
     fprintf(f, "\nOffered and received rates count data frames (rr: transactions). Backend CPU is "
                "%% of one core over the measured interval: lwvhostd's worker threads, DPDK's "
                "whole testpmd. Latency is one-way (stream, tcp) or round trip (rr).\n");
-    fclose(f);
+}
+
+/* Writes the sweep's output file DIR/name with writer(), which gets the
+ * time now in strftime's datefmt; says so on stderr if it cannot. */
+static void write_output(const struct sweep *sw, const char *name, const char *datefmt,
+                         void (*writer)(FILE *, const char *, const struct sweep *,
+                                        const struct target *, unsigned),
+                         const struct target *t, unsigned nt)
+{
+    char path[4096], date[64];
+    snprintf(path, sizeof path, "%s/%s", sw->out, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "lwvhost-bench sweep: %s: %s\n", path, strerror(errno));
+        return;
+    }
+    time_t now = time(NULL);
+    strftime(date, sizeof date, datefmt, localtime(&now));
+    writer(f, date, sw, t, nt);
+    if (fclose(f) != 0)
+        fprintf(stderr, "lwvhost-bench sweep: %s: %s\n", path, strerror(errno));
 }
 
 static void write_svgs(const struct sweep *sw)
@@ -467,51 +470,66 @@ static void write_svgs(const struct sweep *sw)
 
 /* ---------------------------------------------------------------- main */
 
-enum { SO_PRESET = 512, SO_POLICIES, SO_LOADS, SO_SIZES, SO_VMS, SO_STREAMS, SO_WORKLOADS,
+enum { SO_PRESET = CLI_OWN, SO_POLICIES, SO_LOADS, SO_SIZES, SO_VMS, SO_STREAMS, SO_WORKLOADS,
        SO_SECONDS, SO_OUT, SO_DPDK };
 
-static int check_lists(struct sweep *sw, char *err, size_t errlen)
+/* What the items of one --LIST option must be. */
+enum item_kind { ITEM_POLICY, ITEM_PERCENT, ITEM_UINT, ITEM_WORKLOAD };
+struct list_rule {
+    const char *opt;
+    const struct list *l;
+    enum item_kind kind;
+    unsigned lo, hi;      /* ITEM_UINT */
+    const char *what;     /* for the error message */
+};
+
+static int item_ok(const struct list_rule *r, const char *v)
 {
     unsigned u;
     double d;
-    for (unsigned i = 0; i < sw->policies.n; i++)
-        if (check_policy(sw->policies.v[i]) && strcmp(sw->policies.v[i], "default")) {
-            snprintf(err, errlen, "--policies: bad policy '%s'", sw->policies.v[i]);
+    switch (r->kind) {
+    case ITEM_POLICY:
+        return !strcmp(v, "default") || !check_policy(v);
+    case ITEM_PERCENT:
+        return !parse_double(v, 0.1, 1000, &d);
+    case ITEM_UINT:
+        return !parse_uint(v, r->lo, r->hi, &u);
+    case ITEM_WORKLOAD:
+        return parse_workload(v) >= 0;
+    }
+    return 0;
+}
+
+static int check_lists(struct sweep *sw, char *err, size_t errlen)
+{
+    const struct list_rule rules[] = {
+        { "--policies", &sw->policies, ITEM_POLICY, 0, 0, "a policy" },
+        { "--loads", &sw->loads, ITEM_PERCENT, 0, 0, "a percentage (0.1..1000)" },
+        { "--sizes", &sw->sizes, ITEM_UINT, BENCH_MIN_SIZE, BENCH_MAX_SIZE, "a frame size" },
+        { "--vms", &sw->vms, ITEM_UINT, 1, BENCH_MAX_VMS, "a number of VMs" },
+        { "--streams", &sw->streams, ITEM_UINT, 1, 8, "a number of streams" },
+        { "--workloads", &sw->workloads, ITEM_WORKLOAD, 0, 0, "a workload" },
+    };
+    for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
+        const struct list_rule *rule = &rules[r];
+        for (unsigned i = 0; i < rule->l->n; i++) {
+            const char *v = rule->l->v[i];
+            if (item_ok(rule, v))
+                continue;
+            if (rule->kind == ITEM_UINT)
+                snprintf(err, errlen, "%s: '%s' is not %s (%u..%u)", rule->opt, v, rule->what,
+                         rule->lo, rule->hi);
+            else
+                snprintf(err, errlen, "%s: '%s' is not %s", rule->opt, v, rule->what);
             return -1;
         }
-    for (unsigned i = 0; i < sw->loads.n; i++)
-        if (parse_double(sw->loads.v[i], 0.1, 1000, &d)) {
-            snprintf(err, errlen, "--loads: '%s' is not a percentage (0.1..1000)", sw->loads.v[i]);
-            return -1;
-        }
-    for (unsigned i = 0; i < sw->sizes.n; i++)
-        if (parse_uint(sw->sizes.v[i], BENCH_MIN_SIZE, BENCH_MAX_SIZE, &u)) {
-            snprintf(err, errlen, "--sizes: '%s' is not %u..%u", sw->sizes.v[i], BENCH_MIN_SIZE,
-                     BENCH_MAX_SIZE);
-            return -1;
-        }
-    for (unsigned i = 0; i < sw->vms.n; i++)
-        if (parse_uint(sw->vms.v[i], 1, BENCH_MAX_VMS, &u)) {
-            snprintf(err, errlen, "--vms: '%s' is not 1..%d", sw->vms.v[i], BENCH_MAX_VMS);
-            return -1;
-        }
-    for (unsigned i = 0; i < sw->streams.n; i++)
-        if (parse_uint(sw->streams.v[i], 1, 8, &u)) {
-            snprintf(err, errlen, "--streams: '%s' is not 1..8", sw->streams.v[i]);
-            return -1;
-        }
-    for (unsigned i = 0; i < sw->workloads.n; i++)
-        if (parse_workload(sw->workloads.v[i]) < 0) {
-            snprintf(err, errlen, "--workloads: unknown workload '%s'", sw->workloads.v[i]);
-            return -1;
-        }
+    }
     return 0;
 }
 
 int sweep_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        COMMON_LONG_OPTIONS,
+    static const struct option own[] = {
         { "preset", required_argument, NULL, SO_PRESET },
         { "policies", required_argument, NULL, SO_POLICIES },
         { "loads", required_argument, NULL, SO_LOADS },
@@ -525,6 +543,8 @@ int sweep_main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
+    static struct cli cli;
+    cli_init(&cli, 0, own);
     static struct sweep sw;
     memset(&sw, 0, sizeof sw);
     cfg_defaults(&sw.base);
@@ -535,8 +555,8 @@ int sweep_main(int argc, char **argv)
         cl += (size_t)snprintf(sw.command + cl, sizeof sw.command - cl, " %s", argv[i]);
     optind = 1;
     opterr = 0;
-    while ((o = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
-        const char *name = argv[optind - 1];
+    while ((o = getopt_long(argc, argv, ":hv", cli.longopts, NULL)) != -1) {
+        const char *name = cli_option_name(&cli, o);
         struct list *l = NULL;
         switch (o) {
         case 'h':
@@ -569,22 +589,16 @@ int sweep_main(int argc, char **argv)
         case SO_DPDK:
             sw.dpdk = 1;
             break;
-        case '?':
-            fprintf(stderr, "lwvhost-bench sweep: unknown option or missing value: %s\n"
-                            "Try 'lwvhost-bench sweep --help'.\n", name);
-            return EXIT_USAGE;
         default:
-            if (o == OPT_BACKEND) {
+            if (!strcmp(name, "backend")) {
                 fprintf(stderr, "lwvhost-bench sweep: use --dpdk to add DPDK's rows\n");
                 return EXIT_USAGE;
             }
-            if (common_option(o, optarg, &sw.base, err, sizeof err)) {
-                fprintf(stderr, "lwvhost-bench sweep: %s: %s\n", name, err);
+            if (cli_take(&cli, "sweep", o, argv, &sw.base))
                 return EXIT_USAGE;
-            }
         }
         if (l && split_list(optarg, l)) {
-            fprintf(stderr, "lwvhost-bench sweep: bad list '%s' for %s (comma-separated, at "
+            fprintf(stderr, "lwvhost-bench sweep: bad list '%s' for --%s (comma-separated, at "
                             "most %d)\n", optarg, name, MAXL);
             return EXIT_USAGE;
         }
@@ -597,7 +611,8 @@ int sweep_main(int argc, char **argv)
         fprintf(stderr, "lwvhost-bench sweep: --out DIR is required\n");
         return EXIT_USAGE;
     }
-    /* preset, then defaults, for what was not given */
+    /* The preset, then the defaults, for what was not given (set_list
+     * leaves a given list alone).  The demo preset is the defaults. */
     if (sw.preset && !strcmp(sw.preset, "research")) {
         set_list(&sw.workloads, "stream,tcp");
         set_list(&sw.sizes, "64,1024");
@@ -605,15 +620,6 @@ int sweep_main(int argc, char **argv)
         set_list(&sw.streams, "1,4");
         if (!sw.seconds_given)
             sw.seconds = 5;
-    } else if (sw.preset) {
-        set_list(&sw.policies, "notify,interval:50,adaptive,poll");
-        set_list(&sw.loads, "10,50,100");
-        set_list(&sw.sizes, "64");
-        set_list(&sw.vms, "2");
-        set_list(&sw.streams, "1");
-        set_list(&sw.workloads, "stream");
-        if (!sw.seconds_given)
-            sw.seconds = 3;
     }
     set_list(&sw.policies, "notify,interval:50,adaptive,poll");
     set_list(&sw.loads, "10,50,100");
@@ -621,7 +627,7 @@ int sweep_main(int argc, char **argv)
     set_list(&sw.vms, "2");
     set_list(&sw.streams, "1");
     set_list(&sw.workloads, "stream");
-    if (!sw.seconds_given && !sw.preset)
+    if (!sw.seconds_given && sw.seconds == 0)
         sw.seconds = 3;
     if (check_lists(&sw, err, sizeof err)) {
         fprintf(stderr, "lwvhost-bench sweep: %s\n", err);
@@ -724,10 +730,8 @@ int sweep_main(int argc, char **argv)
     fclose(sw.csv);
     struct target t[4 * 64];
     unsigned nt = targets(&sw, t, sizeof t / sizeof t[0]);
-    snprintf(path, sizeof path, "%s/results.json", sw.out);
-    write_json(&sw, path, t, nt);
-    snprintf(path, sizeof path, "%s/results.md", sw.out);
-    write_md(&sw, path, t, nt);
+    write_output(&sw, "results.json", "%Y-%m-%dT%H:%M:%S%z", write_json, t, nt);
+    write_output(&sw, "results.md", "%Y-%m-%d %H:%M", write_md, t, nt);
     write_svgs(&sw);
     /* the table on stdout too */
     snprintf(path, sizeof path, "%s/results.md", sw.out);

@@ -430,34 +430,25 @@ int config_validate(struct config *c, char *err, size_t len)
 enum config_result config_parse_args(struct config *c, int argc, char **argv, char *err,
                                      size_t len)
 {
-    static const struct option opts[] = {
-        { "port", required_argument, NULL, 'p' },
-        { "tap", required_argument, NULL, 't' },
-        { "ctl", required_argument, NULL, 'c' },
-        { "workers", required_argument, NULL, 'w' },
-        { "log-level", required_argument, NULL, 'l' },
-        { "config", required_argument, NULL, 'f' },
-        { "policy", required_argument, NULL, 'P' },
-        { "idle-us", required_argument, NULL, 'I' },
-        { "ctl-mode", required_argument, NULL, 'M' },
-        { "ctl-group", required_argument, NULL, 'G' },
-        { "fdb-age", required_argument, NULL, 'A' },
-        { "fdb-max-per-port", required_argument, NULL, 'L' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
+    /* Every option with a value is also a config file key (set_option);
+     * getopt_long only finds it (val 0: the key is opts[idx].name). */
+    static const char *const keys[] = {
+        "port", "tap", "ctl", "ctl-mode", "ctl-group", "workers", "log-level",
+        "config", "policy", "idle-us", "fdb-age", "fdb-max-per-port",
     };
-    static const char *const keys[128] = {
-        ['p'] = "port", ['t'] = "tap", ['c'] = "ctl", ['w'] = "workers",
-        ['l'] = "log-level", ['f'] = "config", ['P'] = "policy", ['I'] = "idle-us",
-        ['M'] = "ctl-mode", ['G'] = "ctl-group", ['A'] = "fdb-age", ['L'] = "fdb-max-per-port",
-    };
+    enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
+    struct option opts[NKEYS + 3];
+    for (unsigned k = 0; k < NKEYS; k++)
+        opts[k] = (struct option){ keys[k], required_argument, NULL, 0 };
+    opts[NKEYS] = (struct option){ "help", no_argument, NULL, 'h' };
+    opts[NKEYS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+    opts[NKEYS + 2] = (struct option){ NULL, 0, NULL, 0 };
     /* 0, not 1: glibc then also forgets a cluster of short options that
      * an earlier parse stopped in (it would resume inside that argv). */
     optind = 0;
     opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
+    int o, idx = 0;
+    while ((o = getopt_long(argc, argv, ":hV", opts, &idx)) != -1) {
         switch (o) {
         case 'h':
             config_usage(stdout);
@@ -471,9 +462,13 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
         case '?':
             fail(err, len, "unknown option %s (see --help)", argv[optind - 1]);
             return CONFIG_ERROR;
-        default:
-            if (set_option(c, keys[o], optarg, err, len, 0) < 0)
+        case 0:
+            if (set_option(c, opts[idx].name, optarg, err, len, 0) < 0)
                 return CONFIG_ERROR;
+            break;
+        default:
+            fail(err, len, "option %s not understood", argv[optind - 1]);
+            return CONFIG_ERROR;
         }
     }
     if (optind < argc) {
