@@ -51,15 +51,6 @@ void fdb_configure(struct fdb *f, uint32_t age_s, uint32_t port_max)
     __atomic_store_n(&f->port_max, port_max, __ATOMIC_RELAXED);
 }
 
-uint64_t fdb_key(const uint8_t m[6])
-{
-    uint32_t hi;
-    uint16_t lo;
-    memcpy(&hi, m, 4);
-    memcpy(&lo, m + 4, 2);
-    return (uint64_t)__builtin_bswap32(hi) << 16 | __builtin_bswap16(lo);
-}
-
 /* First slot of key's bucket. */
 static unsigned bucket(const struct fdb *f, uint64_t key)
 {

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #define FDB_WAYS 8u                 /* entries per bucket: one cache line */
 #define FDB_SLOTS 8192u             /* power of two, a multiple of FDB_WAYS */
@@ -68,8 +69,15 @@ void fdb_init(struct fdb *f);
 void fdb_configure(struct fdb *f, uint32_t age_s, uint32_t port_max);
 
 /* A MAC as a 48-bit number, first byte most significant (bit 40 is the
- * group bit). */
-uint64_t fdb_key(const uint8_t mac[6]);
+ * group bit).  Inline: the switch takes two per frame. */
+static inline uint64_t fdb_key(const uint8_t mac[6])
+{
+    uint32_t hi;
+    uint16_t lo;
+    memcpy(&hi, mac, 4);
+    memcpy(&lo, mac + 4, 2);
+    return (uint64_t)__builtin_bswap32(hi) << 16 | __builtin_bswap16(lo);
+}
 
 enum fdb_learn fdb_learn(struct fdb *f, uint64_t key, unsigned port);
 /* Port index of key, or -1. */
