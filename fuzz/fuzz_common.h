@@ -71,7 +71,7 @@ static FUZZ_UNUSED void fuzz_log_init(void)
 {
     const char *l = getenv("LWV_FUZZ_LOG");
     int v = l ? log_level_parse(l) : -1;
-    log_level = v;   /* -1: below LOG_ERROR, nothing is printed */
+    log_set_level(v);   /* -1: below LOG_ERROR, nothing is printed */
 }
 
 #endif

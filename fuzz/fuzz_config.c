@@ -89,7 +89,7 @@ static void port_setup(struct port *p, unsigned index, const char *name, enum po
     p->index = index;
     p->type = type;
     snprintf(p->name, sizeof(p->name), "%s", name);
-    snprintf(p->path, sizeof(p->path), "/nonexistent/%s.sock", name);
+    snprintf(p->cfg.path, sizeof(p->cfg.path), "/nonexistent/%s.sock", name);
     p->conn.fd = p->listen_fd = p->tap_fd = -1;
     p->queues = type == PORT_VHOST ? 2 : 1;
     dev_init(&p->dev, p, p->queues);
@@ -137,6 +137,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (workers_init(1) < 0)
         abort();
     switch_init(&sw, &ports);
+    ports_init(&sw);
     port_setup(&p_vm1, 0, "vm1", PORT_VHOST);
     port_setup(&p_vm2, 1, "vm2", PORT_VHOST);
     port_setup(&p_tap, 2, "tap0", PORT_TAP);

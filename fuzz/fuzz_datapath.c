@@ -256,6 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rx->vq.used->idx = b_start;
 
     switch_init(&sw, &ports);
+    ports_init(&sw);
     for (unsigned i = 0; i < passes; i++) {
         bool more = false;
         pthread_rwlock_rdlock(&A.port.dev.lock);
@@ -268,7 +269,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
 
-    if (log_level >= LOG_DEBUG) {
+    if (log_get_level() >= LOG_DEBUG) {
         const struct q_stats *a = &tx->st, *b = &rx->st, *cc = &C.port.dev.q[0].st;
         fprintf(stderr, "A tx: %llu frames, %llu invalid%s%s | B rx: %llu frames, %llu full, "
                 "%llu invalid%s%s | C rx: %llu frames\n",

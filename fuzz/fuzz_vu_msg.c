@@ -335,7 +335,7 @@ static void op_data(bool rearm)
     memcpy(f + 6, (const uint8_t[]){ 0x52, 0x54, 0, 0, 0, 1 }, 6);
     f[12] = 0x08;
     fwd_inject(&ctx, &peer, f, sizeof(f));
-    if (log_level >= LOG_DEBUG)
+    if (log_get_level() >= LOG_DEBUG)
         fprintf(stderr, "fuzz: fz tx %llu rx %llu (broken %d) | peer rx %llu\n",
                 (unsigned long long)(fz.dev.q[1].st.packets + fz.dev.q[3].st.packets),
                 (unsigned long long)(fz.dev.q[0].st.packets + fz.dev.q[2].st.packets),
@@ -380,6 +380,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (s.mem0 == MAP_FAILED)
         abort();
     switch_init(&sw, &ports);
+    ports_init(&sw);
     peer_reset();
 
     struct cursor c = { data, size };

@@ -16,7 +16,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "version.h"
 
 #define DEFAULT_SOCK "/run/lwvhost/ctl.sock"
 
@@ -45,6 +48,16 @@ static void usage(FILE *out)
 "  trace [--seconds S] [--worker N] [--summary]\n"
 "                            record the workers' events for S seconds (default 1)\n"
 "                            and print them as a function graph and a summary\n"
+"  port add NAME,path=SOCK[,...]\n"
+"                            add a vhost-user port to the running daemon; the\n"
+"                            argument is written as lwvhostd's --port value\n"
+"  port del NAME             remove a port: its guest sees the link go down, its\n"
+"                            socket and MAC table entries go\n"
+"  tap add IFNAME, tap del IFNAME\n"
+"                            add or remove a host tap port\n"
+"  save [FILE]               write the running configuration (lwvhostd.conf(5)):\n"
+"                            to FILE, or over the daemon's own --config file\n"
+"  version                   lwvhostctl's version and the running daemon's\n"
 "Options:\n"
 "  -s, --socket PATH   the daemon's control socket (lwvhostd --ctl), default\n"
 "                      $LWVHOST_CTL or " DEFAULT_SOCK "\n"
@@ -53,16 +66,10 @@ static void usage(FILE *out)
 
 static const char *sock_path;
 
-/* Sends one command line; writes the answer to stdout (stderr for an
- * error answer).  Returns 0, 1 for an error answer or I/O failure. */
-static int request_to(const char *line, int quiet);
-
-static int request(const char *line)
-{
-    return request_to(line, 0);
-}
-
-static int request_to(const char *line, int quiet)
+/* Sends one command line; writes the answer to out (NULL: nowhere), or to
+ * stderr if it is an error answer.  Returns 0, 1 for an error answer or
+ * an I/O failure. */
+static int request_to(const char *line, FILE *out)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(sock_path) >= sizeof(sa.sun_path)) {
@@ -91,12 +98,21 @@ static int request_to(const char *line, int quiet)
         if (first && r >= 6 && memcmp(buf, "error:", 6) == 0)
             status = 1;
         first = 0;
-        if (!quiet || status)
-            fwrite(buf, 1, (size_t)r, status ? stderr : stdout);
+        if (status)
+            fwrite(buf, 1, (size_t)r, stderr);
+        else if (out && fwrite(buf, 1, (size_t)r, out) != (size_t)r)
+            status = 1;
     }
+    if (r < 0)
+        status = 1;
     fflush(stdout);
     close(fd);
     return status;
+}
+
+static int request(const char *line)
+{
+    return request_to(line, stdout);
 }
 
 static int parse_seconds(const char *s, double *out)
@@ -213,7 +229,7 @@ static int cmd_stats(const char *cmd, const struct args *a)
         return request(line);
     /* Text watch mode: the daemon computes rates since the previous
      * "stats delta"; the first sample only sets the baseline. */
-    int rc = plain ? request_to("stats delta\n", 1) : 0;
+    int rc = plain ? request_to("stats delta\n", NULL) : 0;
     if (rc)
         return rc;
     for (;;) {
@@ -261,6 +277,68 @@ static int cmd_policy(const char *cmd, const struct args *a)
     return request(line);
 }
 
+/* "port add SPEC", "port del NAME", and the same for "tap". */
+static int cmd_port(const char *cmd, const struct args *a)
+{
+    const char *verb = a->pos[0], *arg = a->pos[1];
+    if ((strcmp(verb, "add") && strcmp(verb, "del")) || strlen(arg) >= 512) {
+        fprintf(stderr, "lwvhostctl %s: %s add|del ARG (see --help)\n", cmd, cmd);
+        return 2;
+    }
+    char line[600];
+    snprintf(line, sizeof(line), "%s %s %s\n", cmd, verb, arg);
+    return request(line);
+}
+
+/* "save": the daemon rewrites its own --config file.  "save FILE": we
+ * write the running configuration to FILE ourselves (with our own
+ * permissions and working directory), through a temporary file renamed
+ * over it, so FILE is never half written. */
+static int cmd_save(const char *cmd, const struct args *a)
+{
+    (void)cmd;
+    if (a->npos == 0)
+        return request("save\n");
+    const char *file = a->pos[0];
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", file) >= (int)sizeof(tmp)) {
+        fprintf(stderr, "lwvhostctl save: file name too long\n");
+        return 2;
+    }
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        fprintf(stderr, "lwvhostctl save: cannot write next to %s: %s\n", file, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        return 1;
+    }
+    fchmod(fd, 0644);
+    int rc = request_to("config\n", f);
+    if (fclose(f) != 0)
+        rc = 1;
+    if (rc == 0 && rename(tmp, file) < 0) {
+        fprintf(stderr, "lwvhostctl save: %s: %s\n", file, strerror(errno));
+        rc = 1;
+    }
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    printf("saved to %s\n", file);
+    return 0;
+}
+
+static int cmd_version(const char *cmd, const struct args *a)
+{
+    (void)cmd;
+    (void)a;
+    printf("lwvhostctl %s\n", LWV_VERSION);
+    return request("version\n");
+}
+
 static int cmd_help(const char *cmd, const struct args *a)
 {
     (void)cmd;
@@ -303,6 +381,10 @@ static const struct command {
     { "stats", stats_opts, 0, 0, cmd_stats, "[--json|--prometheus] [--watch SECONDS]" },
     { "trace", trace_opts, 0, 0, cmd_trace, "[--seconds S] [--worker N] [--summary]" },
     { "policy", NULL, 0, 2, cmd_policy, "[PORT|all MODE]" },
+    { "port", NULL, 2, 2, cmd_port, "add NAME,path=SOCK[,...] | del NAME" },
+    { "tap", NULL, 2, 2, cmd_port, "add IFNAME | del IFNAME" },
+    { "save", NULL, 0, 1, cmd_save, "[FILE]" },
+    { "version", NULL, 0, 0, cmd_version, "" },
     { "help", NULL, 0, 0, cmd_help, "" },
 };
 

@@ -18,8 +18,6 @@
 #include "fdb.h"
 #include "log.h"
 
-#define LWV_VERSION "0.1.0"
-
 static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t len, const char *fmt, ...)
 {
@@ -350,10 +348,13 @@ static const struct number_opt number_opts[] = {
 static int set_option(struct config *c, const char *key, const char *val, char *err, size_t len,
                       int depth)
 {
-    if (strcmp(key, "port") == 0)
-        return config_add_port(c, val, err, len);
-    if (strcmp(key, "tap") == 0)
-        return config_add_tap(c, val, err, len);
+    if (strcmp(key, "port") == 0 || strcmp(key, "tap") == 0) {
+        int rc = key[0] == 'p' ? config_add_port(c, val, err, len)
+                               : config_add_tap(c, val, err, len);
+        if (rc == 0)
+            c->ports[c->nports - 1].cmdline = depth == 0;
+        return rc;
+    }
     for (size_t i = 0; i < sizeof(number_opts) / sizeof(number_opts[0]); i++) {
         const struct number_opt *o = &number_opts[i];
         if (strcmp(key, o->key) != 0)
@@ -391,8 +392,13 @@ static int set_option(struct config *c, const char *key, const char *val, char *
             return fail(err, len, "--policy: %s", perr);
         return 0;
     }
-    if (strcmp(key, "config") == 0)
+    if (strcmp(key, "config") == 0) {
+        /* The first file named on the command line is the one a reload
+         * re-reads and "lwvhostctl save" rewrites. */
+        if (depth == 0 && !c->config_path[0] && strlen(val) < sizeof(c->config_path))
+            strcpy(c->config_path, val);
         return read_file(c, val, err, len, depth);
+    }
     return fail(err, len, "unknown option '%s'", key);
 }
 
@@ -408,9 +414,9 @@ int config_parse_text(struct config *c, const char *text, char *err, size_t len)
 
 int config_validate(struct config *c, char *err, size_t len)
 {
-    if (c->nports == 0)
-        return fail(err, len, "no ports configured: give at least one --port or --tap "
-                    "(see --help)");
+    if (c->nports == 0 && !c->ctl_path[0])
+        return fail(err, len, "nothing to serve: give a --port or --tap, or a --ctl socket "
+                    "to add ports at run time (see --help)");
     for (unsigned i = 0; i < c->nports; i++)
         for (unsigned j = i + 1; j < c->nports; j++) {
             if (strcmp(c->ports[i].name, c->ports[j].name) == 0)
@@ -476,4 +482,68 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
         return CONFIG_ERROR;
     }
     return config_validate(c, err, len) < 0 ? CONFIG_ERROR : CONFIG_OK;
+}
+
+int config_parse_port(const char *key, const char *spec, struct port_cfg *out, char *err,
+                      size_t errlen)
+{
+    static struct config scratch;   /* control thread only */
+    config_defaults(&scratch);
+    int rc = strcmp(key, "tap") == 0 ? config_add_tap(&scratch, spec, err, errlen)
+                                     : config_add_port(&scratch, spec, err, errlen);
+    if (rc == 0)
+        *out = scratch.ports[0];
+    return rc;
+}
+
+void config_format_port(const struct port_cfg *p, const struct policy *live, char *buf,
+                        size_t len)
+{
+    if (p->type == PORT_TAP) {
+        snprintf(buf, len, "tap %s", p->name);
+        return;
+    }
+    size_t n = (size_t)snprintf(buf, len, "port %s,path=%s", p->name, p->path);
+    char m[18], pol[64];
+    if (n < len && p->queues > 1)
+        n += (size_t)snprintf(buf + n, len - n, ",queues=%u", p->queues);
+    if (n < len && p->client)
+        n += (size_t)snprintf(buf + n, len - n, ",client=on");
+    if (n < len && p->mac_set)
+        n += (size_t)snprintf(buf + n, len - n, ",mac=%s", mac_str(p->mac, m));
+    if (n < len && p->antispoof)
+        n += (size_t)snprintf(buf + n, len - n, ",antispoof=on");
+    if (n < len && live)
+        n += (size_t)snprintf(buf + n, len - n, ",policy=%s", policy_str(live, pol, sizeof(pol)));
+    if (n < len && p->sock_mode >= 0)
+        n += (size_t)snprintf(buf + n, len - n, ",mode=%04o", p->sock_mode);
+    if (n < len && p->sock_uid >= 0)
+        n += (size_t)snprintf(buf + n, len - n, ",owner=%ld", p->sock_uid);
+    if (n < len && p->sock_gid >= 0)
+        snprintf(buf + n, len - n, ",group=%ld", p->sock_gid);
+}
+
+int config_write(FILE *f, const struct config *c, bool with_cmdline)
+{
+    char pol[64], line[512];
+    fprintf(f, "# lwvhostd.conf(5): one option per line, as lwvhostd's long options\n"
+               "# without the dashes.  Written by lwvhostd %s (lwvhostctl save).\n", LWV_VERSION);
+    if (c->ctl_path[0])
+        fprintf(f, "ctl %s\n", c->ctl_path);
+    if (c->ctl_mode >= 0)
+        fprintf(f, "ctl-mode %04o\n", c->ctl_mode);
+    if (c->ctl_gid >= 0)
+        fprintf(f, "ctl-group %ld\n", c->ctl_gid);
+    fprintf(f, "workers %u\nlog-level %s\npolicy %s\nidle-us %u\nfdb-age %u\n"
+               "fdb-max-per-port %u\n",
+            c->workers, log_level_name(c->log_level), policy_str(&c->policy, pol, sizeof(pol)),
+            c->idle_us, c->fdb_age_s, c->fdb_port_max);
+    for (unsigned i = 0; i < c->nports; i++) {
+        const struct port_cfg *p = &c->ports[i];
+        if (p->cmdline && !with_cmdline)
+            continue;
+        config_format_port(p, p->policy_set ? &p->policy : NULL, line, sizeof(line));
+        fprintf(f, "%s\n", line);
+    }
+    return ferror(f) ? -1 : 0;
 }

@@ -14,22 +14,8 @@
 #include <stdio.h>
 
 #include "policy.h"
+#include "version.h"
 #include "port.h"
-
-struct port_cfg {
-    char name[PORT_NAME_MAX];
-    enum port_type type;
-    char path[108];
-    bool client;
-    unsigned queues;
-    uint8_t mac[6];
-    bool mac_set;
-    bool antispoof;            /* drop frames whose source MAC is not mac */
-    int sock_mode;             /* listening socket permissions, -1: default 0660 */
-    long sock_uid, sock_gid;   /* owner and group, -1: unchanged */
-    bool policy_set;
-    struct policy policy;
-};
 
 struct config {
     unsigned nports;
@@ -43,6 +29,7 @@ struct config {
     uint32_t idle_us;
     uint32_t fdb_age_s;        /* learned MACs forgotten after this long unused */
     uint32_t fdb_port_max;     /* learned MACs per port */
+    char config_path[4096];    /* the first --config FILE on the command line, "" if none */
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
@@ -59,6 +46,18 @@ int config_add_tap(struct config *c, const char *ifname, char *err, size_t errle
 /* Parses config text: one "key value" per line, keys as the long options. */
 int config_parse_text(struct config *c, const char *text, char *err, size_t errlen);
 int config_validate(struct config *c, char *err, size_t errlen);
+/* One "port" (key "port": a --port value) or "tap" (an interface name)
+ * into *out, checked as on the command line. */
+int config_parse_port(const char *key, const char *spec, struct port_cfg *out, char *err,
+                      size_t errlen);
+/* The config-file line that adds p ("port NAME,path=..." or "tap NAME"),
+ * with policy=live when live is given. */
+void config_format_port(const struct port_cfg *p, const struct policy *live, char *buf,
+                        size_t len);
+/* Writes c in the --config format (lwvhostd.conf(5)); ports given on the
+ * command line only with with_cmdline (they would be given twice on the
+ * next start otherwise).  0, or -1 on a write error. */
+int config_write(FILE *f, const struct config *c, bool with_cmdline);
 void config_usage(FILE *out);
 
 #endif

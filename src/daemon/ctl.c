@@ -20,6 +20,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "port.h"
 #include "loop.h"
 
 #define CTL_CLIENTS_MAX 16
@@ -129,8 +130,11 @@ int ctl_open(const char *path)
     }
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
     /* Never take over the socket of another running daemon. */
-    if (daemon_clear_stale_socket("control socket", path) < 0)
+    char err[256];
+    if (socket_clear_stale("control socket", path, err, sizeof(err)) < 0) {
+        log_error("%s", err);
         return -1;
+    }
     listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listen_fd < 0)
         return -1;

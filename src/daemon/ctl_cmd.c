@@ -1,8 +1,9 @@
 /*
  * ctl_cmd.c - the control socket's commands: one table of names, argument
- * counts and handlers.  The views are in ctl_view.c; the only commands
- * that change anything are "policy PORT|all MODE" (a port's policy word,
- * then a poke of its queues) and "trace start|stop".
+ * counts and handlers.  The views are in ctl_view.c.  Commands that change
+ * something: "policy PORT|all MODE" (a port's policy word, then a poke of
+ * its queues), "trace start|stop", "port|tap add|del" (daemon.c, port.c)
+ * and "save" (rewrites the daemon's --config file).
  */
 #include "ctl.h"
 
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "ctl_view.h"
+#include "daemon.h"
 #include "log.h"
 #include "policy.h"
 #include "port.h"
@@ -18,7 +21,8 @@
 #include "worker.h"
 
 #define CTL_MAX_WORDS 8
-#define CTL_WORD_MAX 64
+/* A word holds a whole --port value: a socket path and every option. */
+#define CTL_WORD_MAX 512
 
 struct ctl_cmd {
     const char *name;
@@ -92,7 +96,7 @@ static void set_policy(struct sbuf *b, const char *target, const char *mode)
     unsigned changed = 0;
     for (unsigned i = 0; i < ports.n; i++) {
         struct port *p = ports.p[i];
-        if (p->type != PORT_VHOST || (!all && strcmp(p->name, target) != 0))
+        if (!p || p->type != PORT_VHOST || (!all && strcmp(p->name, target) != 0))
             continue;
         __atomic_store_n(&p->policy, policy_pack(&pol), __ATOMIC_RELAXED);
         /* Each queue gets a pass under its new policy (a queue leaving
@@ -152,6 +156,68 @@ static void cmd_trace(struct sbuf *b, unsigned argc, char **argv)
     }
 }
 
+/* "port add SPEC", "port del NAME", "tap add IFNAME", "tap del IFNAME". */
+static void cmd_port(struct sbuf *b, unsigned argc, char **argv)
+{
+    const char *kind = argv[0];
+    char err[512];
+    int rc;
+    if (strcmp(argv[1], "add") == 0)
+        rc = daemon_port_add(kind, argv[2], err, sizeof(err));
+    else if (strcmp(argv[1], "del") == 0)
+        rc = daemon_port_del(kind, argv[2], err, sizeof(err));
+    else {
+        sb_printf(b, "error: usage: %s add|del ...\n", kind);
+        return;
+    }
+    if (rc < 0)
+        sb_printf(b, "error: %s\n", err);
+    else
+        sb_printf(b, "%s %s %s\n", kind, strtok(argv[2], ","),
+                  argv[1][0] == 'a' ? "added" : "removed");
+}
+
+/* "config": the running configuration, every port, in the --config
+ * format (lwvhostctl save FILE writes it). */
+static void cmd_config(struct sbuf *b, unsigned argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        sb_printf(b, "error: out of memory\n");
+        return;
+    }
+    int rc = daemon_write_config(f);
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc < 0 || !text)
+        sb_printf(b, "error: out of memory\n");
+    else
+        sb_printf(b, "%s", text);
+    free(text);
+}
+
+static void cmd_save(struct sbuf *b, unsigned argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    char err[512];
+    if (daemon_save(err, sizeof(err)) < 0)
+        sb_printf(b, "error: %s\n", err);
+    else
+        sb_printf(b, "saved to %s\n", daemon_config()->config_path);
+}
+
+static void cmd_version(struct sbuf *b, unsigned argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    sb_printf(b, "lwvhostd %s\n", LWV_VERSION);
+}
+
 static void cmd_help(struct sbuf *b, unsigned argc, char **argv);
 
 static const struct ctl_cmd commands[] = {
@@ -161,6 +227,11 @@ static const struct ctl_cmd commands[] = {
     { "fdb", 0, 1, "fdb [json]", cmd_fdb },
     { "policy", 0, 2, "policy [PORT|all MODE]", cmd_policy },
     { "trace", 1, 2, "trace start|stop|dump [WORKER]|summary [WORKER]", cmd_trace },
+    { "port", 2, 2, "port add NAME,path=SOCK[,...] | port del NAME", cmd_port },
+    { "tap", 2, 2, "tap add IFNAME | tap del IFNAME", cmd_port },
+    { "config", 0, 0, "config", cmd_config },
+    { "save", 0, 0, "save", cmd_save },
+    { "version", 0, 0, "version", cmd_version },
     { "help", 0, 0, "help", cmd_help },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

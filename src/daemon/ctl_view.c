@@ -28,7 +28,7 @@ static const char *port_state(const struct port *p)
     if (p->type == PORT_TAP)
         return "up";
     if (!p->dev.connected)
-        return p->client ? "connecting" : "listening";
+        return p->cfg.client ? "connecting" : "listening";
     if (dev_is_broken(&p->dev))
         return "broken";
     return "connected";
@@ -58,7 +58,8 @@ static unsigned ready_pairs(const struct vdev *d)
 
 static const char *port_name_of(unsigned i)
 {
-    return i < ports.n ? ports.p[i]->name : "?";
+    const struct port *p = i < ports.n ? ports.p[i] : NULL;
+    return p ? p->name : "?";
 }
 
 static const char *policy_of(const struct port *p, char *buf, size_t len)
@@ -84,8 +85,8 @@ static void port_json(struct jw *j, const struct port *p)
     jw_str(j, "type", p->type == PORT_VHOST ? "vhost" : "tap");
     jw_str(j, "state", port_state(p));
     if (p->type == PORT_VHOST) {
-        jw_str(j, "path", p->path);
-        jw_str(j, "mode", p->client ? "client" : "server");
+        jw_str(j, "path", p->cfg.path);
+        jw_str(j, "mode", p->cfg.client ? "client" : "server");
         jw_bool(j, "connected", d->connected);
         jw_u64(j, "max_queue_pairs", d->max_qp);
         jw_u64(j, "active_queue_pairs", ready_pairs(d));
@@ -136,7 +137,8 @@ void view_ports(struct sbuf *b, bool json)
         jw_obj(&j, NULL);
         jw_arr(&j, "ports");
         for (unsigned i = 0; i < ports.n; i++)
-            port_json(&j, ports.p[i]);
+            if (ports.p[i])
+                port_json(&j, ports.p[i]);
         jw_arr_end(&j);
         jw_obj_end(&j);
         sb_putc(b, '\n');
@@ -145,7 +147,8 @@ void view_ports(struct sbuf *b, bool json)
     sb_printf(b, "%-16s %-6s %-11s %-7s %-18s %-18s %-5s %s\n", "PORT", "TYPE", "STATE",
               "QUEUES", "FEATURES", "PROTOCOL", "MTU", "MACS");
     for (unsigned i = 0; i < ports.n; i++)
-        port_text(b, ports.p[i]);
+        if (ports.p[i])
+            port_text(b, ports.p[i]);
 }
 
 /* ---- statistics ---------------------------------------------------------- */
@@ -464,6 +467,8 @@ void view_stats(struct sbuf *b, bool json, bool delta)
     }
     for (unsigned i = 0; i < ports.n; i++) {
         const struct port *p = ports.p[i];
+        if (!p)
+            continue;
         if (p->type == PORT_TAP)
             tap_stats(b, j, p);
         else
@@ -507,7 +512,7 @@ static void prom_queues(struct sbuf *b)
         prom_head(b, qc[k].name, "counter", qc[k].help);
         for (unsigned i = 0; i < ports.n; i++) {
             const struct port *p = ports.p[i];
-            if (p->type != PORT_VHOST)
+            if (!p || p->type != PORT_VHOST)
                 continue;
             for (unsigned q = 0; q < 2 * p->dev.max_qp; q++) {
                 const uint64_t *v = (const uint64_t *)((const char *)&p->dev.q[q].st + qc[k].off);
@@ -552,19 +557,17 @@ void view_prometheus(struct sbuf *b)
     prom_queues(b);
     prom_head(b, "port_connected", "gauge", "1 if a frontend is attached");
     for (unsigned i = 0; i < ports.n; i++)
-        if (ports.p[i]->type == PORT_VHOST)
+        if (ports.p[i] && ports.p[i]->type == PORT_VHOST)
             sb_printf(b, "lwvhost_port_connected{port=\"%s\"} %d\n", ports.p[i]->name,
                       ports.p[i]->dev.connected);
     struct fdb_stats fs;
-    if (ports.n) {
-        fdb_get_stats(&ports.p[0]->sw->fdb, &fs);
-        prom_head(b, "fdb_not_learned_total", "counter", "Source addresses the MAC table refused");
-        sb_printf(b, "lwvhost_fdb_not_learned_total{reason=\"bucket_full\"} %llu\n"
-                  "lwvhost_fdb_not_learned_total{reason=\"port_limit\"} %llu\n"
-                  "lwvhost_fdb_not_learned_total{reason=\"live_elsewhere\"} %llu\n",
-                  (unsigned long long)fs.full, (unsigned long long)fs.port_limit,
-                  (unsigned long long)fs.refused);
-    }
+    fdb_get_stats(&ports_switch()->fdb, &fs);
+    prom_head(b, "fdb_not_learned_total", "counter", "Source addresses the MAC table refused");
+    sb_printf(b, "lwvhost_fdb_not_learned_total{reason=\"bucket_full\"} %llu\n"
+              "lwvhost_fdb_not_learned_total{reason=\"port_limit\"} %llu\n"
+              "lwvhost_fdb_not_learned_total{reason=\"live_elsewhere\"} %llu\n",
+              (unsigned long long)fs.full, (unsigned long long)fs.port_limit,
+              (unsigned long long)fs.refused);
     static struct wsample w[MAX_SAMPLED];
     unsigned n = workers_count() < MAX_SAMPLED ? workers_count() : MAX_SAMPLED;
     for (unsigned i = 0; i < n; i++)
@@ -641,7 +644,7 @@ void view_rings(struct sbuf *b, bool json)
     }
     for (unsigned pi = 0; pi < ports.n; pi++) {
         struct port *p = ports.p[pi];
-        if (p->type != PORT_VHOST)
+        if (!p || p->type != PORT_VHOST)
             continue;
         unsigned n = snap_rings(&p->dev, r);
         for (unsigned k = 0; k < n; k++) {
@@ -702,11 +705,7 @@ static void fdb_json(struct sbuf *b, const struct fdb *f, const struct fdb_entry
 void view_fdb(struct sbuf *b, bool json)
 {
     static struct fdb_entry e[FDB_SLOTS];
-    if (!ports.n) {
-        sb_printf(b, json ? "{\"fdb\":[]}\n" : "no ports\n");
-        return;
-    }
-    const struct fdb *f = &ports.p[0]->sw->fdb;
+    const struct fdb *f = &ports_switch()->fdb;
     unsigned n = fdb_list(f, -1, e, FDB_SLOTS);
     struct fdb_stats st;
     fdb_get_stats(f, &st);
@@ -762,7 +761,7 @@ void view_policy(struct sbuf *b)
     sb_printf(b, "%-16s %-16s %s\n", "PORT", "POLICY", "NOW");
     for (unsigned i = 0; i < ports.n; i++) {
         const struct port *p = ports.p[i];
-        if (p->type != PORT_VHOST)
+        if (!p || p->type != PORT_VHOST)
             continue;
         char pol[32], now[64] = "";
         struct policy pp = policy_unpack(__atomic_load_n(&p->policy, __ATOMIC_RELAXED));

@@ -5,8 +5,9 @@
 #include "daemon.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -24,184 +26,269 @@
 #include "loop.h"
 #include "port.h"
 #include "switch.h"
-#include "tap.h"
-#include "vu_ctrl.h"
 #include "worker.h"
 
-#define BACKOFF_MIN_MS 100u
-#define BACKOFF_MAX_MS 2000u
-
-struct port_table ports;
 static struct lswitch the_switch;
-static struct loop_watch *listen_watch[LWV_MAX_PORTS], *conn_watch[LWV_MAX_PORTS];
+static struct config cfg;        /* what the daemon runs with (control thread) */
+static int saved_argc;           /* the command line, re-read by a reload */
+static char **saved_argv;
 
-const char *mac_str(const uint8_t m[6], char buf[18])
+const struct config *daemon_config(void)
 {
-    snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-    return buf;
+    return &cfg;
 }
 
-int mac_parse(const char *s, uint8_t mac[6])
-{
-    unsigned v[6];
-    char end;
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6)
-        return -1;
-    if (strlen(s) != 17)
-        return -1;
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)v[i];
-    return 0;
-}
+/* ---- systemd's readiness protocol (sd_notify(3), without libsystemd) ------ */
 
-static void conn_event(void *arg, uint32_t events);
-
-static void drop_conn(struct port *p, const char *why)
+/* Sends state lines to the socket systemd names in $NOTIFY_SOCKET, if any
+ * (a Type=notify unit).  Failures only go to the debug log. */
+static void notify_systemd(const char *state)
 {
-    loop_del(conn_watch[p->index]);
-    conn_watch[p->index] = NULL;
-    vu_conn_detach(p, why);
-    if (p->client) {
-        p->backoff_ms = BACKOFF_MIN_MS;
-        p->next_connect_ms = now_ms() + p->backoff_ms;
-    }
-}
-
-static void start_conn(struct port *p, int fd)
-{
-    vu_conn_attach(p, fd);
-    conn_watch[p->index] = loop_add(fd, EPOLLIN, conn_event, p);
-    if (!conn_watch[p->index])
-        drop_conn(p, "cannot watch the connection");
-}
-
-static void conn_event(void *arg, uint32_t events)
-{
-    struct port *p = arg;
-    if (vu_conn_readable(p) < 0)
-        drop_conn(p, errno ? strerror(errno) : "closed by the frontend or on error");
-}
-
-/* A frontend that closed and reconnected at once: its hang-up may not
- * have been processed yet when the new connection is accepted. */
-static bool old_conn_gone(const struct port *p)
-{
-    struct pollfd pfd = { .fd = p->conn.fd, .events = POLLIN | POLLRDHUP };
-    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR));
-}
-
-static void accept_event(void *arg, uint32_t events)
-{
-    struct port *p = arg;
-    int fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    size_t len = strlen(path);
+    if (len >= sizeof(sa.sun_path))
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@')
+        sa.sun_path[0] = 0;   /* an abstract socket */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return;
-    if (p->conn.fd >= 0 && old_conn_gone(p))
-        conn_event(p, 0);   /* reads what is left, sees EOF, frees the port */
-    if (p->conn.fd >= 0) {
-        log_warn("port %s: refusing a second frontend while one is connected", p->name);
-        close(fd);
-        return;
-    }
-    start_conn(p, fd);
+    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+        log_debug("systemd notification failed: %s", strerror(errno));
+    close(fd);
 }
 
-static int fill_addr(struct sockaddr_un *sa, const char *path)
+static unsigned live_ports(void)
 {
-    memset(sa, 0, sizeof(*sa));
-    sa->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa->sun_path))
+    unsigned n = 0;
+    for (unsigned i = 0; i < ports.n; i++)
+        n += ports.p[i] != NULL;
+    return n;
+}
+
+static void notify_ready(void)
+{
+    char state[128];
+    snprintf(state, sizeof(state), "READY=1\nSTATUS=%u port%s, %u worker%s", live_ports(),
+             live_ports() == 1 ? "" : "s", cfg.workers, cfg.workers == 1 ? "" : "s");
+    notify_systemd(state);
+}
+
+/* ---- ports at run time ------------------------------------------------------ */
+
+int daemon_port_add(const char *key, const char *spec, char *err, size_t errlen)
+{
+    struct port_cfg pc;
+    if (config_parse_port(key, spec, &pc, err, errlen) < 0)
         return -1;
-    strcpy(sa->sun_path, path);
+    if (port_add(&pc, &cfg.policy, err, errlen) < 0)
+        return -1;
+    log_info("%s %s added", key, pc.name);
     return 0;
 }
 
-int daemon_clear_stale_socket(const char *what, const char *path)
+int daemon_port_del(const char *key, const char *name, char *err, size_t errlen)
 {
-    struct sockaddr_un sa;
+    struct port *p = port_find(name);
+    enum port_type want = strcmp(key, "tap") == 0 ? PORT_TAP : PORT_VHOST;
+    if (!p || p->type != want) {
+        snprintf(err, errlen, "no %s named %s", want == PORT_TAP ? "tap" : "port", name);
+        return -1;
+    }
+    port_del(p, "removed by lwvhostctl");
+    return 0;
+}
+
+/* ---- the running configuration ---------------------------------------------- */
+
+/* The running configuration: the daemon's options and every port there is
+ * now, with the policy it has now where that is not simply the default. */
+static void running_config(struct config *out)
+{
+    *out = cfg;
+    out->nports = 0;
+    for (unsigned i = 0; i < ports.n; i++) {
+        const struct port *p = ports.p[i];
+        if (!p)
+            continue;
+        struct port_cfg *pc = &out->ports[out->nports++];
+        *pc = p->cfg;
+        struct policy live = policy_unpack(__atomic_load_n(&p->policy, __ATOMIC_RELAXED));
+        if (pc->policy_set || !policy_equal(&live, &cfg.policy)) {
+            pc->policy_set = true;
+            pc->policy = live;
+        }
+    }
+}
+
+int daemon_write_config(FILE *f)
+{
+    static struct config run;
+    running_config(&run);
+    return config_write(f, &run, true);
+}
+
+int daemon_save(char *err, size_t errlen)
+{
+    static struct config run;
+    if (!cfg.config_path[0]) {
+        snprintf(err, errlen, "lwvhostd was started without --config: name a FILE to save to");
+        return -1;
+    }
+    running_config(&run);
+    /* Next to the file, then renamed over it: a crash leaves the old file
+     * or the new one, never half of one. */
+    char tmp[sizeof(cfg.config_path) + 16];
+    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", cfg.config_path);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write next to %s: %s", cfg.config_path, strerror(errno));
+        return -1;
+    }
     struct stat st;
-    if (fill_addr(&sa, path) < 0)
-        return -1;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -1;
-    if (!S_ISSOCK(st.st_mode)) {
-        log_error("%s: %s exists and is not a socket", what, path);
-        return -1;
-    }
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe >= 0 && connect(probe, (const struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        close(probe);
-        log_error("%s: %s is in use by another process", what, path);
+    fchmod(fd, stat(cfg.config_path, &st) == 0 ? st.st_mode & 07777 : 0644);
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         return -1;
     }
-    if (probe >= 0)
-        close(probe);
-    return unlink(path);
-}
-
-/* Gives a socket we created its final permissions and owner.  It was
- * bound under umask 0177 (0600), so it is never wider than asked. */
-static int set_socket_perms(const char *path, int mode, long uid, long gid)
-{
-    if (chmod(path, (mode_t)mode) < 0) {
-        log_error("chmod %s to %04o: %s", path, mode, strerror(errno));
+    int rc = config_write(f, &run, false);
+    if (fflush(f) != 0 || fsync(fd) != 0)
+        rc = -1;
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc < 0 || rename(tmp, cfg.config_path) < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", cfg.config_path, strerror(errno));
+        unlink(tmp);
         return -1;
     }
-    if ((uid >= 0 || gid >= 0) && chown(path, (uid_t)uid, (gid_t)gid) < 0) {
-        log_error("chown %s to %ld:%ld: %s", path, uid, gid, strerror(errno));
-        return -1;
-    }
+    log_info("configuration saved to %s", cfg.config_path);
     return 0;
 }
 
-static int open_listener(struct port *p)
+/* ---- reload (SIGHUP) -------------------------------------------------------- */
+
+/* The options of two port configurations that need the port re-created
+ * when they differ: everything but the policy. */
+static bool same_port(const struct port_cfg *a, const struct port_cfg *b)
 {
-    struct sockaddr_un sa;
-    char what[64];
-    snprintf(what, sizeof(what), "port %s", p->name);
-    if (fill_addr(&sa, p->path) < 0 || daemon_clear_stale_socket(what, p->path) < 0) {
-        log_error("port %s: cannot use socket path %s", p->name, p->path);
-        return -1;
-    }
-    p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (p->listen_fd < 0)
-        return -1;
-    mode_t old = umask(0177);
-    int rc = bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc == 0 && set_socket_perms(p->path, p->sock_mode, p->sock_uid, p->sock_gid) < 0)
-        rc = -1;
-    if (rc < 0 || listen(p->listen_fd, 4) < 0) {
-        log_error("port %s: cannot listen on %s: %s", p->name, p->path, strerror(errno));
-        close(p->listen_fd);
-        p->listen_fd = -1;
-        return -1;
-    }
-    listen_watch[p->index] = loop_add(p->listen_fd, EPOLLIN, accept_event, p);
-    log_info("port %s: listening on %s (%u queue pair%s)", p->name, p->path, p->queues,
-             p->queues > 1 ? "s" : "");
-    return listen_watch[p->index] ? 0 : -1;
+    return strcmp(a->name, b->name) == 0 && a->type == b->type &&
+           strcmp(a->path, b->path) == 0 && a->client == b->client &&
+           (a->queues ? a->queues : 1) == (b->queues ? b->queues : 1) &&
+           a->mac_set == b->mac_set && (!a->mac_set || memcmp(a->mac, b->mac, 6) == 0) &&
+           a->antispoof == b->antispoof && a->sock_mode == b->sock_mode &&
+           a->sock_uid == b->sock_uid && a->sock_gid == b->sock_gid;
 }
 
-static void try_connect(struct port *p, uint64_t now)
+static const struct port_cfg *find_cfg(const struct config *c, const char *name)
 {
-    struct sockaddr_un sa;
-    fill_addr(&sa, p->path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        p->backoff_ms = BACKOFF_MIN_MS;
-        start_conn(p, fd);
+    for (unsigned i = 0; i < c->nports; i++)
+        if (strcmp(c->ports[i].name, name) == 0)
+            return &c->ports[i];
+    return NULL;
+}
+
+static struct policy effective_policy(const struct port_cfg *pc, const struct config *c)
+{
+    return pc->policy_set ? pc->policy : c->policy;
+}
+
+static void warn_restart_only(const struct config *next)
+{
+    if (next->workers != cfg.workers)
+        log_warn("reload: --workers changed to %u: takes effect at the next start", next->workers);
+    if (strcmp(next->ctl_path, cfg.ctl_path) != 0 || next->ctl_mode != cfg.ctl_mode ||
+        next->ctl_gid != cfg.ctl_gid)
+        log_warn("reload: the control socket's options changed: they take effect at the next "
+                 "start");
+}
+
+/* Makes the ports that came from the configuration what next says; ports
+ * added at run time stay unless next names one of them differently. */
+static void apply_ports(const struct config *next)
+{
+    char err[256];
+    /* Removals first: they free names, socket paths and MAC addresses. */
+    for (unsigned i = 0; i < ports.n; i++) {
+        struct port *p = ports.p[i];
+        if (!p)
+            continue;
+        const struct port_cfg *want = find_cfg(next, p->name);
+        if (p->from_config && !want)
+            port_del(p, "no longer in the configuration");
+        else if (want && !same_port(&p->cfg, want))
+            port_del(p, "its configuration changed");
+    }
+    for (unsigned i = 0; i < next->nports; i++) {
+        const struct port_cfg *want = &next->ports[i];
+        struct port *p = port_find(want->name);
+        if (p) {
+            /* Unchanged: only a policy the configuration changed. */
+            struct policy was = effective_policy(&p->cfg, &cfg), now = effective_policy(want, next);
+            if (p->from_config && !policy_equal(&was, &now)) {
+                __atomic_store_n(&p->policy, policy_pack(&now), __ATOMIC_RELAXED);
+                for (unsigned q = 1; q < 2 * p->queues; q += 2)
+                    worker_poke_queue(&p->dev.q[q]);
+            }
+            p->cfg = *want;
+            p->from_config = true;
+            continue;
+        }
+        if (port_add(want, &next->policy, err, sizeof(err)) < 0) {
+            log_error("reload: %s", err);
+            continue;
+        }
+        port_find(want->name)->from_config = true;
+        log_info("reload: %s %s added", want->type == PORT_TAP ? "tap" : "port", want->name);
+    }
+}
+
+static void apply_globals(const struct config *next)
+{
+    log_set_level(next->log_level);
+    workers_set_idle_us(next->idle_us);
+    fdb_configure(&the_switch.fdb, next->fdb_age_s, next->fdb_port_max);
+}
+
+/* Re-reads the command line and its --config file and applies the
+ * difference; on a bad file the daemon runs on as it was. */
+static void reload(void)
+{
+    static struct config next;
+    char err[512];
+    char state[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    notify_systemd(state);
+    config_defaults(&next);
+    if (config_parse_args(&next, saved_argc, saved_argv, err, sizeof(err)) != CONFIG_OK) {
+        log_error("reload: %s; the configuration stays as it was", err);
+        notify_ready();
         return;
     }
-    int err = errno;
-    if (fd >= 0)
-        close(fd);
-    if (p->backoff_ms == BACKOFF_MIN_MS)
-        log_info("port %s: waiting for a frontend at %s (%s); retrying with backoff", p->name,
-                 p->path, strerror(err));
-    p->next_connect_ms = now + p->backoff_ms;
-    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+    warn_restart_only(&next);
+    apply_globals(&next);
+    apply_ports(&next);
+    /* What cannot change at run time stays as it is running. */
+    next.workers = cfg.workers;
+    memcpy(next.ctl_path, cfg.ctl_path, sizeof(next.ctl_path));
+    next.ctl_mode = cfg.ctl_mode;
+    next.ctl_gid = cfg.ctl_gid;
+    cfg = next;
+    log_info("reloaded the configuration: %u port%s", live_ports(), live_ports() == 1 ? "" : "s");
+    notify_ready();
 }
+
+/* ---- the event loop ----------------------------------------------------------- */
 
 /* Ages the MAC table once a second; returns ms until the next time. */
 static int64_t age_fdb(uint64_t now)
@@ -221,20 +308,9 @@ static int tick(void)
 {
     uint64_t now = now_ms();
     int64_t next = age_fdb(now);
-    for (unsigned i = 0; i < ports.n; i++) {
-        struct port *p = ports.p[i];
-        if (p->type != PORT_VHOST || !p->client || p->conn.fd >= 0)
-            continue;
-        if (now >= p->next_connect_ms)
-            try_connect(p, now);
-        if (p->conn.fd < 0) {
-            int64_t wait = (int64_t)(p->next_connect_ms - now);
-            if (wait < 0)
-                wait = 0;
-            if (next < 0 || wait < next)
-                next = wait;
-        }
-    }
+    int64_t conn = ports_tick(now);
+    if (conn >= 0 && conn < next)
+        next = conn;
     return (int)next;
 }
 
@@ -242,9 +318,16 @@ static int signal_fd = -1;
 
 static void signal_event(void *arg, uint32_t events)
 {
+    (void)arg;
+    (void)events;
     struct signalfd_siginfo si;
     if (read(signal_fd, &si, sizeof(si)) != sizeof(si))
         return;
+    if (si.ssi_signo == SIGHUP) {
+        log_info("received SIGHUP, reloading the configuration");
+        reload();
+        return;
+    }
     log_info("received %s, shutting down", strsignal((int)si.ssi_signo));
     loop_stop();
 }
@@ -255,6 +338,7 @@ static int setup_signals(void)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     /* Blocked before any worker exists, so only the signalfd sees them. */
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
         return -1;
@@ -265,94 +349,21 @@ static int setup_signals(void)
     return 0;
 }
 
-static struct port *make_port(const struct port_cfg *pc, unsigned index,
-                              const struct policy *dflt)
+static int add_configured_ports(void)
 {
-    struct port *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    p->index = index;
-    p->type = pc->type;
-    p->sw = &the_switch;
-    snprintf(p->name, sizeof(p->name), "%s", pc->name);
-    snprintf(p->path, sizeof(p->path), "%s", pc->path);
-    p->client = pc->client;
-    p->queues = pc->queues ? pc->queues : 1;
-    memcpy(p->mac, pc->mac, 6);
-    p->mac_set = pc->mac_set;
-    p->antispoof = pc->antispoof;
-    p->sock_mode = pc->sock_mode >= 0 ? pc->sock_mode : 0660;
-    p->sock_uid = pc->sock_uid;
-    p->sock_gid = pc->sock_gid;
-    p->listen_fd = -1;
-    p->conn.fd = -1;
-    p->tap_fd = -1;
-    p->backoff_ms = BACKOFF_MIN_MS;
-    p->policy = policy_pack(pc->policy_set ? &pc->policy : dflt);
-    dev_init(&p->dev, p, p->queues);
-    return p;
-}
-
-static int build_ports(const struct config *cfg)
-{
-    for (unsigned i = 0; i < cfg->nports; i++) {
-        struct port *p = make_port(&cfg->ports[i], i, &cfg->policy);
-        if (!p)
-            return -1;
-        ports.p[ports.n++] = p;
-        if (p->type == PORT_TAP) {
-            if (tap_open(p, p->name) < 0)
-                return -1;
-            worker_assign_tap(p);
-            continue;
-        }
-        for (unsigned qp = 0; qp < p->queues; qp++)
-            worker_assign_queue(&p->dev.q[2 * qp + 1]);
-        if (p->mac_set && switch_add_static(p->sw, p->mac, p->index) < 0) {
-            char m[18];
-            log_error("port %s: mac=%s cannot be a static MAC table entry (another port has it)",
-                      p->name, mac_str(p->mac, m));
+    char err[256];
+    for (unsigned i = 0; i < cfg.nports; i++) {
+        if (port_add(&cfg.ports[i], &cfg.policy, err, sizeof(err)) < 0) {
+            log_error("%s", err);
             return -1;
         }
-        if (p->client)
-            log_info("port %s: client mode, connecting to %s", p->name, p->path);
-        else if (open_listener(p) < 0)
-            return -1;
+        port_find(cfg.ports[i].name)->from_config = true;
     }
     return 0;
 }
 
-static void shutdown_ports(void)
-{
-    for (unsigned i = 0; i < ports.n; i++) {
-        struct port *p = ports.p[i];
-        if (p->type != PORT_VHOST)
-            continue;
-        if (p->conn.fd >= 0)
-            drop_conn(p, "daemon shutting down");
-        if (p->listen_fd >= 0) {
-            loop_del(listen_watch[i]);
-            close(p->listen_fd);
-            unlink(p->path);
-        }
-    }
-}
-
-static void free_ports(void)
-{
-    for (unsigned i = 0; i < ports.n; i++) {
-        struct port *p = ports.p[i];
-        if (p->type == PORT_TAP)
-            tap_close(p);
-        mem_clear(&p->dev.mem);
-        free(p);
-    }
-    ports.n = 0;
-}
-
 int daemon_main(int argc, char **argv)
 {
-    static struct config cfg;
     char err[512];
     config_defaults(&cfg);
     enum config_result r = config_parse_args(&cfg, argc, argv, err, sizeof(err));
@@ -362,9 +373,12 @@ int daemon_main(int argc, char **argv)
         fprintf(stderr, "lwvhostd: %s\n", err);
         return 2;
     }
-    log_level = cfg.log_level;
+    saved_argc = argc;
+    saved_argv = argv;
+    log_set_level(cfg.log_level);
     int rc = 1;
     switch_init(&the_switch, &ports);
+    ports_init(&the_switch);
     fdb_configure(&the_switch.fdb, cfg.fdb_age_s, cfg.fdb_port_max);
     fdb_age(&the_switch.fdb, (uint32_t)(now_ms() / 1000));   /* start the table's clock */
     if (loop_init() < 0 || setup_signals() < 0 || mem_guard_install() < 0) {
@@ -374,24 +388,28 @@ int daemon_main(int argc, char **argv)
     if (workers_init(cfg.workers) < 0)
         goto out;
     workers_set_idle_us(cfg.idle_us);
-    if (build_ports(&cfg) < 0)
+    if (add_configured_ports() < 0)
         goto out;
     if (cfg.ctl_path[0] && ctl_open(cfg.ctl_path) < 0)
         goto out;
     if (cfg.ctl_path[0] && (cfg.ctl_mode >= 0 || cfg.ctl_gid >= 0) &&
-        set_socket_perms(cfg.ctl_path, cfg.ctl_mode >= 0 ? cfg.ctl_mode : 0600, -1, cfg.ctl_gid) < 0)
+        socket_set_perms(cfg.ctl_path, cfg.ctl_mode >= 0 ? cfg.ctl_mode : 0600, -1, cfg.ctl_gid,
+                         err, sizeof(err)) < 0) {
+        log_error("control socket: %s", err);
         goto out;
+    }
     if (workers_start() < 0)
         goto out;
-    log_info("lwvhostd running: %u port%s, %u worker%s", ports.n, ports.n == 1 ? "" : "s",
-             cfg.workers, cfg.workers == 1 ? "" : "s");
+    log_info("lwvhostd %s running: %u port%s, %u worker%s", LWV_VERSION, live_ports(),
+             live_ports() == 1 ? "" : "s", cfg.workers, cfg.workers == 1 ? "" : "s");
+    notify_ready();
     loop_run(tick);
+    notify_systemd("STOPPING=1");
     rc = 0;
 out:
-    shutdown_ports();
     ctl_close();
+    ports_remove_all("daemon shutting down");
     workers_stop();
-    free_ports();
     loop_fini();
     if (signal_fd >= 0)
         close(signal_fd);

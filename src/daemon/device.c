@@ -34,6 +34,14 @@ void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
     }
 }
 
+void dev_fini(struct vdev *d)
+{
+    mem_clear(&d->mem);
+    for (unsigned i = 0; i < LWV_MAX_VQS; i++)
+        pthread_mutex_destroy(&d->q[i].rx_lock);
+    pthread_rwlock_destroy(&d->lock);
+}
+
 static void close_fd(int *fd)
 {
     if (*fd >= 0)

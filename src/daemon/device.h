@@ -101,6 +101,9 @@ struct vdev {
 };
 
 void dev_init(struct vdev *d, struct port *p, unsigned max_qp);
+/* Frees what dev_init made; nobody may use d any more (the caller reset it
+ * and waited out the workers). */
+void dev_fini(struct vdev *d);
 /* Back to the state of a fresh connection: closes fds, unmaps memory.
  * Caller holds the write lock and has told the workers to stop watching
  * the kick fds. */

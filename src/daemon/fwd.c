@@ -33,8 +33,10 @@ static unsigned deliver_burst(struct fwd_ctx *ctx, struct port *src, unsigned qp
     unsigned i = 0;
     while (i < n) {
         int to = ctx->dst[i];
-        if (to < 0) {
-            if (to == SW_FLOOD)
+        /* A port removed since classification: its station is unknown now. */
+        struct port *dst = to >= 0 ? switch_port(sw, to) : NULL;
+        if (!dst) {
+            if (to >= 0 || to == SW_FLOOD)
                 switch_flood(&ctx->sw, sw, src, qp, &ctx->frames[i]);
             i++;
             continue;
@@ -42,8 +44,7 @@ static unsigned deliver_burst(struct fwd_ctx *ctx, struct port *src, unsigned qp
         unsigned j = i + 1;
         while (j < n && ctx->dst[j] == to)
             j++;
-        unsigned t = switch_deliver(&ctx->sw, sw->ports->p[to], qp, &ctx->frames[i], j - i,
-                                    may_defer);
+        unsigned t = switch_deliver(&ctx->sw, dst, qp, &ctx->frames[i], j - i, may_defer);
         if (t < j - i)
             return i + t;
         i = j;
@@ -173,6 +174,11 @@ void fwd_inject(struct fwd_ctx *ctx, struct port *src, const uint8_t *data, size
     deliver_burst(ctx, src, 0, 1, false);
     while (!fwd_flush(ctx))
         ;   /* the queue's filler lets go within a burst */
+}
+
+bool fwd_idle(const struct fwd_ctx *ctx)
+{
+    return !ctx->sw.held && ctx->sw.ntouched == 0;
 }
 
 void fwd_release(struct fwd_ctx *ctx)

@@ -60,5 +60,8 @@ void fwd_release(struct fwd_ctx *ctx);
  * pass (see switch_flush). */
 bool fwd_flush(struct fwd_ctx *ctx);
 void fwd_ctx_fini(struct fwd_ctx *ctx);
+/* True when the context holds no destination and owes no interrupt: it
+ * keeps no pointer to any queue. */
+bool fwd_idle(const struct fwd_ctx *ctx);
 
 #endif

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-int log_level = LOG_INFO;
+static int log_level = LOG_INFO;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -21,9 +21,24 @@ int log_level_parse(const char *name)
     return -1;
 }
 
+const char *log_level_name(int level)
+{
+    return level >= 0 && level < 4 ? level_names[level] : "info";
+}
+
+void log_set_level(int level)
+{
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+}
+
+int log_get_level(void)
+{
+    return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
-    if (level > log_level)
+    if (level > __atomic_load_n(&log_level, __ATOMIC_RELAXED))
         return;
     char line[1024];
     va_list ap;

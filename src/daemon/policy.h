@@ -32,6 +32,10 @@ int policy_parse(const char *s, struct policy *out, char *err, size_t errlen);
 const char *policy_str(const struct policy *p, char *buf, size_t len);
 /* Policies are stored packed in one word so workers read them atomically. */
 uint64_t policy_pack(const struct policy *p);
+static inline bool policy_equal(const struct policy *a, const struct policy *b)
+{
+    return a->mode == b->mode && a->arg_us == b->arg_us;
+}
 struct policy policy_unpack(uint64_t v);
 
 /* What a queue does in the next pass. */

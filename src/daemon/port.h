@@ -1,16 +1,22 @@
 /*
  * port.h - ports: vhost-user ports (a guest NIC each) and the tap port.
  *
- * Owns: struct port, the static port table built from the configuration,
- * and per-port connection bookkeeping for the control plane.
+ * Owns: struct port, the port table, adding and removing ports at any time
+ * (from the configuration, the control socket or a reload), their listening
+ * sockets, client-mode connects and the frontend connections' place in the
+ * event loop.  The table's slots are read by workers without a lock: a
+ * port is published fully built (release store, acquire load: port_at)
+ * and freed only after its slot is cleared and a grace period has passed
+ * (workers_commit), so a pointer a worker loaded stays valid for the rest
+ * of its pass.  Everything else here is the control thread's.
  * Must not: parse vhost-user messages (vu_ctrl.c) or move frames
- * (fwd.c, switch.c, net.c).  Ports live for the whole run of the daemon, so
- * pointers to them (and to their queues) never dangle.
+ * (fwd.c, switch.c, net.c).
  */
 #ifndef LWV_PORT_H
 #define LWV_PORT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/un.h>
 
@@ -21,6 +27,23 @@
 #define PORT_NAME_MAX 32
 
 enum port_type { PORT_VHOST, PORT_TAP };
+
+/* A port's options as --port / --tap / "port add" give them. */
+struct port_cfg {
+    char name[PORT_NAME_MAX];
+    enum port_type type;
+    char path[108];
+    bool client;
+    unsigned queues;
+    uint8_t mac[6];
+    bool mac_set;
+    bool antispoof;            /* drop frames whose source MAC is not mac */
+    int sock_mode;             /* listening socket permissions, -1: default 0660 */
+    long sock_uid, sock_gid;   /* owner and group, -1: unchanged */
+    bool policy_set;
+    struct policy policy;
+    bool cmdline;              /* given on lwvhostd's command line, not in a file */
+};
 
 /* A partially received vhost-user message. */
 struct vu_conn {
@@ -38,21 +61,23 @@ struct tap_stats {
 
 struct lswitch;
 
+struct loop_watch;
+
 struct port {
-    unsigned index;
+    unsigned index;              /* its slot in the table */
     enum port_type type;
     struct lswitch *sw;          /* the switch this port is a port of */
     char name[PORT_NAME_MAX];
-    /* vhost-user */
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    bool client;                 /* we connect to the frontend */
+    struct port_cfg cfg;         /* as added (path, client, socket mode...) */
+    bool from_config;            /* comes from the configuration (a reload may change it) */
     unsigned queues;             /* max queue pairs */
     uint8_t mac[6];
     bool mac_set;
     bool antispoof;
-    int sock_mode;               /* listening socket: permissions, owner, group */
-    long sock_uid, sock_gid;     /* -1: unchanged */
+    /* vhost-user: control thread only */
     int listen_fd;
+    bool bound;                  /* we created the socket file (removed with the port) */
+    struct loop_watch *listen_watch, *conn_watch;
     struct vu_conn conn;
     uint64_t next_connect_ms;    /* client mode: when to retry */
     unsigned backoff_ms;
@@ -62,6 +87,7 @@ struct port {
     /* tap */
     int tap_fd;
     struct worker *tap_worker;
+    bool tap_pending;            /* its worker only: frames may be waiting */
     struct tap_stats tap;
 };
 
@@ -72,7 +98,41 @@ struct port_table {
 
 extern struct port_table ports;
 
+/* The port in slot i (< ports_bound()), or NULL: a free slot. */
+static inline struct port *port_at(unsigned i)
+{
+    return __atomic_load_n(&ports.p[i], __ATOMIC_ACQUIRE);
+}
+
+/* One past the highest slot ever used: loops over the table stop here. */
+static inline unsigned ports_bound(void)
+{
+    return __atomic_load_n(&ports.n, __ATOMIC_ACQUIRE);
+}
+
 const char *mac_str(const uint8_t mac[6], char buf[18]);
 int mac_parse(const char *s, uint8_t mac[6]);
+
+/* The rest: control thread only. */
+void ports_init(struct lswitch *sw);
+/* The switch every port belongs to. */
+struct lswitch *ports_switch(void);
+/* Adds a port (a listening socket, a client that connects, or a tap) with
+ * policy dflt unless pc has its own.  On failure err says why and nothing
+ * changed. */
+int port_add(const struct port_cfg *pc, const struct policy *dflt, char *err, size_t errlen);
+/* Disconnects p's frontend (why goes to the log), removes its socket or
+ * tap, forgets its MAC entries and frees it, once no worker can reach it. */
+void port_del(struct port *p, const char *why);
+void ports_remove_all(const char *why);
+struct port *port_find(const char *name);
+/* Client-mode connects due by now; returns ms until the next (-1: none). */
+int64_t ports_tick(uint64_t now);
+/* Removes the socket file at path left by a process that died (nothing
+ * accepts on it), so it can be bound again; refuses, with a reason in err
+ * naming what, when a live process serves it or the file is not a socket. */
+int socket_clear_stale(const char *what, const char *path, char *err, size_t errlen);
+/* Gives a socket we created its permissions and owner (-1: unchanged). */
+int socket_set_perms(const char *path, int mode, long uid, long gid, char *err, size_t errlen);
 
 #endif

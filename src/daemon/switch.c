@@ -64,14 +64,22 @@ unsigned switch_port_macs(const struct lswitch *sw, unsigned port_index, uint8_t
     return n;
 }
 
+struct port *switch_port(const struct lswitch *sw, int index)
+{
+    if (index < 0 || (unsigned)index >= __atomic_load_n(&sw->ports->n, __ATOMIC_ACQUIRE))
+        return NULL;
+    /* Pairs with the release store that publishes a port (port.c). */
+    return __atomic_load_n(&sw->ports->p[index], __ATOMIC_ACQUIRE);
+}
+
 /* Where a frame for key goes, seen from port src. */
 static int destination(const struct lswitch *sw, const struct port *src, uint64_t key)
 {
     if ((key >> 40) & 1)
         return SW_FLOOD;
     int to = fdb_lookup(&sw->fdb, key);
-    if (to < 0 || (unsigned)to >= sw->ports->n)
-        return SW_FLOOD;
+    if (to < 0 || !switch_port(sw, to))
+        return SW_FLOOD;   /* unknown, or its port is being removed */
     return (unsigned)to == src->index ? SW_DROP_SELF : to;
 }
 
@@ -229,10 +237,12 @@ unsigned switch_deliver(struct sw_ctx *c, struct port *dst, unsigned qp, const s
 void switch_flood(struct sw_ctx *c, const struct lswitch *sw, const struct port *src, unsigned qp,
                   const struct frame *f)
 {
-    const struct port_table *pt = sw->ports;
-    for (unsigned i = 0; i < pt->n; i++)
-        if (pt->p[i] != src)
-            switch_deliver(c, pt->p[i], qp, f, 1, false);
+    unsigned n = __atomic_load_n(&sw->ports->n, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++) {
+        struct port *p = switch_port(sw, (int)i);
+        if (p && p != src)
+            switch_deliver(c, p, qp, f, 1, false);
+    }
 }
 
 bool switch_flush(struct sw_ctx *c)

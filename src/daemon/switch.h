@@ -61,6 +61,9 @@ int switch_lookup(const struct lswitch *sw, const uint8_t mac[6]);
 /* Forgets every MAC a port learned (its frontend went away); its static
  * entry stays. */
 void switch_forget_port(struct lswitch *sw, unsigned port_index);
+/* The port in slot index of the table, or NULL (out of range, or a free
+ * slot: a port being removed).  Any thread. */
+struct port *switch_port(const struct lswitch *sw, int index);
 /* Lists up to max MACs of a port, static and learned; returns how many. */
 unsigned switch_port_macs(const struct lswitch *sw, unsigned port_index, uint8_t (*macs)[6],
                           unsigned max);

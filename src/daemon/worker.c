@@ -63,19 +63,39 @@ struct worker {
     uint64_t period_ns;       /* cadence of the current interval ticks */
     uint64_t last_deadline_ns;/* deadline of the tick that fired last */
     bool tick;                /* the timer fired in this iteration */
-    unsigned nq, capq;
-    struct vqueue **queues;
-    unsigned ntap;
-    struct port *taps[LWV_MAX_PORTS];
-    bool tap_pending[LWV_MAX_PORTS];
+    /* What the worker serves: published by the control thread (release),
+     * read once per iteration (acquire).  A list it replaces is freed only
+     * after a grace period (workers_synchronize). */
+    struct qlist *queues;
+    struct taplist *taps;
+    /* Control thread only: the lists being built for the next commit, and
+     * how many queues and taps the worker serves (placement). */
+    struct qlist *next_queues;
+    struct taplist *next_taps;
+    unsigned load;
+    /* Quiescent states passed (atomic): bumped at the top of every
+     * iteration, where the worker holds no pointer to a queue or port. */
+    uint64_t qs;
+    bool exited;              /* atomic: the loop ended (no more quiescent states) */
     struct adaptive ad;
     struct worker_stats st;
     struct fwd_ctx ctx;
 };
 
+/* The queues or taps one worker serves: a list replaced whole, never
+ * changed in place, so a worker can read it without a lock. */
+struct qlist {
+    unsigned n;
+    struct vqueue *q[];
+};
+
+struct taplist {
+    unsigned n;
+    struct port *p[];
+};
+
 static struct worker **workers;
 static unsigned nworkers;
-static unsigned next_assign;
 static int stopping;
 static uint64_t idle_ns = POLICY_DEFAULT_IDLE_US * 1000ull;
 static struct trace_ring *trace_rings;
@@ -127,6 +147,9 @@ static void worker_free(struct worker *w)
     if (w->timerfd >= 0)
         close(w->timerfd);
     free(w->queues);
+    free(w->taps);
+    free(w->next_queues);
+    free(w->next_taps);
     free(w);
 }
 
@@ -186,37 +209,181 @@ fail:
     return -1;
 }
 
-void worker_assign_queue(struct vqueue *q)
-{
-    struct worker *w = workers[next_assign++ % nworkers];
-    if (w->nq == w->capq) {
-        unsigned cap = w->capq ? 2 * w->capq : 16;
-        struct vqueue **nqs = realloc(w->queues, cap * sizeof(*nqs));
-        if (!nqs) {
-            log_error("out of memory assigning queues");
-            abort();
-        }
-        w->queues = nqs;
-        w->capq = cap;
-    }
-    w->queues[w->nq++] = q;
-    q->worker = w;
-}
-
-void worker_assign_tap(struct port *p)
-{
-    struct worker *w = workers[next_assign++ % nworkers];
-    w->taps[w->ntap++] = p;
-    p->tap_worker = w;
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)p | TAG_TAP };
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, p->tap_fd, &ev);
-}
-
 static void wake(struct worker *w)
 {
     uint64_t one = 1;
     if (write(w->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         log_warn("worker %u: wake failed: %s", w->id, strerror(errno));
+}
+
+/* The worker with the least to serve (ties: the lowest id). */
+static struct worker *least_loaded(void)
+{
+    struct worker *best = workers[0];
+    for (unsigned i = 1; i < nworkers; i++)
+        if (workers[i]->load < best->load)
+            best = workers[i];
+    return best;
+}
+
+/* The queue list w will serve after the next commit, copied from the one
+ * it serves now on the first change; NULL when out of memory. */
+static struct qlist *editable_queues(struct worker *w, unsigned extra)
+{
+    const struct qlist *from = w->next_queues ? w->next_queues : w->queues;
+    unsigned n = from ? from->n : 0;
+    struct qlist *l = malloc(sizeof(*l) + (n + extra) * sizeof(l->q[0]));
+    if (!l)
+        return NULL;
+    l->n = n;
+    if (n)
+        memcpy(l->q, from->q, n * sizeof(l->q[0]));
+    free(w->next_queues);
+    w->next_queues = l;
+    return l;
+}
+
+static struct taplist *editable_taps(struct worker *w, unsigned extra)
+{
+    const struct taplist *from = w->next_taps ? w->next_taps : w->taps;
+    unsigned n = from ? from->n : 0;
+    struct taplist *l = malloc(sizeof(*l) + (n + extra) * sizeof(l->p[0]));
+    if (!l)
+        return NULL;
+    l->n = n;
+    if (n)
+        memcpy(l->p, from->p, n * sizeof(l->p[0]));
+    free(w->next_taps);
+    w->next_taps = l;
+    return l;
+}
+
+int worker_assign_queue(struct vqueue *q)
+{
+    struct worker *w = least_loaded();
+    struct qlist *l = editable_queues(w, 1);
+    if (!l)
+        return -1;
+    l->q[l->n++] = q;
+    w->load++;
+    q->worker = w;
+    return 0;
+}
+
+void worker_release_queue(struct vqueue *q)
+{
+    struct worker *w = q->worker;
+    if (!w)
+        return;
+    worker_unwatch_queue(q);
+    struct qlist *l = editable_queues(w, 0);
+    if (l) {
+        unsigned k = 0;
+        for (unsigned i = 0; i < l->n; i++)
+            if (l->q[i] != q)
+                l->q[k++] = l->q[i];
+        l->n = k;
+    } else {
+        /* The worker would go on serving a queue about to be freed. */
+        log_error("worker %u: out of memory releasing a queue", w->id);
+        abort();
+    }
+    w->load--;
+    q->worker = NULL;
+}
+
+int worker_assign_tap(struct port *p)
+{
+    struct worker *w = least_loaded();
+    struct taplist *l = editable_taps(w, 1);
+    if (!l)
+        return -1;
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)p | TAG_TAP };
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, p->tap_fd, &ev) < 0) {
+        log_error("worker %u: cannot watch tap %s: %s", w->id, p->name, strerror(errno));
+        return -1;
+    }
+    l->p[l->n++] = p;
+    w->load++;
+    p->tap_worker = w;
+    return 0;
+}
+
+void worker_release_tap(struct port *p)
+{
+    struct worker *w = p->tap_worker;
+    if (!w)
+        return;
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, p->tap_fd, NULL);
+    struct taplist *l = editable_taps(w, 0);
+    if (!l) {
+        log_error("worker %u: out of memory releasing a tap", w->id);
+        abort();
+    }
+    unsigned k = 0;
+    for (unsigned i = 0; i < l->n; i++)
+        if (l->p[i] != p)
+            l->p[k++] = l->p[i];
+    l->n = k;
+    w->load--;
+    p->tap_worker = NULL;
+}
+
+void workers_commit(void)
+{
+    void *old[2 * 64];
+    unsigned nold = 0;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = workers[i];
+        if (w->next_queues) {
+            old[nold++] = w->queues;
+            __atomic_store_n(&w->queues, w->next_queues, __ATOMIC_RELEASE);
+            w->next_queues = NULL;
+        }
+        if (w->next_taps) {
+            old[nold++] = w->taps;
+            __atomic_store_n(&w->taps, w->next_taps, __ATOMIC_RELEASE);
+            w->next_taps = NULL;
+        }
+    }
+    /* No worker may still be walking a list we free, or hold what the
+     * caller is about to free. */
+    workers_synchronize();
+    for (unsigned i = 0; i < nold; i++)
+        free(old[i]);
+}
+
+void workers_synchronize(void)
+{
+    uint64_t seen[64];
+    bool wait[64];
+    /* Pairs with the fence after a worker's quiescent-state store: either
+     * the worker sees what we published before this, or we see it pass a
+     * quiescent state after it could have read the old values. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = workers[i];
+        wait[i] = w->running && !__atomic_load_n(&w->exited, __ATOMIC_ACQUIRE);
+        if (!wait[i])
+            continue;
+        seen[i] = __atomic_load_n(&w->qs, __ATOMIC_ACQUIRE);
+        wake(w);   /* a sleeping worker passes a quiescent state at once */
+    }
+    uint64_t start = mono_ns();
+    bool warned = false;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = workers[i];
+        while (wait[i] && __atomic_load_n(&w->qs, __ATOMIC_ACQUIRE) == seen[i] &&
+               !__atomic_load_n(&w->exited, __ATOMIC_ACQUIRE)) {
+            /* Workers never block, so this ends within one pass. */
+            struct timespec ts = { 0, 20000 };
+            nanosleep(&ts, NULL);
+            if (!warned && mono_ns() - start > 1000000000ull) {
+                log_warn("worker %u has not finished a pass for 1 s; still waiting", w->id);
+                warned = true;
+            }
+        }
+    }
 }
 
 void worker_watch_queue(struct vqueue *q)
@@ -331,7 +498,8 @@ out:
     return more;
 }
 
-static void collect_events(struct worker *w, struct epoll_event *ev, int n, uint64_t now)
+static void collect_events(struct worker *w, const struct qlist *ql, struct epoll_event *ev, int n,
+                           uint64_t now)
 {
     struct trace_ring *tr = &trace_rings[w->id];
     for (int i = 0; i < n; i++) {
@@ -344,9 +512,7 @@ static void collect_events(struct worker *w, struct epoll_event *ev, int n, uint
             stat_add(&w->st.kick_wakeups, 1);
             trace(tr, TR_WAKE_KICK, q->dev->port->index, q->index, 0);
         } else if (tag == TAG_TAP) {
-            for (unsigned t = 0; t < w->ntap; t++)
-                if (w->taps[t] == obj)
-                    w->tap_pending[t] = true;
+            ((struct port *)obj)->tap_pending = true;
         } else if (tag == TAG_TIMER) {
             uint64_t expirations;
             if (read(w->timerfd, &expirations, sizeof(expirations)) != sizeof(expirations))
@@ -367,9 +533,9 @@ static void collect_events(struct worker *w, struct epoll_event *ev, int n, uint
             trace(tr, TR_WAKE_OTHER, 0, 0, 0);
         }
     }
-    for (unsigned i = 0; i < w->nq; i++)
-        if (__atomic_exchange_n(&w->queues[i]->recheck, 0, __ATOMIC_ACQUIRE))
-            w->queues[i]->pending = true;
+    for (unsigned i = 0; i < ql->n; i++)
+        if (__atomic_exchange_n(&ql->q[i]->recheck, 0, __ATOMIC_ACQUIRE))
+            ql->q[i]->pending = true;
 }
 
 static void arm_timer(struct worker *w, uint64_t deadline)
@@ -386,12 +552,12 @@ static void arm_timer(struct worker *w, uint64_t deadline)
 
 /* After a pass: how long may the worker sleep?  0 = not at all, -1 = until
  * an event; interval queues arm the timer for the next tick. */
-static int plan_sleep(struct worker *w, bool more, uint64_t now)
+static int plan_sleep(struct worker *w, const struct qlist *ql, bool more, uint64_t now)
 {
     uint64_t period = 0;
     bool poll = false;
-    for (unsigned i = 0; i < w->nq; i++) {
-        struct vqueue *q = w->queues[i];
+    for (unsigned i = 0; i < ql->n; i++) {
+        struct vqueue *q = ql->q[i];
         if (!q->pol.active)
             continue;
         uint64_t p = 0;
@@ -453,15 +619,15 @@ static void calibrate(struct worker *w, clockid_t cid)
     stat_add(&w->st.calib_oversleep_ns, late / CALIBRATION_ROUNDS);
 }
 
-static void adaptive_tick(struct worker *w, clockid_t cid, uint64_t now)
+static void adaptive_tick(struct worker *w, const struct qlist *ql, clockid_t cid, uint64_t now)
 {
     if (now - w->ad.epoch_start_ns < ADAPTIVE_EPOCH_NS)
         return;
     /* The budget: the smallest latency budget among adaptive queues. */
     uint64_t budget = 0;
     uint32_t ring = VIRTQ_MAX_SIZE;
-    for (unsigned i = 0; i < w->nq; i++) {
-        struct policy p = port_policy(w->queues[i]);
+    for (unsigned i = 0; i < ql->n; i++) {
+        struct policy p = port_policy(ql->q[i]);
         if (p.mode != POLICY_ADAPTIVE)
             continue;
         uint64_t b = p.arg_us * 1000ull;
@@ -470,10 +636,10 @@ static void adaptive_tick(struct worker *w, clockid_t cid, uint64_t now)
         /* The ring size changes under the device's write lock (SET_VRING_NUM,
          * a reconnect's reset): read it under the read lock, as a pass does,
          * and skip a device being reconfigured. */
-        struct vdev *d = w->queues[i]->dev;
+        struct vdev *d = ql->q[i]->dev;
         if (pthread_rwlock_tryrdlock(&d->lock) != 0)
             continue;
-        uint32_t num = w->queues[i]->vq.num;
+        uint32_t num = ql->q[i]->vq.num;
         pthread_rwlock_unlock(&d->lock);
         if (num && num < ring)
             ring = num;
@@ -490,6 +656,21 @@ static void adaptive_tick(struct worker *w, clockid_t cid, uint64_t now)
     __atomic_store_n(&w->st.adaptive_eff, (uint64_t)w->ad.eff, __ATOMIC_RELAXED);
     __atomic_store_n(&w->st.adaptive_interval_ns, w->ad.interval_ns, __ATOMIC_RELAXED);
     __atomic_store_n(&w->st.adaptive_rate, (uint64_t)w->ad.rate, __ATOMIC_RELAXED);
+}
+
+static const struct qlist no_queues = { 0 };
+
+/* The top of an iteration: the worker holds no pointer to a queue, a port
+ * or a list the control thread may free, unless its forwarding context
+ * still owes an interrupt (then not yet). */
+static void pass_quiescent_state(struct worker *w)
+{
+    if (!fwd_idle(&w->ctx))
+        return;
+    __atomic_store_n(&w->qs, __atomic_load_n(&w->qs, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+    /* Pairs with workers_synchronize's fence: our store is visible before
+     * we read the lists and pointers again. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 static void *worker_main(void *arg)
@@ -510,6 +691,7 @@ static void *worker_main(void *arg)
     int timeout = -1;
     unsigned spins = 0;
     while (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
+        pass_quiescent_state(w);
         uint64_t before_sleep = timeout ? mono_ns() : 0;
         int n = 0;
         /* While polling, look at the fds only every POLL_EPOLL_EVERY passes:
@@ -528,22 +710,27 @@ static void *worker_main(void *arg)
         if (n > 0)
             stat_add(&w->st.wakeups, 1);
         w->tick = false;
-        collect_events(w, ev, n > 0 ? n : 0, now);
+        const struct qlist *ql = __atomic_load_n(&w->queues, __ATOMIC_ACQUIRE);
+        const struct taplist *tl = __atomic_load_n(&w->taps, __ATOMIC_ACQUIRE);
+        if (!ql)
+            ql = &no_queues;
+        collect_events(w, ql, ev, n > 0 ? n : 0, now);
         bool more = false;
         uint64_t before = w->st.frames;
-        for (unsigned i = 0; i < w->nq; i++) {
-            struct vqueue *q = w->queues[i];
+        for (unsigned i = 0; i < ql->n; i++) {
+            struct vqueue *q = ql->q[i];
             if (!q->pending)
                 continue;
             q->pending = serve_queue(w, q, now);
             more |= q->pending;
         }
-        for (unsigned t = 0; t < w->ntap; t++) {
-            if (!w->tap_pending[t])
+        for (unsigned t = 0; tl && t < tl->n; t++) {
+            struct port *p = tl->p[t];
+            if (!p->tap_pending)
                 continue;
             bool tmore;
-            stat_add(&w->st.frames, fwd_tap_pass(&w->ctx, w->taps[t], WEIGHT, &tmore));
-            w->tap_pending[t] = tmore;
+            stat_add(&w->st.frames, fwd_tap_pass(&w->ctx, p, WEIGHT, &tmore));
+            p->tap_pending = tmore;
             more |= tmore;
         }
         if (!fwd_flush(&w->ctx))
@@ -551,9 +738,10 @@ static void *worker_main(void *arg)
         stat_add(&w->st.passes, 1);
         if (w->st.frames == before)
             stat_add(&w->st.empty_passes, 1);
-        adaptive_tick(w, cid, now);
-        timeout = plan_sleep(w, more, now);
+        adaptive_tick(w, ql, cid, now);
+        timeout = plan_sleep(w, ql, more, now);
     }
+    __atomic_store_n(&w->exited, true, __ATOMIC_RELEASE);
     return NULL;
 }
 

@@ -1,7 +1,8 @@
 /*
  * worker.h - worker threads and the policy that decides when they sleep.
  *
- * Owns: which thread serves which queue (fixed at start-up, round robin),
+ * Owns: which thread serves which queue (the least loaded worker, at any
+ * time; lists replaced whole and freed after a grace period),
  * the worker loop (wake on a kick, a timer tick or a poke; serve with a
  * per-queue weight; flush interrupts; decide the next sleep) and
  * per-worker counters and traces.  Policies (policy.c) decide; the loop
@@ -58,10 +59,22 @@ struct trace_ring *worker_trace_rings(void);
 void workers_set_idle_us(uint32_t us);
 uint32_t workers_idle_us(void);
 
-/* Start-up only (before workers_start): gives a TX queue / a tap to the
- * next worker in round-robin order. */
-void worker_assign_queue(struct vqueue *q);
-void worker_assign_tap(struct port *p);
+/* Control thread: which worker serves what.  worker_assign_* gives a TX
+ * queue or a tap to the worker with the least to serve (-1: out of
+ * memory), worker_release_* takes it away (the queue's kick fd, the tap's
+ * fd are no longer watched).  Changes take effect at workers_commit(),
+ * which returns once no worker can still be using what was released: the
+ * caller may then free it. */
+int worker_assign_queue(struct vqueue *q);
+void worker_release_queue(struct vqueue *q);
+int worker_assign_tap(struct port *p);
+void worker_release_tap(struct port *p);
+void workers_commit(void);
+/* Waits until every running worker has passed a quiescent state (the top
+ * of its loop, holding no pointer to a queue or port) after this call
+ * began: a grace period, as in RCU's QSBR flavour.  Workers never block,
+ * so it ends within one pass of each. */
+void workers_synchronize(void);
 
 /* Control thread, under the device's write lock. */
 void worker_watch_queue(struct vqueue *q);

@@ -205,7 +205,8 @@ int daemon_start(const char *const *ports, const char *const *extra)
             else if (stat(p, &st) == 0 && S_ISSOCK(st.st_mode))
                 ok++;
         }
-        if (ok == np)
+        struct stat cst;
+        if (ok == np && stat(ctl, &cst) == 0)
             return 0;
         if (!daemon_alive() || t_now() > until)
             return -1;

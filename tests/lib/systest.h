@@ -51,7 +51,8 @@ int daemon_alive(void);
 /* Starts the daemon.  ports: NULL-terminated specs "NAME[,opt=val...]";
  * each becomes --port NAME,path=DIR/NAME.sock[,opts].  extra: more
  * arguments (NULL-terminated, or NULL).  Waits until every socket exists
- * (client=on ports excepted: there the test listens). */
+ * (client=on ports excepted: there the test listens) and the control
+ * socket DIR/ctl.sock too. */
 int daemon_start(const char *const *ports, const char *const *extra);
 /* SIGTERM, wait up to 5 s; 0 if it exited with status 0. */
 int daemon_stop(void);

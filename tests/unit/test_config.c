@@ -3,7 +3,9 @@
  * clear refusals a user gets for bad ones.
  */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "config.h"
@@ -42,7 +44,25 @@ int main(void)
     CHECK(c.nports == 2 && c.ports[0].queues == 4 && c.ports[0].client && c.ports[0].mac_set &&
           c.ports[0].mac[5] == 0x56 && c.ports[1].type == PORT_TAP && c.workers == 3,
           "values parsed");
-    expect_error(args(NULL), "no ports", "no ports");
+    expect_error(args(NULL), "nothing to serve", "no ports and no control socket");
+    CHECK(args("--ctl", "/tmp/c", NULL) == CONFIG_OK && c.nports == 0,
+          "no ports but a control socket: ports come at run time (%s)", err);
+    {
+        char f1[] = "/tmp/lwvt-conf1.XXXXXX", f2[] = "/tmp/lwvt-conf2.XXXXXX";
+        int fd1 = mkstemp(f1), fd2 = mkstemp(f2);
+        if (fd2 >= 0 && write(fd2, "port b,path=/b\n", 15) != 15)
+            perror("write");
+        CHECK(fd1 >= 0 && fd2 >= 0 &&
+                  args("--port", "a,path=/a", "--config", f1, "--config", f2, NULL) == CONFIG_OK &&
+                  strcmp(c.config_path, f1) == 0 && c.nports == 2 && c.ports[0].cmdline &&
+                  !c.ports[1].cmdline,
+              "the first --config is the one to reload and save; only --port ports are from "
+              "the command line (%s)", err);
+        close(fd1);
+        close(fd2);
+        unlink(f1);
+        unlink(f2);
+    }
     expect_error(args("--port", "vm1", NULL), "path=SOCK is required", "port without path");
     expect_error(args("--port", "vm1,path=/a,queues=0", NULL), "queues=0", "zero queues");
     expect_error(args("--port", "vm1,path=/a,queues=17", NULL), "queues=17", "too many queues");

@@ -1513,6 +1513,7 @@ static void cve_2019_3900_ring_full_forever(void)
     struct vqueue *qa = &gtx.port.dev.q[TXQ], *qb = &gp.port.dev.q[TXQ];
     worker_assign_queue(qa);
     worker_assign_queue(qb);
+    workers_commit();
     struct vqueue *qs[2] = { qa, qb };
     for (int i = 0; i < 2; i++) {
         pthread_rwlock_wrlock(&qs[i]->dev->lock);
@@ -1694,7 +1695,7 @@ static void mixed_bursts(void)
 
 int main(void)
 {
-    log_level = LOG_WARN;
+    log_set_level(LOG_WARN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
     switch_init(&sw, &ports);

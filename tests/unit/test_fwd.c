@@ -202,6 +202,7 @@ static void test_worker_skips_locked_device(void)
         worker_watch_queue(q);
         vu_dev_unlock(&src[i]->port.dev);
     }
+    workers_commit();
     workers_start();
     /* C is held by the control plane (a long SET_MEM_TABLE, say) with a
      * frame waiting; A keeps sending to B on the same worker. */
