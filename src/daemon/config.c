@@ -275,6 +275,7 @@ int config_add_tap(struct config *c, const char *ifname, char *err, size_t len)
 static int set_option(struct config *c, const char *key, const char *val, char *err, size_t len,
                       int depth);
 static int read_file(struct config *c, const char *path, char *err, size_t len, int depth);
+static int global_index(const char *key);
 
 /* Parses "key value" lines from a writable buffer; label names the source
  * in error messages. */
@@ -348,6 +349,9 @@ static const struct number_opt number_opts[] = {
 static int set_option(struct config *c, const char *key, const char *val, char *err, size_t len,
                       int depth)
 {
+    int g = global_index(key);
+    if (g >= 0 && depth == 0)
+        c->cmdline_keys |= 1u << g;
     if (strcmp(key, "port") == 0 || strcmp(key, "tap") == 0) {
         int rc = key[0] == 'p' ? config_add_port(c, val, err, len)
                                : config_add_tap(c, val, err, len);
@@ -523,21 +527,73 @@ void config_format_port(const struct port_cfg *p, const struct policy *live, cha
         snprintf(buf + n, len - n, ",group=%ld", p->sock_gid);
 }
 
+/* The daemon's own options, in the order a written file lists them. */
+static const char *const global_keys[] = {
+    "ctl", "ctl-mode", "ctl-group", "workers", "log-level", "policy", "idle-us", "fdb-age",
+    "fdb-max-per-port",
+};
+#define NGLOBALS (sizeof(global_keys) / sizeof(global_keys[0]))
+
+static int global_index(const char *key)
+{
+    for (unsigned i = 0; i < NGLOBALS; i++)
+        if (strcmp(key, global_keys[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The value of global option i as a config file writes it, or "" when it
+ * has none (no control socket, say). */
+static void global_value(const struct config *c, unsigned i, char *buf, size_t len)
+{
+    buf[0] = 0;
+    switch (i) {
+    case 0:
+        snprintf(buf, len, "%s", c->ctl_path);
+        break;
+    case 1:
+        if (c->ctl_mode >= 0)
+            snprintf(buf, len, "%04o", c->ctl_mode);
+        break;
+    case 2:
+        if (c->ctl_gid >= 0)
+            snprintf(buf, len, "%ld", c->ctl_gid);
+        break;
+    case 3:
+        snprintf(buf, len, "%u", c->workers);
+        break;
+    case 4:
+        snprintf(buf, len, "%s", log_level_name(c->log_level));
+        break;
+    case 5:
+        policy_str(&c->policy, buf, len);
+        break;
+    case 6:
+        snprintf(buf, len, "%u", c->idle_us);
+        break;
+    case 7:
+        snprintf(buf, len, "%u", c->fdb_age_s);
+        break;
+    case 8:
+        snprintf(buf, len, "%u", c->fdb_port_max);
+        break;
+    }
+}
+
 int config_write(FILE *f, const struct config *c, bool with_cmdline)
 {
-    char pol[64], line[512];
+    char val[512], line[512];
     fprintf(f, "# lwvhostd.conf(5): one option per line, as lwvhostd's long options\n"
                "# without the dashes.  Written by lwvhostd %s (lwvhostctl save).\n", LWV_VERSION);
-    if (c->ctl_path[0])
-        fprintf(f, "ctl %s\n", c->ctl_path);
-    if (c->ctl_mode >= 0)
-        fprintf(f, "ctl-mode %04o\n", c->ctl_mode);
-    if (c->ctl_gid >= 0)
-        fprintf(f, "ctl-group %ld\n", c->ctl_gid);
-    fprintf(f, "workers %u\nlog-level %s\npolicy %s\nidle-us %u\nfdb-age %u\n"
-               "fdb-max-per-port %u\n",
-            c->workers, log_level_name(c->log_level), policy_str(&c->policy, pol, sizeof(pol)),
-            c->idle_us, c->fdb_age_s, c->fdb_port_max);
+    for (unsigned i = 0; i < NGLOBALS; i++) {
+        /* What the command line sets it sets again at the next start; in
+         * the file it would override a later change to the command line. */
+        if (!with_cmdline && (c->cmdline_keys & (1u << i)))
+            continue;
+        global_value(c, i, val, sizeof(val));
+        if (val[0])
+            fprintf(f, "%s %s\n", global_keys[i], val);
+    }
     for (unsigned i = 0; i < c->nports; i++) {
         const struct port_cfg *p = &c->ports[i];
         if (p->cmdline && !with_cmdline)

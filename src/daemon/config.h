@@ -30,6 +30,8 @@ struct config {
     uint32_t fdb_age_s;        /* learned MACs forgotten after this long unused */
     uint32_t fdb_port_max;     /* learned MACs per port */
     char config_path[4096];    /* the first --config FILE on the command line, "" if none */
+    uint32_t cmdline_keys;     /* the daemon's options given on the command line (a bit each,
+                                * config.c's order): a saved file leaves them out */
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
@@ -54,9 +56,11 @@ int config_parse_port(const char *key, const char *spec, struct port_cfg *out, c
  * with policy=live when live is given. */
 void config_format_port(const struct port_cfg *p, const struct policy *live, char *buf,
                         size_t len);
-/* Writes c in the --config format (lwvhostd.conf(5)); ports given on the
- * command line only with with_cmdline (they would be given twice on the
- * next start otherwise).  0, or -1 on a write error. */
+/* Writes c in the --config format (lwvhostd.conf(5)); ports and options
+ * given on the command line only with with_cmdline (the next start gives
+ * them again: a port would be there twice, an option in the file would
+ * override a later change on the command line).  0, or -1 on a write
+ * error. */
 int config_write(FILE *f, const struct config *c, bool with_cmdline);
 void config_usage(FILE *out);
 
