@@ -70,10 +70,30 @@ grep -q "summary" "$T/out" || fail "trace --summary"
 expect 0 trace -s 0.1 -w 0
 grep -q "# W)" "$T/out" || fail "trace graph header"
 
+# Ports at run time, save, version.
+expect 0 port add "c,path=$T/c.sock,mac=02:00:00:00:00:0c,queues=2"
+[[ -S $T/c.sock ]] || fail "port add: the socket listens"
+expect 1 port add "c,path=$T/c2.sock"
+grep -q "exists already" "$T/err" || fail "port add of an existing name: the daemon says why"
+expect 0 save "$T/saved.conf"
+grep -q "^port c,path=$T/c.sock,queues=2,mac=02:00:00:00:00:0c" "$T/saved.conf" ||
+    fail "save FILE writes the running ports: $(cat "$T/saved.conf")"
+"$BUILD/lwvhostd" --config "$T/saved.conf" --help >/dev/null ||
+    fail "the saved file is a valid --config"
+expect 1 save                        # started without --config
+grep -q "without --config" "$T/err" || fail "save without a --config file: the daemon says why"
+expect 0 port del c
+[[ ! -e $T/c.sock ]] || fail "port del: the socket is removed"
+expect 1 port del c
+expect 0 version
+grep -q "^lwvhostctl [0-9]" "$T/out" && grep -q "^lwvhostd [0-9]" "$T/out" ||
+    fail "version shows both: $(cat "$T/out")"
+
 # Bad command lines: exit 2 and a word on stderr.
 for bad in "stats --bogus" "stats --watch x" "stats --watch" "stats --json --prometheus" \
            "trace extra" "trace --seconds -1" "ports --json extra" "fdb -x" "policy a" \
-           "policy a b c" "nosuchcommand"; do
+           "policy a b c" "port add" "port frob x" "tap add" "save a b" "version x" \
+           "nosuchcommand"; do
     # shellcheck disable=SC2086
     expect 2 $bad
     [[ -s $T/err ]] || fail "lwvhostctl $bad: nothing said on stderr"
