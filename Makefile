@@ -109,9 +109,56 @@ check-hardening: $(PROGS)
 demo: all
 	BUILD=$(BUILD) scripts/demo.sh
 
+# `make install`: the daemon to sbin, the tools to bin, the man pages there
+# are, the systemd unit (its paths rewritten for PREFIX and SYSCONFDIR), the
+# example configuration unless one is there already (a user's is never
+# overwritten), and the libvirt hook when the tree has one.  The Debian
+# package (debian/rules) installs with PREFIX=/usr SYSCONFDIR=/etc
+# UNITDIR=/lib/systemd/system.
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANPAGES   := $(wildcard man/*.1 man/*.5 man/*.8)
+LIBVIRT_HOOK := $(wildcard tools/libvirt/qemu-hook)
 install: $(PROGS)
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/lwvhost
+	install -m 0755 $(BUILD)/lwvhostd $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(filter-out $(BUILD)/lwvhostd,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+	@set -e; for m in $(MANPAGES); do \
+	    d=$(DESTDIR)$(PREFIX)/share/man/man$${m##*.}; \
+	    echo "install -m 0644 $$m $$d/"; install -d $$d; install -m 0644 $$m $$d/; \
+	done
+	sed -e 's|/usr/sbin/lwvhostd|$(PREFIX)/sbin/lwvhostd|g' -e 's|/etc/lwvhost|$(SYSCONFDIR)/lwvhost|g' \
+		packaging/lwvhostd.service > $(BUILD)/lwvhostd.service
+	install -m 0644 $(BUILD)/lwvhostd.service $(DESTDIR)$(UNITDIR)/lwvhostd.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/lwvhost/lwvhostd.conf ]; then \
+	    echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/lwvhost/lwvhostd.conf"; \
+	else \
+	    echo "install -m 0644 packaging/lwvhostd.conf $(DESTDIR)$(SYSCONFDIR)/lwvhost/"; \
+	    install -m 0644 packaging/lwvhostd.conf $(DESTDIR)$(SYSCONFDIR)/lwvhost/; \
+	fi
+	$(if $(LIBVIRT_HOOK),install -D -m 0755 $(LIBVIRT_HOOK) \
+		$(DESTDIR)$(PREFIX)/share/lwvhost/libvirt/qemu-hook)
+
+# `make deb`: the Debian package (debian/), built by dpkg-buildpackage in
+# debian/_build (never in BUILD), then the .deb files, .buildinfo and
+# .changes moved from the parent directory, where dpkg-buildpackage
+# writes them, to $(BUILD)/deb/.  Needs debhelper (scripts/install-deps.sh).
+# The variables a calling make passes on (make asan's CC=clang, CFLAGS=,
+# HARDEN_CFLAGS=, BUILD=, -j) are dropped: the package is built as
+# debian/rules says.
+DEB_ENV_DROP := MAKEFLAGS MFLAGS MAKELEVEL BUILD CC CFLAGS CPPFLAGS LDFLAGS LDLIBS \
+	HARDEN_CFLAGS HARDEN_LDFLAGS
+.PHONY: deb
+deb:
+	@set -e; rc=0; \
+	env $(DEB_ENV_DROP:%=-u %) dpkg-buildpackage -b -us -uc -Jauto || rc=$$?; \
+	v=$$(dpkg-parsechangelog -S Version); a=$$(dpkg-architecture -qDEB_HOST_ARCH); \
+	mkdir -p $(BUILD)/deb; \
+	for f in $$(test ! -f debian/files || cut -d' ' -f1 debian/files) lwvhost_$${v}_$$a.changes; do \
+	    if [ -f ../$$f ]; then mv -f ../$$f $(BUILD)/deb/; echo "deb: $(BUILD)/deb/$$f"; fi; \
+	done; \
+	exit $$rc
 
 clean:
 	rm -rf build build-asan build-tsan build-clang
