@@ -16,7 +16,7 @@ LDLIBS  += -pthread
 # binaries).  The sanitizer builds leave _FORTIFY_SOURCE out: it hides
 # accesses from ASan.
 HARDEN_CFLAGS  ?= -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-HARDEN_LDFLAGS ?= -pie -Wl,-z,relro -Wl,-z,now
+HARDEN_LDFLAGS ?= -fPIE -pie -Wl,-z,relro -Wl,-z,now
 NOFORTIFY := HARDEN_CFLAGS="-fstack-protector-strong -fPIE"
 
 DAEMON_SRC := $(filter-out src/daemon/main.c,$(wildcard src/daemon/*.c))
