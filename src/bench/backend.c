@@ -677,6 +677,7 @@ int backend_snap(struct backend *b, struct backend_snap *s, char *err, size_t er
             if (s->nworkers < BENCH_MAX_WORKERS && json_u64(json_get(w, "tid"), &tid))
                 s->worker_tid[s->nworkers++] = (int)tid;
             sum_u64(w, "wakeups", &s->wakeups, &s->have_wakeups);
+            sum_u64(w, "syscalls", &s->syscalls, &s->have_syscalls);
             sum_each(w, "cpu_ns", &s->cpu_ns, &have_cpu);
             sum_each(w, "cpu_user_ns", &s->cpu_user_ns, &have_us);
             sum_each(w, "cpu_sys_ns", &s->cpu_sys_ns, &have_us);

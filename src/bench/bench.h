@@ -113,6 +113,9 @@ struct bench_result {
     double ctx_vol_per_s, ctx_invol_per_s;
     double cpu_us_per_pkt;     /* backend_cpu time / rx frames */
     double kicks_per_pkt, calls_per_pkt, wakeups_per_pkt;
+    /* What one worker wake-up cost (lwvhostd): system calls, backend CPU
+     * (us) and frames handled, each per wake-up. */
+    double syscalls_per_wakeup, cpu_us_per_wakeup, frames_per_wakeup;
     double bench_cpu;          /* this process (getrusage) */
     double bench_busy;         /* % of loop time spent doing work */
     double tx_blocked_pct;     /* % of send attempts stopped by a full TX ring */
@@ -142,6 +145,8 @@ struct backend_snap {
     int worker_tid[BENCH_MAX_WORKERS];
     int have_wakeups;
     uint64_t wakeups;
+    int have_syscalls;
+    uint64_t syscalls;         /* system calls of the workers */
     int have_cpu_ns;           /* lwvhostd reports per-worker cpu_ns */
     uint64_t cpu_ns, cpu_user_ns, cpu_sys_ns;
     int have_user_sys;

@@ -746,6 +746,7 @@ static void sub_snap(const struct backend_snap *a, const struct backend_snap *b,
     d->kicks = b->kicks - a->kicks;
     d->calls = b->calls - a->calls;
     d->wakeups = b->wakeups - a->wakeups;
+    d->syscalls = b->syscalls - a->syscalls;
     d->cpu_ns = b->cpu_ns - a->cpu_ns;
     d->cpu_user_ns = b->cpu_user_ns - a->cpu_user_ns;
     d->cpu_sys_ns = b->cpu_sys_ns - a->cpu_sys_ns;
@@ -884,6 +885,14 @@ static void compute(struct eng *e, struct bench_result *r, const struct counters
             }
             if (d.have_wakeups)
                 r->wakeups_per_pkt = (double)d.wakeups / p;
+            if (d.have_wakeups && d.wakeups) {
+                double w = (double)d.wakeups;
+                r->frames_per_wakeup = p / w;
+                if (!isnan(r->backend_cpu))
+                    r->cpu_us_per_wakeup = r->backend_cpu / 100.0 * bdt * 1e6 / w;
+                if (d.have_syscalls)
+                    r->syscalls_per_wakeup = (double)d.syscalls / w;
+            }
         }
         if (sa->jtotal && sb->jtotal > sa->jtotal) {
             double busy = (double)(sb->jbusy - sa->jbusy) / tick;

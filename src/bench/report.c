@@ -46,7 +46,9 @@ static const struct field fields[] = {
     D("backend_proc_cpu_pct", backend_proc_cpu, 2), D("ctx_vol_per_s", ctx_vol_per_s, 1),
     D("ctx_invol_per_s", ctx_invol_per_s, 1), D("cpu_us_per_pkt", cpu_us_per_pkt, 4),
     D("kicks_per_pkt", kicks_per_pkt, 4), D("calls_per_pkt", calls_per_pkt, 4),
-    D("wakeups_per_pkt", wakeups_per_pkt, 4), D("bench_cpu_pct", bench_cpu, 1),
+    D("wakeups_per_pkt", wakeups_per_pkt, 4), D("syscalls_per_wakeup", syscalls_per_wakeup, 2),
+    D("cpu_us_per_wakeup", cpu_us_per_wakeup, 2), D("frames_per_wakeup", frames_per_wakeup, 2),
+    D("bench_cpu_pct", bench_cpu, 1),
     D("bench_busy_pct", bench_busy, 1), D("tx_blocked_pct", tx_blocked_pct, 2),
     D("other_cpu_pct", other_cpu, 1), I("bench_limited", bench_limited),
     I("cpu_mismatch", cpu_mismatch), S("warnings", warnings),
@@ -207,6 +209,10 @@ void report_text(FILE *f, const struct bench_result *r)
     fprintf(f, "  per packet   %s kicks, %s calls, %s worker wakeups\n",
             fmt_num(a, sizeof a, r->kicks_per_pkt, 4), fmt_num(b, sizeof b, r->calls_per_pkt, 4),
             fmt_num(c, sizeof c, r->wakeups_per_pkt, 4));
+    fprintf(f, "  per wake-up  %s system calls, %s us of backend CPU, %s frames\n",
+            fmt_num(a, sizeof a, r->syscalls_per_wakeup, 2),
+            fmt_num(b, sizeof b, r->cpu_us_per_wakeup, 2),
+            fmt_num(c, sizeof c, r->frames_per_wakeup, 1));
     if (!isnan(r->ctx_vol_per_s))
         fprintf(f, "  switches     %.0f voluntary/s, %.0f involuntary/s\n", r->ctx_vol_per_s,
                 r->ctx_invol_per_s);

@@ -166,9 +166,12 @@ static int one_run(struct sweep *sw, struct bench_cfg *c, const char *kind, doub
     if (c->backend == BK_DPDK)
         snprintf(r.policy, sizeof r.policy, "dpdk");
     r.load_pct = load_pct;
-    printf("%s, backend CPU %s%%, %s us/pkt, p99 %s us", fmt_rate(a, sizeof a, r.data_pps),
-           fmt_num(b, sizeof b, r.backend_cpu, 1), fmt_num(c1, sizeof c1, r.cpu_us_per_pkt, 3),
-           fmt_num(c2, sizeof c2, r.lat_p99, 1));
+    char c3[32], c4[32];
+    printf("%s, backend CPU %s%%, %s us/pkt, p99 %s us, %s syscalls and %s us per wake-up",
+           fmt_rate(a, sizeof a, r.data_pps), fmt_num(b, sizeof b, r.backend_cpu, 1),
+           fmt_num(c1, sizeof c1, r.cpu_us_per_pkt, 3), fmt_num(c2, sizeof c2, r.lat_p99, 1),
+           fmt_num(c3, sizeof c3, r.syscalls_per_wakeup, 2),
+           fmt_num(c4, sizeof c4, r.cpu_us_per_wakeup, 1));
     if (r.loss_pct > 0.01)
         printf(", loss %.2f%%", r.loss_pct);
     if (r.bench_limited)
@@ -341,8 +344,8 @@ static void write_md(FILE *f, const char *date, const struct sweep *sw, const st
                 c->vms, c->topology, c->streams, c->streams == 1 ? "" : "s");
         fprintf(f, "| policy | load | offered Mpps | received Mpps | Gbit/s | loss %% | p50 us | "
                    "p99 us | p99.9 us | backend CPU %% | CPU us/pkt | kicks/pkt | calls/pkt | "
-                   "bench CPU %% | notes |\n");
-        fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                   "syscalls/wake | us/wake | frames/wake | bench CPU %% | notes |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (unsigned j = i; j < sw->nres; j++) {
             const struct bench_result *r = &sw->res[j];
             if (!same_config(r, c))
@@ -363,6 +366,9 @@ static void write_md(FILE *f, const char *date, const struct sweep *sw, const st
             md_cell(f, r->cpu_us_per_pkt, 3);
             md_cell(f, r->kicks_per_pkt, 3);
             md_cell(f, r->calls_per_pkt, 3);
+            md_cell(f, r->syscalls_per_wakeup, 2);
+            md_cell(f, r->cpu_us_per_wakeup, 2);
+            md_cell(f, r->frames_per_wakeup, 1);
             md_cell(f, r->bench_cpu, 0);
             fprintf(f, " %s%s%s |\n", r->bench_limited ? "bench-limited" : "",
                     r->bench_limited && r->other_cpu > 20 ? ", " : "",

@@ -379,6 +379,7 @@ static void worker_json(struct jw *j, unsigned i, const struct wsample *w)
     jw_u64(j, "adaptive_interval_ns", st->adaptive_interval_ns);
     jw_u64(j, "adaptive_rate", st->adaptive_rate);
     jw_u64(j, "adaptive_decisions", st->adaptive_decisions);
+    jw_u64(j, "syscalls", st->syscalls);
     jw_obj_end(j);
 }
 
@@ -386,6 +387,21 @@ static void worker_json(struct jw *j, unsigned i, const struct wsample *w)
 #define MAX_SAMPLED 64
 static struct wsample prev_ws[MAX_SAMPLED];
 static uint64_t prev_ns;
+
+/* What one wake-up cost over a stretch of time: system calls, thread CPU
+ * (us) and frames, each divided by the wake-ups; "-" without wake-ups
+ * (a polling worker does not sleep). */
+static void per_wake(char *buf, size_t len, uint64_t wakes, uint64_t sysc, uint64_t cpu_ns,
+                     uint64_t frames)
+{
+    if (!wakes) {
+        snprintf(buf, len, "%7s %7s %7s", "-", "-", "-");
+        return;
+    }
+    double w = (double)wakes;
+    snprintf(buf, len, "%7.2f %7.2f %7.1f", (double)sysc / w, (double)cpu_ns / 1000.0 / w,
+             (double)frames / w);
+}
 
 static void worker_delta(struct sbuf *b, unsigned i, const struct wsample *w, double dt)
 {
@@ -398,11 +414,13 @@ static void worker_delta(struct sbuf *b, unsigned i, const struct wsample *w, do
     uint64_t dticks = st->timer_wakeups - p->st.timer_wakeups;
     double late = dticks ? (double)(st->oversleep_ns - p->st.oversleep_ns) / (double)dticks / 1000
                          : 0;
-    char ad[32];
-    sb_printf(b, "%-7u %-8d %7.2f %7.2f %7.2f %9.1f %9.1f %10.0f %9.0f %9.0f %7.1fus %-9s\n", i,
-              w->tid, usr, sys, cpu, (double)(w->vcsw - p->vcsw) * rate,
+    char ad[32], pw[32];
+    per_wake(pw, sizeof(pw), st->wakeups - p->st.wakeups, st->syscalls - p->st.syscalls,
+             st->cpu_ns - p->st.cpu_ns, st->frames - p->st.frames);
+    sb_printf(b, "%-7u %-8d %7.2f %7.2f %7.2f %9.1f %9.1f %10.0f %9.0f %9.0f %7.1fus %s %-9s\n",
+              i, w->tid, usr, sys, cpu, (double)(w->vcsw - p->vcsw) * rate,
               (double)(w->nvcsw - p->nvcsw) * rate, (double)(st->frames - p->st.frames) * rate,
-              (double)(st->wakeups - p->st.wakeups) * rate, (double)dticks * rate, late,
+              (double)(st->wakeups - p->st.wakeups) * rate, (double)dticks * rate, late, pw,
               adaptive_now(st, ad, sizeof(ad)));
 }
 
@@ -411,12 +429,13 @@ static void worker_text(struct sbuf *b, unsigned i, const struct wsample *w)
     const struct worker_stats *st = &w->st;
     double avg_late = st->timer_wakeups
                           ? (double)st->oversleep_ns / (double)st->timer_wakeups / 1000 : 0;
-    char ad[32];
-    sb_printf(b, "%-7u %-8d %10.3f %10.3f %12llu %12llu %12llu %12llu %8.1fus %7lluns %-9s\n", i,
-              w->tid, (double)st->cpu_ns / 1e9, (double)st->sleep_ns / 1e9,
+    char ad[32], pw[32];
+    per_wake(pw, sizeof(pw), st->wakeups, st->syscalls, st->cpu_ns, st->frames);
+    sb_printf(b, "%-7u %-8d %10.3f %10.3f %12llu %12llu %12llu %12llu %8.1fus %7lluns %s %-9s\n",
+              i, w->tid, (double)st->cpu_ns / 1e9, (double)st->sleep_ns / 1e9,
               (unsigned long long)st->wakeups, (unsigned long long)st->kick_wakeups,
               (unsigned long long)st->timer_wakeups, (unsigned long long)st->frames, avg_late,
-              (unsigned long long)st->wake_cost_ns, adaptive_now(st, ad, sizeof(ad)));
+              (unsigned long long)st->wake_cost_ns, pw, adaptive_now(st, ad, sizeof(ad)));
 }
 
 static void view_workers(struct sbuf *b, struct jw *j, bool delta)
@@ -427,13 +446,14 @@ static void view_workers(struct sbuf *b, struct jw *j, bool delta)
     if (j)
         jw_arr(j, "workers");
     else if (delta)
-        sb_printf(b, "\n%-7s %-8s %7s %7s %7s %9s %9s %10s %9s %9s %9s %-9s\n", "WORKER", "TID",
-                  "%usr", "%system", "%CPU", "cswch/s", "nvcswch/s", "frames/s", "wakes/s",
-                  "ticks/s", "overslp", "adaptive");
+        sb_printf(b, "\n%-7s %-8s %7s %7s %7s %9s %9s %10s %9s %9s %9s %7s %7s %7s %-9s\n",
+                  "WORKER", "TID", "%usr", "%system", "%CPU", "cswch/s", "nvcswch/s",
+                  "frames/s", "wakes/s", "ticks/s", "overslp", "sysc/wk", "us/wk", "frm/wk",
+                  "adaptive");
     else
-        sb_printf(b, "\n%-7s %-8s %10s %10s %12s %12s %12s %12s %10s %9s %-9s\n", "WORKER", "TID",
-                  "CPU-s", "SLEEP-s", "WAKEUPS", "KICK-WAKES", "TICKS", "FRAMES", "OVERSLP",
-                  "WAKECOST", "adaptive");
+        sb_printf(b, "\n%-7s %-8s %10s %10s %12s %12s %12s %12s %10s %9s %7s %7s %7s %-9s\n",
+                  "WORKER", "TID", "CPU-s", "SLEEP-s", "WAKEUPS", "KICK-WAKES", "TICKS", "FRAMES",
+                  "OVERSLP", "WAKECOST", "SYSC/WK", "US/WK", "FRM/WK", "adaptive");
     for (unsigned i = 0; i < n; i++) {
         struct wsample w;
         sample_worker(i, &w);
@@ -546,6 +566,10 @@ static void prom_workers(struct sbuf *b, const struct wsample *w, unsigned n)
     for (unsigned i = 0; i < n; i++)
         sb_printf(b, "lwvhost_worker_frames_total{worker=\"%u\"} %llu\n", i,
                   (unsigned long long)w[i].st.frames);
+    prom_head(b, "worker_syscalls_total", "counter", "System calls made by the worker thread");
+    for (unsigned i = 0; i < n; i++)
+        sb_printf(b, "lwvhost_worker_syscalls_total{worker=\"%u\"} %llu\n", i,
+                  (unsigned long long)w[i].st.syscalls);
     prom_head(b, "worker_oversleep_seconds_total", "counter", "Sum of timer oversleep");
     for (unsigned i = 0; i < n; i++)
         sb_printf(b, "lwvhost_worker_oversleep_seconds_total{worker=\"%u\"} %.9f\n", i,

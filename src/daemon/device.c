@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "port.h"
+#include "sysc.h"
 #include "trace.h"
 
 void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
@@ -118,6 +119,7 @@ void dev_mark_broken(struct vdev *d, struct vqueue *q, const char *why)
               d->port->name, q->index, why);
     if (q->errfd >= 0) {
         uint64_t one = 1;
+        sysc_note();
         if (write(q->errfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
             log_debug("port %s: error eventfd write failed: %s", d->port->name, strerror(errno));
     }
@@ -152,6 +154,7 @@ void dev_signal(struct vqueue *q)
     uint64_t one = 1;
     /* callfd is non-blocking: a full counter means the frontend is not
      * reading, and losing this interrupt is then harmless. */
+    sysc_note();
     if (write(q->callfd, &one, sizeof(one)) == sizeof(one)) {
         stat_add_shared(&q->st.calls, 1);
         if (trace_self)

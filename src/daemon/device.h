@@ -64,7 +64,6 @@ struct vqueue {
     bool signal_pending;
     /* Owned by the serving worker. */
     bool pending;
-    bool kicked;            /* epoll reported the kick fd readable */
     int recheck;            /* atomic: control plane asks for a pass */
     struct qpolicy pol;
     struct q_stats st;

@@ -25,6 +25,7 @@
 #include "net.h"
 #include "offload.h"
 #include "port.h"
+#include "sysc.h"
 
 int tap_open(struct port *p, const char *ifname)
 {
@@ -79,6 +80,8 @@ void tap_send(struct port *p, const struct frame *f)
     iov[0].iov_base = &h;
     iov[0].iov_len = VIRTIO_NET_HDR_LEN;
     int n = iov_slice(f->iov, f->niov, f->skip, f->len, &iov[1], TAP_IOV_MAX);
+    if (n >= 0)
+        sysc_note();
     if (n < 0 || writev(p->tap_fd, iov, n + 1) < 0) {
         stat_add_shared(&p->tap.tx_drops, 1);
         return;
@@ -97,6 +100,7 @@ unsigned tap_recv_burst(struct port *p, uint8_t *buf, size_t slot, struct frame 
     *empty = false;
     while (*nread < max) {
         uint8_t *b = buf + (size_t)n * slot;
+        sysc_note();
         ssize_t r = read(p->tap_fd, b, slot);
         if (r < 0) {
             if (errno != EAGAIN && errno != EINTR)

@@ -1,15 +1,19 @@
 /*
  * worker.c - see worker.h.
  *
- * A worker blocks in epoll_wait on the kick eventfds of the TX queues it
- * owns, its taps, a private wake eventfd and a timerfd.  Each queue runs
+ * A worker blocks in one epoll_pwait2 on the kick eventfds of the TX queues
+ * it owns, its taps and a private wake eventfd, with the time left to its
+ * next tick as the timeout: a timer pass costs that one system call (and a
+ * write per guest interrupt).  The eventfds are edge-triggered and never
+ * read: every write to them is an event, and nothing needs draining.
+ * Each queue runs
  * under its port's policy:
  *   notify    served when its kick fires; kicks suppressed while draining,
  *             re-enabled and the ring checked once more before sleeping;
  *   poll      kicks suppressed, served on every pass, the worker never sleeps;
  *   interval  the first kick switches the queue to timer service with kicks
  *             suppressed: passes run at a fixed cadence of absolute ticks
- *             (timerfd, so oversleep does not accumulate); after an idle
+ *             (deadlines, so oversleep does not accumulate); after an idle
  *             period the queue re-enables kicks, checks once more and waits;
  *   adaptive  the worker's controller (policy.c) picks one of the three.
  * A pass serves a queue for at most WEIGHT frames so one busy guest cannot
@@ -27,7 +31,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +38,7 @@
 #include "fwd.h"
 #include "log.h"
 #include "port.h"
+#include "sysc.h"
 
 #define WEIGHT 256          /* frames per queue per pass (vhost-net uses 256) */
 #define MAX_EVENTS 64
@@ -48,7 +52,6 @@
 #define TAG_QUEUE 0u
 #define TAG_TAP 1u
 #define TAG_WAKE 2u
-#define TAG_TIMER 3u
 #define TAG_MASK 7u
 
 struct worker {
@@ -58,8 +61,7 @@ struct worker {
     int tid;
     int epfd;
     int wakefd;
-    int timerfd;
-    uint64_t armed_ns;        /* absolute deadline the timer is armed for, 0: disarmed */
+    uint64_t armed_ns;        /* absolute deadline of the next tick, 0: none */
     uint64_t period_ns;       /* cadence of the current interval ticks */
     uint64_t last_deadline_ns;/* deadline of the tick that fired last */
     bool tick;                /* the timer fired in this iteration */
@@ -117,6 +119,7 @@ static uint64_t mono_ns(void)
 static uint64_t thread_cpu_ns(clockid_t cid)
 {
     struct timespec ts;
+    sysc_note();   /* a thread's CPU clock is not in the vDSO */
     if (clock_gettime(cid, &ts) < 0)
         return 0;
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -144,8 +147,6 @@ static void worker_free(struct worker *w)
         close(w->epfd);
     if (w->wakefd >= 0)
         close(w->wakefd);
-    if (w->timerfd >= 0)
-        close(w->timerfd);
     free(w->queues);
     free(w->taps);
     free(w->next_queues);
@@ -163,16 +164,12 @@ static struct worker *worker_new(unsigned id)
     w->id = id;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (w->epfd < 0 || w->wakefd < 0 || w->timerfd < 0) {
-        log_error("worker %u: cannot create epoll/eventfd/timerfd: %s", id, strerror(errno));
+    if (w->epfd < 0 || w->wakefd < 0) {
+        log_error("worker %u: cannot create epoll/eventfd: %s", id, strerror(errno));
         goto fail;
     }
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_WAKE };
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = TAG_WAKE };
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) < 0)
-        goto fail_ctl;
-    ev.data.u64 = TAG_TIMER;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &ev) < 0)
         goto fail_ctl;
     return w;
 fail_ctl:
@@ -212,6 +209,7 @@ fail:
 static void wake(struct worker *w)
 {
     uint64_t one = 1;
+    sysc_note();
     if (write(w->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         log_warn("worker %u: wake failed: %s", w->id, strerror(errno));
 }
@@ -390,7 +388,10 @@ void worker_watch_queue(struct vqueue *q)
 {
     if (!q->worker || q->kickfd < 0)
         return;
-    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)q | TAG_QUEUE };
+    /* Edge-triggered: every kick is an event, and the eventfd is never
+     * read (its count is of no use to us). */
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET,
+                              .data.u64 = (uint64_t)(uintptr_t)q | TAG_QUEUE };
     if (epoll_ctl(q->worker->epfd, EPOLL_CTL_ADD, q->kickfd, &ev) < 0)
         log_error("worker %u: cannot watch kick fd: %s", q->worker->id, strerror(errno));
     worker_poke_queue(q);
@@ -437,19 +438,6 @@ static enum eff_mode effective(struct worker *w, const struct vqueue *q, uint64_
     }
 }
 
-/* Reads the kick counter so the level-triggered epoll quiets down; only
- * when epoll reported it (a read per pass would be a syscall per pass
- * while polling). */
-static void drain_kicks(struct vqueue *q)
-{
-    if (!q->kicked || q->kickfd < 0)
-        return;
-    q->kicked = false;
-    uint64_t n;
-    if (read(q->kickfd, &n, sizeof(n)) == sizeof(n))
-        stat_add(&q->st.kicks, n);
-}
-
 /* One pass over a queue; returns true if it should be served again at
  * once (work left over). */
 static bool serve_queue(struct worker *w, struct vqueue *q, uint64_t now)
@@ -463,7 +451,6 @@ static bool serve_queue(struct worker *w, struct vqueue *q, uint64_t now)
     /* Never wait for the control plane: it pokes the queue when done. */
     if (pthread_rwlock_tryrdlock(&d->lock) != 0)
         return false;
-    drain_kicks(q);
     if (!dev_queue_ready(d, q)) {
         q->pol.active = false;
         goto out;
@@ -508,46 +495,66 @@ static void collect_events(struct worker *w, const struct qlist *ql, struct epol
         if (tag == TAG_QUEUE) {
             struct vqueue *q = obj;
             q->pending = true;
-            q->kicked = true;
+            stat_add(&q->st.kicks, 1);   /* kicks seen: several may make one event */
             stat_add(&w->st.kick_wakeups, 1);
             trace(tr, TR_WAKE_KICK, q->dev->port->index, q->index, 0);
         } else if (tag == TAG_TAP) {
             ((struct port *)obj)->tap_pending = true;
-        } else if (tag == TAG_TIMER) {
-            uint64_t expirations;
-            if (read(w->timerfd, &expirations, sizeof(expirations)) != sizeof(expirations))
-                continue;
-            uint64_t late = now > w->armed_ns ? now - w->armed_ns : 0;
-            stat_add(&w->st.timer_wakeups, 1);
-            stat_add(&w->st.oversleep_ns, late);
-            if (late > w->st.oversleep_max_ns)
-                stat_add(&w->st.oversleep_max_ns, late - w->st.oversleep_max_ns);
-            trace(tr, TR_WAKE_TIMER, 0, 0, late > UINT32_MAX ? UINT32_MAX : (uint32_t)late);
-            w->last_deadline_ns = w->armed_ns;
-            w->armed_ns = 0;
-            w->tick = true;
         } else {
-            uint64_t v;
-            if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-                log_debug("worker %u: wake read: %s", w->id, strerror(errno));
-            trace(tr, TR_WAKE_OTHER, 0, 0, 0);
+            trace(tr, TR_WAKE_OTHER, 0, 0, 0);   /* a poke: the wake eventfd */
         }
+    }
+    if (w->armed_ns && now >= w->armed_ns) {
+        /* The tick is due: the sleep timed out, or events came just late. */
+        uint64_t late = now - w->armed_ns;
+        stat_add(&w->st.timer_wakeups, 1);
+        stat_add(&w->st.oversleep_ns, late);
+        if (late > w->st.oversleep_max_ns)
+            stat_add(&w->st.oversleep_max_ns, late - w->st.oversleep_max_ns);
+        trace(tr, TR_WAKE_TIMER, 0, 0, late > UINT32_MAX ? UINT32_MAX : (uint32_t)late);
+        w->last_deadline_ns = w->armed_ns;
+        w->armed_ns = 0;
+        w->tick = true;
     }
     for (unsigned i = 0; i < ql->n; i++)
         if (__atomic_exchange_n(&ql->q[i]->recheck, 0, __ATOMIC_ACQUIRE))
             ql->q[i]->pending = true;
 }
 
+/* The next tick: the sleep in wait_events ends there (0: no tick). */
 static void arm_timer(struct worker *w, uint64_t deadline)
 {
-    if (w->armed_ns == deadline)
-        return;
-    struct itimerspec its = { { 0, 0 }, { (time_t)(deadline / 1000000000ull),
-                                          (long)(deadline % 1000000000ull) } };
-    if (deadline == 0)
-        its.it_value.tv_nsec = 0;   /* disarm */
-    timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
     w->armed_ns = deadline;
+}
+
+static bool have_pwait2 = true;
+
+/* Waits for events: not at all (poll), or until one comes or the armed
+ * tick is due.  One system call, epoll_pwait2 with the time left as its
+ * timeout (nanoseconds; with a timer slack of 1 ns it ends when asked).
+ * Kernels before 5.11 lack it: epoll_wait then, with the time rounded up
+ * to a millisecond. */
+static int wait_events(struct worker *w, int epfd, struct epoll_event *ev, bool block)
+{
+    struct timespec ts = { 0, 0 }, *tp = &ts;
+    if (block && !w->armed_ns) {
+        tp = NULL;
+    } else if (block) {
+        uint64_t now = mono_ns(), left = w->armed_ns > now ? w->armed_ns - now : 0;
+        ts.tv_sec = (time_t)(left / 1000000000ull);
+        ts.tv_nsec = (long)(left % 1000000000ull);
+    }
+    sysc_note();
+    if (have_pwait2) {
+        int n = epoll_pwait2(epfd, ev, MAX_EVENTS, tp, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        have_pwait2 = false;
+        log_warn("epoll_pwait2 is missing (kernel before 5.11): ticks rounded up to 1 ms");
+        sysc_note();
+    }
+    int ms = !tp ? -1 : (int)((ts.tv_sec * 1000000000ll + ts.tv_nsec + 999999) / 1000000);
+    return epoll_wait(epfd, ev, MAX_EVENTS, ms);
 }
 
 /* After a pass: how long may the worker sleep?  0 = not at all, -1 = until
@@ -598,25 +605,29 @@ static int plan_sleep(struct worker *w, const struct qlist *ql, bool more, uint6
 }
 
 /* CPU cost of one timer sleep and wake-up on this host, and the typical
- * oversleep, measured once per worker at start. */
+ * oversleep, measured once per worker at start.  It sleeps on an epoll set
+ * of its own with nothing in it: the worker's set may already hold kick
+ * fds, and an edge-triggered event taken here would be lost. */
 static void calibrate(struct worker *w, clockid_t cid)
 {
-    struct epoll_event ev;
+    struct epoll_event ev[MAX_EVENTS];
+    int empty = epoll_create1(EPOLL_CLOEXEC);
+    if (empty < 0)
+        return;
     uint64_t cpu0 = thread_cpu_ns(cid), late = 0;
     for (int i = 0; i < CALIBRATION_ROUNDS; i++) {
-        uint64_t deadline = mono_ns() + CALIBRATION_SLEEP_NS;
+        uint64_t deadline = mono_ns() + CALIBRATION_SLEEP_NS, now;
         arm_timer(w, deadline);
-        while (epoll_wait(w->epfd, &ev, 1, 100) == 1 && (ev.data.u64 & TAG_MASK) != TAG_TIMER)
-            ;   /* nothing else is watched yet but the wake fd */
-        uint64_t now = mono_ns(), x;
-        if (read(w->timerfd, &x, sizeof(x)) < 0)
-            break;
-        late += now > deadline ? now - deadline : 0;
+        do
+            wait_events(w, empty, ev, true);
+        while ((now = mono_ns()) < deadline);
+        late += now - deadline;
         w->armed_ns = 0;
     }
     uint64_t cost = (thread_cpu_ns(cid) - cpu0) / CALIBRATION_ROUNDS;
     stat_add(&w->st.wake_cost_ns, cost);
     stat_add(&w->st.calib_oversleep_ns, late / CALIBRATION_ROUNDS);
+    close(empty);
 }
 
 static void adaptive_tick(struct worker *w, const struct qlist *ql, clockid_t cid, uint64_t now)
@@ -660,6 +671,8 @@ static void adaptive_tick(struct worker *w, const struct qlist *ql, clockid_t ci
 
 static const struct qlist no_queues = { 0 };
 
+__thread uint64_t sysc_count;
+
 /* The top of an iteration: the worker holds no pointer to a queue, a port
  * or a list the control thread may free, unless its forwarding context
  * still owes an interrupt (then not yet). */
@@ -698,7 +711,7 @@ static void *worker_main(void *arg)
          * epoll_wait is a system call, and pokes arrive as flags anyway. */
         if (timeout != 0 || ++spins >= POLL_EPOLL_EVERY) {
             spins = 0;
-            n = epoll_wait(w->epfd, ev, MAX_EVENTS, timeout);
+            n = wait_events(w, w->epfd, ev, timeout != 0);
         }
         uint64_t now = mono_ns();
         if (timeout)
@@ -707,14 +720,14 @@ static void *worker_main(void *arg)
             log_error("worker %u: epoll_wait: %s", w->id, strerror(errno));
             break;
         }
-        if (n > 0)
-            stat_add(&w->st.wakeups, 1);
         w->tick = false;
         const struct qlist *ql = __atomic_load_n(&w->queues, __ATOMIC_ACQUIRE);
         const struct taplist *tl = __atomic_load_n(&w->taps, __ATOMIC_ACQUIRE);
         if (!ql)
             ql = &no_queues;
         collect_events(w, ql, ev, n > 0 ? n : 0, now);
+        if (n > 0 || w->tick)
+            stat_add(&w->st.wakeups, 1);
         bool more = false;
         uint64_t before = w->st.frames;
         for (unsigned i = 0; i < ql->n; i++) {
@@ -740,6 +753,7 @@ static void *worker_main(void *arg)
             stat_add(&w->st.empty_passes, 1);
         adaptive_tick(w, ql, cid, now);
         timeout = plan_sleep(w, ql, more, now);
+        __atomic_store_n(&w->st.syscalls, sysc_count, __ATOMIC_RELAXED);
     }
     __atomic_store_n(&w->exited, true, __ATOMIC_RELEASE);
     return NULL;

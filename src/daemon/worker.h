@@ -44,6 +44,7 @@ struct worker_stats {
     uint64_t adaptive_eff;    /* enum eff_mode */
     uint64_t adaptive_interval_ns;
     uint64_t adaptive_rate;   /* frames/s the controller estimates */
+    uint64_t syscalls;        /* system calls the thread made (sysc.h) */
 };
 
 int workers_init(unsigned n);
