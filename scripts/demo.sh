@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo (make demo): first two "VMs" talk through lwvhostd and lwvhostctl
 # shows what it sees; then lwvhost-bench compares the notification policies
-# (notify, interval, adaptive, poll) at low, mid and full load, prints the
+# (notify, interval, adaptive, poll) from 1% to full load, prints the
 # table and writes CSV, JSON, Markdown and SVG plots to results/demo-DATE
 # (DEMO_OUT to choose). The VMs are userspace virtio-net frontends (the
 # guest side of virtio in a plain process), so this needs nothing but the
@@ -39,7 +39,7 @@ kill "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
 
 OUT=${DEMO_OUT:-results/demo-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$(dirname "$OUT")"
-echo "== lwvhost-bench: notify, interval, adaptive and poll at 10, 50 and 100% load (about a minute)"
+echo "== lwvhost-bench: notify, interval, adaptive and poll at 1, 5, 10, 25, 50 and 100% load (about two minutes)"
 "$BUILD/lwvhost-bench" sweep --preset demo --out "$OUT" ${DEMO_SECONDS:+--seconds "$DEMO_SECONDS"}
 echo
 cat "$OUT/results.md"

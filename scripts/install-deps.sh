@@ -16,6 +16,7 @@ PKGS=(
     iperf3 python3 libc6-dev sysstat    # lwvhost-lab: guest traffic, the tool, lwv-rr (static), pidstat
     libvirt-daemon-system libvirt-clients  # libvirt_vhostuser: guests defined through stock libvirt
     binutils                            # readelf, for make check-hardening
+    strace                              # syscalls_strace: the worker's system call count checked
     debhelper dpkg-dev build-essential lintian systemd  # make deb; deb_install: lintian, systemd-analyze
 )
 SUDO=

@@ -232,9 +232,12 @@ struct svg_series {
     unsigned n;
     const double *x, *y;        /* NaN points are skipped */
 };
-/* A line plot with markers; ylog: logarithmic y axis.  0 or -1 (errno). */
+/* A line plot with markers; flags: SVG_XLOG, SVG_YLOG for logarithmic
+ * axes.  0 or -1 (errno). */
+#define SVG_YLOG 1
+#define SVG_XLOG 2
 int svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel,
-             const struct svg_series *s, unsigned ns, int ylog);
+             const struct svg_series *s, unsigned ns, int flags);
 
 /* ---- main.c ---- */
 /* Parses a workload/topology/backend name; -1 if unknown. */

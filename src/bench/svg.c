@@ -1,7 +1,7 @@
 /*
  * svg.c - line plots written as SVG by hand (see bench.h): axes with
- * 1-2-5 ticks (or decades on a log axis), one polyline with markers per
- * series (points ordered by x), a legend on the right.
+ * 1-2-5 ticks (or decades on a log axis, x or y), one polyline with
+ * markers per series (points ordered by x), a legend on the right.
  */
 #include "bench.h"
 
@@ -62,17 +62,32 @@ static int cmp_pt(const void *a, const void *b)
     return p->x < q->x ? -1 : p->x > q->x;
 }
 
-int svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel,
-             const struct svg_series *s, unsigned ns, int ylog)
+/* Decades covering [lo, hi] on a log axis: their exponents. */
+static void log_range(double lo, double hi, double *elo, double *ehi)
 {
-    double xmax = 0, ymin = INFINITY, ymax = 0;
+    if (!(lo > 0) || !(hi > 0) || isinf(lo)) {
+        lo = 1;
+        hi = 10;
+    }
+    *elo = floor(log10(lo));
+    *ehi = ceil(log10(hi));
+    if (*ehi <= *elo)
+        *ehi = *elo + 1;
+}
+
+int svg_plot(const char *path, const char *title, const char *xlabel, const char *ylabel,
+             const struct svg_series *s, unsigned ns, int flags)
+{
+    int ylog = flags & SVG_YLOG, xlog = flags & SVG_XLOG;
+    double xmin = INFINITY, xmax = 0, ymin = INFINITY, ymax = 0;
     unsigned npts = 0;
     for (unsigned i = 0; i < ns; i++)
         for (unsigned k = 0; k < s[i].n; k++) {
             double x = s[i].x[k], y = s[i].y[k];
-            if (isnan(x) || isnan(y) || (ylog && y <= 0))
+            if (isnan(x) || isnan(y) || (ylog && y <= 0) || (xlog && x <= 0))
                 continue;
             npts++;
+            if (x < xmin) xmin = x;
             if (x > xmax) xmax = x;
             if (y > ymax) ymax = y;
             if (y < ymin) ymin = y;
@@ -90,20 +105,18 @@ int svg_plot(const char *path, const char *title, const char *xlabel, const char
     fprintf(f, "</text>\n");
 
     /* axes ranges */
-    if (xmax <= 0)
-        xmax = 1;
-    double xstep = nice_step(xmax, 5);
-    xmax = ceil(xmax / xstep) * xstep;
+    double xlo = 0, xstep = 0;
+    if (xlog) {
+        log_range(xmin, xmax, &xlo, &xmax);
+    } else {
+        if (xmax <= 0)
+            xmax = 1;
+        xstep = nice_step(xmax, 5);
+        xmax = ceil(xmax / xstep) * xstep;
+    }
     double ylo, yhi, ystep = 0;
     if (ylog) {
-        if (!npts) {
-            ymin = 1;
-            ymax = 10;
-        }
-        ylo = floor(log10(ymin));
-        yhi = ceil(log10(ymax));
-        if (yhi <= ylo)
-            yhi = ylo + 1;
+        log_range(ymin, ymax, &ylo, &yhi);
     } else {
         if (ymax <= 0)
             ymax = 1;
@@ -113,15 +126,26 @@ int svg_plot(const char *path, const char *title, const char *xlabel, const char
         ylo = 0;
         yhi = ceil(ymax / ystep) * ystep;
     }
-#define XP(x) (ML + (x) / xmax * pw)
+#define XP(x) (ML + ((xlog ? log10(x) : (x)) - xlo) / (xmax - xlo) * pw)
 #define YP(y) (MT + ph - ((ylog ? log10(y) : (y)) - ylo) / (yhi - ylo) * ph)
 
     /* grid and ticks */
     char t[32];
     fprintf(f, "<g stroke=\"#dddddd\" stroke-width=\"1\">\n");
-    for (double x = 0; x <= xmax * 1.0001; x += xstep)
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>\n", XP(x), MT, XP(x),
-                MT + ph);
+    if (xlog) {
+        for (double e = xlo; e <= xmax; e++)
+            for (int m = 1; m < 10; m++) {
+                double x = m * pow(10, e);
+                if (log10(x) > xmax + 1e-9)
+                    break;
+                fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"%s/>\n", XP(x), MT,
+                        XP(x), MT + ph, m == 1 ? "" : " stroke=\"#f0f0f0\"");
+            }
+    } else {
+        for (double x = 0; x <= xmax * 1.0001; x += xstep)
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>\n", XP(x), MT,
+                    XP(x), MT + ph);
+    }
     if (ylog) {
         for (double e = ylo; e <= yhi; e++)
             for (int m = 1; m < 10; m++) {
@@ -137,10 +161,18 @@ int svg_plot(const char *path, const char *title, const char *xlabel, const char
                     ML + pw, YP(y));
     }
     fprintf(f, "</g>\n<g fill=\"#333333\">\n");
-    for (double x = 0; x <= xmax * 1.0001; x += xstep) {
-        fmt_tick(t, sizeof t, x);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", XP(x),
-                MT + ph + 16, t);
+    if (xlog) {
+        for (double e = xlo; e <= xmax; e++) {
+            fmt_tick(t, sizeof t, pow(10, e));
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                    XP(pow(10, e)), MT + ph + 16, t);
+        }
+    } else {
+        for (double x = 0; x <= xmax * 1.0001; x += xstep) {
+            fmt_tick(t, sizeof t, x);
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", XP(x),
+                    MT + ph + 16, t);
+        }
     }
     if (ylog) {
         for (double e = ylo; e <= yhi; e++) {
@@ -176,7 +208,7 @@ int svg_plot(const char *path, const char *title, const char *xlabel, const char
         unsigned n = 0;
         for (unsigned k = 0; k < s[i].n; k++) {
             double x = s[i].x[k], y = s[i].y[k];
-            if (isnan(x) || isnan(y) || (ylog && y <= 0))
+            if (isnan(x) || isnan(y) || (ylog && y <= 0) || (xlog && x <= 0))
                 continue;
             p[n].x = x;
             p[n].y = y;

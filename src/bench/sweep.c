@@ -4,7 +4,7 @@
  * every policy at every offered load (a percentage of that peak), and DPDK
  * at the same rates with --dpdk.  Writes DIR/results.csv (row by row, so a
  * partial sweep keeps its rows), results.json, results.md and per
- * configuration cpu-TAG.svg and latency-TAG.svg.
+ * configuration cpu-TAG.svg, latency-TAG.svg and cpupkt-TAG.svg.
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -50,16 +50,18 @@ void sweep_usage(FILE *f)
 "For each configuration, measures the peak rate under the poll policy, then runs\n"
 "each policy at each offered load (percent of that peak).  Prints a progress line\n"
 "per run; writes DIR/results.csv, results.json, results.md (Markdown tables and\n"
-"the targets of issue 4) and SVG plots per configuration: backend CPU against\n"
-"throughput and p99 latency against throughput, one curve per policy.\n"
+"the targets of issues 4 and 13) and SVG plots per configuration: backend CPU\n"
+"against throughput, p99 latency against throughput, and CPU per packet against\n"
+"offered load (log-log: the research's picture), one curve per policy.\n"
 "\n"
 "  --out DIR            where the results go (created)\n"
 "  --preset P           research: stream,tcp x 64,1024 B x 1 and 6 sending VMs\n"
 "                       (2 and 12 VMs in pairs) x 1,4 streams, 5 s per run;\n"
-"                       demo: notify,interval:50,adaptive,poll at 10,50,100%%,\n"
-"                       64 B stream, 2 VMs, 3 s per run (about a minute)\n"
+"                       demo: notify,interval:50,adaptive,poll at 1,5,10,25,\n"
+"                       50,100%%, 64 B stream, 2 VMs, 3 s per run (two minutes)\n"
 "  --policies LIST      default notify,interval:50,adaptive,poll\n"
-"  --loads LIST         offered load in %% of the peak, default 10,50,100\n"
+"  --loads LIST         offered load in %% of the peak, rising; default\n"
+"                       1,5,10,25,50,100\n"
 "  --workloads LIST     stream,tcp,rr (default stream)\n"
 "  --sizes LIST         frame sizes (default 64)\n"
 "  --vms LIST           VMs attached (default 2)\n"
@@ -191,6 +193,7 @@ static int one_run(struct sweep *sw, struct bench_cfg *c, const char *kind, doub
 struct target {
     char config[64], name[160], note[256];
     double value, limit;
+    int at_least;            /* met when value >= limit (else <=) */
     int met;
 };
 
@@ -219,9 +222,101 @@ static double nearest_load(const struct sweep *sw, double want)
     return best;
 }
 
+/* The latency budget of an adaptive policy string, in us. */
+static double adaptive_budget(const char *policy)
+{
+    const char *colon = strchr(policy, ':');
+    return colon ? atof(colon + 1) : 50;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* CPU per packet of `policy` as the load falls: the largest rise from one
+ * load to the next lower one (at most 1: it never rises), and the load it
+ * rose to in *at; NaN with fewer than two loads measured.  *hi_cpp and
+ * *lo_cpp get the ends of the curve. */
+static double worst_rise(const struct sweep *sw, const struct bench_result *c, const char *policy,
+                         double *lo_cpp, double *hi_cpp, double *at)
+{
+    double loads[MAXL], worst = NAN, prev = NAN;
+    for (unsigned i = 0; i < sw->loads.n; i++)
+        loads[i] = atof(sw->loads.v[i]);
+    qsort(loads, sw->loads.n, sizeof loads[0], cmp_desc);
+    *lo_cpp = *hi_cpp = *at = NAN;
+    for (unsigned i = 0; i < sw->loads.n; i++) {
+        const struct bench_result *r = find(sw, c, policy, "load", loads[i]);
+        if (!r || isnan(r->cpu_us_per_pkt) || r->cpu_us_per_pkt <= 0)
+            continue;
+        if (isnan(*hi_cpp))
+            *hi_cpp = r->cpu_us_per_pkt;
+        *lo_cpp = r->cpu_us_per_pkt;
+        if (!isnan(prev)) {
+            double rise = r->cpu_us_per_pkt / prev;
+            if (isnan(worst) || rise > worst) {
+                worst = rise;
+                *at = loads[i];
+            }
+        }
+        prev = r->cpu_us_per_pkt;
+    }
+    return worst;
+}
+
+/* Issue 13's targets for one configuration: adaptive at 10% load against
+ * notify (CPU, and p99 within its budget + 10 us), and the curve of CPU
+ * per packet against load (adaptive's must not rise as the load falls). */
+static unsigned wakeup_targets(const struct sweep *sw, const struct bench_result *c,
+                               const char *tag, struct target *t, unsigned max)
+{
+    unsigned n = 0;
+    double low = nearest_load(sw, 10);
+    for (unsigned p = 0; p < sw->policies.n && n + 3 <= max; p++) {
+        const char *pol = sw->policies.v[p];
+        if (strncmp(pol, "adaptive", 8))
+            continue;
+        const struct bench_result *al = find(sw, c, pol, "load", low);
+        const struct bench_result *nl = find(sw, c, "notify", "load", low);
+        if (al && nl && nl->backend_cpu > 0) {
+            struct target *x = &t[n++];
+            snprintf(x->config, sizeof x->config, "%s", tag);
+            snprintf(x->name, sizeof x->name, "backend CPU %s / notify at %.0f%% load", pol, low);
+            x->value = al->backend_cpu / nl->backend_cpu;
+            x->limit = 0.5;
+            x->met = x->value <= x->limit;
+            snprintf(x->note, sizeof x->note, "%.1f%% vs %.1f%% of a core", al->backend_cpu,
+                     nl->backend_cpu);
+            x = &t[n++];
+            snprintf(x->config, sizeof x->config, "%s", tag);
+            snprintf(x->name, sizeof x->name, "p99 latency of %s at %.0f%% load, us", pol, low);
+            x->value = al->lat_p99;
+            x->limit = adaptive_budget(pol) + 10;
+            x->met = x->value <= x->limit;
+            snprintf(x->note, sizeof x->note, "budget %.0f us + 10", adaptive_budget(pol));
+        }
+        double lo, hi, at, rise = worst_rise(sw, c, pol, &lo, &hi, &at);
+        if (!isnan(rise)) {
+            struct target *x = &t[n++];
+            snprintf(x->config, sizeof x->config, "%s", tag);
+            snprintf(x->name, sizeof x->name, "CPU per packet of %s as the load falls: worst "
+                     "rise from one load to the next lower", pol);
+            x->value = rise;
+            x->limit = 1.0;
+            x->met = x->value <= x->limit;
+            snprintf(x->note, sizeof x->note, "worst at %.0f%%; %.3f us/pkt at the highest load, "
+                     "%.3f at the lowest", at, hi, lo);
+        }
+    }
+    return n;
+}
+
 static unsigned targets(const struct sweep *sw, struct target *t, unsigned max)
 {
     unsigned n = 0;
+    memset(t, 0, max * sizeof *t);
     double mid = nearest_load(sw, 50), low = nearest_load(sw, 10);
     for (unsigned i = 0; i < sw->nres && n + 4 <= max; i++) {
         const struct bench_result *c = &sw->res[i];
@@ -237,6 +332,7 @@ static unsigned targets(const struct sweep *sw, struct target *t, unsigned max)
             snprintf(x->name, sizeof x->name, "peak rate of lwvhostd poll / DPDK (%s)", c->topology);
             x->value = pp->data_pps / dp->data_pps;
             x->limit = 1.0;
+            x->at_least = 1;
             x->met = x->value >= x->limit;
             snprintf(x->note, sizeof x->note, "%.3f vs %.3f Mpps%s", pp->data_pps / 1e6,
                      dp->data_pps / 1e6, x->met ? "" : ": lwvhostd is slower");
@@ -271,6 +367,7 @@ static unsigned targets(const struct sweep *sw, struct target *t, unsigned max)
             snprintf(x->note, sizeof x->note, "%.1f%% vs %.1f%% of a core", al->backend_cpu,
                      ref[k]->backend_cpu);
         }
+        n += wakeup_targets(sw, c, tag, t + n, max - n);
     }
     return n;
 }
@@ -375,15 +472,16 @@ static void write_md(FILE *f, const char *date, const struct sweep *sw, const st
                     r->other_cpu > 20 ? "noisy machine" : "");
         }
         fprintf(f, "\n![backend CPU against throughput](cpu-%s.svg) "
-                   "![p99 latency against throughput](latency-%s.svg)\n", tag, tag);
+                   "![p99 latency against throughput](latency-%s.svg) "
+                   "![CPU per packet against offered load](cpupkt-%s.svg)\n", tag, tag, tag);
     }
     if (nt) {
-        fprintf(f, "\n## Targets (issue 4)\n\n| configuration | target | ratio | limit | met | "
+        fprintf(f, "\n## Targets (issues 4 and 13)\n\n| configuration | target | ratio | limit | met | "
                    "measured |\n|---|---|---|---|---|---|\n");
         for (unsigned i = 0; i < nt; i++) {
             char b[32];
             fprintf(f, "| %s | %s | %s | %s %.2f | %s | %s |\n", t[i].config, t[i].name,
-                    fmt_num(b, sizeof b, t[i].value, 3), t[i].limit == 1.0 ? ">=" : "<=",
+                    fmt_num(b, sizeof b, t[i].value, 3), t[i].at_least ? ">=" : "<=",
                     t[i].limit, t[i].met ? "yes" : "**no**", t[i].note);
         }
     }
@@ -433,11 +531,13 @@ static void write_svgs(const struct sweep *sw)
                 names[nn++] = sw->res[j].policy;
         }
         struct svg_series s[MAXL + 2];
-        double *buf = calloc((size_t)sw->nres * 3 * nn + 1, sizeof *buf);
+        /* per series: throughput, CPU, p99, offered load, CPU per packet */
+        double *buf = calloc((size_t)sw->nres * 5 * nn + 1, sizeof *buf);
         if (!buf)
             return;
         for (unsigned k = 0; k < nn; k++) {
-            double *x = buf + (size_t)k * 3 * sw->nres, *y = x + sw->nres, *l = y + sw->nres;
+            double *x = buf + (size_t)k * 5 * sw->nres, *y = x + sw->nres, *l = y + sw->nres;
+            double *ld = l + sw->nres, *cpp = ld + sw->nres;
             unsigned n = 0;
             for (unsigned j = i; j < sw->nres; j++) {
                 const struct bench_result *r = &sw->res[j];
@@ -446,6 +546,8 @@ static void write_svgs(const struct sweep *sw)
                 x[n] = r->data_pps / 1e6;
                 y[n] = r->backend_cpu;
                 l[n] = r->lat_p99;
+                ld[n] = strcmp(r->kind, "load") ? NAN : r->load_pct;   /* peaks: no load */
+                cpp[n] = r->cpu_us_per_pkt;
                 n++;
             }
             s[k].name = names[k];
@@ -462,13 +564,23 @@ static void write_svgs(const struct sweep *sw)
                      "backend CPU, % of one core", s, nn, 0))
             fprintf(stderr, "lwvhost-bench sweep: %s: %s\n", path, strerror(errno));
         for (unsigned k = 0; k < nn; k++)
-            s[k].y = buf + (size_t)k * 3 * sw->nres + 2 * sw->nres;
+            s[k].y = buf + (size_t)k * 5 * sw->nres + 2 * sw->nres;
         snprintf(title, sizeof title, "p99 latency: %s %u B, %u VMs, %u stream%s", c->workload,
                  c->size, c->vms, c->streams, c->streams == 1 ? "" : "s");
         snprintf(path, sizeof path, "%s/latency-%s.svg", sw->out, tag);
         if (svg_plot(path, title, "received, million data frames/s (rr: transactions/s)",
                      c->workload[0] == 'r' ? "p99 round-trip latency, us"
-                                           : "p99 one-way latency, us", s, nn, 1))
+                                           : "p99 one-way latency, us", s, nn, SVG_YLOG))
+            fprintf(stderr, "lwvhost-bench sweep: %s: %s\n", path, strerror(errno));
+        for (unsigned k = 0; k < nn; k++) {
+            s[k].x = buf + (size_t)k * 5 * sw->nres + 3 * sw->nres;
+            s[k].y = s[k].x + sw->nres;
+        }
+        snprintf(title, sizeof title, "CPU per packet: %s %u B, %u VMs, %u stream%s",
+                 c->workload, c->size, c->vms, c->streams, c->streams == 1 ? "" : "s");
+        snprintf(path, sizeof path, "%s/cpupkt-%s.svg", sw->out, tag);
+        if (svg_plot(path, title, "offered load, % of the poll peak",
+                     "backend CPU per packet, us", s, nn, SVG_XLOG | SVG_YLOG))
             fprintf(stderr, "lwvhost-bench sweep: %s: %s\n", path, strerror(errno));
         free(buf);
     }
@@ -628,7 +740,7 @@ int sweep_main(int argc, char **argv)
             sw.seconds = 5;
     }
     set_list(&sw.policies, "notify,interval:50,adaptive,poll");
-    set_list(&sw.loads, "10,50,100");
+    set_list(&sw.loads, "1,5,10,25,50,100");
     set_list(&sw.sizes, "64");
     set_list(&sw.vms, "2");
     set_list(&sw.streams, "1");
@@ -734,7 +846,7 @@ int sweep_main(int argc, char **argv)
         }
     }
     fclose(sw.csv);
-    struct target t[4 * 64];
+    struct target t[16 * 64];
     unsigned nt = targets(&sw, t, sizeof t / sizeof t[0]);
     write_output(&sw, "results.json", "%Y-%m-%dT%H:%M:%S%z", write_json, t, nt);
     write_output(&sw, "results.md", "%Y-%m-%d %H:%M", write_md, t, nt);

@@ -379,6 +379,9 @@ static void worker_json(struct jw *j, unsigned i, const struct wsample *w)
     jw_u64(j, "adaptive_interval_ns", st->adaptive_interval_ns);
     jw_u64(j, "adaptive_rate", st->adaptive_rate);
     jw_u64(j, "adaptive_decisions", st->adaptive_decisions);
+    jw_u64(j, "adaptive_kick_cost_ns", st->adaptive_kick_cost_ns);
+    jw_u64(j, "adaptive_timer_cost_ns", st->adaptive_timer_cost_ns);
+    jw_u64(j, "adaptive_frame_cost_ps", st->adaptive_frame_ps);
     jw_u64(j, "syscalls", st->syscalls);
     jw_obj_end(j);
 }

@@ -4,6 +4,7 @@
 #include "policy.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,14 +95,39 @@ enum qpolicy_next qpolicy_after_pass(struct qpolicy *s, enum eff_mode eff, uint6
     return QP_KEEP_ACTIVE;
 }
 
-void adaptive_init(struct adaptive *a, uint64_t wake_cost_ns, uint64_t now, uint64_t cpu_ns)
+static void start_epoch(struct adaptive *a, uint64_t now, uint64_t cpu_ns)
+{
+    a->epoch_start_ns = now;
+    a->epoch_cpu_start_ns = cpu_ns;
+    a->frames = a->passes = a->empty_passes = a->big_passes = 0;
+    a->kick_wakes = a->timer_wakes = a->late_sum = 0;
+    a->max_batch = 0;
+}
+
+/* The CPU clock is read only at the next update (a system call we need
+ * not pay on a worker without adaptive queues); that update starts the
+ * epoch instead of judging it. */
+#define CPU_UNKNOWN UINT64_MAX
+
+void adaptive_restart(struct adaptive *a, uint64_t now)
+{
+    start_epoch(a, now, CPU_UNKNOWN);
+}
+
+void adaptive_init(struct adaptive *a, uint64_t wake_cost_ns, uint64_t late_ns, uint64_t now,
+                   uint64_t cpu_ns)
 {
     memset(a, 0, sizeof(*a));
     a->wake_cost_ns = wake_cost_ns ? wake_cost_ns : 5000;
+    /* Seeds: both kinds of wake-up cost what the calibration measured, and
+     * frames nothing until a frame-heavy epoch tells (the wake-up terms
+     * then carry the frames' share, which only favours fewer wake-ups). */
+    a->kick_cost = a->timer_cost = (double)a->wake_cost_ns;
+    a->kick_share = 1.0;
+    a->late = (double)late_ns;
     a->ring_half = 128;
-    a->epoch_start_ns = now;
-    a->epoch_cpu_start_ns = cpu_ns;
     a->eff = EFF_NOTIFY;
+    start_epoch(a, now, cpu_ns);
 }
 
 void adaptive_account(struct adaptive *a, unsigned frames)
@@ -110,20 +136,138 @@ void adaptive_account(struct adaptive *a, unsigned frames)
     a->passes++;
     if (frames > a->max_batch)
         a->max_batch = frames;
-    if (a->ring_half && frames >= a->ring_half)
-        a->big_passes++;
+    if (a->ring_half && frames >= a->ring_half * 3 / 2)
+        a->big_passes++;   /* three quarters of a ring */
     if (!frames)
         a->empty_passes++;
 }
 
-/* Hysteresis: leave notify when at least one frame is expected per budget,
- * return to it only below half of that; leave poll only when most polls
- * find nothing. */
-#define ENTER_BATCHING 1.0
-#define LEAVE_BATCHING 0.5
+void adaptive_wake(struct adaptive *a, bool timer, uint64_t late_ns)
+{
+    if (timer) {
+        a->timer_wakes++;
+        a->late_sum += late_ns;
+    } else
+        a->kick_wakes++;
+}
+
+double adaptive_kicks_per_frame(const struct adaptive *a, double rate)
+{
+    /* While a wake-up is served (kick_cost of CPU), kicks are suppressed
+     * and the frames that arrive ride along: 1 / (1 + rate * cost), scaled
+     * by what notify epochs measured. */
+    double k = a->kick_share / (1.0 + rate * a->kick_cost / 1e9);
+    return k > 1.0 ? 1.0 : k;
+}
+
+/* Hysteresis: a schedule replaces the current one only if the model says
+ * it is this much cheaper; leave poll only when most polls find nothing. */
+#define SWITCH_GAIN 0.8
 #define POLL_BUSY 0.85
 #define LEAVE_POLL_EMPTY 0.6
 #define PRESSURE_EPOCHS 100    /* 1 s */
+#define PROBE_EPOCHS 3         /* after a switch to ticks: did the rate fall? */
+#define THROTTLED 0.8          /* ... below this share of the rate before */
+/* Learning: an epoch teaches the wake-up cost when it had fewer frames
+ * than this per wake-up, the frame cost when it had more; too few
+ * wake-ups or frames teach nothing. */
+#define FRAME_HEAVY 8.0
+#define MIN_SAMPLES 20
+#define LEARN 0.125            /* weight of a new sample */
+#define COST_MIN 50.0          /* ns: bounds of a believable sample */
+#define COST_MAX 1e6
+
+static void learn(double *est, double sample)
+{
+    if (sample < COST_MIN)
+        sample = COST_MIN;
+    if (sample > COST_MAX)
+        sample = COST_MAX;
+    *est += LEARN * (sample - *est);
+}
+
+/* Refines the cost model from one epoch: `cpu` ns of worker CPU for its
+ * frames and wake-ups. */
+static void learn_costs(struct adaptive *a, double cpu, double secs)
+{
+    double f = (double)a->frames, kw = (double)a->kick_wakes, tw = (double)a->timer_wakes;
+    double wakes = kw + tw;
+    if (tw >= MIN_SAMPLES)
+        a->late += LEARN * ((double)a->late_sum / tw - a->late);
+    if (wakes < MIN_SAMPLES) {
+        /* Polling, or no sleeps: busy polls tell the cost of a frame. */
+        bool busy_polls = a->passes && a->empty_passes * 5 < a->passes;
+        if (f >= MIN_SAMPLES && busy_polls)
+            learn(&a->frame_cost, (cpu - kw * a->kick_cost - tw * a->timer_cost) / f);
+        return;
+    }
+    if (f / wakes >= FRAME_HEAVY) {
+        learn(&a->frame_cost, (cpu - kw * a->kick_cost - tw * a->timer_cost) / f);
+    } else if (tw >= 0.8 * wakes) {
+        learn(&a->timer_cost, (cpu - f * a->frame_cost - kw * a->kick_cost) / tw);
+    } else if (kw >= 0.8 * wakes) {
+        learn(&a->kick_cost, (cpu - f * a->frame_cost - tw * a->timer_cost) / kw);
+    }
+    /* How kicks batch here, against the model's expectation. */
+    if (a->eff == EFF_NOTIFY && f >= MIN_SAMPLES && tw == 0) {
+        double model = adaptive_kicks_per_frame(&(struct adaptive){ .kick_share = 1.0,
+                                                                    .kick_cost = a->kick_cost },
+                                                f / secs);
+        double share = kw / f / model;
+        share = share < 0.1 ? 0.1 : share > 2.0 ? 2.0 : share;
+        a->kick_share += LEARN * (share - a->kick_share);
+    }
+}
+
+/* Ring pressure: ticks found three quarters of a ring or more waiting
+ * (periods are sized for half a ring), so sleeping between ticks throttles
+ * the guest (its ring fills before we come back, whatever the nominal
+ * period).  Kick-driven service keeps up and still sleeps when a ring runs
+ * dry; batching by timer is tried again only once the rate has clearly
+ * fallen.  One late tick (the timer oversleeps now and then) is not
+ * pressure; a tenth of the passes finding that much is. */
+static void track_pressure(struct adaptive *a, double epoch_rate)
+{
+    uint64_t busy_passes = a->passes - a->empty_passes;
+    /* The guest may be throttled without a full ring showing (it reclaims
+     * used buffers late): the rate falling as ticks began says it too. */
+    bool throttled = a->eff == EFF_INTERVAL && a->probe_epochs > 0 &&
+                     epoch_rate < THROTTLED * a->entry_rate;
+    if (a->probe_epochs > 0)
+        a->probe_epochs--;
+    if (throttled) {
+        a->pressure_rate = a->entry_rate;
+        a->pressure_epochs = PRESSURE_EPOCHS;
+    } else if (a->eff == EFF_INTERVAL && a->big_passes >= 2 && a->big_passes * 10 >= busy_passes) {
+        a->pressure_rate = a->rate;
+        a->pressure_epochs = PRESSURE_EPOCHS;
+    } else if (a->pressure_rate > 0) {
+        /* Ticks throttled the guest, so the rate they saw was low: kicks
+         * show the rate the guest really offers. */
+        if (a->rate > a->pressure_rate)
+            a->pressure_rate = a->rate;
+        if (a->rate < 0.5 * a->pressure_rate || --a->pressure_epochs == 0)
+            a->pressure_rate = 0;   /* load fell, or time to probe batching again */
+    }
+}
+
+/* The cheaper of notify and interval at the current rate, by the model
+ * (ns of CPU per second beyond the frames' own, the same either way).  A
+ * tick comes `late` after its deadline; period_ns 0: no period works. */
+static enum eff_mode cheaper_schedule(struct adaptive *a, uint64_t period_ns)
+{
+    a->cost_notify = a->rate * adaptive_kicks_per_frame(a, a->rate) * a->kick_cost;
+    if (!period_ns) {
+        a->cost_interval = INFINITY;
+        return EFF_NOTIFY;
+    }
+    a->cost_interval = a->timer_cost * 1e9 / ((double)period_ns + a->late);
+    if (a->eff == EFF_INTERVAL)
+        return a->cost_notify < SWITCH_GAIN * a->cost_interval ? EFF_NOTIFY : EFF_INTERVAL;
+    if (a->eff == EFF_NOTIFY)
+        return a->cost_interval < SWITCH_GAIN * a->cost_notify ? EFF_INTERVAL : EFF_NOTIFY;
+    return a->cost_interval < a->cost_notify ? EFF_INTERVAL : EFF_NOTIFY;   /* from poll */
+}
 
 bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t budget_ns,
                      uint32_t ring_size)
@@ -131,61 +275,46 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
     uint64_t dt = now - a->epoch_start_ns;
     if (dt < ADAPTIVE_EPOCH_NS)
         return false;
+    if (a->epoch_cpu_start_ns == CPU_UNKNOWN) {
+        start_epoch(a, now, cpu_ns);
+        return false;
+    }
     double secs = (double)dt / 1e9;
     double rate = (double)a->frames / secs;
+    double cpu = (double)(cpu_ns - a->epoch_cpu_start_ns);
     /* Smooth, but follow a rising load at once so a burst is not met
      * with a long sleep. */
     a->rate = rate > a->rate ? rate : 0.5 * a->rate + 0.5 * rate;
-    a->busy = (double)(cpu_ns - a->epoch_cpu_start_ns) / (double)dt;
+    a->busy = cpu / (double)dt;
     double empty = a->passes ? (double)a->empty_passes / (double)a->passes : 1.0;
-
-    enum eff_mode want = a->eff;
-    uint64_t interval = a->interval_ns;
-    /* Ring pressure: a tick found half a ring or more waiting, so sleeping
-     * between ticks throttles the guest (its ring fills before we come
-     * back, whatever the nominal period).  Kick-driven service keeps up and
-     * still sleeps when a ring runs dry; batching by timer is tried again
-     * only once the rate has clearly fallen. */
-    /* One late tick (the timer oversleeps now and then) is not pressure;
-     * a tenth of the passes finding half a ring is. */
+    learn_costs(a, cpu, secs);
     a->ring_half = ring_size / 2;
-    uint64_t busy_passes = a->passes - a->empty_passes;
-    if (a->eff == EFF_INTERVAL && a->big_passes >= 2 && a->big_passes * 10 >= busy_passes) {
-        a->pressure_rate = a->rate;
-        a->pressure_epochs = PRESSURE_EPOCHS;
-    } else if (a->pressure_rate > 0 &&
-               (a->rate < 0.5 * a->pressure_rate || --a->pressure_epochs == 0)) {
-        a->pressure_rate = 0;   /* load fell, or time to probe batching again */
-    }
-    double per_budget = a->rate * (double)budget_ns / 1e9;   /* frames per budget */
-    double threshold = a->eff == EFF_NOTIFY ? ENTER_BATCHING : LEAVE_BATCHING;
-    if (per_budget < threshold) {
+    track_pressure(a, rate);
+
+    /* The longest period the latency budget allows, capped so a period
+     * gathers at most half a ring; ticks come `late`, so that is taken off.
+     * A period shorter than the lateness is no schedule: the timer is too
+     * coarse for it (then kicks or polling). */
+    double cap = a->rate > 0 ? 0.5 * (double)ring_size / a->rate * 1e9 : (double)budget_ns;
+    double span = ((double)budget_ns < cap ? (double)budget_ns : cap) - a->late;
+    uint64_t period = span >= a->late && span >= 1000 ? (uint64_t)span : 0;
+    enum eff_mode want = cheaper_schedule(a, period);
+    /* Poll only when the worker is saturated: measured, so a host whose
+     * wake-ups are dear gets there from interval or notify by itself. */
+    bool saturated = a->eff == EFF_POLL ? empty < LEAVE_POLL_EMPTY : a->busy > POLL_BUSY;
+    if (saturated && a->rate > 0)
+        want = EFF_POLL;
+    else if (want == EFF_INTERVAL && a->pressure_rate > 0 && a->rate >= 0.8 * a->pressure_rate)
         want = EFF_NOTIFY;
-    } else {
-        /* The longest period the latency budget allows, capped so a period
-         * gathers at most half a ring. */
-        double cap = a->rate > 0 ? 0.5 * (double)ring_size / a->rate * 1e9 : (double)budget_ns;
-        double period = (double)budget_ns < cap ? (double)budget_ns : cap;
-        /* Poll only when the worker is saturated: measured, so a host whose
-         * wake-ups are dear (sleeping every period costs most of the core)
-         * gets there from interval by itself. */
-        bool saturated = a->eff == EFF_POLL ? empty < LEAVE_POLL_EMPTY : a->busy > POLL_BUSY;
-        if (saturated) {
-            want = EFF_POLL;
-        } else if (a->pressure_rate > 0 && a->rate >= 0.8 * a->pressure_rate) {
-            want = EFF_NOTIFY;
-        } else {
-            want = EFF_INTERVAL;
-            interval = (uint64_t)period;
-        }
+    if (want == EFF_INTERVAL && a->eff != EFF_INTERVAL) {
+        a->entry_rate = a->rate;
+        a->probe_epochs = PROBE_EPOCHS;
     }
+    uint64_t interval = want == EFF_INTERVAL ? period : a->interval_ns;
     bool changed = want != a->eff || (want == EFF_INTERVAL && interval != a->interval_ns);
     a->eff = want;
     a->interval_ns = interval;
-    a->epoch_start_ns = now;
-    a->epoch_cpu_start_ns = cpu_ns;
-    a->frames = a->passes = a->empty_passes = a->big_passes = 0;
-    a->max_batch = 0;
+    start_epoch(a, now, cpu_ns);
     if (changed)
         a->decisions++;
     return changed;

@@ -56,12 +56,18 @@ enum qpolicy_next { QP_KEEP_ACTIVE, QP_TRY_SLEEP };
 enum qpolicy_next qpolicy_after_pass(struct qpolicy *s, enum eff_mode eff, uint64_t now_ns,
                                      unsigned frames, bool more, uint64_t idle_ns);
 
-/* The adaptive controller, one per worker.  Every epoch it estimates the
- * arrival rate and the CPU spent per frame and per pass, and picks
- *   notify    when frames are rarer than one per latency budget,
- *   interval  with the longest period the budget and the ring allow, unless
- *             the rings filled up between ticks at this rate (then notify),
- *   poll      when the worker is saturated (measured CPU). */
+/* The adaptive controller, one per worker.  It keeps a cost model of its
+ * own worker, measured as it runs: the CPU of a kick-driven wake-up, of a
+ * timer wake-up, and of a frame (least squares would be overkill: each
+ * epoch refines the term that dominated it).  Every epoch it estimates the
+ * arrival rate and picks the schedule the model says is cheapest:
+ *   notify    one wake-up per kick (kicks/frame also measured),
+ *   interval  one wake-up per period, the longest the latency budget and
+ *             half a ring allow, unless ticks found rings 3/4 full at
+ *             this rate (ring pressure: then notify),
+ *   poll      only when the worker is saturated (measured CPU).
+ * Wake-up costs are seeded from the worker's calibration, so the first
+ * decisions are sane before anything was measured. */
 #define ADAPTIVE_EPOCH_NS 10000000ull    /* 10 ms */
 
 struct adaptive {
@@ -69,22 +75,43 @@ struct adaptive {
     uint64_t epoch_start_ns;
     uint64_t epoch_cpu_start_ns;
     uint64_t frames, passes, empty_passes;
+    uint64_t kick_wakes, timer_wakes;   /* wake-ups this epoch, by cause */
     unsigned max_batch;        /* most frames one queue pass moved this epoch */
-    uint64_t big_passes;       /* passes that moved half a ring or more */
+    uint64_t big_passes;       /* passes that moved 3/4 of a ring or more */
     uint32_t ring_half;        /* half the smallest ring, from the last update */
     double rate;               /* frames per second, smoothed */
     double pressure_rate;      /* rate at which ticks let rings fill up (0: none) */
     unsigned pressure_epochs;  /* epochs left before timer batching is tried again */
+    double entry_rate;         /* the rate when ticks began */
+    unsigned probe_epochs;     /* epochs left to see if ticks throttled the guest */
     double busy;               /* CPU fraction over the last epoch */
+    /* The cost model (ns of worker CPU), measured. */
+    double kick_cost;          /* per kick-driven wake-up, frames apart */
+    double timer_cost;         /* per timer wake-up, frames apart */
+    double frame_cost;         /* per frame */
+    double kick_share;         /* measured kicks per frame / the batching model's */
+    double late;               /* how late a tick comes (ns), measured */
+    uint64_t late_sum;         /* this epoch's, over timer_wakes */
+    double cost_notify, cost_interval;  /* last predictions, ns of CPU per second */
     enum eff_mode eff;
     uint64_t interval_ns;
     uint64_t decisions;
 };
 
-void adaptive_init(struct adaptive *a, uint64_t wake_cost_ns, uint64_t now_ns, uint64_t cpu_ns);
+/* Seeds: the calibrated cost of a wake-up and how late the timer came. */
+void adaptive_init(struct adaptive *a, uint64_t wake_cost_ns, uint64_t late_ns, uint64_t now_ns,
+                   uint64_t cpu_ns);
 void adaptive_account(struct adaptive *a, unsigned frames);
+/* No adaptive queue this epoch: start the next one afresh at now. */
+void adaptive_restart(struct adaptive *a, uint64_t now_ns);
+/* The worker slept and woke up: by its timer (late_ns after the tick), or
+ * by a kick or a poke. */
+void adaptive_wake(struct adaptive *a, bool timer, uint64_t late_ns);
 /* Call at least once per epoch; returns true if the decision changed. */
 bool adaptive_update(struct adaptive *a, uint64_t now_ns, uint64_t cpu_ns, uint64_t budget_ns,
                      uint32_t ring_size);
+/* Kick-driven wake-ups per frame the model expects at `rate` frames/s:
+ * frames that arrive while a wake-up is being served share it. */
+double adaptive_kicks_per_frame(const struct adaptive *a, double rate);
 
 #endif

@@ -65,6 +65,7 @@ struct worker {
     uint64_t period_ns;       /* cadence of the current interval ticks */
     uint64_t last_deadline_ns;/* deadline of the tick that fired last */
     bool tick;                /* the timer fired in this iteration */
+    uint64_t tick_late_ns;    /* how late after its deadline */
     /* What the worker serves: published by the control thread (release),
      * read once per iteration (acquire).  A list it replaces is freed only
      * after a grace period (workers_synchronize). */
@@ -515,6 +516,7 @@ static void collect_events(struct worker *w, const struct qlist *ql, struct epol
         w->last_deadline_ns = w->armed_ns;
         w->armed_ns = 0;
         w->tick = true;
+        w->tick_late_ns = late;
     }
     for (unsigned i = 0; i < ql->n; i++)
         if (__atomic_exchange_n(&ql->q[i]->recheck, 0, __ATOMIC_ACQUIRE))
@@ -656,7 +658,8 @@ static void adaptive_tick(struct worker *w, const struct qlist *ql, clockid_t ci
             ring = num;
     }
     if (!budget) {
-        w->ad.epoch_start_ns = now;
+        /* The first adaptive epoch then measures only itself. */
+        adaptive_restart(&w->ad, now);
         return;
     }
     if (adaptive_update(&w->ad, now, thread_cpu_ns(cid), budget, ring)) {
@@ -667,6 +670,10 @@ static void adaptive_tick(struct worker *w, const struct qlist *ql, clockid_t ci
     __atomic_store_n(&w->st.adaptive_eff, (uint64_t)w->ad.eff, __ATOMIC_RELAXED);
     __atomic_store_n(&w->st.adaptive_interval_ns, w->ad.interval_ns, __ATOMIC_RELAXED);
     __atomic_store_n(&w->st.adaptive_rate, (uint64_t)w->ad.rate, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->st.adaptive_kick_cost_ns, (uint64_t)w->ad.kick_cost, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->st.adaptive_timer_cost_ns, (uint64_t)w->ad.timer_cost, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->st.adaptive_frame_ps, (uint64_t)(w->ad.frame_cost * 1000),
+                     __ATOMIC_RELAXED);
 }
 
 static const struct qlist no_queues = { 0 };
@@ -700,7 +707,8 @@ static void *worker_main(void *arg)
     clockid_t cid;
     pthread_getcpuclockid(pthread_self(), &cid);
     calibrate(w, cid);
-    adaptive_init(&w->ad, w->st.wake_cost_ns, mono_ns(), thread_cpu_ns(cid));
+    adaptive_init(&w->ad, w->st.wake_cost_ns, w->st.calib_oversleep_ns, mono_ns(),
+                  thread_cpu_ns(cid));
     int timeout = -1;
     unsigned spins = 0;
     while (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
@@ -726,8 +734,10 @@ static void *worker_main(void *arg)
         if (!ql)
             ql = &no_queues;
         collect_events(w, ql, ev, n > 0 ? n : 0, now);
-        if (n > 0 || w->tick)
+        if (timeout != 0 && (n > 0 || w->tick)) {
             stat_add(&w->st.wakeups, 1);
+            adaptive_wake(&w->ad, w->tick, w->tick_late_ns);
+        }
         bool more = false;
         uint64_t before = w->st.frames;
         for (unsigned i = 0; i < ql->n; i++) {

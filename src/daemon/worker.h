@@ -44,6 +44,9 @@ struct worker_stats {
     uint64_t adaptive_eff;    /* enum eff_mode */
     uint64_t adaptive_interval_ns;
     uint64_t adaptive_rate;   /* frames/s the controller estimates */
+    uint64_t adaptive_kick_cost_ns;   /* its cost model (policy.h), measured: */
+    uint64_t adaptive_timer_cost_ns;  /*   per kick wake-up, per timer wake-up, */
+    uint64_t adaptive_frame_ps;       /*   per frame (picoseconds) */
     uint64_t syscalls;        /* system calls the thread made (sysc.h) */
 };
 

@@ -111,116 +111,223 @@ static void test_no_lost_wakeup(void)
     fake_guest_fini(&g);
 }
 
-/* Runs one 10 ms epoch of the controller at `rate` frames/s with the given
- * CPU fraction and empty-pass fraction. */
-static bool epoch_p(struct adaptive *a, uint64_t *now, uint64_t *cpu, double rate, double busy,
-                    double empty, uint64_t budget, uint32_t ring, unsigned passes)
+/* A simulated worker: what its wake-ups and frames cost, in ns of CPU.
+ * Kicks batch a little worse than the controller's model assumes, so
+ * kick_share has something to learn. */
+struct machine {
+    double kick_ns, timer_ns, frame_ns;
+    uint64_t late_ns;       /* every tick this late */
+};
+
+static double sim_kicks_per_frame(const struct machine *m, double rate)
+{
+    double k = 1.0 / (1.0 + 0.7 * rate * m->kick_ns / 1e9);
+    return k > 1.0 ? 1.0 : k;
+}
+
+/* One 10 ms epoch at `rate` frames/s under whatever the controller chose,
+ * costed by the machine: wake-ups and passes as the worker would make
+ * them (ticks that find more than `ring` frames leave the rest for the
+ * next tick, as a full ring would). */
+static bool sim_epoch(struct adaptive *a, const struct machine *m, uint64_t *now, uint64_t *cpu,
+                      double rate, uint64_t budget, uint32_t ring)
 {
     uint64_t dt = ADAPTIVE_EPOCH_NS;
-    unsigned frames = (unsigned)(rate * (double)dt / 1e9);
-    for (unsigned i = 0; i < passes; i++)
-        adaptive_account(a, i < (unsigned)(passes * empty) ? 0 : frames / passes + (i == passes - 1 ? frames % passes : 0));
+    double frames = rate * (double)dt / 1e9, used = 0;
+    if (a->eff == EFF_NOTIFY) {
+        /* A worker near saturation rarely sleeps: its wake-ups can take
+         * at most half the time the frames leave. */
+        double kmax = ((double)dt - frames * m->frame_ns) / 2 / m->kick_ns;
+        double kf = frames * sim_kicks_per_frame(m, rate);
+        unsigned kicks = (unsigned)((kf < kmax ? kf : kmax > 0 ? kmax : 0) + 0.5);
+        if (!kicks && frames >= 1)
+            kicks = 1;
+        for (unsigned i = 0; i < kicks; i++) {
+            adaptive_wake(a, false, 0);
+            adaptive_account(a, (unsigned)(frames / kicks) + (i < (unsigned)frames % kicks));
+        }
+        used = kicks * m->kick_ns + frames * m->frame_ns;
+    } else if (a->eff == EFF_INTERVAL) {
+        unsigned ticks = (unsigned)(dt / (a->interval_ns + m->late_ns));
+        double per = frames / ticks;
+        for (unsigned i = 0; i < ticks; i++) {
+            adaptive_wake(a, true, m->late_ns);
+            unsigned f = (unsigned)(per * (i + 1)) - (unsigned)(per * i);
+            adaptive_account(a, f > ring ? ring : f);
+        }
+        used = ticks * m->timer_ns + frames * m->frame_ns;
+    } else {
+        /* Polling: the core is spent; passes every frame_ns at most. */
+        unsigned passes = (unsigned)((double)dt / (m->frame_ns * 4));
+        unsigned busy = (unsigned)frames < passes ? (unsigned)frames : passes;
+        for (unsigned i = 0; i < passes; i++)
+            adaptive_account(a, i < busy ? (unsigned)(frames / busy) : 0);
+        used = (double)dt;
+    }
+    if (used > (double)dt)
+        used = (double)dt;
     *now += dt;
-    *cpu += (uint64_t)(busy * (double)dt);
+    *cpu += (uint64_t)used;
     return adaptive_update(a, *now, *cpu, budget, ring);
 }
 
-/* 100 passes per epoch. */
-static bool epoch(struct adaptive *a, uint64_t *now, uint64_t *cpu, double rate, double busy,
-                  double empty, uint64_t budget, uint32_t ring)
+/* Runs up to `max` epochs at one rate; returns how many it took the
+ * controller to settle on `want` (max + 1 if it never did). */
+static int settle(struct adaptive *a, const struct machine *m, uint64_t *now, uint64_t *cpu,
+                  double rate, uint64_t budget, uint32_t ring, enum eff_mode want, int max)
 {
-    return epoch_p(a, now, cpu, rate, busy, empty, budget, ring, 100);
+    for (int i = 1; i <= max; i++) {
+        sim_epoch(a, m, now, cpu, rate, budget, ring);
+        if (a->eff == want)
+            return i;
+    }
+    return max + 1;
+}
+
+/* Stays in its mode for n epochs? */
+static bool stays(struct adaptive *a, const struct machine *m, uint64_t *now, uint64_t *cpu,
+                  double rate, uint64_t budget, uint32_t ring, int n)
+{
+    enum eff_mode e = a->eff;
+    for (int i = 0; i < n; i++) {
+        sim_epoch(a, m, now, cpu, rate, budget, ring);
+        if (a->eff != e)
+            return false;
+    }
+    return true;
 }
 
 static void test_adaptive(void)
 {
     struct adaptive a;
+    const struct machine even = { 5000, 5000, 100, 0 };
     uint64_t now = 0, cpu = 0, budget = 50 * US;
-    adaptive_init(&a, 2 * US, now, cpu);
+    adaptive_init(&a, 5 * US, 0, now, cpu);
     CHECK(a.eff == EFF_NOTIFY, "starts in notify");
     CHECK(!adaptive_update(&a, now + ADAPTIVE_EPOCH_NS / 2, cpu, budget, 256) && a.eff == EFF_NOTIFY,
           "no decision before an epoch has passed");
-    /* 5 k frames/s: one frame per 200 us, rarer than the 50 us budget. */
-    epoch(&a, &now, &cpu, 5000, 0.05, 0, budget, 256);
-    CHECK(a.eff == EFF_NOTIFY, "rare frames: notify (%s)", eff_name(a.eff));
-    /* 200 k frames/s: 10 per budget: interval at the budget. */
-    epoch(&a, &now, &cpu, 200000, 0.3, 0, budget, 256);
-    CHECK(a.eff == EFF_INTERVAL && a.interval_ns == budget, "mid load: interval %llu ns",
-          (unsigned long long)a.interval_ns);
-    /* 4 M frames/s into a 256-entry ring: the period must not let a ring
-     * overflow: at most 128 frames per period = 32 us (passes still small). */
-    epoch_p(&a, &now, &cpu, 4000000, 0.5, 0, budget, 256, 2000);
+    /* 5 k frames/s: a kick per frame costs 25 ms/s, a 50 us tick 100 ms/s. */
+    CHECK(stays(&a, &even, &now, &cpu, 5000, budget, 256, 20), "rare frames: notify (%s)",
+          eff_name(a.eff));
+    /* 200 k frames/s: kicks ride along half the time (~0.5 s/s of wake-ups)
+     * against 0.1 s/s of ticks: interval at the budget. */
+    sim_epoch(&a, &even, &now, &cpu, 200000, budget, 256);
+    CHECK(a.eff == EFF_INTERVAL && a.interval_ns == budget, "mid load: interval %llu ns (%s)",
+          (unsigned long long)a.interval_ns, eff_name(a.eff));
+    CHECK(stays(&a, &even, &now, &cpu, 200000, budget, 256, 30), "and stays there");
+    CHECK(a.frame_cost > 75 && a.frame_cost < 125, "frame cost learnt: %.0f ns (100)",
+          a.frame_cost);
+    /* Rare frames: the smoothed rate halves per epoch, then notify. */
+    int k = settle(&a, &even, &now, &cpu, 5000, budget, 256, EFF_NOTIFY, 20);
+    CHECK(k <= 12, "low load: back to notify after %d epochs", k);
+    /* 2 M frames/s into a 128-entry ring, from notify: the period must
+     * not let a ring overflow: at most 64 frames per period = 32 us. */
+    sim_epoch(&a, &even, &now, &cpu, 2000000, budget, 128);
     CHECK(a.eff == EFF_INTERVAL && a.interval_ns <= 33 * US && a.interval_ns >= 31 * US,
-          "ring cap: interval %llu ns", (unsigned long long)a.interval_ns);
-    /* Ticks that find half a ring waiting throttle the guest: kick-driven
+          "ring cap: interval %llu ns (%s)", (unsigned long long)a.interval_ns, eff_name(a.eff));
+    CHECK(stays(&a, &even, &now, &cpu, 2000000, budget, 128, 20) && a.pressure_rate == 0,
+          "half a ring per tick is no pressure");
+    /* Ticks that find 3/4 of a ring waiting throttle the guest: kick-driven
      * service instead, and no timer batching at that rate again. */
-    epoch(&a, &now, &cpu, 4000000, 0.5, 0, budget, 256);
+    sim_epoch(&a, &even, &now, &cpu, 3500000, budget, 128);
     CHECK(a.eff == EFF_NOTIFY, "ring pressure: notify (%s)", eff_name(a.eff));
-    epoch(&a, &now, &cpu, 3800000, 0.6, 0, budget, 256);
+    sim_epoch(&a, &even, &now, &cpu, 3300000, budget, 128);
     CHECK(a.eff == EFF_NOTIFY, "same rate, still notify (%s)", eff_name(a.eff));
     {
         /* A second of the same rate later, batching is tried again. */
         struct adaptive p = a;
         uint64_t n3 = now, c3 = cpu;
-        int k = 0;
-        while (p.eff == EFF_NOTIFY && k < 150) {
-            epoch_p(&p, &n3, &c3, 3800000, 0.6, 0, budget, 256, 2000);
-            k++;
-        }
-        CHECK(p.eff == EFF_INTERVAL && k >= 95 && k <= 101,
-              "pressure expires after about a second (%d epochs)", k);
+        k = settle(&p, &even, &n3, &c3, 3300000, budget, 128, EFF_INTERVAL, 150);
+        CHECK(k >= 95 && k <= 101, "pressure expires after about a second (%d epochs)", k);
     }
-    /* Saturated worker: poll. */
-    epoch(&a, &now, &cpu, 4000000, 0.95, 0, budget, 256);
-    CHECK(a.eff == EFF_POLL, "saturated: poll (%s)", eff_name(a.eff));
-    /* In poll the CPU is always 100%; it leaves poll when most polls are empty. */
-    epoch(&a, &now, &cpu, 3000000, 1.0, 0.2, budget, 256);
-    CHECK(a.eff == EFF_POLL, "busy polls: stay in poll");
-    epoch(&a, &now, &cpu, 100000, 1.0, 0.9, budget, 256);   /* still polling: 100% CPU */
-    for (int i = 0; i < 3; i++)
-        epoch(&a, &now, &cpu, 100000, 0.2, 0.9, budget, 256);
-    CHECK(a.eff == EFF_INTERVAL, "mostly empty polls at a clearly lower rate: back to interval "
-          "(%s)", eff_name(a.eff));
-    /* Hysteresis: 15 k/s is 0.75 per budget: above the way-out threshold
-     * (0.5), so batching continues; 5 k/s (0.25) returns to notify. */
-    epoch(&a, &now, &cpu, 15000, 0.1, 0.5, budget, 256);
-    CHECK(a.eff == EFF_INTERVAL, "hysteresis keeps interval at 0.75 frames per budget");
-    /* The smoothed rate falls by half per epoch: a few epochs to notify. */
-    int epochs = 0;
-    while (a.eff != EFF_NOTIFY && epochs < 12) {
-        epoch(&a, &now, &cpu, 5000, 0.1, 0.9, budget, 256);
-        epochs++;
-    }
-    CHECK(a.eff == EFF_NOTIFY && epochs >= 2 && epochs <= 10,
-          "low load: back to notify after %d epochs", epochs);
-    epoch(&a, &now, &cpu, 15000, 0.1, 0.5, budget, 256);
-    CHECK(a.eff == EFF_NOTIFY, "and 0.75 per budget does not leave notify");
-    /* Idle: notify, whatever happened before. */
-    epoch(&a, &now, &cpu, 4000000, 0.95, 0, budget, 256);
-    CHECK(a.eff == EFF_POLL, "saturated again: poll");
-    /* Traffic stops: polling ends at the next epoch (every poll is empty),
-     * then the rate decays to notify within about 100 ms. */
-    epoch(&a, &now, &cpu, 0, 1.0, 1.0, budget, 256);
-    CHECK(a.eff == EFF_INTERVAL, "idle polls: leave poll at once (%s)", eff_name(a.eff));
-    epochs = 0;
-    while (a.eff != EFF_NOTIFY && epochs < 20) {
-        epoch(&a, &now, &cpu, 0, 0.0, 1.0, budget, 256);
-        epochs++;
-    }
-    CHECK(a.eff == EFF_NOTIFY && epochs <= 12, "idle: notify after %d more epochs", epochs);
-    /* Wake-ups costing 30 us against a 50 us period: interval still costs
-     * ~60% of a core, less than polling's 100%. */
+    /* Rare frames again: notify. */
+    k = settle(&a, &even, &now, &cpu, 5000, budget, 256, EFF_NOTIFY, 20);
+    CHECK(k <= 12, "low load again: notify after %d epochs", k);
+    /* Idle: notify stays, and nothing is learnt from nothing. */
+    double kc = a.kick_cost;
+    CHECK(stays(&a, &even, &now, &cpu, 0, budget, 256, 20) && a.kick_cost == kc,
+          "idle: notify, model unchanged");
+
+    /* The model is measured, not assumed.  Timer wake-ups three times
+     * dearer than the calibration said (15 us, kicks 5 us): at 40 k
+     * frames/s the seed says interval (0.10 s/s against 0.17), the
+     * measurement says notify (0.30 against 0.17). */
     struct adaptive b;
-    uint64_t n2 = 0, c2 = 0;
-    adaptive_init(&b, 30 * US, n2, c2);
-    epoch(&b, &n2, &c2, 200000, 0.3, 0, budget, 256);
-    CHECK(b.eff == EFF_INTERVAL, "dear wake-ups, still cheaper than polling: interval (%s)",
-          eff_name(b.eff));
-    /* If sleeping every period takes most of the core, the measured CPU
-     * says so and the next epoch polls. */
-    epoch(&b, &n2, &c2, 200000, 0.9, 0, budget, 256);
-    CHECK(b.eff == EFF_POLL, "interval costing 90%% of the core: poll (%s)", eff_name(b.eff));
-    CHECK(b.decisions >= 1 && a.decisions >= 5, "decisions counted");
+    const struct machine dear_timer = { 5000, 15000, 200, 0 };
+    now = cpu = 0;
+    adaptive_init(&b, 5 * US, 0, now, cpu);
+    sim_epoch(&b, &dear_timer, &now, &cpu, 40000, budget, 256);
+    CHECK(b.eff == EFF_INTERVAL, "seeded model: interval at 40 k/s (%s)", eff_name(b.eff));
+    k = settle(&b, &dear_timer, &now, &cpu, 40000, budget, 256, EFF_NOTIFY, 30);
+    CHECK(k <= 30, "measured: timers dear, notify after %d epochs", k);
+    CHECK(b.timer_cost > 9000 && b.timer_cost < 18000,
+          "timer cost learnt: %.0f ns (15000; from a 5000 seed)", b.timer_cost);
+    CHECK(stays(&b, &dear_timer, &now, &cpu, 40000, budget, 256, 50), "and no flapping");
+    /* Kicks dear instead (20 us, timers 5 us), seed 10 us: at 10 k/s the
+     * seed says notify (0.09 s/s against 0.10), the measurement interval. */
+    struct adaptive c;
+    const struct machine dear_kick = { 20000, 5000, 200, 0 };
+    now = cpu = 0;
+    adaptive_init(&c, 10 * US, 0, now, cpu);
+    uint64_t b100 = 100 * US;
+    sim_epoch(&c, &dear_kick, &now, &cpu, 10000, b100, 256);
+    CHECK(c.eff == EFF_NOTIFY, "seeded model: notify at 10 k/s (%s)", eff_name(c.eff));
+    k = settle(&c, &dear_kick, &now, &cpu, 10000, b100, 256, EFF_INTERVAL, 30);
+    CHECK(k <= 30 && c.interval_ns == b100, "measured: kicks dear, interval after %d epochs", k);
+    CHECK(stays(&c, &dear_kick, &now, &cpu, 10000, b100, 256, 50), "and no flapping");
+    CHECK(c.timer_cost < 7000, "timer cost learnt: %.0f ns (5000)", c.timer_cost);
+
+    /* Saturation.  Wake-ups of 30 us: at 200 k/s a 50 us tick (60% of
+     * the core) beats kick-driven service and polling; a load that fills
+     * the core even so polls. */
+    struct adaptive d;
+    const struct machine dear = { 30000, 30000, 400, 0 };
+    now = cpu = 0;
+    adaptive_init(&d, 30 * US, 0, now, cpu);
+    sim_epoch(&d, &dear, &now, &cpu, 200000, budget, 256);
+    CHECK(d.eff == EFF_INTERVAL, "dear wake-ups: interval (%s)", eff_name(d.eff));
+    CHECK(stays(&d, &dear, &now, &cpu, 200000, budget, 256, 20),
+          "dear wake-ups, still cheaper than polling: interval (%s)", eff_name(d.eff));
+    sim_epoch(&d, &dear, &now, &cpu, 800000, budget, 256);
+    CHECK(d.eff == EFF_POLL, "interval costing 92%% of the core: poll (%s)", eff_name(d.eff));
+    CHECK(stays(&d, &dear, &now, &cpu, 800000, budget, 256, 20), "busy polls: stay in poll");
+    sim_epoch(&d, &dear, &now, &cpu, 0, budget, 256);
+    CHECK(d.eff != EFF_POLL, "idle polls: leave poll at once (%s)", eff_name(d.eff));
+    k = settle(&d, &dear, &now, &cpu, 0, budget, 256, EFF_NOTIFY, 20);
+    CHECK(k <= 12, "idle: notify after %d more epochs", k);
+    CHECK(d.decisions >= 3 && a.decisions >= 5, "decisions counted");
+
+    /* Ticks that come 20 us late: the period leaves room for it (50 us
+     * budget: 30 us periods), and where half a ring arrives in less than
+     * twice the lateness, no period works: kicks. */
+    struct adaptive l;
+    const struct machine late = { 5000, 5000, 100, 20000 };
+    now = cpu = 0;
+    adaptive_init(&l, 5 * US, 0, now, cpu);
+    k = settle(&l, &late, &now, &cpu, 200000, budget, 256, EFF_INTERVAL, 5);
+    for (int i = 0; i < 40; i++)
+        sim_epoch(&l, &late, &now, &cpu, 200000, budget, 256);
+    CHECK(l.eff == EFF_INTERVAL && l.interval_ns >= 29 * US && l.interval_ns <= 31 * US &&
+          l.late > 18000, "late ticks: interval %llu ns, lateness learnt %.0f ns",
+          (unsigned long long)l.interval_ns, l.late);
+    k = settle(&l, &late, &now, &cpu, 2000000, budget, 128, EFF_NOTIFY, 5);
+    CHECK(k <= 5 && stays(&l, &late, &now, &cpu, 2000000, budget, 128, 20),
+          "late ticks, half a ring per 32 us: notify (%s)", eff_name(l.eff));
+
+    /* A worker that had no adaptive queue for a while starts its first
+     * adaptive epoch afresh: no CPU from before counted as this epoch's. */
+    struct adaptive e;
+    now = cpu = 0;
+    adaptive_init(&e, 5 * US, 0, now, cpu);
+    now += 5000 * MS;
+    cpu += 4000 * MS;           /* the worker was busy with notify queues */
+    adaptive_restart(&e, now);
+    CHECK(!adaptive_update(&e, now + ADAPTIVE_EPOCH_NS, cpu, budget, 256) && e.eff == EFF_NOTIFY,
+          "restart: the first update only starts the epoch");
+    now += ADAPTIVE_EPOCH_NS;
+    sim_epoch(&e, &even, &now, &cpu, 5000, budget, 256);
+    CHECK(e.eff == EFF_NOTIFY && e.busy < 0.2, "restart: not mistaken for saturation (%.2f)",
+          e.busy);
 }
 
 int main(void)
