@@ -165,6 +165,7 @@ double adaptive_kicks_per_frame(const struct adaptive *a, double rate)
 #define SWITCH_GAIN 0.8
 #define POLL_BUSY 0.85
 #define LEAVE_POLL_EMPTY 0.6
+#define LEAVE_POLL_BUSY 0.7    /* predicted CPU of the way out of poll */
 #define PRESSURE_EPOCHS 100    /* 1 s */
 #define PROBE_EPOCHS 3         /* after a switch to ticks: did the rate fall? */
 #define THROTTLED 0.8          /* ... below this share of the rate before */
@@ -194,13 +195,10 @@ static void learn_costs(struct adaptive *a, double cpu, double secs)
     double wakes = kw + tw;
     if (tw >= MIN_SAMPLES)
         a->late += LEARN * ((double)a->late_sum / tw - a->late);
-    if (wakes < MIN_SAMPLES) {
-        /* Polling, or no sleeps: busy polls tell the cost of a frame. */
-        bool busy_polls = a->passes && a->empty_passes * 5 < a->passes;
-        if (f >= MIN_SAMPLES && busy_polls)
-            learn(&a->frame_cost, (cpu - kw * a->kick_cost - tw * a->timer_cost) / f);
+    /* Polling (or no sleeps) teaches nothing: the core is spent whatever
+     * the frames cost. */
+    if (wakes < MIN_SAMPLES)
         return;
-    }
     if (f / wakes >= FRAME_HEAVY) {
         learn(&a->frame_cost, (cpu - kw * a->kick_cost - tw * a->timer_cost) / f);
     } else if (tw >= 0.8 * wakes) {
@@ -220,7 +218,7 @@ static void learn_costs(struct adaptive *a, double cpu, double secs)
 }
 
 /* Ring pressure: ticks found three quarters of a ring or more waiting
- * (periods are sized for half a ring), so sleeping between ticks throttles
+ * (periods are sized for 3/8), so sleeping between ticks throttles
  * the guest (its ring fills before we come back, whatever the nominal
  * period).  Kick-driven service keeps up and still sleeps when a ring runs
  * dry; batching by timer is tried again only once the rate has clearly
@@ -292,16 +290,29 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
     track_pressure(a, rate);
 
     /* The longest period the latency budget allows, capped so a period
-     * gathers at most half a ring; ticks come `late`, so that is taken off.
+     * gathers at most 3/8 of a ring (a tick comes late now and then, far
+     * later than on average: room for twice the expected batch before
+     * pressure shows; half a ring measured no better, a quarter worse);
+     * ticks come `late`, so that is taken off.
      * A period shorter than the lateness is no schedule: the timer is too
      * coarse for it (then kicks or polling). */
-    double cap = a->rate > 0 ? 0.5 * (double)ring_size / a->rate * 1e9 : (double)budget_ns;
+    double cap = a->rate > 0 ? 0.375 * (double)ring_size / a->rate * 1e9 : (double)budget_ns;
     double span = ((double)budget_ns < cap ? (double)budget_ns : cap) - a->late;
     uint64_t period = span >= a->late && span >= 1000 ? (uint64_t)span : 0;
     enum eff_mode want = cheaper_schedule(a, period);
     /* Poll only when the worker is saturated: measured, so a host whose
-     * wake-ups are dear gets there from interval or notify by itself. */
-    bool saturated = a->eff == EFF_POLL ? empty < LEAVE_POLL_EMPTY : a->busy > POLL_BUSY;
+     * wake-ups are dear gets there from interval or notify by itself.
+     * Polling always measures 100%, so it is left when most polls find
+     * nothing, or when the model says the schedule it would take instead
+     * leaves the core clearly unsaturated. */
+    bool saturated;
+    if (a->eff == EFF_POLL) {
+        double instead = want == EFF_INTERVAL ? a->cost_interval : a->cost_notify;
+        double predicted = (instead + a->rate * a->frame_cost) / 1e9;
+        saturated = empty < LEAVE_POLL_EMPTY && predicted > LEAVE_POLL_BUSY;
+    } else {
+        saturated = a->busy > POLL_BUSY;
+    }
     if (saturated && a->rate > 0)
         want = EFF_POLL;
     else if (want == EFF_INTERVAL && a->pressure_rate > 0 && a->rate >= 0.8 * a->pressure_rate)

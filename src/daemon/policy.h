@@ -63,7 +63,7 @@ enum qpolicy_next qpolicy_after_pass(struct qpolicy *s, enum eff_mode eff, uint6
  * arrival rate and picks the schedule the model says is cheapest:
  *   notify    one wake-up per kick (kicks/frame also measured),
  *   interval  one wake-up per period, the longest the latency budget and
- *             half a ring allow, unless ticks found rings 3/4 full at
+ *             3/8 of a ring allow, unless ticks found rings 3/4 full at
  *             this rate (ring pressure: then notify),
  *   poll      only when the worker is saturated (measured CPU).
  * Wake-up costs are seeded from the worker's calibration, so the first
