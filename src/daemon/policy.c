@@ -168,6 +168,12 @@ double adaptive_kicks_per_frame(const struct adaptive *a, double rate)
 #define LEAVE_POLL_BUSY 0.7    /* predicted CPU of the way out of poll */
 #define PRESSURE_EPOCHS 100    /* 1 s */
 #define PROBE_EPOCHS 3         /* after a switch to ticks: did the rate fall? */
+/* Exploration: a schedule not in use is not measured, and an estimate
+ * from a bad moment would keep it out for good.  Every 2 s, if the other
+ * schedule is predicted within 1.5x, it runs for 80 ms to be measured. */
+#define EXPLORE_EVERY 200
+#define EXPLORE_EPOCHS 8
+#define EXPLORE_WITHIN 1.5
 #define THROTTLED 0.8          /* ... below this share of the rate before */
 /* Learning: an epoch teaches the wake-up cost when it had fewer frames
  * than this per wake-up, the frame cost when it had more; too few
@@ -178,8 +184,15 @@ double adaptive_kicks_per_frame(const struct adaptive *a, double rate)
 #define COST_MIN 50.0          /* ns: bounds of a believable sample */
 #define COST_MAX 1e6
 
+/* One epoch's sample moves an estimate by LEARN of the difference, and
+ * never by more than a factor of two: a burst of page faults on a new
+ * guest's memory is not what its wake-ups cost. */
 static void learn(double *est, double sample)
 {
+    if (*est > 0 && sample > 2 * *est)
+        sample = 2 * *est;
+    if (*est > 0 && sample < *est / 2)
+        sample = *est / 2;
     if (sample < COST_MIN)
         sample = COST_MIN;
     if (sample > COST_MAX)
@@ -300,6 +313,20 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
     double span = ((double)budget_ns < cap ? (double)budget_ns : cap) - a->late;
     uint64_t period = span >= a->late && span >= 1000 ? (uint64_t)span : 0;
     enum eff_mode want = cheaper_schedule(a, period);
+    if (a->exploring > 0) {
+        a->exploring--;
+        want = a->eff;          /* measuring it: keep it (saturation aside) */
+    } else if (++a->since_explore >= EXPLORE_EVERY && period && a->rate > 0 &&
+               (a->eff == EFF_NOTIFY || a->eff == EFF_INTERVAL)) {
+        a->since_explore = 0;
+        double cur = a->eff == EFF_NOTIFY ? a->cost_notify : a->cost_interval;
+        double other = a->eff == EFF_NOTIFY ? a->cost_interval : a->cost_notify;
+        if (want == a->eff && other < EXPLORE_WITHIN * cur) {
+            want = a->eff == EFF_NOTIFY ? EFF_INTERVAL : EFF_NOTIFY;
+            a->exploring = EXPLORE_EPOCHS;
+            a->explorations++;
+        }
+    }
     /* Poll only when the worker is saturated: measured, so a host whose
      * wake-ups are dear gets there from interval or notify by itself.
      * Polling always measures 100%, so it is left when most polls find
@@ -321,7 +348,12 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
         a->entry_rate = a->rate;
         a->probe_epochs = PROBE_EPOCHS;
     }
-    uint64_t interval = want == EFF_INTERVAL ? period : a->interval_ns;
+    /* A period within 1/16 of the current one is the same schedule: the
+     * lateness and the rate wobble, and each change is a decision. */
+    uint64_t interval = a->interval_ns;
+    if (want == EFF_INTERVAL && (a->eff != EFF_INTERVAL || period > interval + interval / 16 ||
+                                 period + interval / 16 < interval))
+        interval = period;
     bool changed = want != a->eff || (want == EFF_INTERVAL && interval != a->interval_ns);
     a->eff = want;
     a->interval_ns = interval;

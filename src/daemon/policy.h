@@ -84,6 +84,9 @@ struct adaptive {
     unsigned pressure_epochs;  /* epochs left before timer batching is tried again */
     double entry_rate;         /* the rate when ticks began */
     unsigned probe_epochs;     /* epochs left to see if ticks throttled the guest */
+    unsigned since_explore;    /* epochs since the other schedule was last tried */
+    unsigned exploring;        /* epochs left of trying it */
+    uint64_t explorations;
     double busy;               /* CPU fraction over the last epoch */
     /* The cost model (ns of worker CPU), measured. */
     double kick_cost;          /* per kick-driven wake-up, frames apart */

@@ -264,6 +264,12 @@ static void test_adaptive(void)
     CHECK(b.timer_cost > 9000 && b.timer_cost < 18000,
           "timer cost learnt: %.0f ns (15000; from a 5000 seed)", b.timer_cost);
     CHECK(stays(&b, &dear_timer, &now, &cpu, 40000, budget, 256, 50), "and no flapping");
+    /* The host changes (timer wake-ups now as cheap as kicks): kept out of
+     * ticks by a stale estimate, the controller would never know; every
+     * 2 s it tries the other schedule when the model puts it within 1.5x. */
+    k = settle(&b, &even, &now, &cpu, 40000, budget, 256, EFF_INTERVAL, 450);
+    CHECK(k <= 450 && b.explorations >= 1, "exploration finds cheap ticks after %d epochs", k);
+    CHECK(stays(&b, &even, &now, &cpu, 40000, budget, 256, 150), "and keeps them");
     /* Kicks dear instead (20 us, timers 5 us), seed 10 us: at 10 k/s the
      * seed says notify (0.09 s/s against 0.10), the measurement interval. */
     struct adaptive c;
@@ -325,7 +331,7 @@ static void test_adaptive(void)
     k = settle(&l, &late, &now, &cpu, 200000, budget, 256, EFF_INTERVAL, 5);
     for (int i = 0; i < 40; i++)
         sim_epoch(&l, &late, &now, &cpu, 200000, budget, 256);
-    CHECK(l.eff == EFF_INTERVAL && l.interval_ns >= 29 * US && l.interval_ns <= 31 * US &&
+    CHECK(l.eff == EFF_INTERVAL && l.interval_ns >= 29 * US && l.interval_ns <= 33 * US &&
           l.late > 18000, "late ticks: interval %llu ns, lateness learnt %.0f ns",
           (unsigned long long)l.interval_ns, l.late);
     k = settle(&l, &late, &now, &cpu, 1500000, budget, 128, EFF_NOTIFY, 5);
