@@ -237,19 +237,10 @@ static void learn_costs(struct adaptive *a, double cpu, double secs)
  * dry; batching by timer is tried again only once the rate has clearly
  * fallen.  One late tick (the timer oversleeps now and then) is not
  * pressure; a tenth of the passes finding that much is. */
-static void track_pressure(struct adaptive *a, double epoch_rate)
+static void track_pressure(struct adaptive *a)
 {
     uint64_t busy_passes = a->passes - a->empty_passes;
-    /* The guest may be throttled without a full ring showing (it reclaims
-     * used buffers late): the rate falling as ticks began says it too. */
-    bool throttled = a->eff == EFF_INTERVAL && a->probe_epochs > 0 &&
-                     epoch_rate < THROTTLED * a->entry_rate;
-    if (a->probe_epochs > 0)
-        a->probe_epochs--;
-    if (throttled) {
-        a->pressure_rate = a->entry_rate;
-        a->pressure_epochs = PRESSURE_EPOCHS;
-    } else if (a->eff == EFF_INTERVAL && a->big_passes >= 2 && a->big_passes * 10 >= busy_passes) {
+    if (a->eff == EFF_INTERVAL && a->big_passes >= 2 && a->big_passes * 10 >= busy_passes) {
         a->pressure_rate = a->rate;
         a->pressure_epochs = PRESSURE_EPOCHS;
     } else if (a->pressure_rate > 0) {
@@ -300,7 +291,7 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
     double empty = a->passes ? (double)a->empty_passes / (double)a->passes : 1.0;
     learn_costs(a, cpu, secs);
     a->ring_half = ring_size / 2;
-    track_pressure(a, rate);
+    track_pressure(a);
 
     /* The longest period the latency budget allows, capped so a period
      * gathers at most 3/8 of a ring (a tick comes late now and then, far
@@ -344,10 +335,6 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
         want = EFF_POLL;
     else if (want == EFF_INTERVAL && a->pressure_rate > 0 && a->rate >= 0.8 * a->pressure_rate)
         want = EFF_NOTIFY;
-    if (want == EFF_INTERVAL && a->eff != EFF_INTERVAL) {
-        a->entry_rate = a->rate;
-        a->probe_epochs = PROBE_EPOCHS;
-    }
     /* A period within 1/16 of the current one is the same schedule: the
      * lateness and the rate wobble, and each change is a decision. */
     uint64_t interval = a->interval_ns;

@@ -82,8 +82,6 @@ struct adaptive {
     double rate;               /* frames per second, smoothed */
     double pressure_rate;      /* rate at which ticks let rings fill up (0: none) */
     unsigned pressure_epochs;  /* epochs left before timer batching is tried again */
-    double entry_rate;         /* the rate when ticks began */
-    unsigned probe_epochs;     /* epochs left to see if ticks throttled the guest */
     unsigned since_explore;    /* epochs since the other schedule was last tried */
     unsigned exploring;        /* epochs left of trying it */
     uint64_t explorations;
