@@ -222,6 +222,21 @@ static double nearest_load(const struct sweep *sw, double want)
     return best;
 }
 
+/* The next target of configuration `tag`, measured `value` against
+ * `limit` (met at or above it if at_least, else at or below); the caller
+ * names it and writes its note. */
+static struct target *add_target(struct target *t, unsigned *n, const char *tag, double value,
+                                 double limit, int at_least)
+{
+    struct target *x = &t[(*n)++];
+    snprintf(x->config, sizeof x->config, "%s", tag);
+    x->value = value;
+    x->limit = limit;
+    x->at_least = at_least;
+    x->met = at_least ? value >= limit : value <= limit;
+    return x;
+}
+
 /* The latency budget of an adaptive policy string, in us. */
 static double adaptive_budget(const char *policy)
 {
@@ -281,31 +296,19 @@ static unsigned wakeup_targets(const struct sweep *sw, const struct bench_result
         const struct bench_result *al = find(sw, c, pol, "load", low);
         const struct bench_result *nl = find(sw, c, "notify", "load", low);
         if (al && nl && nl->backend_cpu > 0) {
-            struct target *x = &t[n++];
-            snprintf(x->config, sizeof x->config, "%s", tag);
+            struct target *x = add_target(t, &n, tag, al->backend_cpu / nl->backend_cpu, 0.5, 0);
             snprintf(x->name, sizeof x->name, "backend CPU %s / notify at %.0f%% load", pol, low);
-            x->value = al->backend_cpu / nl->backend_cpu;
-            x->limit = 0.5;
-            x->met = x->value <= x->limit;
             snprintf(x->note, sizeof x->note, "%.1f%% vs %.1f%% of a core", al->backend_cpu,
                      nl->backend_cpu);
-            x = &t[n++];
-            snprintf(x->config, sizeof x->config, "%s", tag);
+            x = add_target(t, &n, tag, al->lat_p99, adaptive_budget(pol) + 10, 0);
             snprintf(x->name, sizeof x->name, "p99 latency of %s at %.0f%% load, us", pol, low);
-            x->value = al->lat_p99;
-            x->limit = adaptive_budget(pol) + 10;
-            x->met = x->value <= x->limit;
             snprintf(x->note, sizeof x->note, "budget %.0f us + 10", adaptive_budget(pol));
         }
         double lo, hi, at, rise = worst_rise(sw, c, pol, &lo, &hi, &at);
         if (!isnan(rise)) {
-            struct target *x = &t[n++];
-            snprintf(x->config, sizeof x->config, "%s", tag);
+            struct target *x = add_target(t, &n, tag, rise, 1.0, 0);
             snprintf(x->name, sizeof x->name, "CPU per packet of %s as the load falls: worst "
                      "rise from one load to the next lower", pol);
-            x->value = rise;
-            x->limit = 1.0;
-            x->met = x->value <= x->limit;
             snprintf(x->note, sizeof x->note, "worst at %.0f%%; %.3f us/pkt at the highest load, "
                      "%.3f at the lowest", at, hi, lo);
         }
@@ -316,7 +319,6 @@ static unsigned wakeup_targets(const struct sweep *sw, const struct bench_result
 static unsigned targets(const struct sweep *sw, struct target *t, unsigned max)
 {
     unsigned n = 0;
-    memset(t, 0, max * sizeof *t);
     double mid = nearest_load(sw, 50), low = nearest_load(sw, 10);
     for (unsigned i = 0; i < sw->nres && n + 4 <= max; i++) {
         const struct bench_result *c = &sw->res[i];
@@ -327,25 +329,17 @@ static unsigned targets(const struct sweep *sw, struct target *t, unsigned max)
         const struct bench_result *pp = find(sw, c, "poll", "peak", NAN);
         const struct bench_result *dp = find(sw, c, "dpdk", "peak", NAN);
         if (pp && dp) {
-            struct target *x = &t[n++];
-            snprintf(x->config, sizeof x->config, "%s", tag);
+            struct target *x = add_target(t, &n, tag, pp->data_pps / dp->data_pps, 1.0, 1);
             snprintf(x->name, sizeof x->name, "peak rate of lwvhostd poll / DPDK (%s)", c->topology);
-            x->value = pp->data_pps / dp->data_pps;
-            x->limit = 1.0;
-            x->at_least = 1;
-            x->met = x->value >= x->limit;
             snprintf(x->note, sizeof x->note, "%.3f vs %.3f Mpps%s", pp->data_pps / 1e6,
                      dp->data_pps / 1e6, x->met ? "" : ": lwvhostd is slower");
         }
         const struct bench_result *an = find(sw, c, "adaptive", "load", mid);
         const struct bench_result *nn = find(sw, c, "notify", "load", mid);
         if (an && nn && !isnan(an->cpu_us_per_pkt) && !isnan(nn->cpu_us_per_pkt)) {
-            struct target *x = &t[n++];
-            snprintf(x->config, sizeof x->config, "%s", tag);
+            struct target *x =
+                add_target(t, &n, tag, an->cpu_us_per_pkt / nn->cpu_us_per_pkt, 0.5, 0);
             snprintf(x->name, sizeof x->name, "CPU per packet adaptive / notify at %.0f%% load", mid);
-            x->value = an->cpu_us_per_pkt / nn->cpu_us_per_pkt;
-            x->limit = 0.5;
-            x->met = x->value <= x->limit;
             snprintf(x->note, sizeof x->note, "%.3f vs %.3f us/pkt", an->cpu_us_per_pkt,
                      nn->cpu_us_per_pkt);
         }
@@ -357,13 +351,10 @@ static unsigned targets(const struct sweep *sw, struct target *t, unsigned max)
         for (int k = 0; k < 2; k++) {
             if (!al || !ref[k] || isnan(al->backend_cpu) || isnan(ref[k]->backend_cpu))
                 continue;
-            struct target *x = &t[n++];
-            snprintf(x->config, sizeof x->config, "%s", tag);
+            double ratio = ref[k]->backend_cpu > 0 ? al->backend_cpu / ref[k]->backend_cpu : NAN;
+            struct target *x = add_target(t, &n, tag, ratio, 0.25, 0);
             snprintf(x->name, sizeof x->name, "backend CPU adaptive / %s at %.0f%% load",
                      refname[k], low);
-            x->value = ref[k]->backend_cpu > 0 ? al->backend_cpu / ref[k]->backend_cpu : NAN;
-            x->limit = 0.25;
-            x->met = x->value <= x->limit;
             snprintf(x->note, sizeof x->note, "%.1f%% vs %.1f%% of a core", al->backend_cpu,
                      ref[k]->backend_cpu);
         }

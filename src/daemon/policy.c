@@ -101,7 +101,6 @@ static void start_epoch(struct adaptive *a, uint64_t now, uint64_t cpu_ns)
     a->epoch_cpu_start_ns = cpu_ns;
     a->frames = a->passes = a->empty_passes = a->big_passes = 0;
     a->kick_wakes = a->timer_wakes = a->late_sum = 0;
-    a->max_batch = 0;
 }
 
 /* The CPU clock is read only at the next update (a system call we need
@@ -125,7 +124,7 @@ void adaptive_init(struct adaptive *a, uint64_t wake_cost_ns, uint64_t late_ns, 
     a->kick_cost = a->timer_cost = (double)a->wake_cost_ns;
     a->kick_share = 1.0;
     a->late = (double)late_ns;
-    a->ring_half = 128;
+    a->big_batch = 192;
     a->eff = EFF_NOTIFY;
     start_epoch(a, now, cpu_ns);
 }
@@ -134,10 +133,8 @@ void adaptive_account(struct adaptive *a, unsigned frames)
 {
     a->frames += frames;
     a->passes++;
-    if (frames > a->max_batch)
-        a->max_batch = frames;
-    if (a->ring_half && frames >= a->ring_half * 3 / 2)
-        a->big_passes++;   /* three quarters of a ring */
+    if (a->big_batch && frames >= a->big_batch)
+        a->big_passes++;
     if (!frames)
         a->empty_passes++;
 }
@@ -151,12 +148,19 @@ void adaptive_wake(struct adaptive *a, bool timer, uint64_t late_ns)
         a->kick_wakes++;
 }
 
-double adaptive_kicks_per_frame(const struct adaptive *a, double rate)
+/* The batching model: while a wake-up is served (kick_cost of CPU), kicks
+ * are suppressed and the frames that arrive ride along, so a frame takes
+ * 1 / (1 + rate * cost) kick-driven wake-ups. */
+static double batching(double rate, double kick_cost)
 {
-    /* While a wake-up is served (kick_cost of CPU), kicks are suppressed
-     * and the frames that arrive ride along: 1 / (1 + rate * cost), scaled
-     * by what notify epochs measured. */
-    double k = a->kick_share / (1.0 + rate * a->kick_cost / 1e9);
+    return 1.0 / (1.0 + rate * kick_cost / 1e9);
+}
+
+/* Kick-driven wake-ups per frame expected at `rate` frames/s: the model,
+ * scaled by what notify epochs measured. */
+static double kicks_per_frame(const struct adaptive *a, double rate)
+{
+    double k = a->kick_share * batching(rate, a->kick_cost);
     return k > 1.0 ? 1.0 : k;
 }
 
@@ -167,14 +171,12 @@ double adaptive_kicks_per_frame(const struct adaptive *a, double rate)
 #define LEAVE_POLL_EMPTY 0.6
 #define LEAVE_POLL_BUSY 0.7    /* predicted CPU of the way out of poll */
 #define PRESSURE_EPOCHS 100    /* 1 s */
-#define PROBE_EPOCHS 3         /* after a switch to ticks: did the rate fall? */
 /* Exploration: a schedule not in use is not measured, and an estimate
  * from a bad moment would keep it out for good.  Every 2 s, if the other
  * schedule is predicted within 1.5x, it runs for 80 ms to be measured. */
 #define EXPLORE_EVERY 200
 #define EXPLORE_EPOCHS 8
 #define EXPLORE_WITHIN 1.5
-#define THROTTLED 0.8          /* ... below this share of the rate before */
 /* Learning: an epoch teaches the wake-up cost when it had fewer frames
  * than this per wake-up, the frame cost when it had more; too few
  * wake-ups or frames teach nothing. */
@@ -221,10 +223,7 @@ static void learn_costs(struct adaptive *a, double cpu, double secs)
     }
     /* How kicks batch here, against the model's expectation. */
     if (a->eff == EFF_NOTIFY && f >= MIN_SAMPLES && tw == 0) {
-        double model = adaptive_kicks_per_frame(&(struct adaptive){ .kick_share = 1.0,
-                                                                    .kick_cost = a->kick_cost },
-                                                f / secs);
-        double share = kw / f / model;
+        double share = kw / f / batching(f / secs, a->kick_cost);
         share = share < 0.1 ? 0.1 : share > 2.0 ? 2.0 : share;
         a->kick_share += LEARN * (share - a->kick_share);
     }
@@ -258,7 +257,7 @@ static void track_pressure(struct adaptive *a)
  * tick comes `late` after its deadline; period_ns 0: no period works. */
 static enum eff_mode cheaper_schedule(struct adaptive *a, uint64_t period_ns)
 {
-    a->cost_notify = a->rate * adaptive_kicks_per_frame(a, a->rate) * a->kick_cost;
+    a->cost_notify = a->rate * kicks_per_frame(a, a->rate) * a->kick_cost;
     if (!period_ns) {
         a->cost_interval = INFINITY;
         return EFF_NOTIFY;
@@ -290,7 +289,7 @@ bool adaptive_update(struct adaptive *a, uint64_t now, uint64_t cpu_ns, uint64_t
     a->busy = cpu / (double)dt;
     double empty = a->passes ? (double)a->empty_passes / (double)a->passes : 1.0;
     learn_costs(a, cpu, secs);
-    a->ring_half = ring_size / 2;
+    a->big_batch = ring_size * 3 / 4;
     track_pressure(a);
 
     /* The longest period the latency budget allows, capped so a period

@@ -76,9 +76,8 @@ struct adaptive {
     uint64_t epoch_cpu_start_ns;
     uint64_t frames, passes, empty_passes;
     uint64_t kick_wakes, timer_wakes;   /* wake-ups this epoch, by cause */
-    unsigned max_batch;        /* most frames one queue pass moved this epoch */
-    uint64_t big_passes;       /* passes that moved 3/4 of a ring or more */
-    uint32_t ring_half;        /* half the smallest ring, from the last update */
+    uint64_t big_passes;       /* passes that moved big_batch frames or more */
+    uint32_t big_batch;        /* 3/4 of the smallest ring, from the last update */
     double rate;               /* frames per second, smoothed */
     double pressure_rate;      /* rate at which ticks let rings fill up (0: none) */
     unsigned pressure_epochs;  /* epochs left before timer batching is tried again */
@@ -111,8 +110,5 @@ void adaptive_wake(struct adaptive *a, bool timer, uint64_t late_ns);
 /* Call at least once per epoch; returns true if the decision changed. */
 bool adaptive_update(struct adaptive *a, uint64_t now_ns, uint64_t cpu_ns, uint64_t budget_ns,
                      uint32_t ring_size);
-/* Kick-driven wake-ups per frame the model expects at `rate` frames/s:
- * frames that arrive while a wake-up is being served share it. */
-double adaptive_kicks_per_frame(const struct adaptive *a, double rate);
 
 #endif
