@@ -1,5 +1,5 @@
 /*
- * virtio.h - virtio 1.x split-ring and virtio-net wire formats.
+ * virtio.h - virtio 1.x split- and packed-ring and virtio-net wire formats.
  *
  * Owns: the byte layouts shared by the backend (lwvhostd) and the frontend
  * library (tests, lwvhost-bench).  Pure definitions: no code, no state.
@@ -93,6 +93,42 @@ static inline uint64_t virtq_used_size(uint32_t num)  { return 6ull + 8ull * num
 static inline int virtq_need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx)
 {
     return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
+}
+
+/* Packed virtqueue (virtio 1.2, 2.8): one ring of 16-byte descriptors that
+ * the driver makes available and the device marks used, each side with
+ * its own wrap counter, and two event-suppression structures (the driver
+ * area holds the driver's, the device area the device's).  The queue size
+ * need not be a power of two. */
+#define VIRTQ_DESC_F_AVAIL            (1u << 7)
+#define VIRTQ_DESC_F_USED             (1u << 15)
+
+struct virtq_pdesc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t id;
+    uint16_t flags;
+};
+
+#define VIRTQ_EVENT_F_ENABLE          0
+#define VIRTQ_EVENT_F_DISABLE         1
+#define VIRTQ_EVENT_F_DESC            2
+/* off_wrap: bits 0-14 a descriptor offset, bit 15 its wrap counter. */
+struct virtq_pevent {
+    uint16_t off_wrap;
+    uint16_t flags;
+};
+
+static inline uint64_t virtq_pdesc_size(uint32_t num) { return 16ull * num; }
+
+/* vhost-user's ring state for a packed ring (SET/GET_VRING_BASE): bits
+ * 0-14 the next avail index, 15 its wrap counter, 16-30 the used index,
+ * 31 its wrap counter. */
+static inline uint32_t virtq_packed_state(uint16_t avail, int avail_wrap, uint16_t used,
+                                          int used_wrap)
+{
+    return (uint32_t)(avail & 0x7fff) | (uint32_t)!!avail_wrap << 15 |
+           (uint32_t)(used & 0x7fff) << 16 | (uint32_t)!!used_wrap << 31;
 }
 
 /* virtio-net header (virtio 1.2, 5.1.6). 12 bytes with VERSION_1 or

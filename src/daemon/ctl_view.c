@@ -608,8 +608,34 @@ struct ring_snap {
     unsigned index, num;
     uint16_t avail, last_avail, used, guest_used;
     bool mapped, notify_off;
+    /* Packed rings: positions with wrap counters, descriptors waiting from
+     * last_avail, and both event suppression flags as guest memory holds
+     * them. */
+    bool packed, avail_wrap, used_wrap;
+    unsigned waiting;
+    uint16_t drv_flags, dev_flags;
     const char *state, *broken;
 };
+
+/* Descriptors the driver made available from our avail position on (a
+ * packed ring has no index to subtract); read under the write lock. */
+static unsigned packed_waiting(const struct vq *vq)
+{
+    uint16_t pos = vq->last_avail;
+    bool wrap = vq->avail_wrap;
+    unsigned n = 0;
+    while (n < vq->num) {
+        uint16_t f = __atomic_load_n(&vq->pdesc[pos].flags, __ATOMIC_ACQUIRE);
+        if (!!(f & VIRTQ_DESC_F_AVAIL) != wrap || !!(f & VIRTQ_DESC_F_USED) == wrap)
+            break;
+        n++;
+        if (++pos == vq->num) {
+            pos = 0;
+            wrap = !wrap;
+        }
+    }
+    return n;
+}
 
 /* Copies one device's ring state under its write lock, so no worker is in
  * the middle of a pass; returns the number of rings copied. */
@@ -622,12 +648,20 @@ static unsigned snap_rings(struct vdev *d, struct ring_snap *r)
         if (!q->vq.num)
             continue;
         r[n] = (struct ring_snap){
-            .index = i, .num = q->vq.num, .mapped = q->vq.avail && q->vq.used,
+            .index = i, .num = q->vq.num, .mapped = vq_mapped(&q->vq),
             .avail = vq_guest_avail_idx(&q->vq), .last_avail = q->vq.last_avail,
             .used = q->vq.used_idx, .guest_used = vq_guest_used_idx(&q->vq),
             .notify_off = q->vq.notify_off, .state = queue_state(d, q),
-            .broken = vq_broken(&q->vq),
+            .broken = vq_broken(&q->vq), .packed = q->vq.packed,
+            .avail_wrap = q->vq.avail_wrap, .used_wrap = q->vq.used_wrap,
         };
+        if (q->vq.packed && vq_mapped(&q->vq)) {
+            r[n].waiting = packed_waiting(&q->vq);
+            r[n].drv_flags = __atomic_load_n(&q->vq.drv_event->flags, __ATOMIC_RELAXED);
+            r[n].dev_flags = __atomic_load_n(&q->vq.dev_event->flags, __ATOMIC_RELAXED);
+        } else if (!q->vq.packed) {
+            r[n].waiting = (uint16_t)(r[n].avail - r[n].last_avail);
+        }
         n++;
     }
     vu_dev_unlock(d);
@@ -642,20 +676,35 @@ static void ring_json(struct jw *j, const struct port *p, const struct ring_snap
     jw_str(j, "dir", s->index % 2 ? "tx" : "rx");
     jw_str(j, "state", s->state);
     jw_u64(j, "size", s->num);
+    jw_str(j, "layout", s->packed ? "packed" : "split");
     jw_bool(j, "mapped", s->mapped);
-    jw_u64(j, "avail_idx", s->avail);
-    jw_u64(j, "last_avail_idx", s->last_avail);
-    jw_u64(j, "used_idx", s->used);
-    jw_u64(j, "guest_used_idx", s->guest_used);
+    if (s->packed) {
+        /* Positions in the ring, each with its wrap counter. */
+        jw_null(j, "avail_idx");
+        jw_u64(j, "last_avail_idx", s->last_avail);
+        jw_u64(j, "avail_wrap", s->avail_wrap);
+        jw_u64(j, "used_idx", s->used);
+        jw_u64(j, "used_wrap", s->used_wrap);
+        jw_null(j, "guest_used_idx");
+        jw_u64(j, "driver_event_flags", s->drv_flags);
+        jw_u64(j, "device_event_flags", s->dev_flags);
+    } else {
+        jw_u64(j, "avail_idx", s->avail);
+        jw_u64(j, "last_avail_idx", s->last_avail);
+        jw_u64(j, "used_idx", s->used);
+        jw_u64(j, "guest_used_idx", s->guest_used);
+    }
     jw_bool(j, "notify", !s->notify_off);
-    jw_u64(j, "waiting", (uint16_t)(s->avail - s->last_avail));
+    jw_u64(j, "waiting", s->waiting);
     jw_str(j, "broken", s->broken);
     jw_obj_end(j);
 }
 
 /* Per ring: the driver's avail index, the next entry we will consume
  * (last_avail), the used index we publish and what guest memory holds.
- * avail - last_avail is waiting for us; last_avail - used is in flight. */
+ * avail - last_avail is waiting for us; last_avail - used is in flight.
+ * A packed ring has no avail or used index in guest memory: it shows its
+ * positions as POS:WRAP and counts the descriptors waiting. */
 void view_rings(struct sbuf *b, bool json)
 {
     static struct ring_snap r[LWV_MAX_VQS];
@@ -680,10 +729,20 @@ void view_rings(struct sbuf *b, bool json)
                 ring_json(&j, p, s);
                 continue;
             }
+            if (s->packed) {
+                char la[16], us[16];
+                snprintf(la, sizeof(la), "%u:%u", s->last_avail, s->avail_wrap);
+                snprintf(us, sizeof(us), "%u:%u", s->used, s->used_wrap);
+                sb_printf(b, "%-16s %5u %-3s %-9s %5u %6s %10s %6s %10s %6s %7u %s\n", p->name,
+                          s->index, s->index % 2 ? "tx" : "rx", s->state, s->num, "packed", la,
+                          us, "-", s->notify_off ? "off" : "on", s->waiting,
+                          s->broken ? s->broken : "-");
+                continue;
+            }
             sb_printf(b, "%-16s %5u %-3s %-9s %5u %6u %10u %6u %10u %6s %7u %s\n", p->name,
                       s->index, s->index % 2 ? "tx" : "rx", s->state, s->num, s->avail,
                       s->last_avail, s->used, s->guest_used, s->notify_off ? "off" : "on",
-                      (uint16_t)(s->avail - s->last_avail), s->broken ? s->broken : "-");
+                      s->waiting, s->broken ? s->broken : "-");
         }
     }
     if (json) {

@@ -38,8 +38,10 @@ void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
 void dev_fini(struct vdev *d)
 {
     mem_clear(&d->mem);
-    for (unsigned i = 0; i < LWV_MAX_VQS; i++)
+    for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
+        vq_release(&d->q[i].vq);
         pthread_mutex_destroy(&d->q[i].rx_lock);
+    }
     pthread_rwlock_destroy(&d->lock);
 }
 
@@ -59,9 +61,11 @@ void dev_reset(struct vdev *d)
         close_fd(&q->errfd);
         pthread_mutex_lock(&q->rx_lock);
         uint64_t on = q->vq.notify_enables, off = q->vq.notify_disables;
+        struct vq_pk *pk = q->vq.pk;
         memset(&q->vq, 0, sizeof(q->vq));
         q->vq.notify_enables = on;     /* counters live as long as the port */
         q->vq.notify_disables = off;
+        q->vq.pk = pk;                 /* reused by the next packed ring */
         q->kick_set = false;
         q->enable = -1;
         q->signal_pending = false;
@@ -95,6 +99,15 @@ void dev_set_features(struct vdev *d, uint64_t f)
         vq->event_idx = dev_has_feature(d, VIRTIO_RING_F_EVENT_IDX);
         vq->indirect = dev_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC);
         vq->in_order = dev_has_feature(d, VIRTIO_F_IN_ORDER);
+        bool packed = dev_has_feature(d, VIRTIO_F_RING_PACKED);
+        if (packed != vq->packed) {
+            /* A ring mapped in the other layout is read anew in this one
+             * (only a misbehaving frontend changes it after the rings). */
+            bool was_mapped = vq->desc || vq->pdesc;
+            vq->packed = packed;
+            if (was_mapped)
+                vq_map(vq, &d->mem);
+        }
     }
 }
 
@@ -139,7 +152,7 @@ bool dev_queue_ready(const struct vdev *d, const struct vqueue *q)
 {
     if (!d->connected || !d->features_set || dev_is_broken(d))
         return false;
-    if (!q->kick_set || !q->vq.desc || vq_broken(&q->vq))
+    if (!q->kick_set || !vq_mapped(&q->vq) || vq_broken(&q->vq))
         return false;
     if (q->enable >= 0)
         return q->enable;

@@ -106,12 +106,12 @@ static const struct vq_chain *chain_next(struct net_rx_scratch *s, struct vqueue
 /* Gives back the chains a failed frame took (chains of them) and every
  * chain popped after them, and forgets its used entries. */
 static void rx_rollback(struct net_rx_scratch *s, struct vqueue *q, unsigned chains,
-                        uint16_t used_start)
+                        uint32_t used_start)
 {
+    vq_used_rollback(&q->vq, used_start);
     vq_unpop(&q->vq, (uint16_t)(chains + s->b.n - s->next));
     s->b.n = s->b.niov = 0;
     s->next = 0;
-    q->vq.used_idx = used_start;
 }
 
 /* The header a guest receives with f. */
@@ -165,7 +165,7 @@ static __attribute__((noinline)) enum rx_status rx_general(struct net_rx_scratch
     size_t need = hlen + f->len;
     bool need_csum = (f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !caps->guest_csum;
     size_t csum_at = (size_t)f->hdr.csum_start + f->hdr.csum_offset;   /* in the frame */
-    uint16_t used_start = q->vq.used_idx;
+    uint32_t used_start = vq_used_begin(&q->vq);
     struct iovec hdr_sl[VIRTIO_NET_HDR_LEN], csum_sl[2];
     int hdr_n = 0, csum_n = 0;
     unsigned chains = 0;
@@ -242,6 +242,7 @@ static __attribute__((noinline)) enum rx_status rx_general(struct net_rx_scratch
         buf_to_iov(csum_sl, (unsigned)csum_n, 0, be, 2);
         cnt->sw_offload++;
     }
+    vq_used_end(&q->vq);    /* the header is in: its used entries may go out */
     cnt->packets++;
     cnt->bytes += f->len;
     return RX_OK;

@@ -14,12 +14,32 @@
  */
 #include "vq.h"
 
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
 
 #include "log.h"
+#include "vq_impl.h"
+
+/* PREFETCHW (x86 "3DNow! prefetch", CPUID 0x80000001 ECX bit 8) asks for
+ * a line in exclusive state.  A guest's RX buffer was last written by the
+ * frontend's core: a plain prefetch fetches it shared and the copy then
+ * waits a second time for ownership (measured: 21% more frames/s with
+ * PREFETCHW on the DPDK loop, docs/performance.md).  Not every x86-64 CPU
+ * has it, so it is looked up once. */
+bool vq_have_prefetchw;
+
+__attribute__((constructor)) static void detect_prefetchw(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (__get_cpuid(0x80000001, &a, &b, &c, &d))
+        vq_have_prefetchw = (c >> 8) & 1;
+#endif
+}
+
 
 static inline uint16_t load16(const uint16_t *p)
 {
@@ -53,6 +73,15 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
     vq_unmap(vq);
     if (!vq->addr_set || vq->num == 0)
         return false;
+    if (vq->packed) {
+        if (!pk_map(vq, mem)) {
+            vq_unmap(vq);
+            return false;
+        }
+        return true;
+    }
+    if (vq->num & (vq->num - 1))
+        return false;      /* split rings are a power of two in size */
     /* Alignment from virtio 1.2 2.7: desc 16, avail 2, used 4. */
     if ((vq->desc_uva & 15) || (vq->avail_uva & 1) || (vq->used_uva & 3))
         return false;
@@ -71,6 +100,9 @@ void vq_unmap(struct vq *vq)
     vq->desc = NULL;
     vq->avail = NULL;
     vq->used = NULL;
+    vq->pdesc = NULL;
+    vq->drv_event = NULL;
+    vq->dev_event = NULL;
     /* Heads read from the old ring (or of another size) are not this one's,
      * and the new ring's suppression flag is rewritten on the next pass. */
     heads_forget(vq);
@@ -84,6 +116,13 @@ void vq_mark_broken(struct vq *vq, const char *reason)
                                 __ATOMIC_RELAXED);
 }
 
+void vq_release(struct vq *vq)
+{
+    vq_unmap(vq);
+    free(vq->pk);
+    vq->pk = NULL;
+}
+
 uint16_t vq_guest_avail_idx(const struct vq *vq)
 {
     return vq->avail ? load16(&vq->avail->idx) : 0;
@@ -94,12 +133,29 @@ uint16_t vq_guest_used_idx(const struct vq *vq)
     return vq->used ? load16(&vq->used->idx) : 0;
 }
 
-void vq_set_base(struct vq *vq, uint16_t idx)
+void vq_set_base(struct vq *vq, uint32_t state)
 {
-    vq->last_avail = vq->shadow_avail = vq->used_idx = idx;
+    if (vq->packed) {
+        pk_set_base(vq, state);
+    } else {
+        uint16_t idx = (uint16_t)state;
+        vq->last_avail = vq->shadow_avail = vq->used_idx = idx;
+    }
     vq->signalled_valid = false;
     vq->notify_off = false;
     heads_forget(vq);
+}
+
+uint32_t vq_get_base(const struct vq *vq)
+{
+    return vq->packed ? pk_get_base(vq) : vq->last_avail;
+}
+
+bool vq_base_fits(const struct vq *vq, uint32_t state, uint32_t num)
+{
+    if (!vq->packed)
+        return true;     /* any 16-bit index: split indexes run free */
+    return (state & 0x7fff) < num && ((state >> 16) & 0x7fff) < num;
 }
 
 int vq_avail_count(struct vq *vq)
@@ -161,42 +217,6 @@ static inline __attribute__((always_inline)) void read_desc(const struct virtq_d
     d->next = __atomic_load_n(&src->next, __ATOMIC_RELAXED);
 }
 
-/* Where a chain's buffers are gathered while its descriptors are walked. */
-struct walk {
-    struct iovec *iov;
-    unsigned cap;
-    unsigned n_out, n_in;
-    uint64_t out_len, in_len;
-    bool allow_out, allow_in;
-};
-
-/* Adds one buffer to the walk, enforcing readable-before-writable. */
-static const char *add_buffer(struct walk *w, const struct guest_mem *mem,
-                              const struct virtq_desc *d)
-{
-    bool writable = d->flags & VIRTQ_DESC_F_WRITE;
-    if (writable && !w->allow_in)
-        return "device-writable descriptor on a queue the device only reads";
-    if (!writable && !w->allow_out)
-        return "device-readable descriptor on a queue the device only writes";
-    if (!writable && w->n_in > 0)
-        return "readable descriptor after a writable one";
-    if (d->len == 0)
-        return NULL;    /* nothing to access, so the address is never used */
-    unsigned used = w->n_out + w->n_in;
-    int n = mem_gpa_to_iov(mem, d->addr, d->len, &w->iov[used], (int)(w->cap - used));
-    if (n < 0)
-        return "descriptor address outside guest memory (or too many pieces)";
-    if (writable) {
-        w->n_in += (unsigned)n;
-        w->in_len += d->len;
-    } else {
-        w->n_out += (unsigned)n;
-        w->out_len += d->len;
-    }
-    return NULL;
-}
-
 static const char *walk_indirect(struct walk *w, const struct guest_mem *mem,
                                  const struct virtq_desc *table_desc, uint32_t ring_num)
 {
@@ -222,7 +242,7 @@ static const char *walk_indirect(struct walk *w, const struct guest_mem *mem,
         read_desc(&table[i], &d);
         if (d.flags & VIRTQ_DESC_F_INDIRECT)
             return "nested indirect table";
-        const char *err = add_buffer(w, mem, &d);
+        const char *err = add_buffer(w, mem, d.addr, d.len, d.flags & VIRTQ_DESC_F_WRITE);
         if (err)
             return err;
         if (!(d.flags & VIRTQ_DESC_F_NEXT))
@@ -251,7 +271,7 @@ static const char *walk_chain(struct vq *vq, const struct guest_mem *mem, struct
                 return "indirect descriptor inside a chain";
             return walk_indirect(w, mem, d, vq->num);
         }
-        const char *err = add_buffer(w, mem, d);
+        const char *err = add_buffer(w, mem, d->addr, d->len, d->flags & VIRTQ_DESC_F_WRITE);
         if (err || !(d->flags & VIRTQ_DESC_F_NEXT))
             return err;
         if (d->next >= vq->num)
@@ -300,6 +320,8 @@ pop_chain(struct vq *vq, const struct guest_mem *mem, uint16_t head, struct iove
 enum vq_pop_result vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *e,
                           bool allow_out, bool allow_in)
 {
+    if (vq->packed)
+        return pk_pop(vq, mem, e, allow_out, allow_in);
     if (vq_broken(vq))
         return VQ_BROKEN;
     int avail = vq_avail_count(vq);
@@ -322,56 +344,11 @@ enum vq_pop_result vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_
     return VQ_GOT;
 }
 
-/* PREFETCHW (x86 "3DNow! prefetch", CPUID 0x80000001 ECX bit 8) asks for
- * a line in exclusive state.  A guest's RX buffer was last written by the
- * frontend's core: a plain prefetch fetches it shared and the copy then
- * waits a second time for ownership (measured: 21% more frames/s with
- * PREFETCHW on the DPDK loop, docs/performance.md).  Not every x86-64 CPU
- * has it, so it is looked up once. */
-static bool have_prefetchw;
-
-__attribute__((constructor)) static void detect_prefetchw(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    unsigned a, b, c, d;
-    if (__get_cpuid(0x80000001, &a, &b, &c, &d))
-        have_prefetchw = (c >> 8) & 1;
-#endif
-}
-
-/* Always inlined, like the callers below: gcc's IPA takes a function whose
- * only effect is a prefetch for one without side effects, and deletes the
- * calls. */
-static inline __attribute__((always_inline)) void prefetch_for_write(const char *p)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    if (have_prefetchw) {
-        __asm__ volatile("prefetchw %0" : : "m"(*p));
-        return;
-    }
-#endif
-    __builtin_prefetch(p, 1, 3);
-}
-
-/* Prefetches the first two cache lines of a buffer: a small frame and its
- * header. */
-static inline __attribute__((always_inline)) void prefetch_buffer(const struct iovec *v, bool write)
-{
-    const char *p = v->iov_base;
-    if (write) {
-        prefetch_for_write(p);
-        if (v->iov_len > 64)
-            prefetch_for_write(p + 64);
-    } else {
-        __builtin_prefetch(p, 0, 3);
-        if (v->iov_len > 64)
-            __builtin_prefetch(p + 64, 0, 3);
-    }
-}
-
 unsigned vq_pop_burst(struct vq *vq, const struct guest_mem *mem, struct vq_burst *b, unsigned max,
                       bool allow_out, bool allow_in)
 {
+    if (vq->packed)
+        return pk_pop_burst(vq, mem, b, max, allow_out, allow_in);
     if (vq_broken(vq))
         return 0;
     int avail = vq_avail_count(vq);
@@ -406,11 +383,19 @@ unsigned vq_pop_burst(struct vq *vq, const struct guest_mem *mem, struct vq_burs
 
 void vq_unpop(struct vq *vq, uint16_t n)
 {
+    if (vq->packed) {
+        pk_unpop(vq, n);
+        return;
+    }
     vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
 
 void vq_push(struct vq *vq, uint16_t head, uint32_t len)
 {
+    if (vq->packed) {
+        pk_push(vq, head, len, false);
+        return;
+    }
     struct virtq_used_elem *u = &vq->used->ring[vq->used_idx & (vq->num - 1)];
     __atomic_store_n(&u->id, head, __ATOMIC_RELAXED);
     __atomic_store_n(&u->len, len, __ATOMIC_RELAXED);
@@ -421,6 +406,11 @@ void vq_push_batch(struct vq *vq, const uint16_t *heads, unsigned n, uint32_t le
 {
     if (n == 0)
         return;
+    if (vq->packed) {
+        for (unsigned i = 0; i < n; i++)
+            pk_push(vq, heads[i], len, vq->in_order && i + 1 < n);
+        return;
+    }
     if (vq->in_order) {
         /* Buffers are used in the order they were made available: one entry,
          * in the batch's first slot, names the last buffer and stands for
@@ -435,13 +425,38 @@ void vq_push_batch(struct vq *vq, const uint16_t *heads, unsigned n, uint32_t le
         vq_push(vq, heads[i], len);
 }
 
+uint32_t vq_used_begin(struct vq *vq)
+{
+    return vq->packed ? pk_used_begin(vq) : vq->used_idx;
+}
+
+void vq_used_rollback(struct vq *vq, uint32_t start)
+{
+    if (vq->packed)
+        pk_used_rollback(vq, start);
+    else
+        vq->used_idx = (uint16_t)start;
+}
+
+void vq_used_end(struct vq *vq)
+{
+    if (vq->packed)
+        vq->pk->group_open = false;
+}
+
 void vq_flush(struct vq *vq)
 {
+    if (vq->packed) {
+        pk_flush(vq);
+        return;
+    }
     __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
 }
 
 bool vq_should_signal(struct vq *vq)
 {
+    if (vq->packed)
+        return pk_should_signal(vq);
     /* The used index store must be visible before we read the driver's
      * suppression state, or we could miss its request for an interrupt. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -469,9 +484,11 @@ void vq_disable_notify(struct vq *vq)
         return;     /* already asked: no store into a line the driver reads */
     vq->notify_off = true;
     count(&vq->notify_disables);
+    if (vq->packed)
+        pk_disable_notify(vq);
     /* With event indexes the driver kicks only when it crosses
      * avail_event, which we simply stop advancing. */
-    if (!vq->event_idx)
+    else if (!vq->event_idx)
         store16(&vq->used->flags, VIRTQ_USED_F_NO_NOTIFY);
 }
 
@@ -481,6 +498,8 @@ bool vq_enable_notify(struct vq *vq)
         vq->notify_off = false;
         count(&vq->notify_enables);
     }
+    if (vq->packed)
+        return pk_enable_notify(vq);
     if (vq->event_idx)
         store16(used_avail_event(vq), vq->last_avail);
     else

@@ -1,5 +1,7 @@
 /*
- * vq.h - generic split virtqueue access (virtio 1.2, 2.7), backend side.
+ * vq.h - generic virtqueue access, backend side: split rings (virtio 1.2,
+ * 2.7, vq.c) and packed rings (2.8, vq_packed.c) behind one API, the
+ * layout chosen per device when VIRTIO_F_RING_PACKED is negotiated.
  *
  * Owns: reading available descriptor chains (direct and indirect) into
  * host iovecs with full validation, one at a time or as a burst, the
@@ -11,6 +13,13 @@
  * access to one vq; the ring memory itself is hostile and may change under
  * us at any time, so every guest value is read exactly once into a local
  * (or into the head window below) and checked there before it is used.
+ *
+ * Packed rings put used descriptors where available ones were, so nothing
+ * can be taken back once written: their used entries wait in a log (struct
+ * vq_pk) until vq_flush, or until a pop needs the room, and only entries
+ * before an open group (vq_used_begin) are written early.  Chains must be
+ * pushed in the order they were popped (the daemon always does), since a
+ * used descriptor's place follows from the chains before it.
  */
 #ifndef LWV_VQ_H
 #define LWV_VQ_H
@@ -58,6 +67,28 @@ struct vq_burst {
     struct iovec pool[VQ_BURST_IOV];
 };
 
+/* Packed rings: the log of popped chains whose used descriptors are not
+ * written yet, and the buffer IDs in it. */
+#define VQ_PK_LOG 512
+struct vq_pk_ent {
+    uint32_t len;       /* bytes written, once pushed */
+    uint16_t id;        /* buffer ID (from the chain's last descriptor) */
+    uint16_t ndesc;     /* ring descriptors the chain took */
+    uint8_t batch;      /* IN_ORDER: completes with the entry after it */
+};
+struct vq_pk {
+    /* Free-running positions in log: [head, push) pushed, [push, tail)
+     * popped and not pushed yet. */
+    uint32_t head, push, tail;
+    uint32_t group;             /* start of the open used group */
+    bool group_open;
+    struct vq_pk_ent log[VQ_PK_LOG];
+    /* Ring positions (with the avail wrap counter in bit 15) where the
+     * chains in the log started, for vq_unpop. */
+    uint16_t start[VQ_PK_LOG];
+    uint64_t busy[VIRTQ_MAX_SIZE / 64];    /* buffer IDs in the log */
+};
+
 struct vq {
     /* Set by the control plane. */
     uint32_t num;               /* 0 until SET_VRING_NUM */
@@ -66,14 +97,23 @@ struct vq {
     bool event_idx;             /* VIRTIO_RING_F_EVENT_IDX negotiated */
     bool indirect;              /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
     bool in_order;              /* VIRTIO_F_IN_ORDER negotiated */
+    bool packed;                /* VIRTIO_F_RING_PACKED negotiated */
 
-    /* Translated ring pointers; NULL when not mapped. */
+    /* Translated ring pointers; NULL when not mapped.  A packed ring uses
+     * desc_uva for its descriptors (pdesc), avail_uva for the driver's
+     * event suppression structure and used_uva for the device's. */
     struct virtq_desc *desc;
     struct virtq_avail *avail;
     struct virtq_used *used;
+    struct virtq_pdesc *pdesc;
+    struct virtq_pevent *drv_event;
+    struct virtq_pevent *dev_event;
+    struct vq_pk *pk;           /* packed rings' log, kept across resets */
 
-    /* Datapath state. */
+    /* Datapath state.  Packed rings: last_avail and used_idx are ring
+     * positions (below num), each with its wrap counter. */
     uint16_t last_avail;        /* next avail entry to consume */
+    bool avail_wrap, used_wrap;
     uint16_t shadow_avail;      /* avail->idx as last read: entries up to it
                                  * are known to be published */
     /* avail->ring entries already read, for positions up to heads_end
@@ -93,8 +133,17 @@ struct vq {
 
 enum vq_pop_result { VQ_EMPTY = 0, VQ_GOT = 1, VQ_BROKEN = -1 };
 
-/* Restarts the ring at avail/used index idx (SET_VRING_BASE). */
-void vq_set_base(struct vq *vq, uint16_t idx);
+/* Restarts the ring at the vhost-user ring state (SET_VRING_BASE): split,
+ * the avail/used index in the low 16 bits; packed, virtq_packed_state's
+ * layout.  A packed position at or past num keeps the ring from mapping. */
+void vq_set_base(struct vq *vq, uint32_t state);
+/* The state to report in GET_VRING_BASE, in the same layout. */
+uint32_t vq_get_base(const struct vq *vq);
+/* True if state names positions inside a ring of num entries. */
+bool vq_base_fits(const struct vq *vq, uint32_t state, uint32_t num);
+/* Frees what vq_map allocated (the packed log); the vq is then unusable
+ * until mapped again. */
+void vq_release(struct vq *vq);
 
 /* Translates the ring addresses through mem; returns true when usable.
  * Either way the head window is emptied. */
@@ -128,13 +177,21 @@ unsigned vq_pop_burst(struct vq *vq, const struct guest_mem *mem, struct vq_burs
  * and checked afresh. */
 void vq_unpop(struct vq *vq, uint16_t n);
 
-/* Writes a used entry (not yet visible to the driver). */
+/* Writes a used entry (not yet visible to the driver).  head is the chain's
+ * head (split) or buffer ID (packed), as popped. */
 void vq_push(struct vq *vq, uint16_t head, uint32_t len);
+/* A group of pushes that may be taken back: vq_used_begin returns its
+ * start, vq_used_rollback(start) forgets the pushes since (the chains must
+ * then be given back with vq_unpop), vq_used_end keeps them. */
+uint32_t vq_used_begin(struct vq *vq);
+void vq_used_rollback(struct vq *vq, uint32_t start);
+void vq_used_end(struct vq *vq);
 /* Writes the used entries of n chains consumed in ring order, all with
  * length len (a TX completion): one entry for the last of them if
  * VIRTIO_F_IN_ORDER was negotiated, else one each. */
 void vq_push_batch(struct vq *vq, const uint16_t *heads, unsigned n, uint32_t len);
-/* Publishes pushed entries by storing used->idx (release). */
+/* Publishes pushed entries by storing used->idx (release); packed rings
+ * write the used descriptors, each made visible by its flags (release). */
 void vq_flush(struct vq *vq);
 /* After a flush: true if the driver wants an interrupt now. */
 bool vq_should_signal(struct vq *vq);
@@ -146,6 +203,11 @@ void vq_disable_notify(struct vq *vq);
 bool vq_enable_notify(struct vq *vq);
 
 void vq_mark_broken(struct vq *vq, const char *reason);
+/* True when the ring's memory is mapped, in its layout. */
+static inline bool vq_mapped(const struct vq *vq)
+{
+    return vq->packed ? vq->pdesc != NULL : vq->desc != NULL;
+}
 /* Why the ring is broken, or NULL (any thread). */
 static inline const char *vq_broken(const struct vq *vq)
 {

@@ -45,6 +45,7 @@ uint64_t vu_offered_features(unsigned max_qp)
                  1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
                  1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
                  1ull << VIRTIO_NET_F_GUEST_ANNOUNCE | 1ull << VIRTIO_F_IN_ORDER |
+                 1ull << VIRTIO_F_RING_PACKED |
                  1ull << VHOST_USER_F_PROTOCOL_FEATURES;
     if (max_qp > 1)
         f |= 1ull << VIRTIO_NET_F_MQ;
@@ -334,9 +335,13 @@ static int h_set_vring_num(struct ctx *c)
 {
     struct vqueue *q = c->q;
     uint32_t num = c->num;
-    if (num == 0 || (num & (num - 1)))
+    /* A packed ring may have any size (virtio 1.2 2.8.10.1); a split one
+     * is a power of two. */
+    if (num == 0 || (!q->vq.packed && (num & (num - 1))))
         return fail(c, "SET_VRING_NUM: size %u is not a power of two up to %u", num,
                     VIRTQ_MAX_SIZE);
+    if (q->vq.packed && !vq_base_fits(&q->vq, vq_get_base(&q->vq), num))
+        return fail(c, "SET_VRING_NUM: size %u is below the packed ring's base positions", num);
     q->vq.num = num;
     if (q->vq.addr_set)
         vq_map(&q->vq, &c->d->mem);
@@ -347,7 +352,10 @@ static int h_set_vring_addr(struct ctx *c)
 {
     const struct vhost_user_vring_addr *a = &c->m->payload.addr;
     struct vqueue *q = c->q;
-    if ((a->desc_user_addr & 15) || (a->avail_user_addr & 1) || (a->used_user_addr & 3))
+    /* Packed rings' event structures (in the avail and used slots) are
+     * 4-byte aligned (virtio 1.2 2.8.10). */
+    uint64_t avail_align = q->vq.packed ? 3 : 1;
+    if ((a->desc_user_addr & 15) || (a->avail_user_addr & avail_align) || (a->used_user_addr & 3))
         return fail(c, "SET_VRING_ADDR: ring %u addresses misaligned", a->index);
     q->vq.desc_uva = a->desc_user_addr;
     q->vq.avail_uva = a->avail_user_addr;
@@ -367,8 +375,13 @@ static int h_set_vring_addr(struct ctx *c)
 static int h_set_vring_base(struct ctx *c)
 {
     struct vqueue *q = c->q;
+    if (!q->vq.packed && c->num > 0xffff)
+        return fail(c, "SET_VRING_BASE: ring %u: index %u is beyond 65535", q->index, c->num);
+    if (q->vq.num && !vq_base_fits(&q->vq, c->num, q->vq.num))
+        return fail(c, "SET_VRING_BASE: ring %u: packed state 0x%x names a position beyond the "
+                    "ring size %u", q->index, c->num, q->vq.num);
     pthread_mutex_lock(&q->rx_lock);
-    vq_set_base(&q->vq, (uint16_t)c->num);
+    vq_set_base(&q->vq, c->num);
     __atomic_store_n(&q->vq.broken_reason, NULL, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&q->rx_lock);
     return 0;
@@ -385,7 +398,7 @@ static int h_get_vring_base(struct ctx *c)
     }
     q->kick_set = false;
     c->reply.state.index = q->index;
-    c->reply.state.num = q->vq.last_avail;
+    c->reply.state.num = vq_get_base(&q->vq);
     c->reply_size = STATE;
     return 0;
 }
@@ -567,7 +580,7 @@ static const struct msg_row table[] = {
     MSG(SET_VRING_ADDR, sizeof(struct vhost_user_vring_addr),
         sizeof(struct vhost_user_vring_addr), FDS_NONE, false, RING_ADDR, 0, h_set_vring_addr,
         NULL),
-    MSG(SET_VRING_BASE, STATE, STATE, FDS_NONE, false, RING_STATE, 0xffff, h_set_vring_base,
+    MSG(SET_VRING_BASE, STATE, STATE, FDS_NONE, false, RING_STATE, UINT32_MAX, h_set_vring_base,
         NULL),
     MSG(GET_VRING_BASE, STATE, STATE, FDS_NONE, true, RING_STATE, UINT32_MAX,
         h_get_vring_base, NULL),

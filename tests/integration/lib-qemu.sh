@@ -79,6 +79,15 @@ clean_log() { tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g'; 
 results() { clean_log "$1" | grep -ao 'LWV-RESULT .*'; }
 has_result() { results "$1" | grep -q "^LWV-RESULT $2\( \|\$\)"; }
 
+# LWV_PACKED: "all" gives every guest's NIC packed virtqueues
+# (packed=on), "1" only guest 1's (the others keep split rings).
+nic_ring_opt() {
+    case "${LWV_PACKED:-}" in
+    all) echo ",packed=on" ;;
+    "$1") echo ",packed=on" ;;
+    esac
+}
+
 start_guest() {
     local n=$1 mac=$2 ip=$3 params=$4
     shift 4
@@ -88,7 +97,7 @@ start_guest() {
         -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
         -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" \
         -append "console=ttyS0 quiet panic=-1 lwv.ip=$ip $params" \
-        "$@" -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0,romfile=" \
+        "$@" -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0,romfile=$(nic_ring_opt "$n")" \
         </dev/null >"$T/qemu$n.out" 2>&1 &
 }
 

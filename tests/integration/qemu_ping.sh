@@ -12,7 +12,9 @@
 # Usage: tests/integration/qemu_ping.sh [--selftest]
 #   --selftest  no lwvhostd: the guests are joined by QEMU's own
 #               `-netdev stream` (unix socket), to check the guest image.
-# Env: BUILD (default build), LWV_TAP (default lwvtap0), LWV_DAEMON_ARGS
+# Env: BUILD (default build), LWV_TAP (default lwvtap0), LWV_PACKED ("all":
+#      both guests use packed virtqueues, "1": guest 1 packed, guest 2 split;
+#      the negotiated layout is checked), LWV_DAEMON_ARGS
 #      (extra lwvhostd options, e.g. "--policy interval:50"), LWV_KEEP=1 keeps
 #      the temp dir, LWV_VERBOSE=1 prints the guest logs even on success.
 # Exit: 0 pass, 77 skipped (a required tool is missing), else fail.
@@ -144,10 +146,25 @@ start_guest 1 52:54:00:00:00:02 10.200.0.2/24 \
     "${NET1[@]}"
 QPID1=$!
 
+# The features each guest negotiated, read while it runs (once a second).
+declare -A FEAT
+port_features() {
+    timeout 5 "$CTL" -s "$T/ctl.sock" ports --json 2>/dev/null | grep -o "\"name\":\"vm$1\"[^}]*" |
+        grep -o '"features":"0x[0-9a-f]*"' | grep -o '0x[0-9a-f]*'
+}
+capture_features() {
+    local g
+    for g in 1 2; do
+        # 0x0 until the guest's driver sets its features.
+        [ -n "${FEAT[$g]:-}" ] && [ "${FEAT[$g]}" != 0x0 ] || FEAT[$g]=$(port_features $g)
+    done
+}
+
 # Guest 1 powers itself off when done (its own watchdog: 90 s).
 n=0
 while alive "$QPID1"; do
     n=$((n + 1))
+    [ $MODE = daemon ] && [ $((n % 10)) = 0 ] && [ -x "$CTL" ] && capture_features
     [ $n -ge 1000 ] && fail "guest 1 still running after 100 s"
     if [ -n "$DPID" ] && ! alive "$DPID"; then
         fail "lwvhostd exited while guest 1 was running"
@@ -206,6 +223,26 @@ if [ $MODE = daemon ]; then
             log "vm2 negotiated checksum and TSO offloads (features $f)"
         else
             log "vm2 did not negotiate checksum/TSO offloads (features ${f:-?})"; ok=
+        fi
+        # With LWV_PACKED each guest's ring layout must be the one asked
+        # for: VIRTIO_F_RING_PACKED (bit 34) in the features it negotiated
+        # (seen while it ran: guest 1 is gone by now).
+        if [ -n "${LWV_PACKED:-}" ]; then
+            for g in 1 2; do
+                f=${FEAT[$g]:-}
+                want=split
+                [ -n "$(nic_ring_opt $g)" ] && want=packed
+                got=split
+                [ -n "$f" ] && (( (f >> 34) & 1 )) && got=packed
+                if [ -z "$f" ] || [ "$f" = 0x0 ]; then
+                    log "vm$g: negotiated features never seen"; ok=
+                elif [ "$got" = "$want" ]; then
+                    log "vm$g runs $got rings (features $f)"
+                else
+                    log "vm$g runs $got rings, expected $want (features $f)"; ok=
+                fi
+            done
+            timeout 5 "$CTL" -s "$T/ctl.sock" rings
         fi
     else
         log "$CTL not built, no stats"
