@@ -155,7 +155,7 @@ bool vq_base_fits(const struct vq *vq, uint32_t state, uint32_t num)
 {
     if (!vq->packed)
         return true;     /* any 16-bit index: split indexes run free */
-    return (state & 0x7fff) < num && ((state >> 16) & 0x7fff) < num;
+    return (state & 0x7fff) < num;     /* the used half is not taken */
 }
 
 int vq_avail_count(struct vq *vq)

@@ -135,7 +135,8 @@ enum vq_pop_result { VQ_EMPTY = 0, VQ_GOT = 1, VQ_BROKEN = -1 };
 
 /* Restarts the ring at the vhost-user ring state (SET_VRING_BASE): split,
  * the avail/used index in the low 16 bits; packed, virtq_packed_state's
- * layout.  A packed position at or past num keeps the ring from mapping. */
+ * layout, of which the avail half sets both positions (vq_packed.c says
+ * why).  A packed position at or past num keeps the ring from mapping. */
 void vq_set_base(struct vq *vq, uint32_t state);
 /* The state to report in GET_VRING_BASE, in the same layout. */
 uint32_t vq_get_base(const struct vq *vq);

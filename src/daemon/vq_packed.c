@@ -85,12 +85,15 @@ bool pk_map(struct vq *vq, const struct guest_mem *mem)
     return vq->pdesc && vq->drv_event && vq->dev_event;
 }
 
+/* The used half of the state is not taken: DPDK's virtio-user sends only
+ * the avail half (0x8000 at start), QEMU both halves equal.  We complete
+ * every chain we take before a pass ends, so nothing is ever in flight
+ * between passes and the used position is the avail one (DPDK's backend
+ * does the same). */
 void pk_set_base(struct vq *vq, uint32_t state)
 {
-    vq->last_avail = state & 0x7fff;
-    vq->avail_wrap = (state >> 15) & 1;
-    vq->used_idx = (state >> 16) & 0x7fff;
-    vq->used_wrap = state >> 31;
+    vq->last_avail = vq->used_idx = state & 0x7fff;
+    vq->avail_wrap = vq->used_wrap = (state >> 15) & 1;
     if (vq->pk)
         log_reset(vq->pk);
 }

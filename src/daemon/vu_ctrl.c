@@ -378,8 +378,8 @@ static int h_set_vring_base(struct ctx *c)
     if (!q->vq.packed && c->num > 0xffff)
         return fail(c, "SET_VRING_BASE: ring %u: index %u is beyond 65535", q->index, c->num);
     if (q->vq.num && !vq_base_fits(&q->vq, c->num, q->vq.num))
-        return fail(c, "SET_VRING_BASE: ring %u: packed state 0x%x names a position beyond the "
-                    "ring size %u", q->index, c->num, q->vq.num);
+        return fail(c, "SET_VRING_BASE: ring %u: packed state 0x%x names an avail "
+                    "position beyond the ring size %u", q->index, c->num, q->vq.num);
     pthread_mutex_lock(&q->rx_lock);
     vq_set_base(&q->vq, c->num);
     __atomic_store_n(&q->vq.broken_reason, NULL, __ATOMIC_RELAXED);

@@ -15,7 +15,10 @@
 # Usage: tests/integration/dpdk_compare.sh [ROUNDS [SECONDS]]   (default 3 10)
 # Env: BUILD (default build); LWVT_BACKENDS (default "lwvhostd dpdk"): any of
 #      dpdk, lwvhostd, lwvhostd:POLICY (lwvhostd --policy POLICY, e.g.
-#      "lwvhostd lwvhostd:poll dpdk"), and either lwvhostd form with
+#      "lwvhostd lwvhostd:poll dpdk"), each optionally followed by +packed
+#      (that backend's frontend ports get packed_vq=1: packed virtqueues,
+#      e.g. "lwvhostd:poll lwvhostd:poll+packed dpdk dpdk+packed" gives split
+#      and packed figures in one run), and either lwvhostd form with
 #      @BINARY appended to run another build (e.g. "lwvhostd@/tmp/old/lwvhostd
 #      lwvhostd" compares a change against the binary before it, in one run);
 #      LWVT_WARMUP seconds (default 2); LWVHOSTD_ARGS extra daemon arguments;
@@ -51,6 +54,7 @@ fail() { echo "$NAME: FAIL: $*" >&2; exit 1; }
 
 dpdk_require
 for b in "${BACKENDS[@]}"; do
+    b=${b%+packed}
     case $b in
     lwvhostd*@*) [[ -x ${b#*@} ]] || fail "${b#*@} is not an executable" ;;
     lwvhostd|lwvhostd:*) [[ -x $LWVHOSTD ]] || fail "$LWVHOSTD not built (run make)" ;;
@@ -128,7 +132,8 @@ measure() {
     local kind=$1 round=$2
     local dir=$T/${kind//[^A-Za-z0-9:._-]/_}-$round
     mkdir -p "$dir"
-    local spec=$kind
+    local spec=$kind ring=
+    [[ $spec == *+packed ]] && { spec=${spec%+packed}; ring=,packed_vq=1; }
     # be_start runs $LWVHOSTD: a local here overrides it for this backend.
     local LWVHOSTD=$LWVHOSTD
     [[ $spec == *@* ]] && { LWVHOSTD=${spec#*@}; spec=${spec%%@*}; }
@@ -137,8 +142,9 @@ measure() {
     [[ $spec == lwvhostd:* ]] && LWVHOSTD_ARGS+=" --policy ${spec#lwvhostd:}"
     be_start "$be" "$dir" 2 0 || { log "cannot start $kind"; show_logs "$dir"; return 1; }
     local bepid=$BE_PID
-    [[ $kind == dpdk ]] && bepid=${_DPDK_PID[be]}
+    [[ $spec == dpdk ]] && bepid=${_DPDK_PID[be]}
     local -a eal=("${FE_EAL[@]//@DIR@/$dir}")
+    eal=("${eal[@]//queues=1,/queues=1$ring,}")
     if ! dpdk_start fe "$dir/frontend.log" "${eal[@]}" -- "${FE_APP[@]}"; then
         be_stop
         show_logs "$dir"
@@ -230,15 +236,15 @@ done
 
 echo
 echo "$TXPKTS-byte frames, one testpmd (2x net_virtio_user${DEVARGS}, $FWD forwarding) on CPU 1; backend on CPU 0"
-printf '%-14s %5s %12s %12s %12s %12s %10s %10s\n' backend round "rx pps p0" "rx pps p1" \
+printf '%-24s %5s %12s %12s %12s %12s %10s %10s\n' backend round "rx pps p0" "rx pps p1" \
     "rx pps total" "backend CPU%" "other CPU%" "idle pass%"
 for line in "${results[@]}"; do
     read -r b r p0 p1 cpu other idle <<<"$line"
-    printf '%-14s %5s %12d %12d %12d %12s %10s %10s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu" \
+    printf '%-24s %5s %12d %12d %12d %12s %10s %10s\n' "$b" "$r" "$p0" "$p1" $((p0 + p1)) "$cpu" \
         "$other" "$idle"
 done
 echo
-printf '%-14s %5s %12s %12s %12s %12s %10s\n' backend mean "rx pps p0" "rx pps p1" "rx pps total" \
+printf '%-24s %5s %12s %12s %12s %12s %10s\n' backend mean "rx pps p0" "rx pps p1" "rx pps total" \
     "backend CPU%" "other CPU%"
 printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" -v bytes="$TXPKTS" '
     { n[$1]++; p0[$1] += $3; p1[$1] += $4; cpu[$1] += $5; oth[$1] += $6
@@ -248,14 +254,16 @@ printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" -v bytes="$TXPKTS"
         for (i = 1; i <= k; i++) {
             x = b[i]; if (!n[x]) continue
             tot[x] = (p0[x] + p1[x]) / n[x]
-            printf "%-14s %5s %12d %12d %12d %12.0f %10.0f   (total min %d, max %d; %.2f Gbit/s)\n", x, "all",
+            printf "%-24s %5s %12d %12d %12d %12.0f %10.0f   (total min %d, max %d; %.2f Gbit/s)\n", x, "all",
                 p0[x] / n[x], p1[x] / n[x], tot[x], cpu[x] / n[x], oth[x] / n[x], lo[x], hi[x],
                 tot[x] * bytes * 8 / 1e9
         }
-        if (n["dpdk"] && tot["dpdk"] > 0)
-            for (i = 1; i <= k; i++)
-                if (b[i] != "dpdk" && n[b[i]])
-                    printf "ratio %s / dpdk (total rx pps): %.2f\n", b[i], tot[b[i]] / tot["dpdk"]
+        # Each backend against DPDK with the same ring layout.
+        for (i = 1; i <= k; i++) {
+            x = b[i]; ref = (x ~ /\+packed$/) ? "dpdk+packed" : "dpdk"
+            if (x != ref && n[x] && n[ref] && tot[ref] > 0)
+                printf "ratio %s / %s (total rx pps): %.2f\n", x, ref, tot[x] / tot[ref]
+        }
     }'
 noisy=$(printf '%s\n' "${results[@]}" | awk '$6 > 15 { n++ } END { print n + 0 }')
 if (( noisy > 0 )); then

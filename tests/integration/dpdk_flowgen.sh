@@ -16,7 +16,9 @@
 # Usage: tests/integration/dpdk_flowgen.sh
 # Env: BUILD (default build); LWVT_BACKEND=dpdk runs the same test against
 #      DPDK's own vhost backend (testpmd net_vhost, io forwarding) instead;
-#      LWVT_SECONDS (default 3) of traffic; LWV_KEEP=1 keeps the temp dir;
+#      LWVT_SECONDS (default 3) of traffic; LWVT_FE_DEVARGS extra
+#      net_virtio_user devargs (e.g. "packed_vq=1": packed virtqueues, then
+#      checked in lwvhostd's negotiated features); LWV_KEEP=1 keeps the temp dir;
 #      LWV_VERBOSE=1 prints the logs even on success.
 # Exit: 0 pass, 77 skipped (no dpdk-testpmd or no hugepages), else fail.
 # Needs (Debian 12): dpdk-dev (dpdk-testpmd; it pulls in librte-net-virtio23 and
@@ -28,6 +30,7 @@ BUILD=${BUILD:-build}
 LWVHOSTD=${LWVHOSTD:-$BUILD/lwvhostd}
 LWVHOSTCTL=${LWVHOSTCTL:-$BUILD/lwvhostctl}
 BACKEND=${LWVT_BACKEND:-lwvhostd}
+DEVARGS=${LWVT_FE_DEVARGS:+,$LWVT_FE_DEVARGS}
 SECS=${LWVT_SECONDS:-3}
 NAME=dpdk_flowgen
 # shellcheck source=tests/integration/lib-dpdk.sh
@@ -44,8 +47,8 @@ be_start "$BACKEND" "$T" 2 || fail "cannot start the backend"
 # Frontend: forwarding lcore on CPU 1, the (idle) main lcore on CPU 0.
 # Frames sent on port 0 are addressed to port 1's MAC and vice versa.
 dpdk_start fe "$T/testpmd.log" --lcores=0@0,1@1 --no-pci --single-file-segments -m 512 \
-    --vdev "net_virtio_user0,path=$T/vm0.sock,queues=1,mac=$MAC0" \
-    --vdev "net_virtio_user1,path=$T/vm1.sock,queues=1,mac=$MAC1" \
+    --vdev "net_virtio_user0,path=$T/vm0.sock,queues=1,mac=$MAC0$DEVARGS" \
+    --vdev "net_virtio_user1,path=$T/vm1.sock,queues=1,mac=$MAC1$DEVARGS" \
     -- --forward-mode=flowgen --nb-cores=1 --txpkts=64 --total-num-mbufs=16384 \
     "--eth-peer=0,$MAC1" "--eth-peer=1,$MAC0" \
     || fail "testpmd did not start"
@@ -56,10 +59,24 @@ log "flowgen for ${SECS}s"
 dpdk_cmd fe start
 sleep "$SECS"
 be_alive || fail "backend died during traffic"
+# The ring layout asked for must be the one negotiated: VIRTIO_F_RING_PACKED
+# is bit 34 of the features lwvhostd shows for each port.
+if [[ $BACKEND == lwvhostd ]]; then
+    want=0
+    [[ $DEVARGS == *packed_vq=1* ]] && want=1
+    for p in vm0 vm1; do
+        f=$(timeout 5 "$LWVHOSTCTL" -s "$T/ctl.sock" ports --json |
+            jq -r --arg p "$p" '.ports[] | select(.name == $p) | .features')
+        [[ $f == 0x* ]] || fail "no negotiated features for $p"
+        (( (f >> 34 & 1) == want )) || fail "$p: features $f, RING_PACKED expected $want"
+        log "$p: features $f ($( ((want)) && echo packed || echo split) rings)"
+    done
+fi
 dpdk_cmd fe stop "set fwd rxonly" start
 sleep 1
 dpdk_cmd fe stop
 dpdk_sync fe || fail "testpmd does not answer"
+[[ $BACKEND == lwvhostd ]] && timeout 5 "$LWVHOSTCTL" -s "$T/ctl.sock" rings >"$T/rings.txt" 2>&1
 sleep 0.2
 
 fe=$(dpdk_port_stats fe) || fail "no port stats from testpmd"
