@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fdb.h"
 #include "log.h"
@@ -81,6 +82,10 @@ void config_usage(FILE *out)
 "  --ctl PATH     control socket for lwvhostctl (mode 0600; --ctl-mode MODE and\n"
 "                 --ctl-group GROUP to share it)\n"
 "  --workers N    worker threads serving queues (1-64, default 1)\n"
+"  --state-dir DIR  keep packed rings' positions in DIR/PORT.rings, so a\n"
+"                 restarted daemon resumes them where this one stopped (QEMU\n"
+"                 cannot say: a packed ring has no index in guest memory);\n"
+"                 the service uses /run/lwvhost\n"
 "  --log-level L  error, warn, info (default) or debug\n"
 "  --config FILE  read options from FILE: one per line, without the dashes\n"
 "                 (e.g. 'port vm1,path=/run/vm1.sock'), '#' starts a comment\n"
@@ -377,6 +382,15 @@ static int set_option(struct config *c, const char *key, const char *val, char *
         strcpy(c->ctl_path, val);
         return 0;
     }
+    if (strcmp(key, "state-dir") == 0) {
+        struct stat st;
+        if (!*val || strlen(val) >= sizeof(c->state_dir) - 64)
+            return fail(err, len, "--state-dir path empty or too long");
+        if (stat(val, &st) < 0 || !S_ISDIR(st.st_mode))
+            return fail(err, len, "--state-dir %s is not a directory", val);
+        strcpy(c->state_dir, val);
+        return 0;
+    }
     if (strcmp(key, "ctl-mode") == 0) {
         if (parse_mode(val, &c->ctl_mode) < 0)
             return fail(err, len, "--ctl-mode %s is not octal permissions (e.g. 0660)", val);
@@ -448,7 +462,7 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
      * getopt_long only finds it (val 0: the key is opts[idx].name). */
     static const char *const keys[] = {
         "port", "tap", "ctl", "ctl-mode", "ctl-group", "workers", "log-level",
-        "config", "policy", "idle-us", "fdb-age", "fdb-max-per-port",
+        "config", "policy", "idle-us", "fdb-age", "fdb-max-per-port", "state-dir",
     };
     enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
     struct option opts[NKEYS + 3];
@@ -534,7 +548,7 @@ void config_format_port(const struct port_cfg *p, const struct policy *live, cha
 /* The daemon's own options, in the order a written file lists them. */
 static const char *const global_keys[] = {
     "ctl", "ctl-mode", "ctl-group", "workers", "log-level", "policy", "idle-us", "fdb-age",
-    "fdb-max-per-port",
+    "fdb-max-per-port", "state-dir",
 };
 #define NGLOBALS (sizeof(global_keys) / sizeof(global_keys[0]))
 
@@ -580,6 +594,9 @@ static void global_value(const struct config *c, unsigned i, char *buf, size_t l
         break;
     case 8:
         snprintf(buf, len, "%u", c->fdb_port_max);
+        break;
+    case 9:
+        snprintf(buf, len, "%s", c->state_dir);
         break;
     }
 }

@@ -29,6 +29,7 @@ struct config {
     uint32_t idle_us;
     uint32_t fdb_age_s;        /* learned MACs forgotten after this long unused */
     uint32_t fdb_port_max;     /* learned MACs per port */
+    char state_dir[256];       /* packed rings' saved positions (rstate.h), "" if none */
     char config_path[4096];    /* the first --config FILE on the command line, "" if none */
     uint32_t cmdline_keys;     /* the daemon's options given on the command line (a bit each,
                                 * config.c's order): a saved file leaves them out */

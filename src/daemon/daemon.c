@@ -23,6 +23,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "log.h"
+#include "rstate.h"
 #include "loop.h"
 #include "port.h"
 #include "switch.h"
@@ -204,6 +205,8 @@ static void warn_restart_only(const struct config *next)
 {
     if (next->workers != cfg.workers)
         log_warn("reload: --workers changed to %u: takes effect at the next start", next->workers);
+    if (strcmp(next->state_dir, cfg.state_dir) != 0)
+        log_warn("reload: --state-dir changed: takes effect at the next start");
     if (strcmp(next->ctl_path, cfg.ctl_path) != 0 || next->ctl_mode != cfg.ctl_mode ||
         next->ctl_gid != cfg.ctl_gid)
         log_warn("reload: the control socket's options changed: they take effect at the next "
@@ -280,6 +283,7 @@ static void reload(void)
     apply_ports(&next);
     /* What cannot change at run time stays as it is running. */
     next.workers = cfg.workers;
+    memcpy(next.state_dir, cfg.state_dir, sizeof(next.state_dir));
     memcpy(next.ctl_path, cfg.ctl_path, sizeof(next.ctl_path));
     next.ctl_mode = cfg.ctl_mode;
     next.ctl_gid = cfg.ctl_gid;
@@ -385,6 +389,7 @@ int daemon_main(int argc, char **argv)
         log_error("cannot set up the event loop: %s", strerror(errno));
         return 1;
     }
+    rstate_set_dir(cfg.state_dir);
     if (workers_init(cfg.workers) < 0)
         goto out;
     workers_set_idle_us(cfg.idle_us);

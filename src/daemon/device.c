@@ -38,6 +38,7 @@ void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
 void dev_fini(struct vdev *d)
 {
     mem_clear(&d->mem);
+    rstate_close(&d->rs);
     for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
         vq_release(&d->q[i].vq);
         pthread_mutex_destroy(&d->q[i].rx_lock);

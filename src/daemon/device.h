@@ -21,6 +21,7 @@
 
 #include "mem.h"
 #include "policy.h"
+#include "rstate.h"
 #include "vq.h"
 
 #define LWV_MAX_QUEUE_PAIRS 16
@@ -56,6 +57,7 @@ struct vqueue {
     int callfd;
     int errfd;
     bool kick_set;          /* SET_VRING_KICK seen (fd or polling) */
+    uint32_t base;          /* the last SET_VRING_BASE value, as sent */
     int enable;             /* -1: not set by the frontend, else 0/1 */
     struct worker *worker;  /* serves this queue's kicks */
     pthread_mutex_t rx_lock;
@@ -96,6 +98,7 @@ struct vdev {
                              * atomic: set by workers and the SIGBUS guard */
     uint32_t mtu;
     struct guest_mem mem;
+    struct rstate rs;       /* packed rings' saved positions (control thread) */
     struct vqueue q[LWV_MAX_VQS];
 };
 

@@ -109,6 +109,8 @@ struct vq {
     struct virtq_pevent *drv_event;
     struct virtq_pevent *dev_event;
     struct vq_pk *pk;           /* packed rings' log, kept across resets */
+    uint32_t *journal;          /* packed: where our position is saved as
+                                 * used descriptors go out (rstate.h), or NULL */
 
     /* Datapath state.  Packed rings: last_avail and used_idx are ring
      * positions (below num), each with its wrap counter. */

@@ -123,6 +123,12 @@ static void commit(struct vq *vq, uint32_t upto)
         ring_advance(vq, &pos, &wrap, e->ndesc);
         if (e->batch && i + 1 != upto)
             continue;
+        /* Saved before the descriptor: a daemon killed between the two
+         * resumes past a buffer the driver never gets back, instead of
+         * stopping for good at a descriptor already marked used. */
+        if (vq->journal)
+            __atomic_store_n(vq->journal, (uint32_t)(pos | (uint16_t)wrap << 15),
+                             __ATOMIC_RELAXED);
         uint16_t flags = (uint16_t)((at_wrap ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0) |
                                     (e->len ? VIRTQ_DESC_F_WRITE : 0));
         __atomic_store_n(&ring[at].id, e->id, __ATOMIC_RELAXED);

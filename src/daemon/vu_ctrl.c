@@ -381,6 +381,7 @@ static int h_set_vring_base(struct ctx *c)
         return fail(c, "SET_VRING_BASE: ring %u: packed state 0x%x names an avail "
                     "position beyond the ring size %u", q->index, c->num, q->vq.num);
     pthread_mutex_lock(&q->rx_lock);
+    q->base = c->num;
     vq_set_base(&q->vq, c->num);
     __atomic_store_n(&q->vq.broken_reason, NULL, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&q->rx_lock);
@@ -397,6 +398,9 @@ static int h_get_vring_base(struct ctx *c)
         q->kickfd = -1;
     }
     q->kick_set = false;
+    /* The frontend learns where the ring is: nothing saved is needed. */
+    rstate_ring_forget(&c->d->rs, q->index);
+    q->vq.journal = NULL;
     c->reply.state.index = q->index;
     c->reply.state.num = vq_get_base(&q->vq);
     c->reply_size = STATE;
@@ -424,6 +428,26 @@ static int take_vring_fd(struct ctx *c)
     return 0;
 }
 
+/* A packed ring starting: from where the last daemon left it if the
+ * frontend only resends the base it gave that daemon (rstate.h). */
+static void resume_packed(struct ctx *c, struct vqueue *q)
+{
+    bool resumed;
+    uint32_t *pos;
+    uint32_t state = rstate_ring_start(&c->d->rs, c->p->name, q->index, q->vq.desc_uva, q->vq.num,
+                                       q->base, &resumed, &pos);
+    pthread_mutex_lock(&q->rx_lock);
+    if (resumed) {
+        /* rstate checked the position against the ring size. */
+        vq_set_base(&q->vq, state);
+        log_info("port %s: packed ring %u resumes at %u:%u, where the last daemon left it "
+                 "(the frontend's base %u:%u is older)", c->p->name, q->index, state & 0x7fff,
+                 (state >> 15) & 1, q->base & 0x7fff, (q->base >> 15) & 1);
+    }
+    q->vq.journal = pos;
+    pthread_mutex_unlock(&q->rx_lock);
+}
+
 static int h_set_vring_kick(struct ctx *c)
 {
     struct vqueue *q = c->q;
@@ -435,6 +459,8 @@ static int h_set_vring_kick(struct ctx *c)
     }
     q->kickfd = c->fd;
     q->kick_set = true;   /* the ring starts (spec: on kick; we serve at once) */
+    if (q->vq.packed)
+        resume_packed(c, q);
     worker_watch_queue(q);
     return 0;
 }

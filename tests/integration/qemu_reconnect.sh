@@ -27,7 +27,11 @@
 #     and the used index in guest memory is the one it published;
 #   - each QEMU still runs the same process, and the last daemon shuts down
 #     cleanly.
-# Env: BUILD (default build), LWV_DOWN_S (seconds the daemon stays dead,
+# With LWV_PACKED=all (lib-qemu.sh) the guests' NICs use packed
+# virtqueues: QEMU then has no index to restore a ring from and resends the
+# base it gave the first daemon; the daemons keep their positions in
+# --state-dir (rstate.h) and resume from there.
+# Env: BUILD (default build), LWV_PACKED, LWV_DOWN_S (seconds the daemon stays dead,
 #      default 0.5), LWV_RESUME_S, LWV_DAEMON_ARGS, LWV_KEEP=1, LWV_VERBOSE=1.
 # Exit: 0 pass, 77 skipped, else fail.
 set -u
@@ -68,7 +72,7 @@ on_exit cleanup
 start_daemon() {
     NDAEMON=$((NDAEMON + 1))
     "$D" --port "vm1,path=$T/vm1.sock,client=on" --port "vm2,path=$T/vm2.sock,client=on" \
-        --ctl "$T/ctl.sock" ${LWV_DAEMON_ARGS:-} </dev/null >"$T/lwvhostd.$NDAEMON.log" 2>&1 &
+        --ctl "$T/ctl.sock" --state-dir "$T" ${LWV_DAEMON_ARGS:-} </dev/null >"$T/lwvhostd.$NDAEMON.log" 2>&1 &
     DPID=$!
     log "lwvhostd #$NDAEMON started (pid $DPID)"
 }
@@ -174,11 +178,18 @@ rings_at_rest() {
     local j
     j=$(timeout 5 "$CTL" -s "$T/ctl.sock" rings --json 2>/dev/null) || return 1
     echo "$j" >"$T/rings.json"
+    # A packed ring has no index in guest memory: its positions (with wrap
+    # counters) must agree and nothing may wait on a TX ring.
     echo "$j" | jq -e '(.rings | length) == 4 and all(.rings[];
-        .state == "ready" and .broken == null and .used_idx == .guest_used_idx and
-        .last_avail_idx == .used_idx and
-        (if .dir == "tx" then .avail_idx == .last_avail_idx
-         else ((.avail_idx - .used_idx + 65536) % 65536) <= .size end))' >/dev/null
+        .state == "ready" and .broken == null and
+        if .layout == "packed" then
+            .last_avail_idx == .used_idx and .avail_wrap == .used_wrap and
+            (.dir == "rx" or .waiting == 0)
+        else
+            .used_idx == .guest_used_idx and .last_avail_idx == .used_idx and
+            (if .dir == "tx" then .avail_idx == .last_avail_idx
+             else ((.avail_idx - .used_idx + 65536) % 65536) <= .size end)
+        end)' >/dev/null
 }
 ok=1
 if wait_for_rest=$(for _ in $(seq 50); do rings_at_rest && { echo yes; break; }; sleep 0.1; done) &&

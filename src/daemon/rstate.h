@@ -1,0 +1,51 @@
+/*
+ * rstate.h - where a packed ring was, kept in a file so that a daemon
+ * restarted after a crash (or a restart: the socket closes the same way)
+ * resumes each ring where the last one stopped.
+ *
+ * A frontend cannot tell us: a split ring's used index lives in guest
+ * memory and QEMU restores a ring from it, but a packed ring has no index
+ * there, and QEMU then sends the base it last learnt (at the ring's start,
+ * or its last GET_VRING_BASE).  So each port with a packed ring has a small
+ * file, STATE_DIR/PORT.rings, mapped shared: per ring the address and size
+ * it had, the base the frontend gave at its start, and our position (the
+ * used position with its wrap counter, updated by the virtqueue layer as
+ * it writes each used descriptor; nothing is in flight between passes, so
+ * that is also where the next chain starts).
+ *
+ * Owns: the files and the rule for when a saved position is taken: the
+ * ring has the same address and size and the frontend gives the same base
+ * as when the saved position's ring started (QEMU resending what it had,
+ * not a new ring).  GET_VRING_BASE forgets a ring: the frontend then knows.
+ * Must not: touch the rings themselves.  Control thread only, except for
+ * the position word, written by whoever serves the ring.
+ */
+#ifndef LWV_RSTATE_H
+#define LWV_RSTATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rstate_slot;
+
+struct rstate {
+    struct rstate_slot *slot;   /* NULL: no file (none configured or failed) */
+    bool tried;                 /* opened once already (or failed: logged) */
+};
+
+/* The directory for the files ("" or NULL: none, packed rings then resume
+ * where the frontend says).  Called once at start. */
+void rstate_set_dir(const char *dir);
+const char *rstate_dir(void);
+
+/* A packed ring of port starts (SET_VRING_KICK): returns the state to run
+ * it from, base or the saved one (then *resumed is true), and where its
+ * position is to be written (NULL without a file). */
+uint32_t rstate_ring_start(struct rstate *rs, const char *port, unsigned ring, uint64_t desc_uva,
+                           uint32_t num, uint32_t base, bool *resumed, uint32_t **pos);
+/* GET_VRING_BASE: the frontend knows the ring's state now. */
+void rstate_ring_forget(struct rstate *rs, unsigned ring);
+/* Unmaps the file (kept on disk for the next daemon). */
+void rstate_close(struct rstate *rs);
+
+#endif
