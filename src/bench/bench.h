@@ -55,6 +55,7 @@ struct bench_cfg {
     unsigned window;            /* tcp: data frames in flight per flow */
     unsigned inflight;          /* rr: transactions in flight per flow */
     unsigned ring;              /* virtqueue size */
+    int packed;                 /* 1: packed virtqueues, 0: split */
     unsigned workers;           /* lwvhostd --workers (0: its default) */
     int backend_cpu, bench_cpu; /* CPUs to pin to; -1: no pinning */
     const char *attach_ctl;     /* --attach: running lwvhostd's control socket */
@@ -75,6 +76,8 @@ struct bench_result {
     char workload[8], topology[16], backend[16], policy[64];
     char kind[8];               /* "run"; sweep: "peak" (max rate) or "load" */
     char rx_irq[4];             /* "on": VMs arm RX interrupts when drained, "off" */
+    char ring[8];               /* virtqueue layout: "split" or "packed" */
+    unsigned ring_size;         /* virtqueue size */
     unsigned size, vms, streams, flows;
     double offered_pps;         /* NaN: max */
     double load_pct;            /* sweep: offered load in % of peak, NaN in run */

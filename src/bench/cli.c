@@ -175,8 +175,9 @@ int cfg_check(const struct bench_cfg *c, char *err, size_t errlen)
         snprintf(err, errlen, "--inflight must be 1..%u (half the ring)", c->ring / 2);
         return -1;
     }
-    if (c->ring & (c->ring - 1)) {
-        snprintf(err, errlen, "--ring must be a power of two");
+    if (!c->packed && (c->ring & (c->ring - 1))) {
+        snprintf(err, errlen, "--ring-size must be a power of two with split rings (packed "
+                 "rings take any size)");
         return -1;
     }
     return 0;
@@ -196,6 +197,8 @@ enum cfg_kind {
     CFG_OFF,       /* int: on -> 0, off -> 1 */
     CFG_FLAG,      /* int: set to 1 (no value) */
     CFG_NO_PIN,    /* both CPUs -1 (no value) */
+    CFG_RING,      /* split or packed (packed), or the old spelling of the
+                      ring size: a number, as CFG_UINT into field */
 };
 
 struct cfg_opt {
@@ -223,7 +226,8 @@ static const struct cfg_opt common_opts[] = {
     { "warmup", 0, CFG_DOUBLE, FIELD(warmup), 0, 60, "a number of seconds", NULL },
     { "window", 0, CFG_UINT, FIELD(window), 2, 32768, "a number of frames", NULL },
     { "inflight", 0, CFG_UINT, FIELD(inflight), 1, 16384, "a number of transactions", NULL },
-    { "ring", 0, CFG_UINT, FIELD(ring), 64, 4096, "a ring size", NULL },
+    { "ring", 0, CFG_RING, FIELD(ring), 64, 4096, "split, packed or a ring size", NULL },
+    { "ring-size", 0, CFG_UINT, FIELD(ring), 64, 4096, "a ring size", NULL },
     { "workers", 0, CFG_UINT, FIELD(workers), 1, 64, "a number of threads", NULL },
     { "backend-cpu", 0, CFG_INT, FIELD(backend_cpu), 0, 4095, "a CPU number", NULL },
     { "bench-cpu", 0, CFG_INT, FIELD(bench_cpu), 0, 4095, "a CPU number", NULL },
@@ -301,6 +305,12 @@ static int take_value(const struct cfg_opt *r, const char *arg, struct bench_cfg
     case CFG_NO_PIN:
         c->backend_cpu = c->bench_cpu = -1;
         return 0;
+    case CFG_RING:
+        if (!strcmp(arg, "split") || !strcmp(arg, "packed")) {
+            c->packed = !strcmp(arg, "packed");
+            return 0;
+        }
+        return parse_uint(arg, (unsigned)r->lo, (unsigned)r->hi, to);
     }
     return -1;
 }
@@ -352,7 +362,8 @@ int cli_option(const struct cli *cli, int o, const char *arg, struct bench_cfg *
     }
     if (take_value(r, arg, c) == 0)
         return 0;
-    if (r->kind == CFG_UINT || r->kind == CFG_INT || r->kind == CFG_DOUBLE)
+    if (r->kind == CFG_UINT || r->kind == CFG_INT || r->kind == CFG_DOUBLE ||
+        r->kind == CFG_RING)
         snprintf(err, errlen, "--%s: '%s' is not %s (%g..%g)", r->name, arg, r->what, r->lo,
                  r->hi);
     else

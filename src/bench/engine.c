@@ -186,6 +186,8 @@ void result_init(struct bench_result *r, const struct bench_cfg *c)
              c->backend == BK_DPDK ? "poll(dpdk)" : c->policy[0] ? c->policy : "default");
     snprintf(r->kind, sizeof r->kind, "run");
     snprintf(r->rx_irq, sizeof r->rx_irq, "%s", c->rx_irq_off ? "off" : "on");
+    snprintf(r->ring, sizeof r->ring, "%s", c->packed ? "packed" : "split");
+    r->ring_size = c->ring;
     r->size = c->size;
     r->vms = c->vms;
     r->streams = c->streams;
@@ -485,7 +487,7 @@ static void timers(struct eng *e, int64_t now)
             if (f->s.unacked && now - f->unacked_ns > DELACK_NS)
                 send_ack(e, f);
             if (f->s.next_seq != f->s.acked && now - f->ack_ns > TCP_RTO_NS) {
-                if (e->debug) {
+                if (e->debug && !vuf_is_packed(e->vm[f->src].v)) {
                     struct vuf_ring_view a, d;
                     vuf_ring_view(e->vm[f->src].v, 2 * f->q + 1, &a);
                     vuf_ring_view(e->vm[f->dst].v, 2 * f->q + 1, &d);
@@ -647,6 +649,7 @@ static int connect_vms(struct eng *e)
     memset(&o, 0, sizeof o);
     o.queue_pairs = c->streams;
     o.ring_size = c->ring;
+    o.packed = c->packed;
     if (c->size + VIRTIO_NET_HDR_LEN > 2048)
         o.tx_buf_size = c->size + VIRTIO_NET_HDR_LEN;
     o.timeout_ms = 5000;

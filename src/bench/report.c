@@ -26,7 +26,8 @@ struct field {
 
 static const struct field fields[] = {
     S("workload", workload), S("topology", topology), S("backend", backend),
-    S("policy", policy), S("kind", kind), S("rx_irq", rx_irq), U("size", size), U("vms", vms), U("streams", streams),
+    S("policy", policy), S("kind", kind), S("rx_irq", rx_irq), S("ring", ring),
+    U("ring_size", ring_size), U("size", size), U("vms", vms), U("streams", streams),
     U("flows", flows), D("load_pct", load_pct, 1), D("offered_pps", offered_pps, 0),
     D("interval_s", interval_s, 3), D("sent_pps", sent_pps, 0), D("rx_pps", rx_pps, 0),
     D("rx_gbps", rx_gbps, 4), D("data_pps", data_pps, 0), D("data_gbps", data_gbps, 4),
@@ -171,9 +172,9 @@ void report_text(FILE *f, const struct bench_result *r)
 {
     char a[32], b[32], c[32], d[32];
     fprintf(f, "%s %uB, %u VMs (%s), %u stream%s per VM, %u flows, backend %s, policy %s, "
-               "RX interrupts %s\n",
+               "RX interrupts %s, %s rings of %u\n",
             r->workload, r->size, r->vms, r->topology, r->streams, r->streams == 1 ? "" : "s",
-            r->flows, r->backend, r->policy, r->rx_irq);
+            r->flows, r->backend, r->policy, r->rx_irq, r->ring, r->ring_size);
     fprintf(f, "  offered      %s, sent %s over %.2f s\n",
             isnan(r->offered_pps) ? "max" : fmt_rate(a, sizeof a, r->offered_pps),
             fmt_rate(b, sizeof b, r->sent_pps), r->interval_s);

@@ -70,9 +70,9 @@ void sweep_usage(FILE *f)
 "  --dpdk               also run DPDK's testpmd vhost backend (peak and the same\n"
 "                       offered rates) for a row measured in the same sweep\n"
 "Options of run also apply: --topology, --warmup, --window, --inflight, --ring,\n"
-"--rx-irq, --workers, --attach/--sock-dir, --backend-cpu, --bench-cpu, --no-pin,\n"
-"--lwvhostd, --testpmd, --quiet-wait, --nice, -v.  Options given override the\n"
-"preset's.\n"
+"--ring-size, --rx-irq, --workers, --attach/--sock-dir, --backend-cpu,\n"
+"--bench-cpu, --no-pin, --lwvhostd, --testpmd, --quiet-wait, --nice, -v.  Options\n"
+"given override the preset's.\n"
 "Without an lwvhostd that has --policy, only its built-in behaviour is measured\n"
 "(policy \"default\").\n"
 "Exit status: 0 all runs ok, 1 some run failed, 2 bad usage.\n");

@@ -2,19 +2,29 @@
  * vuf.c - vhost-user frontend library (see vuf.h for the contract).
  *
  * Owns: one device's guest memory (memfd, one MAP_SHARED mapping), its
- * vhost-user socket, kick/call eventfds, the driver side of its split
- * virtqueues and the packet buffers.  Written from the vhost-user spec
- * (QEMU docs/interop/vhost-user.rst) and virtio 1.2 section 2.7.
+ * vhost-user socket, kick/call eventfds, the driver side of its split or
+ * packed virtqueues and the packet buffers.  Written from the vhost-user
+ * spec (QEMU docs/interop/vhost-user.rst) and virtio 1.2 sections 2.7
+ * (split) and 2.8 (packed).
  * Must not: call exit(), print, install signal handlers, keep global state,
  * or trust anything the backend writes into shared memory or the socket.
  *
  * Guest memory layout (file offsets in the memfd):
- *   region "meta": a guard page, then per ring desc/avail/used, the
- *                  indirect tables of the TX rings, then the scratch area;
+ *   region "meta": a guard page, then per ring desc/avail/used (packed:
+ *                  the descriptor ring, the driver and the device event
+ *                  suppression structures), the indirect tables of the TX
+ *                  rings, then the scratch area;
  *   region "data": per queue pair the TX buffers then the RX buffers.
  * With one region both lie in region 0 (GPA 0).  With two, meta is region
  * 0 at GPA 0 and data is region 1 at GPA 4 GiB (mmap_offset = meta size),
  * so rings and buffers always sit in different regions.
+ *
+ * Buffer ids: TX slot s is id s (split CHAIN2: head 2s), RX buffer i is id
+ * i, so one byte per id (inflight[]) says who holds it.  Packed rings add
+ * per id the number of ring descriptors its chain occupies (the driver's
+ * used position skips that many when the device returns the id), a list
+ * of heads whose flags are not written yet (enqueued, not published), and
+ * with IN_ORDER the ids in the order they were made available.
  */
 #define _GNU_SOURCE
 #include "vuf.h"
@@ -43,9 +53,17 @@
 #define MAX_BUF            65536u
 #define HDR_LEN            VIRTIO_NET_HDR_LEN
 
+/* inflight[] states */
+#define IF_FREE   0   /* the driver's */
+#define IF_DEV    1   /* handed to the device */
+#define IF_MARK   2   /* being consumed (catches an id used twice in a frame) */
+#define IF_HAND   3   /* packed: pushed by vuf_packed_avail_push */
+#define IF_PEND   4   /* packed: written, head flags not yet (unpublished) */
+
 struct vuf_ring {
     int       setup;
     int       is_tx;
+    int       packed;
     uint16_t  num;
     int       broken;
     /* shared memory */
@@ -71,6 +89,19 @@ struct vuf_ring {
     /* RX only: scratch for one frame's used elements */
     uint16_t *tmp_ids;
     uint32_t *tmp_lens;
+    /* packed only (desc/avail/used above stay NULL) */
+    struct virtq_pdesc  *pdesc;
+    struct virtq_pevent *drv_ev;   /* ours: interrupt requests */
+    struct virtq_pevent *dev_ev;   /* the device's: kick requests */
+    uint16_t  avail_pos, used_pos, pub_pos;   /* pub: avail pos at last publish */
+    uint8_t   avail_wrap, used_wrap, pub_wrap;
+    uint16_t  drv_flags;      /* last flags written to drv_ev */
+    unsigned  ndesc_held;     /* ring descriptors held by buffers in flight */
+    uint16_t *ndesc;          /* per id: descriptors its chain occupies */
+    uint16_t *pend_pos, *pend_flags, *pend_id;   /* heads without flags yet */
+    unsigned  npend;
+    uint16_t *fifo;           /* IN_ORDER: ids in flight, oldest first */
+    unsigned  fifo_head, fifo_n;
 };
 
 struct vuf {
@@ -84,6 +115,7 @@ struct vuf {
     uint64_t  scratch_off, scratch_size, scratch_used;
     uint64_t  dev_features, features, dev_protocol, protocol, queue_num;
     int       negotiated;
+    int       in_order;       /* packed with VIRTIO_F_IN_ORDER acked */
     unsigned  nrings;
     enum vuf_tx_mode tx_mode;
     struct vuf_ring ring[VUF_MAX_RINGS];
@@ -483,8 +515,21 @@ static int layout(struct vuf *v)
         struct vuf_ring *q = &v->ring[r];
         q->num = (uint16_t)num;
         q->is_tx = r & 1;
+        q->packed = v->o.packed;
         off = align_up(off, PAGE);
         q->desc_off = off;
+        if (q->packed) {
+            /* the two event structures on cache lines of their own: the
+             * device reads ours and writes its own */
+            off += virtq_pdesc_size(num);
+            off = align_up(off, 64);
+            q->avail_off = off;
+            off += sizeof(struct virtq_pevent);
+            off = align_up(off, 64);
+            q->used_off = off;
+            off += sizeof(struct virtq_pevent);
+            continue;
+        }
         off += virtq_desc_size(num);
         off = align_up(off, 64);
         q->avail_off = off;
@@ -503,6 +548,7 @@ static int layout(struct vuf *v)
         }
         off = align_up(off, 64);
         q->ind_off = off;
+        /* split and packed table entries are both 16 bytes */
         off += (uint64_t)q->nslots * 2 * sizeof(struct virtq_desc);
     }
     off = align_up(off, PAGE);
@@ -560,7 +606,8 @@ int vuf_open(struct vuf **out, const struct vuf_opts *o)
             (v->o.queue_pairs > 1 ? 1ull << VIRTIO_NET_F_MQ : 0);
 
     int r = -EINVAL;
-    if (v->o.queue_pairs > VUF_MAX_QP || !is_pow2(v->o.ring_size) ||
+    /* a packed ring may have any size; a split one is a power of two */
+    if (v->o.queue_pairs > VUF_MAX_QP || (!v->o.packed && !is_pow2(v->o.ring_size)) ||
         v->o.ring_size > VIRTQ_MAX_SIZE || v->o.nregions > 2 ||
         v->o.rx_buf_size < HDR_LEN + 1 || v->o.rx_buf_size > MAX_BUF ||
         v->o.tx_buf_size < HDR_LEN + 1 || v->o.tx_buf_size > MAX_BUF ||
@@ -592,9 +639,24 @@ int vuf_open(struct vuf **out, const struct vuf_opts *o)
 
     for (unsigned i = 0; i < v->nrings; i++) {
         struct vuf_ring *q = &v->ring[i];
-        q->desc = off_ptr(v, q->desc_off);
-        q->avail = off_ptr(v, q->avail_off);
-        q->used = off_ptr(v, q->used_off);
+        if (q->packed) {
+            q->pdesc = off_ptr(v, q->desc_off);
+            q->drv_ev = off_ptr(v, q->avail_off);
+            q->dev_ev = off_ptr(v, q->used_off);
+            q->ndesc = calloc(q->num, sizeof(uint16_t));
+            q->pend_pos = calloc(q->num, sizeof(uint16_t));
+            q->pend_flags = calloc(q->num, sizeof(uint16_t));
+            q->pend_id = calloc(q->num, sizeof(uint16_t));
+            q->fifo = calloc(q->num, sizeof(uint16_t));
+            if (!q->ndesc || !q->pend_pos || !q->pend_flags || !q->pend_id || !q->fifo) {
+                r = -ENOMEM;
+                goto fail;
+            }
+        } else {
+            q->desc = off_ptr(v, q->desc_off);
+            q->avail = off_ptr(v, q->avail_off);
+            q->used = off_ptr(v, q->used_off);
+        }
         q->inflight = calloc(q->num, 1);
         if (q->is_tx) {
             q->free_stack = calloc(q->nslots, sizeof(uint16_t));
@@ -631,6 +693,11 @@ int vuf_negotiate(struct vuf *v)
                (unsigned long long)f);
         return -ENOTSUP;
     }
+    if (v->o.packed && !(f & (1ull << VIRTIO_F_RING_PACKED))) {
+        seterr(v, "packed rings wanted but the backend does not offer VIRTIO_F_RING_PACKED "
+               "(features 0x%llx)", (unsigned long long)f);
+        return -ENOTSUP;
+    }
     if ((r = set_msg(v, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0)))
         return r;
 
@@ -662,6 +729,13 @@ int vuf_negotiate(struct vuf *v)
 
     v->features = f & v->o.features;
     v->features |= 1ull << VIRTIO_F_VERSION_1;
+    /* The layout is opts.packed's alone.  IN_ORDER only with packed rings:
+     * the split driver does not implement its batched used entries. */
+    if (v->o.packed)
+        v->features |= 1ull << VIRTIO_F_RING_PACKED;
+    else
+        v->features &= ~(1ull << VIRTIO_F_RING_PACKED | 1ull << VIRTIO_F_IN_ORDER);
+    v->in_order = !!(v->features & (1ull << VIRTIO_F_IN_ORDER));
     if (v->protocol || (want_proto && (f & (1ull << VHOST_USER_F_PROTOCOL_FEATURES))))
         v->features |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
     if (v->tx_mode == VUF_TX_INDIRECT &&
@@ -686,8 +760,143 @@ int vuf_set_mem_table(struct vuf *v)
                    fds, v->nregions);
 }
 
+/* ---- packed ring helpers (virtio 1.2, 2.8) ---- */
+
+/* Moves a ring position n (<= num) descriptors on, flipping the wrap
+ * counter when it passes the end. */
+static void padvance(uint16_t *pos, uint8_t *wrap, unsigned n, uint16_t num)
+{
+    unsigned p = *pos + n;
+    if (p >= num) {
+        p -= num;
+        *wrap ^= 1;
+    }
+    *pos = (uint16_t)p;
+}
+
+/* A descriptor's flags made available under wrap counter w: AVAIL = w,
+ * USED = !w. */
+static uint16_t pavail_flags(uint16_t flags, int w)
+{
+    flags &= (uint16_t)~(VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED);
+    return (uint16_t)(flags | (w ? VIRTQ_DESC_F_AVAIL : VIRTQ_DESC_F_USED));
+}
+
+/* Writes one descriptor at the avail position and advances.  A chain's
+ * head keeps its flags in the pending list until the next publish, so an
+ * enqueued buffer stays invisible (as an unpublished split avail entry). */
+static void pdesc_put(struct vuf_ring *q, uint64_t addr, uint32_t len, uint16_t id,
+                      uint16_t flags, int head)
+{
+    struct virtq_pdesc *d = &q->pdesc[q->avail_pos];
+    uint16_t f = pavail_flags(flags, q->avail_wrap);
+    d->addr = addr;
+    d->len = len;
+    d->id = id;
+    if (head) {
+        q->pend_pos[q->npend] = q->avail_pos;
+        q->pend_flags[q->npend] = f;
+        q->pend_id[q->npend] = id;
+        q->npend++;
+    } else {
+        __atomic_store_n(&d->flags, f, __ATOMIC_RELAXED);
+    }
+    padvance(&q->avail_pos, &q->avail_wrap, 1, q->num);
+}
+
+/* Makes the pending heads available: the last one first and the first
+ * one last, each a release store, so the whole batch appears at once to a
+ * device that stops at the first descriptor not yet available. */
+static void pflush(struct vuf_ring *q)
+{
+    for (unsigned k = 0; k < q->npend; k++)
+        if (q->inflight[q->pend_id[k]] == IF_PEND)
+            q->inflight[q->pend_id[k]] = IF_DEV;
+    for (unsigned k = q->npend; k-- > 0;)
+        __atomic_store_n(&q->pdesc[q->pend_pos[k]].flags, q->pend_flags[k], __ATOMIC_RELEASE);
+    q->npend = 0;
+}
+
+/* Records buffer id (ndesc descriptors) as in flight in state st. */
+static void ptrack(struct vuf *v, struct vuf_ring *q, uint16_t id, unsigned ndesc, uint8_t st)
+{
+    q->inflight[id] = st;
+    q->ndesc[id] = (uint16_t)ndesc;
+    q->ninflight++;
+    q->ndesc_held += ndesc;
+    if (v->in_order)
+        q->fifo[(q->fifo_head + q->fifo_n++) % q->num] = id;
+}
+
+/* 1 if the device has marked the descriptor at pos used under wrap
+ * counter w (AVAIL == USED == w), with its id and len read after the flags
+ * (acquire); 0 if not yet. */
+static int pused_at(const struct vuf_ring *q, uint16_t pos, int w, uint16_t *id, uint32_t *len)
+{
+    struct virtq_pdesc *d = &q->pdesc[pos];
+    uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+    if (!(f & VIRTQ_DESC_F_AVAIL) != !w || !(f & VIRTQ_DESC_F_USED) != !w)
+        return 0;
+    *id = __atomic_load_n(&d->id, __ATOMIC_RELAXED);
+    *len = __atomic_load_n(&d->len, __ATOMIC_RELAXED);
+    return 1;
+}
+
+static int pused_ready(const struct vuf_ring *q)
+{
+    uint16_t id;
+    uint32_t len;
+    return pused_at(q, q->used_pos, q->used_wrap, &id, &len);
+}
+
+/* Position p under wrap counter w as one index in [0, 2 num): it grows
+ * by one per descriptor, modulo 2 num. */
+static uint32_t plinear(uint16_t p, int w, uint16_t num)
+{
+    return p + (w ? 0u : num);
+}
+
+/* After descriptors [old, avail) were made available: does the device's
+ * event suppression structure ask for a kick? */
+static int pwants_kick(const struct vuf *v, const struct vuf_ring *q, uint16_t old_pos,
+                       int old_wrap)
+{
+    uint16_t flags = __atomic_load_n(&q->dev_ev->flags, __ATOMIC_ACQUIRE);
+    if (flags == VIRTQ_EVENT_F_DISABLE)
+        return 0;
+    /* ENABLE, and whatever we cannot interpret: a spare kick is harmless */
+    if (flags != VIRTQ_EVENT_F_DESC || !(v->features & (1ull << VIRTIO_RING_F_EVENT_IDX)))
+        return 1;
+    uint16_t ow = __atomic_load_n(&q->dev_ev->off_wrap, __ATOMIC_RELAXED);
+    uint16_t off = ow & 0x7fff;
+    if (off >= q->num)
+        return 1;
+    uint32_t n2 = 2u * q->num, lold = plinear(old_pos, old_wrap, q->num);
+    uint32_t added = (plinear(q->avail_pos, q->avail_wrap, q->num) + n2 - lold) % n2;
+    uint32_t ev = plinear(off, ow >> 15, q->num);
+    return (ev + n2 - lold) % n2 < added;
+}
+
 static void ring_arm(struct vuf *v, struct vuf_ring *q, int want)
 {
+    if (q->packed) {
+        uint16_t flags = VIRTQ_EVENT_F_DISABLE;
+        if (want && (v->features & (1ull << VIRTIO_RING_F_EVENT_IDX))) {
+            /* an interrupt when the device uses the descriptor we read next */
+            __atomic_store_n(&q->drv_ev->off_wrap,
+                             (uint16_t)(q->used_pos | (unsigned)q->used_wrap << 15),
+                             __ATOMIC_RELAXED);
+            flags = VIRTQ_EVENT_F_DESC;
+        } else if (want) {
+            flags = VIRTQ_EVENT_F_ENABLE;
+        }
+        /* unchanged ENABLE/DISABLE are not rewritten: the device reads
+         * this line on every completion */
+        if (flags != q->drv_flags || flags == VIRTQ_EVENT_F_DESC)
+            __atomic_store_n(&q->drv_ev->flags, flags, __ATOMIC_RELEASE);
+        q->drv_flags = flags;
+        return;
+    }
     uint16_t *used_event = &q->avail->ring[q->num];
     if (v->features & (1ull << VIRTIO_RING_F_EVENT_IDX)) {
         __atomic_store_n(used_event, want ? q->last_used : (uint16_t)(q->last_used - 1),
@@ -706,6 +915,11 @@ static int ring_wants_irq(const struct vuf *v, const struct vuf_ring *q)
 static void rx_post(struct vuf *v, struct vuf_ring *q, uint16_t id)
 {
     uint64_t off = q->buf_off + (uint64_t)id * q->buf_size;
+    if (q->packed) {
+        pdesc_put(q, off_gpa(v, off), q->buf_size, id, VIRTQ_DESC_F_WRITE, 1);
+        ptrack(v, q, id, 1, IF_PEND);
+        return;
+    }
     q->desc[id].addr = off_gpa(v, off);
     q->desc[id].len = q->buf_size;
     q->desc[id].flags = VIRTQ_DESC_F_WRITE;
@@ -723,13 +937,26 @@ int vuf_setup_ring(struct vuf *v, unsigned ring)
     struct vuf_ring *q = &v->ring[ring];
     int r;
 
-    memset(q->desc, 0, virtq_desc_size(q->num));
-    memset(q->avail, 0, virtq_avail_size(q->num));
-    memset(q->used, 0, virtq_used_size(q->num));
     memset(q->inflight, 0, q->num);
     q->avail_idx = q->published = q->last_used = 0;
     q->ninflight = 0;
     q->broken = 0;
+    if (q->packed) {
+        memset(q->pdesc, 0, virtq_pdesc_size(q->num));
+        memset(q->drv_ev, 0, sizeof *q->drv_ev);
+        memset(q->dev_ev, 0, sizeof *q->dev_ev);
+        /* both wrap counters start at 1 (virtio 1.2, 2.8.1) */
+        q->avail_pos = q->used_pos = q->pub_pos = 0;
+        q->avail_wrap = q->used_wrap = q->pub_wrap = 1;
+        q->drv_flags = 0xffff;   /* forces the first write */
+        q->ndesc_held = 0;
+        q->npend = 0;
+        q->fifo_head = q->fifo_n = 0;
+    } else {
+        memset(q->desc, 0, virtq_desc_size(q->num));
+        memset(q->avail, 0, virtq_avail_size(q->num));
+        memset(q->used, 0, virtq_used_size(q->num));
+    }
     if (q->is_tx) {
         q->nfree = q->nslots;
         for (unsigned i = 0; i < q->nslots; i++)
@@ -737,8 +964,14 @@ int vuf_setup_ring(struct vuf *v, unsigned ring)
     } else {
         for (unsigned i = 0; i < q->num; i++)
             rx_post(v, q, (uint16_t)i);
-        __atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
-        q->published = q->avail_idx;
+        if (q->packed) {
+            pflush(q);
+            q->pub_pos = q->avail_pos;
+            q->pub_wrap = q->avail_wrap;
+        } else {
+            __atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_RELEASE);
+            q->published = q->avail_idx;
+        }
     }
     ring_arm(v, q, ring_wants_irq(v, q));
 
@@ -751,7 +984,10 @@ int vuf_setup_ring(struct vuf *v, unsigned ring)
 
     if ((r = set_state(v, VHOST_USER_SET_VRING_NUM, ring, q->num)))
         return r;
-    if ((r = set_state(v, VHOST_USER_SET_VRING_BASE, ring, 0)))
+    /* packed: next avail 0 and next used 0, both wrap counters 1
+     * (0x80008000, what QEMU sends) */
+    uint32_t base = q->packed ? virtq_packed_state(0, 1, 0, 1) : 0;
+    if ((r = set_state(v, VHOST_USER_SET_VRING_BASE, ring, base)))
         return r;
     struct vhost_user_vring_addr a = {
         .index = ring, .flags = 0,
@@ -871,6 +1107,11 @@ void vuf_close(struct vuf *v)
         free(q->free_stack);
         free(q->tmp_ids);
         free(q->tmp_lens);
+        free(q->ndesc);
+        free(q->pend_pos);
+        free(q->pend_flags);
+        free(q->pend_id);
+        free(q->fifo);
     }
     if (v->mem)
         munmap(v->mem, v->mem_size);
@@ -889,6 +1130,7 @@ uint64_t vuf_protocol(const struct vuf *v) { return v->protocol; }
 uint64_t vuf_backend_queue_num(const struct vuf *v) { return v->queue_num; }
 unsigned vuf_queue_pairs(const struct vuf *v) { return v->o.queue_pairs; }
 unsigned vuf_ring_size(const struct vuf *v) { return v->o.ring_size; }
+int vuf_is_packed(const struct vuf *v) { return !!v->o.packed; }
 int vuf_has_feature(const struct vuf *v, unsigned bit)
 {
     return bit < 64 && (v->features >> bit) & 1;
@@ -968,9 +1210,30 @@ int vuf_kick(struct vuf *v, unsigned ring)
     return r < 0 ? r : 0;
 }
 
+/* Packed: make the pending heads available; kick if the device asks. */
+static int ring_publish_packed(struct vuf *v, struct vuf_ring *q)
+{
+    if (q->npend == 0)
+        return 0;
+    uint16_t old_pos = q->pub_pos;
+    int old_wrap = q->pub_wrap;
+    pflush(q);
+    q->pub_pos = q->avail_pos;
+    q->pub_wrap = q->avail_wrap;
+    /* our flags before the device's event structure (as for split) */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!pwants_kick(v, q, old_pos, old_wrap)) {
+        v->st.kicks_suppressed++;
+        return 0;
+    }
+    return do_kick(v, q);
+}
+
 /* Publish avail->idx; kick when the device asked for it. */
 static int ring_publish(struct vuf *v, struct vuf_ring *q)
 {
+    if (q->packed)
+        return ring_publish_packed(v, q);
     uint16_t old = q->published, now = q->avail_idx;
     if (old == now)
         return 0;
@@ -991,12 +1254,62 @@ static int ring_publish(struct vuf *v, struct vuf_ring *q)
     return do_kick(v, q);
 }
 
+/* Packed: retires buffer id (in flight): the used position skips the
+ * descriptors its chain occupied. */
+static void pretire(struct vuf *v, struct vuf_ring *q, uint16_t id)
+{
+    padvance(&q->used_pos, &q->used_wrap, q->ndesc[id], q->num);
+    q->ndesc_held -= q->ndesc[id];
+    q->ninflight--;
+    if (q->is_tx && q->inflight[id] == IF_DEV) {
+        q->free_stack[q->nfree++] = id;
+        v->st.tx_done++;
+    }
+    q->inflight[id] = IF_FREE;
+}
+
+static int tx_reclaim_packed(struct vuf *v, struct vuf_ring *q)
+{
+    int n = 0;
+    uint16_t id;
+    uint32_t len;
+    while (pused_at(q, q->used_pos, q->used_wrap, &id, &len)) {
+        if (q->ninflight == 0)
+            return ring_broken(v, q, "used descriptor at %u with nothing in flight", q->used_pos);
+        if (id >= q->num || (q->inflight[id] != IF_DEV && q->inflight[id] != IF_HAND))
+            return ring_broken(v, q, "used id %u not in flight", id);
+        if (len > q->buf_size)
+            return ring_broken(v, q, "used len %u > buffer %u", len, q->buf_size);
+        if (v->in_order) {
+            /* one used descriptor may stand for every earlier buffer */
+            uint16_t first;
+            do {
+                first = q->fifo[q->fifo_head];
+                q->fifo_head = (q->fifo_head + 1) % q->num;
+                q->fifo_n--;
+                pretire(v, q, first);
+                n++;
+            } while (first != id);
+        } else {
+            pretire(v, q, id);
+            n++;
+        }
+    }
+    return n;
+}
+
 int vuf_tx_reclaim(struct vuf *v, unsigned qp)
 {
     int err;
     struct vuf_ring *q = get_ring(v, 2 * qp + 1, &err);
     if (!q)
         return err;
+    if (q->packed) {
+        int n = tx_reclaim_packed(v, q);
+        if (n >= 0)
+            ring_arm(v, q, ring_wants_irq(v, q));
+        return n;
+    }
     uint16_t n;
     if (used_new(v, q, &n) < 0)
         return -EPROTO;
@@ -1040,11 +1353,13 @@ int vuf_tx_enqueue(struct vuf *v, unsigned qp, const void *frame, size_t len,
         return err;
     if (len == 0 || len > q->buf_size - HDR_LEN)
         return -EMSGSIZE;
-    if (q->nfree == 0) {
+    /* packed: hand-pushed chains may hold ring space beyond the slots */
+    unsigned need = v->tx_mode == VUF_TX_CHAIN2 ? 2 : 1;
+    if (q->nfree == 0 || (q->packed && q->ndesc_held + need > q->num)) {
         int r = vuf_tx_reclaim(v, qp);
         if (r < 0)
             return r;
-        if (q->nfree == 0) {
+        if (q->nfree == 0 || (q->packed && q->ndesc_held + need > q->num)) {
             v->st.tx_full++;
             return -EAGAIN;
         }
@@ -1060,6 +1375,34 @@ int vuf_tx_enqueue(struct vuf *v, unsigned qp, const void *frame, size_t len,
         memset(&h, 0, sizeof h);
     memcpy(buf, &h, HDR_LEN);
     memcpy(buf + HDR_LEN, frame, len);
+
+    if (q->packed) {
+        /* id = slot in every descriptor of the chain */
+        uint16_t id = (uint16_t)slot;
+        switch (v->tx_mode) {
+        case VUF_TX_CHAIN2:
+            pdesc_put(q, gpa, HDR_LEN, id, VIRTQ_DESC_F_NEXT, 1);
+            pdesc_put(q, gpa + HDR_LEN, (uint32_t)len, id, 0, 0);
+            break;
+        case VUF_TX_INDIRECT: {
+            /* a packed indirect table is read in sequence: no NEXT */
+            uint64_t toff = q->ind_off + (uint64_t)slot * 2 * sizeof(struct virtq_pdesc);
+            struct virtq_pdesc *t = off_ptr(v, toff);
+            t[0] = (struct virtq_pdesc){ gpa, HDR_LEN, 0, 0 };
+            t[1] = (struct virtq_pdesc){ gpa + HDR_LEN, (uint32_t)len, 0, 0 };
+            pdesc_put(q, off_gpa(v, toff), 2 * sizeof(struct virtq_pdesc), id,
+                      VIRTQ_DESC_F_INDIRECT, 1);
+            break;
+        }
+        default:
+            pdesc_put(q, gpa, (uint32_t)(HDR_LEN + len), id, 0, 1);
+            break;
+        }
+        ptrack(v, q, id, need, IF_PEND);
+        v->st.tx_frames++;
+        v->st.tx_bytes += len;
+        return 0;
+    }
 
     uint16_t head;
     switch (v->tx_mode) {
@@ -1110,13 +1453,19 @@ int vuf_send(struct vuf *v, unsigned qp, const void *frame, size_t len)
     return r < 0 ? r : 0;
 }
 
-int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
-                struct virtio_net_hdr *hdr_out, unsigned *nbufs)
+/* Undoes the IF_MARK marks of the first k collected buffers. */
+static void rx_unmark(struct vuf_ring *q, unsigned k)
 {
-    int err;
-    struct vuf_ring *q = get_ring(v, 2 * qp, &err);
-    if (!q)
-        return err;
+    for (unsigned j = 0; j < k; j++)
+        q->inflight[q->tmp_ids[j]] = IF_DEV;
+}
+
+/* Split: the used elements of the next complete frame into q->tmp_ids and
+ * q->tmp_lens, each marked IF_MARK; *nbp buffers, *hp the first one's
+ * header, *totalp the frame's bytes.  0, -EAGAIN or -EPROTO. */
+static int rx_collect_split(struct vuf *v, struct vuf_ring *q, unsigned *nbp,
+                            struct virtio_net_hdr *hp, uint64_t *totalp)
+{
     uint16_t avail;
     if (used_new(v, q, &avail) < 0)
         return -EPROTO;
@@ -1130,37 +1479,107 @@ int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
         return ring_broken(v, q, "used id %u not posted", e.id);
     if (e.len > q->buf_size || e.len < HDR_LEN)
         return ring_broken(v, q, "used len %u outside [%u, %u]", e.len, HDR_LEN, q->buf_size);
-    struct virtio_net_hdr h;
-    memcpy(&h, off_ptr(v, q->buf_off + (uint64_t)e.id * q->buf_size), HDR_LEN);
-    unsigned nb = (v->features & (1ull << VIRTIO_NET_F_MRG_RXBUF)) ? h.num_buffers : 1;
+    memcpy(hp, off_ptr(v, q->buf_off + (uint64_t)e.id * q->buf_size), HDR_LEN);
+    unsigned nb = (v->features & (1ull << VIRTIO_NET_F_MRG_RXBUF)) ? hp->num_buffers : 1;
     if (nb == 0 || nb > q->ninflight)
         return ring_broken(v, q, "num_buffers %u with %u buffers posted", nb, q->ninflight);
     if (nb > avail)
         return -EAGAIN;   /* rest of the frame not published yet */
 
     /* validate every element before consuming any */
-    uint16_t *ids = q->tmp_ids;
-    uint32_t *lens = q->tmp_lens;
     uint64_t total = 0;
     for (unsigned k = 0; k < nb; k++) {
         memcpy(&e, (const void *)&q->used->ring[(uint16_t)(q->last_used + k) & mask], sizeof e);
-        if (e.id >= q->num || q->inflight[e.id] != 1) {
-            for (unsigned j = 0; j < k; j++)
-                q->inflight[ids[j]] = 1;
+        if (e.id >= q->num || q->inflight[e.id] != IF_DEV) {
+            rx_unmark(q, k);
             return ring_broken(v, q, "used id %u (buffer %u of %u) not posted", e.id, k, nb);
         }
         if (e.len > q->buf_size || (k == 0 && e.len < HDR_LEN)) {
-            for (unsigned j = 0; j < k; j++)
-                q->inflight[ids[j]] = 1;
+            rx_unmark(q, k);
             return ring_broken(v, q, "used len %u > buffer %u", e.len, q->buf_size);
         }
-        q->inflight[e.id] = 2;   /* mark: catches duplicate ids */
-        ids[k] = (uint16_t)e.id;
-        lens[k] = e.len;
+        q->inflight[e.id] = IF_MARK;   /* catches duplicate ids */
+        q->tmp_ids[k] = (uint16_t)e.id;
+        q->tmp_lens[k] = e.len;
         total += e.len - (k == 0 ? HDR_LEN : 0);
     }
-    if (total > INT_MAX)
+    *nbp = nb;
+    *totalp = total;
+    return 0;
+}
+
+/* Packed: as rx_collect_split, reading used descriptors from the used
+ * position on (an RX buffer is one descriptor).  With IN_ORDER each buffer
+ * must still have a descriptor of its own: the driver needs every RX
+ * buffer's length, so a batch naming a later buffer breaks the ring. */
+static int rx_collect_packed(struct vuf *v, struct vuf_ring *q, unsigned *nbp,
+                             struct virtio_net_hdr *hp, uint64_t *totalp)
+{
+    uint16_t pos = q->used_pos, id;
+    uint8_t w = q->used_wrap;
+    uint32_t len;
+    unsigned nb = 1;
+    uint64_t total = 0;
+
+    for (unsigned k = 0; k < nb; k++) {
+        if (!pused_at(q, pos, w, &id, &len)) {
+            rx_unmark(q, k);
+            return -EAGAIN;   /* nothing yet, or the rest of the frame */
+        }
+        if (q->ninflight == 0)
+            return ring_broken(v, q, "used descriptor at %u with nothing posted", pos);
+        if (id >= q->num || q->inflight[id] != IF_DEV) {
+            rx_unmark(q, k);
+            return ring_broken(v, q, "used id %u (buffer %u of %u) not posted", id, k, nb);
+        }
+        if (v->in_order && id != q->fifo[(q->fifo_head + k) % q->num]) {
+            rx_unmark(q, k);
+            return ring_broken(v, q, "IN_ORDER: used id %u, buffer %u expected", id,
+                               q->fifo[(q->fifo_head + k) % q->num]);
+        }
+        if (len > q->buf_size || (k == 0 && len < HDR_LEN)) {
+            rx_unmark(q, k);
+            return ring_broken(v, q, "used len %u outside [%u, %u]", len, k ? 0 : HDR_LEN,
+                               q->buf_size);
+        }
+        if (k == 0) {
+            memcpy(hp, off_ptr(v, q->buf_off + (uint64_t)id * q->buf_size), HDR_LEN);
+            nb = (v->features & (1ull << VIRTIO_NET_F_MRG_RXBUF)) ? hp->num_buffers : 1;
+            if (nb == 0 || nb > q->ninflight)
+                return ring_broken(v, q, "num_buffers %u with %u buffers posted", nb,
+                                   q->ninflight);
+        }
+        q->inflight[id] = IF_MARK;   /* catches duplicate ids */
+        q->tmp_ids[k] = id;
+        q->tmp_lens[k] = len;
+        total += len - (k == 0 ? HDR_LEN : 0);
+        padvance(&pos, &w, 1, q->num);
+    }
+    *nbp = nb;
+    *totalp = total;
+    return 0;
+}
+
+int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
+                struct virtio_net_hdr *hdr_out, unsigned *nbufs)
+{
+    int err;
+    struct vuf_ring *q = get_ring(v, 2 * qp, &err);
+    if (!q)
+        return err;
+    unsigned nb = 0;
+    uint64_t total = 0;
+    struct virtio_net_hdr h;
+    int r = q->packed ? rx_collect_packed(v, q, &nb, &h, &total)
+                      : rx_collect_split(v, q, &nb, &h, &total);
+    if (r)
+        return r;
+    uint16_t *ids = q->tmp_ids;
+    uint32_t *lens = q->tmp_lens;
+    if (total > INT_MAX) {
+        rx_unmark(q, nb);
         return ring_broken(v, q, "frame of %llu bytes", (unsigned long long)total);
+    }
 
     size_t pos = 0;
     for (unsigned k = 0; k < nb; k++) {
@@ -1174,9 +1593,18 @@ int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
         pos += dlen;
     }
     /* consume and repost */
-    q->last_used = (uint16_t)(q->last_used + nb);
+    if (q->packed) {
+        padvance(&q->used_pos, &q->used_wrap, nb, q->num);
+        q->ndesc_held -= nb;
+        if (v->in_order) {
+            q->fifo_head = (q->fifo_head + nb) % q->num;
+            q->fifo_n -= nb;
+        }
+    } else {
+        q->last_used = (uint16_t)(q->last_used + nb);
+    }
     for (unsigned k = 0; k < nb; k++) {
-        q->inflight[ids[k]] = 0;
+        q->inflight[ids[k]] = IF_FREE;
         q->ninflight--;
         rx_post(v, q, ids[k]);
     }
@@ -1189,7 +1617,7 @@ int vuf_recv_ex(struct vuf *v, unsigned qp, void *out, size_t cap,
         *nbufs = nb;
     ring_arm(v, q, ring_wants_irq(v, q));
     if (!v->o.rx_batch) {
-        int r = ring_publish(v, q);
+        r = ring_publish(v, q);
         if (r < 0)
             return r;
     }
@@ -1242,7 +1670,8 @@ static int wait_rings(struct vuf *v, const unsigned *rings, unsigned n, int time
         struct vuf_ring *q = &v->ring[rings[i]];
         if (!q->setup || q->call_fd < 0)
             continue;
-        if (__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) != q->last_used)
+        if (q->packed ? pused_ready(q)
+                      : __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) != q->last_used)
             pending = 1;
         pfd[np].fd = q->call_fd;
         pfd[np].events = POLLIN;
@@ -1312,11 +1741,23 @@ int vuf_ring_view(struct vuf *v, unsigned ring, struct vuf_ring_view *out)
     if (ring >= v->nrings)
         return -EINVAL;
     struct vuf_ring *q = &v->ring[ring];
-    out->desc = q->desc;
-    out->avail = q->avail;
-    out->used = q->used;
-    out->used_event = &q->avail->ring[q->num];
-    out->avail_event = (uint16_t *)&q->used->ring[q->num];
+    memset(out, 0, sizeof *out);
+    if (q->packed) {
+        out->packed = 1;
+        out->pdesc = q->pdesc;
+        out->driver_event = q->drv_ev;
+        out->device_event = q->dev_ev;
+        out->avail_pos = q->avail_pos;
+        out->avail_wrap = q->avail_wrap;
+        out->used_pos = q->used_pos;
+        out->used_wrap = q->used_wrap;
+    } else {
+        out->desc = q->desc;
+        out->avail = q->avail;
+        out->used = q->used;
+        out->used_event = &q->avail->ring[q->num];
+        out->avail_event = (uint16_t *)&q->used->ring[q->num];
+    }
     out->num = q->num;
     out->desc_gpa = off_gpa(v, q->desc_off);
     out->avail_gpa = off_gpa(v, q->avail_off);
@@ -1330,7 +1771,7 @@ int vuf_ring_view(struct vuf *v, unsigned ring, struct vuf_ring_view *out)
  * visible first). */
 int vuf_avail_set_idx(struct vuf *v, unsigned ring, uint16_t idx)
 {
-    if (ring >= v->nrings)
+    if (ring >= v->nrings || v->ring[ring].packed)
         return -EINVAL;
     struct vuf_ring *q = &v->ring[ring];
     q->avail_idx = idx;
@@ -1341,11 +1782,62 @@ int vuf_avail_set_idx(struct vuf *v, unsigned ring, uint16_t idx)
 
 int vuf_avail_push(struct vuf *v, unsigned ring, uint16_t head)
 {
-    if (ring >= v->nrings)
+    if (ring >= v->nrings || v->ring[ring].packed)
         return -EINVAL;
     struct vuf_ring *q = &v->ring[ring];
     q->avail->ring[q->avail_idx & (q->num - 1)] = head;
     return vuf_avail_set_idx(v, ring, (uint16_t)(q->avail_idx + 1));
+}
+
+int vuf_packed_avail_push(struct vuf *v, unsigned ring, const struct virtq_pdesc *descs,
+                          unsigned n)
+{
+    if (ring >= v->nrings || !v->ring[ring].packed || (n && !descs))
+        return -EINVAL;
+    struct vuf_ring *q = &v->ring[ring];
+    if (n > q->num - q->ndesc_held)
+        return -ENOSPC;
+    if (n == 0)
+        return 0;
+    /* the library's own unpublished buffers go first, keeping ring order */
+    pflush(q);
+    uint16_t head_pos = q->avail_pos;
+    uint16_t head_flags = pavail_flags(descs[0].flags, q->avail_wrap);
+    unsigned start = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct virtq_pdesc *d = &q->pdesc[q->avail_pos];
+        d->addr = descs[i].addr;
+        d->len = descs[i].len;
+        d->id = descs[i].id;
+        if (i)
+            __atomic_store_n(&d->flags, pavail_flags(descs[i].flags, q->avail_wrap),
+                             __ATOMIC_RELAXED);
+        padvance(&q->avail_pos, &q->avail_wrap, 1, q->num);
+        /* a chain ends at a descriptor without NEXT; its id (there) is
+         * tracked if the library does not own it (a TX id from nslots on,
+         * free), so the used side can skip the chain when it comes back */
+        if (!(descs[i].flags & VIRTQ_DESC_F_NEXT)) {
+            uint16_t id = descs[i].id;
+            if (q->is_tx && id >= q->nslots && id < q->num && q->inflight[id] == IF_FREE)
+                ptrack(v, q, id, i - start + 1, IF_HAND);
+            start = i + 1;
+        }
+    }
+    __atomic_store_n(&q->pdesc[head_pos].flags, head_flags, __ATOMIC_RELEASE);
+    q->pub_pos = q->avail_pos;
+    q->pub_wrap = q->avail_wrap;
+    return 0;
+}
+
+int vuf_packed_avail_pos(const struct vuf *v, unsigned ring, uint16_t *pos, int *wrap)
+{
+    if (ring >= v->nrings || !v->ring[ring].packed)
+        return -EINVAL;
+    if (pos)
+        *pos = v->ring[ring].avail_pos;
+    if (wrap)
+        *wrap = v->ring[ring].avail_wrap;
+    return 0;
 }
 
 unsigned vuf_nregions(const struct vuf *v)

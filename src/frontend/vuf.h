@@ -5,14 +5,26 @@
  * backend, e.g. DPDK's net_vhost).
  *
  * Owns: the "guest memory" (a memfd mapped MAP_SHARED, one or two regions),
- * the vhost-user socket of one device, its eventfds, its split virtqueues
- * (driver side: descriptor table, avail ring, and reading the used ring) and
- * the packet buffers inside guest memory.
+ * the vhost-user socket of one device, its eventfds, its virtqueues (driver
+ * side), split (descriptor table, avail ring, reading the used ring) or
+ * packed (VIRTIO_F_RING_PACKED: descriptor ring, driver event suppression,
+ * reading used descriptors and the device's event suppression), and the
+ * packet buffers inside guest memory.
  * Must not: touch backend (src/daemon) state, call exit() or print; it
  * reports errors as negative errno values (detail in vuf_last_error()).
  * Never trusts the backend: whatever it writes (used->idx, used ids and
- * lengths, num_buffers, reply sizes) is bounds-checked, and a ring whose
- * device misbehaves is marked broken (-EPROTO) instead of being followed.
+ * lengths, packed used descriptors, num_buffers, reply sizes) is
+ * bounds-checked, and a ring whose device misbehaves is marked broken
+ * (-EPROTO) instead of being followed.
+ *
+ * Packed rings (opts.packed): every datapath call keeps its meaning.  The
+ * device's event structure decides kicks (DISABLE, ENABLE, or with
+ * EVENT_IDX DESC: the descriptor at off_wrap made available); ours asks
+ * for interrupts (DISABLE, ENABLE, or with EVENT_IDX DESC at the next used
+ * position).  VIRTIO_F_IN_ORDER is acked with packed rings only, and only
+ * if opts.features has it: a TX used descriptor then retires every earlier
+ * buffer too; on RX every buffer still needs its own used descriptor (its
+ * length is needed), so a batch there breaks the ring.
  *
  * Threading: one struct vuf is used by one thread at a time; separate
  * devices are independent (the library has no global state).
@@ -56,13 +68,18 @@ struct vuf_opts {
     const char *path;          /* unix socket path (required) */
     int server;                /* 1: listen on path, accept the backend */
     unsigned queue_pairs;      /* default 1, max VUF_MAX_QP */
-    unsigned ring_size;        /* default 256; power of two <= 32768 */
+    unsigned ring_size;        /* default 256; <= 32768; split: a power of two,
+                                  packed: any size */
     unsigned nregions;         /* 1 (default) or 2 guest memory regions */
     unsigned rx_buf_size;      /* bytes per posted RX buffer, default 2048 */
     unsigned tx_buf_size;      /* bytes per TX buffer incl. header, default 2048 */
     enum vuf_tx_mode tx_mode;  /* default VUF_TX_DIRECT */
     unsigned tx_reserve;       /* top descriptors of each TX table left unused
-                                  by the library (for hand-made chains) */
+                                  by the library (for hand-made chains);
+                                  packed: the library keeps ids from
+                                  nslots on free and at most num-tx_reserve
+                                  ring descriptors (CHAIN2: ids < (num -
+                                  tx_reserve)/2) */
     int tx_irq;                /* 1: also ask for interrupts on TX rings */
     int rx_no_irq;             /* 1: RX rings ask for interrupts only while
                                   waiting in vuf_wait*() (a polling driver) */
@@ -76,6 +93,10 @@ struct vuf_opts {
                                   for none */
     int timeout_ms;            /* connect/accept/reply timeout, default 3000 */
     size_t scratch_size;       /* spare guest memory, default 256 KiB */
+    int packed;                /* 1: packed rings; vuf_negotiate fails
+                                  (-ENOTSUP) if VIRTIO_F_RING_PACKED is not
+                                  offered.  0: split rings, RING_PACKED
+                                  (and IN_ORDER) never acked */
 };
 #define VUF_PROTOCOL_NONE  (1ull << 63)
 
@@ -93,14 +114,23 @@ struct vuf_stats {
 
 /* A view of one ring, for tests that write descriptors by hand. */
 struct vuf_ring_view {
+    /* split rings (NULL on packed ones) */
     struct virtq_desc *desc;
     struct virtq_avail *avail;
     struct virtq_used *used;
     uint16_t *used_event;        /* &avail->ring[num] */
     uint16_t *avail_event;       /* &used->ring[num] (as u16) */
     uint16_t num;
+    /* packed: descriptor ring, driver area, device area */
     uint64_t desc_gpa, avail_gpa, used_gpa;
     int kick_fd, call_fd;
+    /* packed rings (NULL / 0 on split ones) */
+    int packed;
+    struct virtq_pdesc *pdesc;           /* the descriptor ring */
+    struct virtq_pevent *driver_event;   /* ours: interrupt requests */
+    struct virtq_pevent *device_event;   /* the device's: kick requests */
+    uint16_t avail_pos, used_pos;        /* driver's next avail / used position */
+    int avail_wrap, used_wrap;           /* and their wrap counters (when viewed) */
 };
 
 struct vuf;
@@ -119,7 +149,8 @@ int  vuf_enable_ring(struct vuf *v, unsigned ring, int enable);
 int  vuf_start(struct vuf *v);
 /* vuf_open + vuf_start. */
 int  vuf_connect(struct vuf **out, const struct vuf_opts *o);
-/* GET_VRING_BASE (stops the ring in the backend). */
+/* GET_VRING_BASE (stops the ring in the backend); the raw 32-bit value
+ * (packed: avail index | wrap << 15 | used index << 16 | wrap << 31). */
 int  vuf_get_vring_base(struct vuf *v, unsigned ring, uint32_t *base);
 /* GET_STATUS (needs the STATUS protocol feature). */
 int  vuf_get_status(struct vuf *v, uint8_t *status);
@@ -137,6 +168,8 @@ uint64_t vuf_protocol(const struct vuf *v);          /* acked */
 uint64_t vuf_backend_queue_num(const struct vuf *v); /* GET_QUEUE_NUM, 0 if n/a */
 unsigned vuf_queue_pairs(const struct vuf *v);
 unsigned vuf_ring_size(const struct vuf *v);
+/* 1 if the rings are packed (opts.packed; negotiation insists on it). */
+int      vuf_is_packed(const struct vuf *v);
 int      vuf_has_feature(const struct vuf *v, unsigned bit);
 int      vuf_has_protocol(const struct vuf *v, unsigned bit);
 
@@ -193,10 +226,26 @@ int  vuf_peer_closed(struct vuf *v, int timeout_ms);
 
 int   vuf_ring_view(struct vuf *v, unsigned ring, struct vuf_ring_view *out);
 /* Put head into the avail ring and publish avail->idx+1 (release); no kick.
- * Keeps the library's own avail index in step. */
+ * Keeps the library's own avail index in step.  Split rings only (-EINVAL
+ * on packed). */
 int   vuf_avail_push(struct vuf *v, unsigned ring, uint16_t head);
-/* Set the library's and the ring's avail idx to any value (e.g. a jump). */
+/* Set the library's and the ring's avail idx to any value (e.g. a jump).
+ * Split rings only. */
 int   vuf_avail_set_idx(struct vuf *v, unsigned ring, uint16_t idx);
+/* Packed rings: write n descriptors at the driver's avail position (addr,
+ * len, id as given; AVAIL/USED bits of flags replaced from the wrap
+ * counter, which flips at the end of the ring), the first one's flags last
+ * with a release store, and advance; no kick.  The library's unpublished
+ * buffers are published first.  A complete chain (up to a descriptor
+ * without NEXT) whose id there is a free TX id >= the library's slots
+ * (see tx_reserve) is tracked, so vuf_tx_reclaim skips it when the device
+ * returns it; the device returning any other hand-pushed id breaks the
+ * ring.  -ENOSPC if fewer than n descriptors are free, -EINVAL on split. */
+int   vuf_packed_avail_push(struct vuf *v, unsigned ring, const struct virtq_pdesc *descs,
+                            unsigned n);
+/* Packed rings: the position and wrap counter the next descriptor made
+ * available will have. */
+int   vuf_packed_avail_pos(const struct vuf *v, unsigned ring, uint16_t *pos, int *wrap);
 /* Unconditional kick. */
 int   vuf_kick(struct vuf *v, unsigned ring);
 unsigned vuf_nregions(const struct vuf *v);
