@@ -332,11 +332,11 @@ unsigned pk_pop_burst(struct vq *vq, const struct guest_mem *mem, struct vq_burs
 void pk_unpop(struct vq *vq, uint16_t n)
 {
     struct vq_pk *pk = vq->pk;
-    if (n == 0)
-        return;
     /* Pushed chains cannot be given back (vq_used_rollback first). */
     if (n > pk->tail - pk->push)
         n = (uint16_t)(pk->tail - pk->push);
+    if (n == 0)
+        return;
     for (uint16_t i = 0; i < n; i++)
         busy_clear(pk, pk->log[--pk->tail & LOG_MASK].id);
     uint16_t s = pk->start[pk->tail & LOG_MASK];
