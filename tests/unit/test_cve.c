@@ -69,6 +69,18 @@
  *    overlapping in GPA", "... in user address", "mem region GPA wrapping
  *    past 2^64", "zero-sized mem region", "SET_MEM_TABLE nregions=9",
  *    (all SET_MEM_TABLE); here, ADD_MEM_REG: add_mem_reg_checks
+ *  packed rings (VIRTIO_F_RING_PACKED, virtio 1.2 2.8): wrap counters that
+ *    lie (flags hiding a descriptor, or offering one never filled), buffer
+ *    ID >= ring size or reused while in flight, chains past the ring end
+ *    (legal) or longer than the ring, indirect tables (straddling regions,
+ *    nested, with NEXT, in a chain, misaligned, bad length, oversized,
+ *    outside memory, not negotiated), event structures outside memory or
+ *    misaligned, flags and descriptors rewritten after they were read:
+ *    test_vq test_pk_hostile (every case listed there), test_pk_base_map
+ *    ("vq_map refuses ..."), test_pk_rewrite; here, through the datapath:
+ *    cve_2020_14375_double_fetch_packed, packed_wrap_counter_lie,
+ *    packed_id_beyond_ring (TX and RX), packed_id_reused_in_flight,
+ *    packed_chain_wraps, packed_indirect, packed_event_outside_memory
  *  message shorter or longer than its type, truncated control data, EOF
  *    mid-message: test_vuf_ctrl_hostile "SET_FEATURES with 4-byte payload",
  *    "SET_VRING_ADDR with 24-byte payload", "SET_MEM_TABLE truncated by 8
@@ -132,6 +144,12 @@ struct range {
     uint64_t gpa, len;
 };
 
+struct seg {
+    uint64_t gpa;
+    uint32_t len;
+    uint16_t flags;
+};
+
 struct guest {
     struct port port;
     uint8_t *host[2];
@@ -141,6 +159,15 @@ struct guest {
     uint16_t rx_seen;              /* used entries of RX read so far */
     unsigned nallow;
     struct range allow[MAX_ALLOW]; /* where the device may write */
+    /* Packed rings: the driver's side of each (next position to fill and
+     * next used position, with their wrap counters; next buffer ID), and
+     * the receive buffers by ID. */
+    struct pkdrv {
+        uint16_t pos, upos, id;
+        bool wrap, uwrap;
+    } ptx, prx;
+    uint8_t prx_n[RING];
+    struct seg prx_seg[RING][2];
 };
 
 static struct guest gtx, grx, gp, gq;  /* hostile sender, hostile receiver, p, q */
@@ -203,24 +230,38 @@ static void allow(struct guest *g, uint64_t gpa, uint64_t len)
         g->allow[g->nallow++] = (struct range){ gpa, len };
 }
 
-static void ring_setup_n(struct guest *g, unsigned qi, uint32_t num, uint32_t desc,
-                         uint32_t avail, uint32_t used)
+/* A ring of num entries; packed if the device has RING_PACKED (avail and
+ * used are then the driver's and the device's event structures, both
+ * sides at position 0 with wrap counters 1).  False if it does not map. */
+static bool ring_try(struct guest *g, unsigned qi, uint32_t num, uint64_t desc_uva,
+                     uint64_t avail_uva, uint64_t used_uva)
 {
     struct vqueue *q = &g->port.dev.q[qi];
+    struct vq_pk *pk = q->vq.pk;     /* the packed log, kept as dev_reset keeps it */
     memset(&q->vq, 0, sizeof(q->vq));
+    q->vq.pk = pk;
     q->vq.num = num;
-    q->vq.desc_uva = UVA0 + desc;
-    q->vq.avail_uva = UVA0 + avail;
-    q->vq.used_uva = UVA0 + used;
+    q->vq.desc_uva = desc_uva;
+    q->vq.avail_uva = avail_uva;
+    q->vq.used_uva = used_uva;
     q->vq.addr_set = true;
     q->vq.indirect = dev_has_feature(&g->port.dev, VIRTIO_RING_F_INDIRECT_DESC);
     q->vq.event_idx = dev_has_feature(&g->port.dev, VIRTIO_RING_F_EVENT_IDX);
     q->vq.in_order = dev_has_feature(&g->port.dev, VIRTIO_F_IN_ORDER);
+    q->vq.packed = dev_has_feature(&g->port.dev, VIRTIO_F_RING_PACKED);
+    if (q->vq.packed)
+        vq_set_base(&q->vq, virtq_packed_state(0, 1, 0, 1));
     q->kick_set = true;
     q->enable = 1;
     q->signal_pending = false;
     memset(&q->st, 0, sizeof(q->st));
-    if (!vq_map(&q->vq, &g->port.dev.mem)) {
+    return vq_map(&q->vq, &g->port.dev.mem);
+}
+
+static void ring_setup_n(struct guest *g, unsigned qi, uint32_t num, uint32_t desc,
+                         uint32_t avail, uint32_t used)
+{
+    if (!ring_try(g, qi, num, UVA0 + desc, UVA0 + avail, UVA0 + used)) {
         fprintf(stderr, "test bug: ring %u does not map\n", qi);
         exit(1);
     }
@@ -253,6 +294,17 @@ static void guest_reset(struct guest *g, uint64_t features)
     g->next = GPA0 + DATA;
     g->tx_desc = g->rx_desc = g->rx_seen = 0;
     g->nallow = 0;
+    if (dev_has_feature(d, VIRTIO_F_RING_PACKED)) {
+        /* Used descriptors go into the descriptor rings; the device's
+         * event structures are the device's. */
+        g->ptx = g->prx = (struct pkdrv){ 0, 0, 0, true, true };
+        memset(g->prx_n, 0, sizeof(g->prx_n));
+        allow(g, GPA0 + TX_DESC, virtq_pdesc_size(RING));
+        allow(g, GPA0 + RX_DESC, virtq_pdesc_size(RING));
+        allow(g, GPA0 + TX_USED, sizeof(struct virtq_pevent));
+        allow(g, GPA0 + RX_USED, sizeof(struct virtq_pevent));
+        return;
+    }
     allow(g, GPA0 + TX_USED, virtq_used_size(RING) + 2);
     allow(g, GPA0 + RX_USED, virtq_used_size(RING) + 2);
 }
@@ -287,12 +339,6 @@ static void guest_init(struct guest *g, unsigned index, const char *name, const 
 }
 
 /* ---- building chains ---------------------------------------------------- */
-
-struct seg {
-    uint64_t gpa;
-    uint32_t len;
-    uint16_t flags;
-};
 
 static void post(struct vq *vq, uint16_t head)
 {
@@ -474,6 +520,162 @@ static long fd_count(void)
 static long maps_count(void)
 {
     return proc_maps_count(0, "/memfd:cp-guest") + proc_maps_count(0, "/memfd:log");
+}
+
+/* ---- packed rings ----------------------------------------------------------- */
+
+/* A guest with packed rings (virtio 1.2, 2.8): the descriptor rings at
+ * TX_DESC and RX_DESC, the driver's event structures at TX_AVAIL and
+ * RX_AVAIL, the device's at TX_USED and RX_USED. */
+static uint64_t pfeats(void)
+{
+    return feats(true) | 1ull << VIRTIO_F_RING_PACKED;
+}
+
+static uint16_t pk_avail_flags(bool wrap)
+{
+    return wrap ? VIRTQ_DESC_F_AVAIL : VIRTQ_DESC_F_USED;
+}
+
+static void pk_step(uint16_t *pos, bool *wrap)
+{
+    if (++*pos == RING) {
+        *pos = 0;
+        *wrap = !*wrap;
+    }
+}
+
+/* The driver makes a chain available at its position: descriptors in
+ * ring order (wrapping past the end), the buffer ID in the last, the
+ * head's flags stored last. */
+static void pk_put_chain(struct vq *vq, struct pkdrv *d, const struct seg *s, unsigned n,
+                         uint16_t id)
+{
+    struct virtq_pdesc *r = vq->pdesc;
+    uint16_t head = d->pos, head_flags = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t f = (uint16_t)(s[i].flags | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
+                                pk_avail_flags(d->wrap));
+        r[d->pos].addr = s[i].gpa;
+        r[d->pos].len = s[i].len;
+        r[d->pos].id = id;
+        if (i == 0)
+            head_flags = f;
+        else
+            r[d->pos].flags = f;
+        pk_step(&d->pos, &d->wrap);
+    }
+    __atomic_store_n(&r[head].flags, head_flags, __ATOMIC_RELEASE);
+}
+
+static void pk_tx_chain(struct guest *g, const struct seg *s, unsigned n, uint16_t id)
+{
+    pk_put_chain(txvq(g), &g->ptx, s, n, id);
+}
+
+/* A frame in one descriptor, with the next free buffer ID. */
+static void pk_tx_frame(struct guest *g, const uint8_t *f, size_t len)
+{
+    uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 };
+    struct seg s = { store(g, hdr, sizeof(hdr), f, len), (uint32_t)(sizeof(hdr) + len), 0 };
+    pk_tx_chain(g, &s, 1, (uint16_t)(g->ptx.id++ % RING));
+}
+
+/* Both sides of g's TX ring at pos with wrap counter wrap. */
+static void pk_start_tx(struct guest *g, uint16_t pos, bool wrap)
+{
+    vq_set_base(txvq(g), virtq_packed_state(pos, wrap, pos, wrap));
+    g->ptx.pos = g->ptx.upos = pos;
+    g->ptx.wrap = g->ptx.uwrap = wrap;
+}
+
+/* The used descriptor at the driver's used position: used in its lap,
+ * naming id; the driver then skips the chain's ndesc descriptors. */
+static bool pk_tx_used(struct guest *g, uint16_t id, unsigned ndesc)
+{
+    struct pkdrv *d = &g->ptx;
+    struct virtq_pdesc u = txvq(g)->pdesc[d->upos];
+    uint16_t want = d->uwrap ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0;
+    bool ok = (u.flags & (VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED)) == want && u.id == id;
+    if (!ok)
+        note("TX used descriptor at %u: id %u flags 0x%x, expected id %u wrap %d", d->upos, u.id,
+             u.flags, id, d->uwrap);
+    for (unsigned i = 0; i < ndesc; i++)
+        pk_step(&d->upos, &d->uwrap);
+    return ok;
+}
+
+/* True if nothing was written at the TX ring's next used position since
+ * the last snap (all-zero flags would pass for used ones in lap 0). */
+static bool pk_tx_no_more_used(struct guest *g)
+{
+    const uint8_t *now = (const uint8_t *)&txvq(g)->pdesc[g->ptx.upos];
+    return !memcmp(now, g->snap[0] + TX_DESC + 16u * g->ptx.upos, 16);
+}
+
+/* A receive chain with the next buffer ID; its writable buffers are where
+ * the device may write. */
+static void pk_rx_chain(struct guest *g, const struct seg *s, unsigned n)
+{
+    uint16_t id = (uint16_t)(g->prx.id++ % RING);
+    for (unsigned i = 0; i < n; i++) {
+        if (s[i].flags & VIRTQ_DESC_F_WRITE)
+            allow(g, s[i].gpa, s[i].len);
+        if (i < 2)
+            g->prx_seg[id][i] = s[i];
+    }
+    g->prx_n[id] = (uint8_t)n;
+    pk_put_chain(rxvq(g), &g->prx, s, n, id);
+}
+
+static void pk_rx_buffers(struct guest *g, unsigned n, uint32_t len)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct seg s = { galloc(g, len, 64), len, VIRTQ_DESC_F_WRITE };
+        pk_rx_chain(g, &s, 1);
+    }
+}
+
+/* Reads the next frame delivered into g's packed RX ring (chains of at
+ * most 2 descriptors); returns its length without the header, -1 if none,
+ * -2 if a used descriptor names a buffer that was not posted. */
+static int pk_rx_take(struct guest *g, uint8_t *out, size_t cap, struct virtio_net_hdr *hdr)
+{
+    struct pkdrv *d = &g->prx;
+    const struct virtq_pdesc *r = rxvq(g)->pdesc;
+    size_t hlen = dev_hdr_len(&g->port.dev), total = 0;
+    unsigned nbufs = 1;
+    uint8_t h[VIRTIO_NET_HDR_LEN] = { 0 };
+    for (unsigned b = 0; b < nbufs; b++) {
+        struct virtq_pdesc u = r[d->upos];
+        if (!!(u.flags & VIRTQ_DESC_F_AVAIL) != d->uwrap ||
+            !!(u.flags & VIRTQ_DESC_F_USED) != d->uwrap)
+            return -1;
+        if (u.id >= RING || !g->prx_n[u.id] || g->prx_n[u.id] > 2)
+            return -2;
+        size_t left = u.len, off = 0;
+        for (unsigned i = 0; i < g->prx_n[u.id] && left; i++) {
+            const struct seg *s = &g->prx_seg[u.id][i];
+            size_t n = s->len < left ? s->len : left;
+            for (size_t k = 0; k < n; k++, off++) {
+                uint8_t byte = *gptr(g, s->gpa + k);
+                if (b == 0 && off < hlen)
+                    h[off] = byte;
+                else if (total < cap)
+                    out[total++] = byte;
+            }
+            left -= n;
+        }
+        for (unsigned i = 0; i < g->prx_n[u.id]; i++)
+            pk_step(&d->upos, &d->uwrap);
+        g->prx_n[u.id] = 0;
+        if (b == 0) {
+            memcpy(hdr, h, sizeof(*hdr));
+            if (dev_has_feature(&g->port.dev, VIRTIO_NET_F_MRG_RXBUF))
+                nbufs = hdr->num_buffers;
+        }
+    }
+    return (int)total;
 }
 
 /* ---- the control-plane port ---------------------------------------------- */
@@ -929,7 +1131,8 @@ static void cve_2020_10725_zero_len_bad_addr(void)
 struct trap {
     uint8_t *base;
     size_t len;
-    uint8_t count[4096];
+    uint8_t count[4096];     /* loads at each byte */
+    uint8_t wcount[4096];    /* stores at each byte */
 };
 
 static struct trap traps[TRAP_MAX];
@@ -951,8 +1154,10 @@ static void on_segv(int sig, siginfo_t *si, void *uc_)
     for (unsigned i = 0; i < ntraps; i++) {
         if (a < traps[i].base || a >= traps[i].base + traps[i].len)
             continue;
-        if (traps[i].count[a - traps[i].base] < 255)
-            traps[i].count[a - traps[i].base]++;
+        /* Bit 1 of the page fault's error code: a store. */
+        uint8_t *c = uc->uc_mcontext.gregs[REG_ERR] & 2 ? traps[i].wcount : traps[i].count;
+        if (c[a - traps[i].base] < 255)
+            c[a - traps[i].base]++;
         trap_faults++;
         mprotect(traps[i].base, traps[i].len, PROT_READ | PROT_WRITE);
         trap_open = (sig_atomic_t)i;
@@ -980,6 +1185,7 @@ static void trap_add(uint8_t *page)
     traps[ntraps].base = page;
     traps[ntraps].len = 4096;
     memset(traps[ntraps].count, 0, sizeof(traps[ntraps].count));
+    memset(traps[ntraps].wcount, 0, sizeof(traps[ntraps].wcount));
     ntraps++;
 }
 
@@ -1092,10 +1298,126 @@ static void cve_2020_14375_double_fetch(void)
     CHECK(!rx_twice, "no byte of an RX descriptor loaded twice");
     others_forward("double fetch");
 }
+
+/* The same for packed rings: every load from the TX and RX descriptor
+ * rings and an indirect table trapped through a TX pass whose first chain
+ * runs past the ring's end, from a packed sender to a packed receiver.
+ * The device writes used descriptors into the same rings: stores are
+ * counted apart.  Every byte of a descriptor in a chain is loaded at most
+ * once (the flags that make it available included); of the descriptor
+ * after the last chain only the flags are read (polled: it is not
+ * available), and no other descriptor is touched. */
+static void cve_2020_14375_double_fetch_packed(void)
+{
+    printf("== cve_2020_14375_double_fetch_packed\n");
+    guest_reset(&gtx, pfeats());
+    guest_reset(&grx, pfeats());
+    switch_learn(&sw, MAC_RX, grx.port.index);
+    uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 }, f[400], g[400], got[4096];
+    make_frame(f, sizeof(f), MAC_RX, MAC_TX, 11);
+    make_frame(g, sizeof(g), MAC_RX, MAC_TX, 12);
+    struct vq *tx = txvq(&gtx), *rx = rxvq(&grx);
+    /* Frame 1: three descriptors at 254, 255 and 0 (the last in lap 0). */
+    pk_start_tx(&gtx, RING - 2, true);
+    uint64_t h1 = store(&gtx, hdr, sizeof(hdr), f, sizeof(f));
+    struct seg s1[3] = { { h1, 12, 0 }, { h1 + 12, 150, 0 }, { h1 + 162, sizeof(f) - 150, 0 } };
+    pk_tx_chain(&gtx, s1, 3, 77);
+    /* Frame 2: an indirect table of 3 on its own page, at position 1. */
+    uint64_t h2 = store(&gtx, hdr, sizeof(hdr), g, sizeof(g));
+    uint64_t tg = galloc(&gtx, 4096, 4096);
+    struct virtq_pdesc tbl[3] = { { h2, 12, 0, 0 }, { h2 + 12, 200, 0, 0 },
+                                  { h2 + 212, sizeof(g) - 200, 0, 0 } };
+    put(&gtx, tg, tbl, sizeof(tbl));
+    struct seg si = { tg, sizeof(tbl), VIRTQ_DESC_F_INDIRECT };
+    pk_tx_chain(&gtx, &si, 1, 78);
+    /* RX: mergeable, two-descriptor chains of 300 bytes at 0-7. */
+    for (int i = 0; i < 4; i++) {
+        struct seg s[2] = { { galloc(&grx, 100, 64), 100, VIRTQ_DESC_F_WRITE },
+                            { galloc(&grx, 200, 64), 200, VIRTQ_DESC_F_WRITE } };
+        pk_rx_chain(&grx, s, 2);
+    }
+    struct sigaction sa, old_segv, old_trap;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_sigaction = on_segv;
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sa.sa_sigaction = on_trap;
+    sigaction(SIGTRAP, &sa, &old_trap);
+    ntraps = 0;
+    trap_add((uint8_t *)tx->pdesc);                   /* 0 */
+    trap_add(gptr(&gtx, tg));                         /* 1 */
+    trap_add((uint8_t *)rx->pdesc);                   /* 2 */
+    snap(&gtx);
+    snap(&grx);
+    trap_faults = trap_foreign = 0;
+    trap_protect(PROT_NONE);
+    unsigned n = tx_pass(&gtx);
+    trap_protect(PROT_READ | PROT_WRITE);
+    ntraps = 0;
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGTRAP, &old_trap, NULL);
+
+    CHECK(n == 2 && trap_foreign == 0 && !gtx.port.dev.broken && !grx.port.dev.broken,
+          "packed: two frames served under the traps (%u; %u accesses trapped)", n, trap_faults);
+    struct virtio_net_hdr rh;
+    int l1 = pk_rx_take(&grx, got, sizeof(got), &rh);
+    bool ok1 = l1 == (int)sizeof(f) && !memcmp(got, f, sizeof(f)) && rh.num_buffers == 2;
+    int l2 = pk_rx_take(&grx, got, sizeof(got), &rh);
+    bool ok2 = l2 == (int)sizeof(g) && !memcmp(got, g, sizeof(g)) && rh.num_buffers == 2;
+    CHECK(ok1 && ok2, "packed: both frames delivered intact in two buffers each (%d, %d)", l1, l2);
+    bool twice = false, polled = false;
+    unsigned in_chain = 0, outside = 0, next_other = 0;
+    for (unsigned i = 0; i < RING; i++) {
+        if (i == RING - 2 || i == RING - 1 || i == 0 || i == 1)
+            in_chain += loads(0, i * 16, 16, &twice) > 0;
+        else if (i == 2)   /* polled: its flags may be read more than once */
+            next_other += loads(0, i * 16, 14, &polled);
+        else
+            outside += loads(0, i * 16, 16, &twice);
+    }
+    CHECK(in_chain == 4, "packed TX: each of the 4 descriptors in chains was read (%u)", in_chain);
+    CHECK(outside == 0 && next_other == 0, "packed TX: nothing else read (%u loads elsewhere, %u "
+          "of the next descriptor's address, length or ID)", outside, next_other);
+    unsigned tbl_read = 0;
+    for (unsigned i = 0; i < 3; i++)
+        tbl_read += loads(1, i * 16, 16, &twice) > 0;
+    CHECK(tbl_read == 3 && loads(1, 48, 4096 - 48, &twice) == 0,
+          "packed indirect: the 3 entries read, nothing past the table");
+    bool rx_twice = false;
+    unsigned rx_read = 0, rx_outside = 0, rx_next = 0;
+    for (unsigned i = 0; i < RING; i++) {
+        if (i < 8)
+            rx_read += loads(2, i * 16, 16, &rx_twice) > 0;
+        else if (i == 8)
+            rx_next += loads(2, i * 16, 14, &polled);
+        else
+            rx_outside += loads(2, i * 16, 16, &rx_twice);
+    }
+    CHECK(rx_read == 8 && rx_outside == 0 && rx_next == 0, "packed RX: the 8 descriptors of 4 "
+          "chains read, no other (%u, %u loads elsewhere, %u after)", rx_read, rx_outside, rx_next);
+    unsigned tx_w = 0, rx_w = 0;
+    for (unsigned i = 0; i < 4096; i++) {
+        tx_w += traps[0].wcount[i];
+        rx_w += traps[2].wcount[i];
+    }
+    CHECK(tx_w > 0 && rx_w > 0, "packed: used descriptors were written under the traps (%u, %u "
+          "stores)", tx_w, rx_w);
+    CHECK(!twice, "packed: no byte of a TX descriptor or indirect entry loaded twice");
+    CHECK(!rx_twice, "packed: no byte of an RX descriptor loaded twice");
+    check_confined(&gtx, "packed double fetch");
+    check_confined(&grx, "packed double fetch");
+    others_forward("packed double fetch");
+}
 #else
 static void cve_2020_14375_double_fetch(void)
 {
     printf("== cve_2020_14375_double_fetch: skipped (needs x86-64, and no ThreadSanitizer)\n");
+}
+
+static void cve_2020_14375_double_fetch_packed(void)
+{
+    printf("== cve_2020_14375_double_fetch_packed: skipped (needs x86-64, and no ThreadSanitizer)\n");
 }
 #endif
 
@@ -1693,6 +2015,356 @@ static void mixed_bursts(void)
     others_forward("mixed bursts");
 }
 
+/* ---- packed rings: hostile drivers -------------------------------------------- */
+
+/*
+ * A packed sender's TX ring through the datapath: good frames, then the
+ * hostile part, then good frames again.  The good frames before it are
+ * delivered once, in order, and their used descriptors written; a
+ * hostile chain that breaks the ring stops only its device.
+ */
+static uint8_t pk_f[8][200];
+
+/* Makes n good frames of gtx available, the next IDs; their bytes are in
+ * pk_f. */
+static void pk_tx_frames(unsigned n, uint8_t seed)
+{
+    for (unsigned i = 0; i < n; i++) {
+        make_frame(pk_f[i], sizeof(pk_f[i]), MAC_RX, MAC_TX, (uint8_t)(seed + i));
+        pk_tx_frame(&gtx, pk_f[i], sizeof(pk_f[i]));
+    }
+}
+
+/* Resets gtx (packed) and grx (split, 8 buffers) and makes n good frames
+ * of gtx available (IDs from 0). */
+static void pk_tx_begin(unsigned n, uint8_t seed)
+{
+    guest_reset(&gtx, pfeats());
+    guest_reset(&grx, feats(true));
+    switch_learn(&sw, MAC_RX, grx.port.index);
+    rx_buffers(&grx, 8, 2048);
+    pk_tx_frames(n, seed);
+}
+
+/* After a pass: frames first..first+n-1 of pk_f arrived, in order, and
+ * nothing else; the sender broken or not as expected, the receiver not. */
+static void pk_tx_expect(const char *what, unsigned first, unsigned n, unsigned served,
+                         unsigned got_n, bool broken)
+{
+    uint8_t got[4096];
+    struct virtio_net_hdr rh;
+    bool order = true;
+    for (unsigned i = first; i < first + n; i++)
+        order &= rx_take(&grx, got, sizeof(got), &rh) == (int)sizeof(pk_f[i]) &&
+                 !memcmp(got, pk_f[i], sizeof(pk_f[i]));
+    CHECK(got_n == served && order && rx_take(&grx, got, sizeof(got), &rh) < 0,
+          "%s: %u frames served, the %u good ones delivered once, in order, nothing else "
+          "(served %u)", what, served, n, got_n);
+    bool sb = gtx.port.dev.broken;
+    CHECK(sb == broken && !grx.port.dev.broken, "%s: the sender %s, the receiver not (%s)", what,
+          broken ? "stopped" : "not stopped", vq_broken(txvq(&gtx)) ? vq_broken(txvq(&gtx)) : "-");
+    check_confined(&gtx, what);
+    check_confined(&grx, what);
+}
+
+static void packed_wrap_counter_lie(void)
+{
+    printf("== packed_wrap_counter_lie\n");
+    /* Descriptor 2 with flags that lie about its lap (both bits set, as a
+     * used descriptor of lap 1 has): the ring stalls there, unbroken. */
+    static const uint16_t lies[] = { VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED, 0,
+                                     VIRTQ_DESC_F_USED };
+    for (unsigned k = 0; k < 3; k++) {
+        pk_tx_begin(4, (uint8_t)(10 * k));
+        struct virtq_pdesc *r = txvq(&gtx)->pdesc;
+        uint16_t real = r[2].flags;
+        r[2].flags = lies[k];
+        snap(&gtx);
+        snap(&grx);
+        unsigned n = tx_pass(&gtx);
+        pk_tx_expect("packed flags hiding descriptor 2", 0, 2, 2, n, false);
+        CHECK(pk_tx_used(&gtx, 0, 1) && pk_tx_used(&gtx, 1, 1) && pk_tx_no_more_used(&gtx) &&
+              r[2].flags == lies[k] && r[2].id == 2,
+              "packed flags 0x%04x: used descriptors for the 2 served, none after", lies[k]);
+        /* The driver sets the right flags: the rest goes out. */
+        r[2].flags = real;
+        snap(&gtx);
+        snap(&grx);
+        n = tx_pass(&gtx);
+        pk_tx_expect("packed flags then corrected", 2, 2, 2, n, false);
+        CHECK(pk_tx_used(&gtx, 2, 1) && pk_tx_used(&gtx, 3, 1) && pk_tx_no_more_used(&gtx),
+              "packed flags corrected: used descriptors for the other 2");
+    }
+    /* Flags offering a descriptor the driver never filled: checked like
+     * any other.  All zero but its flags, it names buffer ID 0, in flight. */
+    pk_tx_begin(2, 40);
+    struct virtq_pdesc *r = txvq(&gtx)->pdesc;
+    r[2] = (struct virtq_pdesc){ 0, 0, 0, VIRTQ_DESC_F_AVAIL };
+    snap(&gtx);
+    snap(&grx);
+    unsigned n = tx_pass(&gtx);
+    pk_tx_expect("packed unfilled descriptor offered (ID 0 in flight)", 0, 2, 2, n, true);
+    /* With IDs 5 and 6 before it, it is an empty chain (dropped as too
+     * short, completed); then one pointing outside guest memory. */
+    pk_tx_begin(0, 0);
+    gtx.ptx.id = 5;
+    pk_tx_frames(2, 45);
+    r[2] = (struct virtq_pdesc){ 0, 0, 0, VIRTQ_DESC_F_AVAIL };
+    r[3] = (struct virtq_pdesc){ GPA0 + 2 * REG + 0x1000, 100, 3, VIRTQ_DESC_F_AVAIL };
+    snap(&gtx);
+    snap(&grx);
+    n = tx_pass(&gtx);
+    pk_tx_expect("packed unfilled descriptors offered", 0, 2, 3, n, true);
+    CHECK(stat_get(&gtx.port.dev.q[TXQ].st.drops_invalid) == 1 && pk_tx_used(&gtx, 5, 1) &&
+          pk_tx_used(&gtx, 6, 1) && pk_tx_used(&gtx, 0, 1) && pk_tx_no_more_used(&gtx),
+          "packed: the empty chain dropped and completed, nothing after the bad one");
+    others_forward("packed wrap counter lies");
+}
+
+static void packed_id_beyond_ring(void)
+{
+    printf("== packed_id_beyond_ring\n");
+    static const uint16_t ids[] = { RING, RING + 1, 0x7fff, 0xffff };
+    for (unsigned k = 0; k < 4; k++) {
+        pk_tx_begin(2, (uint8_t)(50 + k));
+        uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 };
+        /* Two descriptors, the ID beyond the ring in the last (which is the
+         * one that counts); then a good frame. */
+        uint64_t h = store(&gtx, hdr, sizeof(hdr), pk_f[0], sizeof(pk_f[0]));
+        struct seg s[2] = { { h, 12, 0 }, { h + 12, sizeof(pk_f[0]), 0 } };
+        pk_tx_chain(&gtx, s, 2, ids[k]);
+        pk_tx_frame(&gtx, pk_f[0], sizeof(pk_f[0]));
+        snap(&gtx);
+        snap(&grx);
+        unsigned n = tx_pass(&gtx);
+        pk_tx_expect("packed TX buffer ID beyond the ring", 0, 2, 2, n, true);
+        CHECK(pk_tx_used(&gtx, 0, 1) && pk_tx_used(&gtx, 1, 1) && pk_tx_no_more_used(&gtx),
+              "packed TX ID 0x%x: the 2 before it completed, nothing after", ids[k]);
+    }
+    /* RX: a packed receiver's third buffer names an ID beyond its ring. */
+    guest_reset(&gtx, feats(true));
+    guest_reset(&grx, pfeats());
+    switch_learn(&sw, MAC_RX, grx.port.index);
+    pk_rx_buffers(&grx, 2, 2048);
+    struct seg bad = { galloc(&grx, 2048, 64), 2048, VIRTQ_DESC_F_WRITE };
+    allow(&grx, bad.gpa, bad.len);
+    pk_put_chain(rxvq(&grx), &grx.prx, &bad, 1, RING + 5);
+    pk_rx_buffers(&grx, 2, 2048);
+    uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 }, got[4096];
+    for (int i = 0; i < 4; i++) {
+        make_frame(pk_f[i], sizeof(pk_f[i]), MAC_RX, MAC_TX, (uint8_t)(60 + i));
+        struct seg s = { store(&gtx, hdr, sizeof(hdr), pk_f[i], sizeof(pk_f[i])),
+                         sizeof(hdr) + sizeof(pk_f[i]), 0 };
+        tx_chain(&gtx, &s, 1);
+    }
+    snap(&gtx);
+    snap(&grx);
+    unsigned n = tx_pass(&gtx);
+    struct virtio_net_hdr rh;
+    bool order = true;
+    for (int i = 0; i < 2; i++)
+        order &= pk_rx_take(&grx, got, sizeof(got), &rh) == (int)sizeof(pk_f[i]) &&
+                 !memcmp(got, pk_f[i], sizeof(pk_f[i]));
+    CHECK(n == 4 && txvq(&gtx)->used->idx == 4 && !gtx.port.dev.broken,
+          "packed RX ID beyond the ring: the sender's 4 chains completed, the sender unharmed");
+    CHECK(order && pk_rx_take(&grx, got, sizeof(got), &rh) == -1 && grx.port.dev.broken,
+          "packed RX ID beyond the ring: 2 frames delivered, then the receiver stopped (%s)",
+          vq_broken(rxvq(&grx)) ? vq_broken(rxvq(&grx)) : "-");
+    check_confined(&gtx, "packed RX ID beyond the ring");
+    check_confined(&grx, "packed RX ID beyond the ring");
+    others_forward("packed buffer IDs beyond the ring");
+}
+
+static void packed_id_reused_in_flight(void)
+{
+    printf("== packed_id_reused_in_flight\n");
+    /* IDs 0 and 1, then 1 again while the first 1 is in flight (one
+     * burst), then a good frame. */
+    pk_tx_begin(2, 70);
+    gtx.ptx.id = 1;
+    pk_tx_frame(&gtx, pk_f[0], sizeof(pk_f[0]));
+    pk_tx_frame(&gtx, pk_f[1], sizeof(pk_f[1]));
+    snap(&gtx);
+    snap(&grx);
+    unsigned n = tx_pass(&gtx);
+    pk_tx_expect("packed ID reused in flight", 0, 2, 2, n, true);
+    CHECK(pk_tx_used(&gtx, 0, 1) && pk_tx_used(&gtx, 1, 1) && pk_tx_no_more_used(&gtx),
+          "packed ID reused: the 2 before it completed once, nothing after");
+    /* The same ID in a later pass, after its used descriptor went out, is
+     * fine: IDs are reused once completed. */
+    pk_tx_begin(2, 80);
+    n = tx_pass(&gtx);
+    gtx.ptx.id = 0;
+    uint8_t got[4096];
+    struct virtio_net_hdr rh;
+    rx_take(&grx, got, sizeof(got), &rh);
+    rx_take(&grx, got, sizeof(got), &rh);
+    pk_tx_frame(&gtx, pk_f[0], sizeof(pk_f[0]));
+    pk_tx_frame(&gtx, pk_f[1], sizeof(pk_f[1]));
+    snap(&gtx);
+    snap(&grx);
+    n += tx_pass(&gtx);
+    pk_tx_expect("packed IDs reused after completion", 0, 2, 4, n, false);
+    others_forward("packed ID reused in flight");
+}
+
+static void packed_chain_wraps(void)
+{
+    printf("== packed_chain_wraps\n");
+    /* A frame in 3 descriptors at 254, 255 and 0, then one at 1: legal. */
+    pk_tx_begin(0, 0);
+    pk_start_tx(&gtx, RING - 2, true);
+    uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 };
+    make_frame(pk_f[0], sizeof(pk_f[0]), MAC_RX, MAC_TX, 90);
+    make_frame(pk_f[1], sizeof(pk_f[1]), MAC_RX, MAC_TX, 91);
+    uint64_t h = store(&gtx, hdr, sizeof(hdr), pk_f[0], sizeof(pk_f[0]));
+    struct seg s3[3] = { { h, 12, 0 }, { h + 12, 100, 0 }, { h + 112, sizeof(pk_f[0]) - 100, 0 } };
+    pk_tx_chain(&gtx, s3, 3, 7);
+    pk_tx_frame(&gtx, pk_f[1], sizeof(pk_f[1]));
+    CHECK(txvq(&gtx)->pdesc[0].flags == VIRTQ_DESC_F_USED && gtx.ptx.pos == 2 && !gtx.ptx.wrap,
+          "packed: test chain runs into lap 0");
+    snap(&gtx);
+    snap(&grx);
+    unsigned n = tx_pass(&gtx);
+    pk_tx_expect("packed chain past the ring end", 0, 2, 2, n, false);
+    CHECK(pk_tx_used(&gtx, 7, 3) && pk_tx_used(&gtx, 0, 1) && pk_tx_no_more_used(&gtx),
+          "packed chain past the end: used descriptors at 254 (lap 1) and 1 (lap 0)");
+    CHECK(vq_get_base(txvq(&gtx)) == virtq_packed_state(2, 0, 2, 0),
+          "packed chain past the end: both positions at 2, wrap counters 0");
+    /* A chain longer than the ring: after two good frames (0 and 1,
+     * completed), NEXT on every descriptor from 2 round to 1 and on to 2
+     * again. */
+    pk_tx_begin(2, 92);
+    snap(&gtx);
+    snap(&grx);
+    n = tx_pass(&gtx);
+    pk_tx_expect("packed: two frames before the long chain", 0, 2, 2, n, false);
+    struct virtq_pdesc *r = txvq(&gtx)->pdesc;
+    for (unsigned i = 2; i < RING + 2; i++) {
+        uint16_t fl = (uint16_t)(VIRTQ_DESC_F_NEXT | pk_avail_flags(i < RING));
+        r[i % RING] = (struct virtq_pdesc){ GPA0 + DATA, 12, 5, fl };
+    }
+    snap(&gtx);
+    snap(&grx);
+    n = tx_pass(&gtx);
+    pk_tx_expect("packed chain longer than the ring", 0, 0, 0, n, true);
+    others_forward("packed chains past the ring end");
+}
+
+static void packed_indirect(void)
+{
+    printf("== packed_indirect\n");
+    /* A table of 4 whose first two entries end region 0 and the last two
+     * begin region 1 (contiguous in guest-physical space only). */
+    pk_tx_begin(1, 100);
+    uint8_t hdr[VIRTIO_NET_HDR_LEN] = { 0 };
+    make_frame(pk_f[1], sizeof(pk_f[1]), MAC_RX, MAC_TX, 101);
+    uint64_t h = store(&gtx, hdr, sizeof(hdr), pk_f[1], sizeof(pk_f[1]));
+    uint64_t t = GPA0 + REG - 32;
+    struct virtq_pdesc tbl[4] = { { h, 6, 0, 0 }, { h + 6, 6, 0, 0 }, { h + 12, 100, 0, 0 },
+                                  { h + 112, sizeof(pk_f[1]) - 100, 0, 0 } };
+    put(&gtx, t, tbl, sizeof(tbl));
+    struct seg s = { t, sizeof(tbl), VIRTQ_DESC_F_INDIRECT };
+    pk_tx_chain(&gtx, &s, 1, 1);
+    snap(&gtx);
+    snap(&grx);
+    unsigned n = tx_pass(&gtx);
+    uint8_t got[4096];
+    struct virtio_net_hdr rh;
+    int l1 = rx_take(&grx, got, sizeof(got), &rh);
+    bool first = l1 == (int)sizeof(pk_f[0]) && !memcmp(got, pk_f[0], sizeof(pk_f[0]));
+    int l2 = rx_take(&grx, got, sizeof(got), &rh);
+    bool refused = gtx.port.dev.broken && l2 < 0 && n == 1;
+    bool intact = !gtx.port.dev.broken && n == 2 && l2 == (int)sizeof(pk_f[1]) &&
+                  !memcmp(got, pk_f[1], sizeof(pk_f[1]));
+    CHECK(first && (refused || intact), "packed TX table across regions: refused (sender "
+          "stopped) or read correctly from both (broken %d, served %u, got %d)",
+          gtx.port.dev.broken, n, l2);
+    CHECK(!grx.port.dev.broken, "packed TX table across regions: the receiver not stopped");
+    check_confined(&gtx, "packed indirect table across regions");
+    check_confined(&grx, "packed indirect table across regions");
+    /* Nested: an entry of the table is itself indirect; then the table
+     * inside a chain, with NEXT, misaligned, of a bad length, too long. */
+    struct {
+        const char *what;
+        uint64_t addr;
+        uint32_t len;
+        uint16_t flags;
+        bool in_chain;
+    } bad[] = {
+        { "packed nested indirect table", 0, 32, VIRTQ_DESC_F_INDIRECT, false },
+        { "packed indirect inside a chain", 0, 32, VIRTQ_DESC_F_INDIRECT, true },
+        { "packed indirect with NEXT", 0, 32, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, false },
+        { "packed indirect table misaligned", 8, 32, VIRTQ_DESC_F_INDIRECT, false },
+        { "packed indirect table length 40", 0, 40, VIRTQ_DESC_F_INDIRECT, false },
+        { "packed indirect table of 257", 0, 257 * 16, VIRTQ_DESC_F_INDIRECT, false },
+        { "packed indirect table outside memory", GPA0 + 2 * REG, 32, VIRTQ_DESC_F_INDIRECT,
+          false },
+    };
+    for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        pk_tx_begin(2, (uint8_t)(110 + 3 * k));
+        uint64_t tt = galloc(&gtx, 257 * 16, 16);
+        struct virtq_pdesc nt[2] = { { GPA0 + DATA, 12, 0, 0 }, { tt, 32, 0, 0 } };
+        if (k == 0)
+            nt[1].flags = VIRTQ_DESC_F_INDIRECT;
+        put(&gtx, tt, nt, sizeof(nt));
+        uint64_t a = bad[k].addr >= GPA0 ? bad[k].addr : tt + bad[k].addr;
+        struct seg sb[2] = { { GPA0 + DATA, 12, 0 }, { a, bad[k].len, VIRTQ_DESC_F_INDIRECT } };
+        uint16_t at = gtx.ptx.pos;
+        if (bad[k].in_chain) {
+            pk_tx_chain(&gtx, sb, 2, 2);
+        } else {
+            pk_tx_chain(&gtx, &sb[1], 1, 2);
+            txvq(&gtx)->pdesc[at].flags |= bad[k].flags & VIRTQ_DESC_F_NEXT;
+        }
+        pk_tx_frame(&gtx, pk_f[0], sizeof(pk_f[0]));
+        snap(&gtx);
+        snap(&grx);
+        n = tx_pass(&gtx);
+        pk_tx_expect(bad[k].what, 0, 2, 2, n, true);
+    }
+    others_forward("packed indirect tables");
+}
+
+static void packed_event_outside_memory(void)
+{
+    printf("== packed_event_outside_memory\n");
+    /* Event structures just past either region (in the PROT_NONE fence),
+     * far away, or wrapping: the ring does not map and is not served. */
+    static const struct {
+        const char *what;
+        uint64_t drv, dev;
+    } c[] = {
+        { "driver event structure just past region 0", UVA0 + REG, UVA0 + TX_USED },
+        { "device event structure just past region 1", UVA0 + TX_AVAIL, UVA1 + REG },
+        { "device event structure below region 0", UVA0 + TX_AVAIL, UVA0 - 4 },
+        { "driver event structure at 2^64 - 4", 0xfffffffffffffffcull, UVA0 + TX_USED },
+    };
+    for (unsigned k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+        pk_tx_begin(2, (uint8_t)(130 + k));
+        bool mapped = ring_try(&gtx, TXQ, RING, UVA0 + TX_DESC, c[k].drv, c[k].dev);
+        struct vqueue *q = &gtx.port.dev.q[TXQ];
+        CHECK(!mapped && !vq_mapped(&q->vq) && !dev_queue_ready(&gtx.port.dev, q),
+              "packed %s: the ring does not map", c[k].what);
+        snap(&gtx);
+        snap(&grx);
+        unsigned n = tx_pass(&gtx);
+        pk_tx_expect(c[k].what, 0, 0, 0, n, false);
+    }
+    /* In the last 4 bytes of a region they are fine. */
+    pk_tx_begin(2, 140);
+    bool mapped = ring_try(&gtx, TXQ, RING, UVA0 + TX_DESC, UVA0 + REG - 4, UVA1 + REG - 4);
+    gtx.ptx.upos = 0;
+    gtx.ptx.uwrap = true;
+    allow(&gtx, GPA0 + 2 * REG - 4, 4);
+    snap(&gtx);
+    snap(&grx);
+    unsigned n = mapped ? tx_pass(&gtx) : 0;
+    CHECK(mapped, "packed: event structures in the last 4 bytes of the regions map");
+    pk_tx_expect("packed event structures at the regions' ends", 0, 2, 2, n, false);
+    others_forward("packed event structures outside guest memory");
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1735,6 +2407,13 @@ int main(void)
     indirect_straddling_regions();
     add_mem_reg_checks();
     mixed_bursts();
+    cve_2020_14375_double_fetch_packed();
+    packed_wrap_counter_lie();
+    packed_id_beyond_ring();
+    packed_id_reused_in_flight();
+    packed_chain_wraps();
+    packed_indirect();
+    packed_event_outside_memory();
     cve_2019_3900_ring_full_forever();   /* last: it starts and stops the workers */
     return check_done("test_cve");
 }
