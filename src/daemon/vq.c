@@ -407,8 +407,7 @@ void vq_push_batch(struct vq *vq, const uint16_t *heads, unsigned n, uint32_t le
     if (n == 0)
         return;
     if (vq->packed) {
-        for (unsigned i = 0; i < n; i++)
-            pk_push(vq, heads[i], len, vq->in_order && i + 1 < n);
+        pk_push_batch(vq, heads, n, len);
         return;
     }
     if (vq->in_order) {

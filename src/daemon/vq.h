@@ -74,6 +74,7 @@ struct vq_pk_ent {
     uint32_t len;       /* bytes written, once pushed */
     uint16_t id;        /* buffer ID (from the chain's last descriptor) */
     uint16_t ndesc;     /* ring descriptors the chain took */
+    uint16_t start;     /* its first position | avail wrap << 15, for vq_unpop */
     uint8_t batch;      /* IN_ORDER: completes with the entry after it */
 };
 struct vq_pk {
@@ -83,9 +84,6 @@ struct vq_pk {
     uint32_t group;             /* start of the open used group */
     bool group_open;
     struct vq_pk_ent log[VQ_PK_LOG];
-    /* Ring positions (with the avail wrap counter in bit 15) where the
-     * chains in the log started, for vq_unpop. */
-    uint16_t start[VQ_PK_LOG];
     uint64_t busy[VIRTQ_MAX_SIZE / 64];    /* buffer IDs in the log */
 };
 

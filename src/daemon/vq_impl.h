@@ -63,23 +63,6 @@ static inline __attribute__((always_inline)) void prefetch_for_write(const char 
         __asm__ volatile("prefetchw %0" : : "m"(*p));
         return;
     }
-/* The packed ring, called by vq.c's functions when vq->packed is set. */
-bool pk_map(struct vq *vq, const struct guest_mem *mem);
-void pk_set_base(struct vq *vq, uint32_t state);
-uint32_t pk_get_base(const struct vq *vq);
-enum vq_pop_result pk_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *e,
-                          bool allow_out, bool allow_in);
-unsigned pk_pop_burst(struct vq *vq, const struct guest_mem *mem, struct vq_burst *b,
-                      unsigned max, bool allow_out, bool allow_in);
-void pk_unpop(struct vq *vq, uint16_t n);
-void pk_push(struct vq *vq, uint16_t id, uint32_t len, bool batch);
-uint32_t pk_used_begin(struct vq *vq);
-void pk_used_rollback(struct vq *vq, uint32_t start);
-void pk_flush(struct vq *vq);
-bool pk_should_signal(struct vq *vq);
-void pk_disable_notify(struct vq *vq);
-bool pk_enable_notify(struct vq *vq);
-
 #endif
     __builtin_prefetch(p, 1, 3);
 }
@@ -110,6 +93,7 @@ unsigned pk_pop_burst(struct vq *vq, const struct guest_mem *mem, struct vq_burs
                       unsigned max, bool allow_out, bool allow_in);
 void pk_unpop(struct vq *vq, uint16_t n);
 void pk_push(struct vq *vq, uint16_t id, uint32_t len, bool batch);
+void pk_push_batch(struct vq *vq, const uint16_t *ids, unsigned n, uint32_t len);
 uint32_t pk_used_begin(struct vq *vq);
 void pk_used_rollback(struct vq *vq, uint32_t start);
 void pk_flush(struct vq *vq);

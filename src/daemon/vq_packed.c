@@ -268,10 +268,10 @@ pop_chain(struct vq *vq, const struct guest_mem *mem, struct iovec *iov, struct 
         return "buffer ID beyond the ring size";
     if (busy_test_set(pk, id))
         return "buffer ID reused while still in flight";
-    uint32_t t = pk->tail++ & LOG_MASK;
-    pk->log[t].id = id;
-    pk->log[t].ndesc = ndesc;
-    pk->start[t] = (uint16_t)(vq->last_avail | (uint16_t)vq->avail_wrap << 15);
+    struct vq_pk_ent *e = &pk->log[pk->tail++ & LOG_MASK];
+    e->id = id;
+    e->ndesc = ndesc;
+    e->start = (uint16_t)(vq->last_avail | (uint16_t)vq->avail_wrap << 15);
     c->head = id;
     ring_advance(vq, &vq->last_avail, &vq->avail_wrap, ndesc);
     *got = true;
@@ -339,9 +339,31 @@ void pk_unpop(struct vq *vq, uint16_t n)
         return;
     for (uint16_t i = 0; i < n; i++)
         busy_clear(pk, pk->log[--pk->tail & LOG_MASK].id);
-    uint16_t s = pk->start[pk->tail & LOG_MASK];
+    uint16_t s = pk->log[pk->tail & LOG_MASK].start;
     vq->last_avail = s & 0x7fff;
     vq->avail_wrap = s >> 15;
+}
+
+/* A TX completion: n chains pushed in pop order with length len, one
+ * batch with IN_ORDER. */
+void pk_push_batch(struct vq *vq, const uint16_t *ids, unsigned n, uint32_t len)
+{
+    struct vq_pk *pk = vq->pk;
+    if (n > pk->tail - pk->push) {
+        vq_mark_broken(vq, "used entry out of pop order (internal error)");
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct vq_pk_ent *e = &pk->log[(pk->push + i) & LOG_MASK];
+        if (e->id != ids[i]) {
+            vq_mark_broken(vq, "used entry out of pop order (internal error)");
+            return;
+        }
+        e->len = len;
+        e->batch = vq->in_order;
+    }
+    pk->log[(pk->push + n - 1) & LOG_MASK].batch = 0;
+    pk->push += n;
 }
 
 void pk_push(struct vq *vq, uint16_t id, uint32_t len, bool batch)
