@@ -8,8 +8,9 @@
  *
  * Set-up: lwvhostd with ports p0..p3 (server mode) and two workers.  The
  * frontends differ so every datapath variant runs at once: p0 direct
- * descriptors and CSUM+GUEST_CSUM; p1 indirect tables, CSUM only and
- * 512-byte (mergeable) RX buffers; p2 two-descriptor chains, no offloads
+ * descriptors and CSUM+GUEST_CSUM; p1 packed rings (VIRTIO_F_RING_PACKED)
+ * of 200 entries, indirect tables, CSUM only and 512-byte (mergeable) RX
+ * buffers; p2 two-descriptor chains, no offloads
  * and 128-entry rings; p3 guest memory in two regions and CSUM+GUEST_CSUM.
  *
  * Traffic: each round every connected frontend sends a burst (1..160
@@ -367,6 +368,9 @@ static void fe_init(unsigned i)
         f->csum_tx = f->guest_csum = true;
         break;
     case 1:
+        /* Packed rings of a size no split ring can have. */
+        f->o.packed = 1;
+        f->o.ring_size = 200;
         f->o.tx_mode = VUF_TX_INDIRECT;
         f->o.rx_buf_size = 512;
         f->csum_tx = true;
