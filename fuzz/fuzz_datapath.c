@@ -9,10 +9,14 @@
  *
  * Every guest memory region sits between 8 MiB of PROT_NONE on each side,
  * so any access outside guest memory faults and is reported as a crash.
+ * A's TX ring and B's RX ring are split or packed (virtio 1.2, 2.8) as
+ * the input says; C's is split.
+ *
  * After each input: every chain taken from a ring was completed exactly
- * once or given back (last_avail == used_idx on every ring), C is never
- * marked broken, and every header C received has num_buffers in range and
- * no checksum or GSO field beyond its frame.
+ * once or given back (last_avail == used_idx on every ring; on a packed
+ * ring the wrap counters equal too and its log of popped chains empty), C
+ * is never marked broken, and every header C received has num_buffers in
+ * range and no checksum or GSO field beyond its frame.
  *
  * Input: a 12-byte configuration, then memory writes until the end.
  *   0  A's features, 1  B's features: bit 0 VERSION_1, 1 MRG_RXBUF,
@@ -23,13 +27,20 @@
  *      adjacent in guest-physical space; 2 two with a 4 KiB hole between;
  *      3 two, the second just below the first.  Bit 4: re-arm kicks when
  *      empty.  Bits 5-7: passes - 1
- *   4  u16 A's starting ring index, 6 u16 B's (as SET_VRING_BASE sets)
+ *   4  u16 A's starting ring index, 6 u16 B's (as SET_VRING_BASE sets;
+ *      packed: bits 0-14 the position, modulo the size, 15 its wrap counter)
  *   8  budget per pass (0: 256); 9 bit 0: A's TX ring is queue pair 1
- *   10-11 unused
+ *   10 bit 0: A's ring packed, bit 1: B's ring packed (the device then has
+ *      VIRTIO_F_RING_PACKED)
+ *   11 packed rings' size when not 0 (any size), else the power of two
  * A write: u8 sel (bit 0: guest B, bit 1: region 1), u16 offset (modulo
  * the region size), u8 len, len bytes.  Regions are 32 KiB: region 0 at
  * guest-physical 0x10000; each guest's ring is at offset 0 of region 0:
- * descriptors at 0x0, avail at 0x1000, used at 0x2000.
+ * descriptors at 0x0, avail at 0x1000, used at 0x2000 (packed: the
+ * descriptor ring at 0x0, the driver's event structure at 0x1000, the
+ * device's at 0x2000).  The writes are the ring contents: descriptors
+ * with their flags, wrap bits, buffer IDs and chains, indirect tables,
+ * event structures, headers and frames.
  */
 #include "fuzz_common.h"
 
@@ -125,14 +136,17 @@ static uint64_t features(uint8_t b)
     return f;
 }
 
-/* A fresh device state with one ring (queue qi) at the start of region 0. */
+/* A fresh device state with one ring (queue qi) at the start of region 0;
+ * packed if feat has VIRTIO_F_RING_PACKED. */
 static struct vqueue *gdev_reset(struct gdev *g, uint64_t feat, unsigned qi, uint32_t num,
                                  uint16_t start)
 {
     struct vdev *d = &g->port.dev;
     for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
         struct vqueue *q = &d->q[i];
+        struct vq_pk *pk = q->vq.pk;     /* packed rings' log, kept as dev_reset keeps it */
         memset(&q->vq, 0, sizeof(q->vq));
+        q->vq.pk = pk;
         q->kick_set = false;
         q->enable = -1;
         q->signal_pending = false;
@@ -151,7 +165,12 @@ static struct vqueue *gdev_reset(struct gdev *g, uint64_t feat, unsigned qi, uin
     q->vq.addr_set = true;
     q->vq.event_idx = dev_has_feature(d, VIRTIO_RING_F_EVENT_IDX);
     q->vq.indirect = dev_has_feature(d, VIRTIO_RING_F_INDIRECT_DESC);
-    vq_set_base(&q->vq, start);
+    if (q->vq.packed) {
+        uint16_t pos = (uint16_t)((start & 0x7fff) % num);
+        vq_set_base(&q->vq, virtq_packed_state(pos, start >> 15, pos, start >> 15));
+    } else {
+        vq_set_base(&q->vq, start);
+    }
     q->kick_set = true;
     q->enable = 1;
     if (!vq_map(&q->vq, &d->mem))
@@ -238,8 +257,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned budget = cfg[8] ? cfg[8] : 256;
     uint16_t a_start = (uint16_t)(cfg[4] | cfg[5] << 8), b_start = (uint16_t)(cfg[6] | cfg[7] << 8);
     unsigned a_qi = cfg[9] & 1 ? 3 : 1;
-    struct vqueue *tx = gdev_reset(&A, features(cfg[0]), a_qi, 1u << ((cfg[2] & 15) % 9), a_start);
-    struct vqueue *rx = gdev_reset(&B, features(cfg[1]), 0, 1u << ((cfg[2] >> 4) % 9), b_start);
+    bool a_pk = cfg[10] & 1, b_pk = cfg[10] & 2;
+    uint32_t a_num = a_pk && cfg[11] ? cfg[11] : 1u << ((cfg[2] & 15) % 9);
+    uint32_t b_num = b_pk && cfg[11] ? cfg[11] : 1u << ((cfg[2] >> 4) % 9);
+    uint64_t packed = 1ull << VIRTIO_F_RING_PACKED;
+    struct vqueue *tx = gdev_reset(&A, features(cfg[0]) | (a_pk ? packed : 0), a_qi, a_num, a_start);
+    struct vqueue *rx = gdev_reset(&B, features(cfg[1]) | (b_pk ? packed : 0), 0, b_num, b_start);
     c_reset();
 
     while (cur_left(&c)) {
@@ -252,8 +275,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(dst + off, buf, len < REG_SIZE - off ? len : REG_SIZE - off);
     }
     /* The used rings are the device's: they start where the device is. */
-    tx->vq.used->idx = a_start;
-    rx->vq.used->idx = b_start;
+    if (!a_pk)
+        tx->vq.used->idx = a_start;
+    if (!b_pk)
+        rx->vq.used->idx = b_start;
 
     switch_init(&sw, &ports);
     ports_init(&sw);
@@ -283,6 +308,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* No chain lost or completed twice, on any ring. */
     assert(tx->vq.last_avail == tx->vq.used_idx);
     assert(rx->vq.last_avail == rx->vq.used_idx);
+    struct vq *pk_rings[2] = { a_pk ? &tx->vq : NULL, b_pk ? &rx->vq : NULL };
+    for (int i = 0; i < 2; i++)
+        if (pk_rings[i]) {
+            assert(pk_rings[i]->avail_wrap == pk_rings[i]->used_wrap);
+            assert(pk_rings[i]->pk->head == pk_rings[i]->pk->tail);
+        }
     assert(C.port.dev.q[0].vq.last_avail == C.port.dev.q[0].vq.used_idx);
     /* C's buffers are valid: nothing A or B does may break it. */
     assert(!C.port.dev.broken);

@@ -281,10 +281,10 @@ D_V1, D_MRG, D_IND, D_EVT, D_CSUM, D_GCSUM, D_HTSO, D_GTSO = (1 << i for i in ra
 
 
 def dp_cfg(afeat=D_V1, bfeat=D_V1 | D_MRG, alog=8, blog=8, alay=0, blay=0, rearm=False,
-           passes=1, a_start=0, b_start=0, budget=0, qp1=False):
+           passes=1, a_start=0, b_start=0, budget=0, qp1=False, apk=False, bpk=False, pnum=0):
     b3 = alay | (blay << 2) | (0x10 if rearm else 0) | ((passes - 1) << 5)
     return bytes([afeat, bfeat, alog | (blog << 4), b3]) + struct.pack("<HH", a_start, b_start) + \
-        bytes([budget, 1 if qp1 else 0, 0, 0])
+        bytes([budget, 1 if qp1 else 0, (1 if apk else 0) | (2 if bpk else 0), pnum])
 
 
 def w(guest, reg, off, data):
@@ -450,6 +450,110 @@ def datapath_seeds():
     return s
 
 
+# packed rings (fuzz_datapath.c byte 10): the descriptor ring at DESC, the
+# driver's event structure at AVAIL, the device's at USED
+P_AVAIL, P_USED = 1 << 7, 1 << 15
+EV_ENABLE, EV_DISABLE, EV_DESC = 0, 1, 2
+W1 = 0x8000          # a starting state's wrap counter bit
+
+
+def pdesc(addr, length, bid=0, flags=0):
+    return struct.pack("<QIHH", addr, length, bid, flags)
+
+
+def avail_bits(wrap):
+    return P_AVAIL if wrap else P_USED
+
+
+def p_chain(guest, pos, wrap, segs, bid, num=256):
+    """A chain of (addr, len, flags) made available from pos in lap wrap."""
+    out = b""
+    for i, (a, l, f) in enumerate(segs):
+        f |= (NEXT if i + 1 < len(segs) else 0) | avail_bits(wrap)
+        out += w(guest, 0, DESC + 16 * pos, pdesc(a, l, bid if i + 1 == len(segs) else 0xBEEF, f))
+        pos += 1
+        if pos == num:
+            pos, wrap = 0, not wrap
+    return out
+
+
+def b_prx(n=8, size=2048, at=0x3000, pos=0, wrap=True, num=256):
+    """n single-buffer receive chains of B's packed ring, IDs 0..n-1."""
+    out = b""
+    for i in range(n):
+        out += p_chain(1, pos, wrap, [(GPA0 + at + (i * size) % (DP_REG - at - size), size, WRITE)],
+                       i, num)
+        pos += 1
+        if pos == num:
+            pos, wrap = 0, not wrap
+    return out
+
+
+def packed_seeds():
+    s = {}
+    data = GPA0 + 0x3000
+    fr = udp_frame()
+    hdr = net_hdr()
+    end = GPA0 + DP_REG
+    body = w(0, 0, 0x3000, hdr + fr)
+    one = [(data, 12 + len(fr), 0)]
+    pk = dict(apk=True, a_start=W1)
+    s["pk-valid-one-desc"] = dp_cfg(**pk) + body + p_chain(0, 0, True, one, 0) + b_rx()
+    s["pk-valid-two-desc-rearm"] = dp_cfg(rearm=True, passes=2, **pk) + body + \
+        p_chain(0, 0, True, [(data, 12, 0), (data + 12, len(fr), 0)], 3) + b_rx()
+    # a chain past the end of a ring of 8 (254, 255, 0 in a ring of 256 alike)
+    s["pk-chain-wraps"] = dp_cfg(apk=True, a_start=W1 | 6, pnum=8) + body + \
+        p_chain(0, 6, True, [(data, 12, 0), (data + 12, 30, 0), (data + 42, len(fr) - 30, 0)], 5, 8) + \
+        p_chain(0, 1, False, one, 6, 8) + b_rx()
+    s["pk-lap0-start"] = dp_cfg(apk=True, a_start=4, pnum=100) + body + \
+        p_chain(0, 4, False, one, 99, 100) + p_chain(0, 5, False, one, 98, 100) + b_rx()
+    many = b"".join(p_chain(0, i, True, one, i, 100) for i in range(100))
+    s["pk-ring-full-100"] = dp_cfg(passes=4, budget=40, pnum=100, **pk) + body + many + \
+        b_rx(n=64, size=128)
+    s["pk-event-idx"] = dp_cfg(afeat=D_V1 | D_EVT, rearm=True, passes=2, **pk) + body + \
+        p_chain(0, 0, True, one, 0) + p_chain(0, 1, True, one, 1) + \
+        w(0, 0, AVAIL, struct.pack("<HH", W1 | 1, EV_DESC)) + b_rx()
+    s["pk-driver-event-disable"] = dp_cfg(**pk) + body + p_chain(0, 0, True, one, 0) + \
+        w(0, 0, AVAIL, struct.pack("<HH", 0, EV_DISABLE)) + b_rx()
+    tbl = pdesc(data + 0x100, 12) + pdesc(data + 0x100 + 12, len(fr))
+    s["pk-valid-indirect"] = dp_cfg(afeat=D_V1 | D_IND, **pk) + w(0, 0, 0x3000, tbl) + \
+        w(0, 0, 0x3100, hdr + fr) + p_chain(0, 0, True, [(data, 32, INDIRECT)], 0) + b_rx()
+    # packed receivers
+    s["pk-rx-mergeable"] = dp_cfg(bpk=True, b_start=W1) + w(0, 0, 0x3000, hdr + udp_frame(1400)) + \
+        a_desc(0, data, 12 + 1400 + 42) + a_avail([0]) + b_prx(n=8, size=512)
+    s["pk-both-100"] = dp_cfg(apk=True, bpk=True, a_start=W1 | 98, b_start=W1 | 97, pnum=100) + \
+        body + p_chain(0, 98, True, [(data, 12, 0), (data + 12, len(fr), 0)], 7, 100) + \
+        p_chain(0, 0, False, one, 8, 100) + b_prx(n=5, size=1024, pos=97, num=100)
+    s["pk-rx-chain-wraps"] = dp_cfg(bpk=True, b_start=W1 | 7, pnum=8) + body + \
+        a_desc(0, data, 12 + len(fr)) + a_avail([0]) + \
+        p_chain(1, 7, True, [(data, 40, WRITE), (data + 0x100, 1000, WRITE)], 2, 8)
+    # hostile: wrap counters that lie, IDs beyond the ring or reused in
+    # flight, chains longer than the ring, indirect tables
+    s["pk-wrap-lie-hidden"] = dp_cfg(**pk) + body + \
+        w(0, 0, DESC, pdesc(data, 12 + len(fr), 0, P_AVAIL | P_USED)) + b_rx()
+    s["pk-unfilled-offered"] = dp_cfg(**pk) + body + p_chain(0, 0, True, one, 1) + \
+        w(0, 0, DESC + 16, pdesc(0, 0, 0, P_AVAIL)) + w(0, 0, DESC + 32, pdesc(end + 0x1000, 64, 2, P_AVAIL)) + \
+        b_rx()
+    s["pk-id-beyond-ring"] = dp_cfg(pnum=16, **pk) + body + p_chain(0, 0, True, one, 0, 16) + \
+        p_chain(0, 1, True, one, 16, 16) + b_rx()
+    s["pk-id-reused"] = dp_cfg(**pk) + body + p_chain(0, 0, True, one, 4) + \
+        p_chain(0, 1, True, one, 4) + b_rx()
+    longc = b"".join(w(0, 0, DESC + 16 * i, pdesc(data, 12, 1, NEXT | P_AVAIL)) for i in range(8))
+    s["pk-chain-longer-than-ring"] = dp_cfg(pnum=8, **pk) + body + longc + b_rx()
+    s["pk-indirect-nested"] = dp_cfg(afeat=D_V1 | D_IND, **pk) + \
+        w(0, 0, 0x3000, pdesc(data + 0x40, 16, 0, INDIRECT)) + \
+        p_chain(0, 0, True, [(data, 16, INDIRECT)], 0) + b_rx()
+    s["pk-indirect-straddles"] = dp_cfg(afeat=D_V1 | D_IND, alay=1, **pk) + \
+        w(0, 0, DP_REG - 16, pdesc(data, 12 + len(fr))) + w(0, 1, 0, pdesc(data, 12)) + \
+        p_chain(0, 0, True, [(end - 16, 32, INDIRECT)], 0) + body + b_rx()
+    s["pk-indirect-with-next"] = dp_cfg(afeat=D_V1 | D_IND, **pk) + w(0, 0, 0x3000, tbl) + \
+        w(0, 0, DESC, pdesc(data, 32, 0, INDIRECT | NEXT | P_AVAIL)) + b_rx()
+    s["pk-rx-id-beyond-ring"] = dp_cfg(bpk=True, b_start=W1, pnum=16) + body + \
+        a_desc(0, data, 12 + len(fr)) + a_desc(1, data, 12 + len(fr)) + a_avail([0, 1]) + \
+        p_chain(1, 0, True, [(data, 2048, WRITE)], 0, 16) + p_chain(1, 1, True, [(data + 0x800, 2048, WRITE)], 40, 16)
+    return s
+
+
 # ---- config and control commands ------------------------------------------
 def config_seeds():
     s = {}
@@ -500,7 +604,7 @@ def write(target, seeds):
 
 def main():
     write("fuzz_vu_msg", vu_msg_seeds())
-    write("fuzz_datapath", datapath_seeds())
+    write("fuzz_datapath", {**datapath_seeds(), **packed_seeds()})
     write("fuzz_config", config_seeds())
     return 0
 
