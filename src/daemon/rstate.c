@@ -22,7 +22,8 @@ struct rstate_slot {
     uint32_t num;
     uint64_t desc_uva;
     uint32_t start;     /* the base the frontend gave when the ring started */
-    uint32_t pos;       /* avail position | wrap << 15, the next chain */
+    uint32_t pos;       /* position word: target << 16 | current, each
+                         * half a position | wrap << 15 */
     uint64_t reserved;
 };
 
@@ -68,32 +69,31 @@ static void open_file(struct rstate *rs, const char *port)
     rs->slot = m;
 }
 
-uint32_t rstate_ring_start(struct rstate *rs, const char *port, unsigned ring, uint64_t desc_uva,
-                           uint32_t num, uint32_t base, bool *resumed, uint32_t **pos)
+bool rstate_ring_start(struct rstate *rs, const char *port, unsigned ring, uint64_t desc_uva,
+                       uint32_t num, uint32_t base, uint32_t *saved, uint32_t **pos)
 {
-    *resumed = false;
     *pos = NULL;
     if (!rs->tried)
         open_file(rs, port);
     if (!rs->slot || ring >= LWV_MAX_VQS)
-        return base;
+        return false;
     struct rstate_slot *s = &rs->slot[ring];
     *pos = &s->pos;
-    /* The file is only as trustworthy as its directory: a position it
-     * names is checked against the ring size like any base. */
-    uint32_t saved = __atomic_load_n(&s->pos, __ATOMIC_RELAXED);
+    /* The file is only as trustworthy as its directory: both positions it
+     * names are checked against the ring size like any base. */
+    uint32_t w = __atomic_load_n(&s->pos, __ATOMIC_RELAXED);
     if (s->magic == RSTATE_MAGIC && s->desc_uva == desc_uva && s->num == num &&
-        s->start == base && (saved & 0x7fff) < num) {
-        *resumed = (saved & 0xffff) != (base & 0xffff);
-        return saved & 0xffff;
+        s->start == base && (w & 0x7fff) < num && ((w >> 16) & 0x7fff) < num) {
+        *saved = w;
+        return true;
     }
     s->magic = 0;
     s->desc_uva = desc_uva;
     s->num = num;
     s->start = base;
-    __atomic_store_n(&s->pos, base & 0xffff, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->pos, (base & 0xffff) * 0x10001u, __ATOMIC_RELAXED);
     s->magic = RSTATE_MAGIC;
-    return base;
+    return false;
 }
 
 void rstate_ring_forget(struct rstate *rs, unsigned ring)

@@ -9,9 +9,13 @@
  * or its last GET_VRING_BASE).  So each port with a packed ring has a small
  * file, STATE_DIR/PORT.rings, mapped shared: per ring the address and size
  * it had, the base the frontend gave at its start, and our position (the
- * used position with its wrap counter, updated by the virtqueue layer as
- * it writes each used descriptor; nothing is in flight between passes, so
- * that is also where the next chain starts).
+ * used position with its wrap counter; nothing is in flight between
+ * passes, so that is also where the next chain starts).  The virtqueue
+ * layer keeps the position word as it writes used descriptors: the high
+ * half is where the ring will be after the descriptor being written, the
+ * low half where it was; they differ only while that descriptor is being
+ * written, and a daemon killed then leaves the question to the next one,
+ * which looks at the ring (vq_pk_resume_point).
  *
  * Owns: the files and the rule for when a saved position is taken: the
  * ring has the same address and size and the frontend gives the same base
@@ -38,11 +42,13 @@ struct rstate {
 void rstate_set_dir(const char *dir);
 const char *rstate_dir(void);
 
-/* A packed ring of port starts (SET_VRING_KICK): returns the state to run
- * it from, base or the saved one (then *resumed is true), and where its
- * position is to be written (NULL without a file). */
-uint32_t rstate_ring_start(struct rstate *rs, const char *port, unsigned ring, uint64_t desc_uva,
-                           uint32_t num, uint32_t base, bool *resumed, uint32_t **pos);
+/* A packed ring of port starts (SET_VRING_KICK): true, with the saved
+ * position word in *saved, if the ring is the one a previous daemon saved
+ * and the frontend only resends the base it gave that daemon; else false
+ * (the ring runs from base, saved afresh).  *pos: where the ring's position
+ * word is to be kept (NULL without a file). */
+bool rstate_ring_start(struct rstate *rs, const char *port, unsigned ring, uint64_t desc_uva,
+                       uint32_t num, uint32_t base, uint32_t *saved, uint32_t **pos);
 /* GET_VRING_BASE: the frontend knows the ring's state now. */
 void rstate_ring_forget(struct rstate *rs, unsigned ring);
 /* Unmaps the file (kept on disk for the next daemon). */

@@ -138,6 +138,10 @@ enum vq_pop_result { VQ_EMPTY = 0, VQ_GOT = 1, VQ_BROKEN = -1 };
  * layout, of which the avail half sets both positions (vq_packed.c says
  * why).  A packed position at or past num keeps the ring from mapping. */
 void vq_set_base(struct vq *vq, uint32_t state);
+/* Where a packed ring resumes from a saved position word (rstate.h): the
+ * word's current half, or its target half if the ring shows the used
+ * descriptor between them written.  The ring must be mapped to tell. */
+uint32_t vq_pk_resume_point(const struct vq *vq, uint32_t word);
 /* The state to report in GET_VRING_BASE, in the same layout. */
 uint32_t vq_get_base(const struct vq *vq);
 /* True if state names positions inside a ring of num entries. */

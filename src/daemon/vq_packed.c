@@ -98,6 +98,20 @@ void pk_set_base(struct vq *vq, uint32_t state)
         log_reset(vq->pk);
 }
 
+uint32_t vq_pk_resume_point(const struct vq *vq, uint32_t word)
+{
+    uint16_t cur = word & 0xffff, to = (uint16_t)(word >> 16);
+    if (cur == to || !vq->pdesc)
+        return cur;
+    /* Killed while writing the used descriptor at cur: if it is there (a
+     * used descriptor of cur's lap), the ring is at to. */
+    uint16_t pos = cur & 0x7fff;
+    bool wrap = cur >> 15;
+    uint16_t f = __atomic_load_n(&vq->pdesc[pos].flags, __ATOMIC_ACQUIRE);
+    bool written = !!(f & VIRTQ_DESC_F_AVAIL) == wrap && !!(f & VIRTQ_DESC_F_USED) == wrap;
+    return written ? to : cur;
+}
+
 uint32_t pk_get_base(const struct vq *vq)
 {
     return virtq_packed_state(vq->last_avail, vq->avail_wrap, vq->used_idx, vq->used_wrap);
@@ -123,17 +137,20 @@ static void commit(struct vq *vq, uint32_t upto)
         ring_advance(vq, &pos, &wrap, e->ndesc);
         if (e->batch && i + 1 != upto)
             continue;
-        /* Saved before the descriptor: a daemon killed between the two
-         * resumes past a buffer the driver never gets back, instead of
-         * stopping for good at a descriptor already marked used. */
+        /* The saved position word says "from at to pos" while the
+         * descriptor is written, "at pos" after (rstate.h): a daemon
+         * killed in between leaves the next one to look at the ring. */
+        uint32_t to = (uint32_t)(pos | (uint16_t)wrap << 15);
         if (vq->journal)
-            __atomic_store_n(vq->journal, (uint32_t)(pos | (uint16_t)wrap << 15),
+            __atomic_store_n(vq->journal, to << 16 | (uint32_t)(at | (uint16_t)at_wrap << 15),
                              __ATOMIC_RELAXED);
         uint16_t flags = (uint16_t)((at_wrap ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0) |
                                     (e->len ? VIRTQ_DESC_F_WRITE : 0));
         __atomic_store_n(&ring[at].id, e->id, __ATOMIC_RELAXED);
         __atomic_store_n(&ring[at].len, e->len, __ATOMIC_RELAXED);
         __atomic_store_n(&ring[at].flags, flags, __ATOMIC_RELEASE);
+        if (vq->journal)
+            __atomic_store_n(vq->journal, to << 16 | to, __ATOMIC_RELEASE);
         open = false;
     }
     vq->used_idx = pos;

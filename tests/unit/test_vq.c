@@ -866,6 +866,43 @@ static void test_pk_base_map(struct fake_guest *g)
 
 /* Expects the chain at the avail position to break the ring, and guest
  * memory left untouched. */
+/* The position word a packed ring keeps for the next daemon (rstate.h):
+ * "at P" between used descriptors, "from C to T" only while the one at C
+ * is written; a daemon killed then resumes at T if the descriptor at C is
+ * there, else at C. */
+static void test_pk_journal(struct fake_guest *g)
+{
+    CHECK(pk_setup(g, 16), "journal: ring of 16 maps");
+    uint32_t word = 0x8000u * 0x10001u;      /* at 0, wrap 1 */
+    pv.journal = &word;
+    struct pseg two[2] = { { pk_data(1), 20, 0 }, { pk_data(2), 30, 0 } };
+    pk_chain(g, two, 2, 3);
+    pk_one(g, 3, 40, 0, 4);
+    struct vq_elem el;
+    CHECK(vq_pop(&pv, &g->mem, &el, true, false) == VQ_GOT && el.head == 3, "journal: pop 2-desc");
+    vq_push(&pv, el.head, 0);
+    CHECK(vq_pop(&pv, &g->mem, &el, true, false) == VQ_GOT && el.head == 4, "journal: pop 1-desc");
+    vq_push(&pv, el.head, 0);
+    CHECK(word == 0x8000u * 0x10001u, "journal: nothing saved before the used descriptors go out");
+    vq_flush(&pv);
+    CHECK(word == 0x8003u * 0x10001u, "journal: at 3 (wrap 1) once both are written (0x%08x)", word);
+    /* A daemon killed while writing the used descriptor at 3 (to 4). */
+    uint32_t mid = 0x8004u << 16 | 0x8003u;
+    CHECK(vq_pk_resume_point(&pv, mid) == 0x8003u,
+          "journal: the descriptor at 3 not written yet: resume at 3");
+    pk_one(g, 4, 50, 0, 5);
+    CHECK(vq_pop(&pv, &g->mem, &el, true, false) == VQ_GOT, "journal: pop at 3");
+    vq_push(&pv, el.head, 0);
+    vq_flush(&pv);
+    CHECK(vq_pk_resume_point(&pv, mid) == 0x8004u,
+          "journal: the descriptor at 3 written: resume at 4");
+    CHECK(vq_pk_resume_point(&pv, 0x8004u * 0x10001u) == 0x8004u, "journal: settled word: as is");
+    /* The used descriptor of the previous lap at 3 does not count. */
+    CHECK(vq_pk_resume_point(&pv, 0x0004u << 16 | 0x0003u) == 0x0003u,
+          "journal: a used descriptor of another lap is not ours");
+    pv.journal = NULL;
+}
+
 static void expect_pk_broken(struct fake_guest *g, bool out, bool in, const char *what)
 {
     pk_snapshot(g);
@@ -1244,6 +1281,7 @@ int main(void)
     test_pk_in_order(&g);
     test_pk_notify(&g);
     test_pk_base_map(&g);
+    test_pk_journal(&g);
     test_pk_hostile(&g);
     test_pk_rewrite(&g);
     vq_release(&pv);
