@@ -22,9 +22,8 @@ struct rstate_slot {
     uint32_t num;
     uint64_t desc_uva;
     uint32_t start;     /* the base the frontend gave when the ring started */
-    uint32_t pos;       /* position word: target << 16 | current, each
-                         * half a position | wrap << 15 */
-    uint64_t reserved;
+    uint32_t reserved[3];
+    struct vq_journal j;
 };
 
 #define FILE_SIZE (LWV_MAX_VQS * sizeof(struct rstate_slot))
@@ -70,28 +69,28 @@ static void open_file(struct rstate *rs, const char *port)
 }
 
 bool rstate_ring_start(struct rstate *rs, const char *port, unsigned ring, uint64_t desc_uva,
-                       uint32_t num, uint32_t base, uint32_t *saved, uint32_t **pos)
+                       uint32_t num, uint32_t base, struct vq_journal **j)
 {
-    *pos = NULL;
+    *j = NULL;
     if (!rs->tried)
         open_file(rs, port);
     if (!rs->slot || ring >= LWV_MAX_VQS)
         return false;
     struct rstate_slot *s = &rs->slot[ring];
-    *pos = &s->pos;
+    *j = &s->j;
     /* The file is only as trustworthy as its directory: both positions it
-     * names are checked against the ring size like any base. */
-    uint32_t w = __atomic_load_n(&s->pos, __ATOMIC_RELAXED);
+     * names are checked against the ring size like any base (and each
+     * entry of a batch by vq_pk_resume). */
+    uint32_t w = __atomic_load_n(&s->j.word, __ATOMIC_RELAXED);
     if (s->magic == RSTATE_MAGIC && s->desc_uva == desc_uva && s->num == num &&
-        s->start == base && (w & 0x7fff) < num && ((w >> 16) & 0x7fff) < num) {
-        *saved = w;
+        s->start == base && (w & 0x7fff) < num && ((w >> 16) & 0x7fff) < num)
         return true;
-    }
     s->magic = 0;
     s->desc_uva = desc_uva;
     s->num = num;
     s->start = base;
-    __atomic_store_n(&s->pos, (base & 0xffff) * 0x10001u, __ATOMIC_RELAXED);
+    s->j.count = 0;
+    __atomic_store_n(&s->j.word, (base & 0xffff) * 0x10001u, __ATOMIC_RELAXED);
     s->magic = RSTATE_MAGIC;
     return false;
 }

@@ -11,11 +11,10 @@
  * it had, the base the frontend gave at its start, and our position (the
  * used position with its wrap counter; nothing is in flight between
  * passes, so that is also where the next chain starts).  The virtqueue
- * layer keeps the position word as it writes used descriptors: the high
- * half is where the ring will be after the descriptor being written, the
- * low half where it was; they differ only while that descriptor is being
- * written, and a daemon killed then leaves the question to the next one,
- * which looks at the ring (vq_pk_resume_point).
+ * layer keeps it in a struct vq_journal as it writes used descriptors:
+ * each batch is saved there before it goes into the ring, so a daemon
+ * killed half-way through one is followed by one that writes the batch
+ * again and goes on after it (vq_pk_resume).
  *
  * Owns: the files and the rule for when a saved position is taken: the
  * ring has the same address and size and the frontend gives the same base
@@ -31,6 +30,7 @@
 #include <stdint.h>
 
 struct rstate_slot;
+struct vq_journal;
 
 struct rstate {
     struct rstate_slot *slot;   /* NULL: no file (none configured or failed) */
@@ -42,13 +42,13 @@ struct rstate {
 void rstate_set_dir(const char *dir);
 const char *rstate_dir(void);
 
-/* A packed ring of port starts (SET_VRING_KICK): true, with the saved
- * position word in *saved, if the ring is the one a previous daemon saved
- * and the frontend only resends the base it gave that daemon; else false
- * (the ring runs from base, saved afresh).  *pos: where the ring's position
- * word is to be kept (NULL without a file). */
+/* A packed ring of port starts (SET_VRING_KICK): true if the ring is the
+ * one a previous daemon saved and the frontend only resends the base it
+ * gave that daemon (resume from *j, vq_pk_resume); else false (the ring
+ * runs from base, and *j is reset to it).  *j: the ring's journal, NULL
+ * without a file. */
 bool rstate_ring_start(struct rstate *rs, const char *port, unsigned ring, uint64_t desc_uva,
-                       uint32_t num, uint32_t base, uint32_t *saved, uint32_t **pos);
+                       uint32_t num, uint32_t base, struct vq_journal **j);
 /* GET_VRING_BASE: the frontend knows the ring's state now. */
 void rstate_ring_forget(struct rstate *rs, unsigned ring);
 /* Unmaps the file (kept on disk for the next daemon). */

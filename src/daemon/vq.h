@@ -84,7 +84,20 @@ struct vq_pk {
     uint32_t group;             /* start of the open used group */
     bool group_open;
     struct vq_pk_ent log[VQ_PK_LOG];
+    uint64_t out[VQ_PK_LOG];    /* the used descriptors one flush writes */
     uint64_t busy[VIRTQ_MAX_SIZE / 64];    /* buffer IDs in the log */
+};
+
+/* A packed ring's position kept for a restarted daemon (rstate.c maps it
+ * from a file).  word: target << 16 | current, each a position | wrap <<
+ * 15; the halves differ only while the batch in ent is being written into
+ * the ring, and a daemon killed then is replaced by one that writes the
+ * batch again from here (vq_pk_resume).  Each entry: position | wrap <<
+ * 15 | id << 16 | len << 32. */
+struct vq_journal {
+    uint32_t word;
+    uint32_t count;
+    uint64_t ent[VQ_PK_LOG];
 };
 
 struct vq {
@@ -107,7 +120,7 @@ struct vq {
     struct virtq_pevent *drv_event;
     struct virtq_pevent *dev_event;
     struct vq_pk *pk;           /* packed rings' log, kept across resets */
-    uint32_t *journal;          /* packed: where our position is saved as
+    struct vq_journal *journal; /* packed: where our position is saved as
                                  * used descriptors go out (rstate.h), or NULL */
 
     /* Datapath state.  Packed rings: last_avail and used_idx are ring
@@ -138,10 +151,12 @@ enum vq_pop_result { VQ_EMPTY = 0, VQ_GOT = 1, VQ_BROKEN = -1 };
  * layout, of which the avail half sets both positions (vq_packed.c says
  * why).  A packed position at or past num keeps the ring from mapping. */
 void vq_set_base(struct vq *vq, uint32_t state);
-/* Where a packed ring resumes from a saved position word (rstate.h): the
- * word's current half, or its target half if the ring shows the used
- * descriptor between them written.  The ring must be mapped to tell. */
-uint32_t vq_pk_resume_point(const struct vq *vq, uint32_t word);
+/* Where a packed ring resumes from its journal (rstate.h): where it was
+ * at rest, or, if a daemon was killed while writing a batch of used
+ * descriptors, after that batch, which is written again first (the ring
+ * must be mapped; a batch naming positions outside it is not written and
+ * the ring resumes before it).  The journal is left at rest. */
+uint32_t vq_pk_resume(struct vq *vq, struct vq_journal *j);
 /* The state to report in GET_VRING_BASE, in the same layout. */
 uint32_t vq_get_base(const struct vq *vq);
 /* True if state names positions inside a ring of num entries. */

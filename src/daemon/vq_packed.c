@@ -98,34 +98,51 @@ void pk_set_base(struct vq *vq, uint32_t state)
         log_reset(vq->pk);
 }
 
-uint32_t vq_pk_resume_point(const struct vq *vq, uint32_t word)
-{
-    uint16_t cur = word & 0xffff, to = (uint16_t)(word >> 16);
-    if (cur == to || !vq->pdesc)
-        return cur;
-    /* Killed while writing the used descriptor at cur: if it is there (a
-     * used descriptor of cur's lap), the ring is at to. */
-    uint16_t pos = cur & 0x7fff;
-    bool wrap = cur >> 15;
-    uint16_t f = __atomic_load_n(&vq->pdesc[pos].flags, __ATOMIC_ACQUIRE);
-    bool written = !!(f & VIRTQ_DESC_F_AVAIL) == wrap && !!(f & VIRTQ_DESC_F_USED) == wrap;
-    return written ? to : cur;
-}
-
 uint32_t pk_get_base(const struct vq *vq)
 {
     return virtq_packed_state(vq->last_avail, vq->avail_wrap, vq->used_idx, vq->used_wrap);
 }
 
-/* Writes the used descriptors of log entries [head, upto), in ring order.
- * With IN_ORDER a batch takes one descriptor, at its first chain's place,
- * naming its last buffer (virtio 1.2 2.8.20). */
+/* One used descriptor as the journal keeps it: position | wrap << 15 |
+ * id << 16 | len << 32. */
+static inline uint64_t used_entry(uint16_t at, bool wrap, uint16_t id, uint32_t len)
+{
+    return (uint64_t)(at | (uint16_t)wrap << 15) | (uint64_t)id << 16 | (uint64_t)len << 32;
+}
+
+static inline void write_used(struct virtq_pdesc *ring, uint64_t v)
+{
+    uint16_t at = v & 0x7fff;
+    uint32_t len = (uint32_t)(v >> 32);
+    uint16_t flags = (uint16_t)((v & 0x8000 ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0) |
+                                (len ? VIRTQ_DESC_F_WRITE : 0));
+    __atomic_store_n(&ring[at].id, (uint16_t)(v >> 16), __ATOMIC_RELAXED);
+    __atomic_store_n(&ring[at].len, len, __ATOMIC_RELAXED);
+    __atomic_store_n(&ring[at].flags, flags, __ATOMIC_RELEASE);
+}
+
+/* Writes n used descriptors, the first one last: the driver, which reads
+ * them from the first, then finds the whole batch at once instead of
+ * taking the cache line from us for each one (measured: 1.01x -> 1.14x
+ * DPDK's backend on the DPDK loop, docs/performance.md). */
+static void write_batch(struct virtq_pdesc *ring, const uint64_t *v, unsigned n)
+{
+    for (unsigned k = 1; k < n; k++)
+        write_used(ring, v[k]);
+    write_used(ring, v[0]);
+}
+
+/* Writes the used descriptors of log entries [head, upto).  With IN_ORDER
+ * a batch takes one descriptor, at its first chain's place, naming its
+ * last buffer (virtio 1.2 2.8.20).  With a journal, the batch is saved
+ * there before the ring is touched (vq_journal). */
 static void commit(struct vq *vq, uint32_t upto)
 {
     struct vq_pk *pk = vq->pk;
-    struct virtq_pdesc *ring = vq->pdesc;
     uint16_t pos = vq->used_idx, at = pos;
     bool wrap = vq->used_wrap, at_wrap = wrap, open = false;
+    uint32_t from = (uint32_t)(pos | (uint16_t)wrap << 15);
+    unsigned n = 0;
     for (uint32_t i = pk->head; i != upto; i++) {
         const struct vq_pk_ent *e = &pk->log[i & LOG_MASK];
         if (!open) {
@@ -137,25 +154,41 @@ static void commit(struct vq *vq, uint32_t upto)
         ring_advance(vq, &pos, &wrap, e->ndesc);
         if (e->batch && i + 1 != upto)
             continue;
-        /* The saved position word says "from at to pos" while the
-         * descriptor is written, "at pos" after (rstate.h): a daemon
-         * killed in between leaves the next one to look at the ring. */
-        uint32_t to = (uint32_t)(pos | (uint16_t)wrap << 15);
-        if (vq->journal)
-            __atomic_store_n(vq->journal, to << 16 | (uint32_t)(at | (uint16_t)at_wrap << 15),
-                             __ATOMIC_RELAXED);
-        uint16_t flags = (uint16_t)((at_wrap ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0) |
-                                    (e->len ? VIRTQ_DESC_F_WRITE : 0));
-        __atomic_store_n(&ring[at].id, e->id, __ATOMIC_RELAXED);
-        __atomic_store_n(&ring[at].len, e->len, __ATOMIC_RELAXED);
-        __atomic_store_n(&ring[at].flags, flags, __ATOMIC_RELEASE);
-        if (vq->journal)
-            __atomic_store_n(vq->journal, to << 16 | to, __ATOMIC_RELEASE);
+        pk->out[n++] = used_entry(at, at_wrap, e->id, e->len);
         open = false;
     }
+    uint32_t to = (uint32_t)(pos | (uint16_t)wrap << 15);
+    struct vq_journal *j = vq->journal;
+    if (j) {
+        memcpy(j->ent, pk->out, n * sizeof(pk->out[0]));
+        __atomic_store_n(&j->count, n, __ATOMIC_RELAXED);
+        __atomic_store_n(&j->word, to << 16 | from, __ATOMIC_RELEASE);
+    }
+    write_batch(vq->pdesc, pk->out, n);
+    if (j)
+        __atomic_store_n(&j->word, to << 16 | to, __ATOMIC_RELEASE);
     vq->used_idx = pos;
     vq->used_wrap = wrap;
     pk->head = upto;
+}
+
+uint32_t vq_pk_resume(struct vq *vq, struct vq_journal *j)
+{
+    uint32_t w = __atomic_load_n(&j->word, __ATOMIC_ACQUIRE);
+    uint32_t cur = w & 0xffff, to = w >> 16;
+    if (cur == to)
+        return cur;
+    uint32_t n = __atomic_load_n(&j->count, __ATOMIC_RELAXED);
+    if (!vq->pdesc || n == 0 || n > VQ_PK_LOG)
+        return cur;
+    for (uint32_t k = 0; k < n; k++)
+        if ((j->ent[k] & 0x7fff) >= vq->num)
+            return cur;
+    /* Writing a descriptor the killed daemon wrote already writes the
+     * same values again. */
+    write_batch(vq->pdesc, j->ent, n);
+    __atomic_store_n(&j->word, to << 16 | to, __ATOMIC_RELEASE);
+    return to;
 }
 
 /* Room in the log for one more chain: writes out what was pushed before

@@ -432,21 +432,19 @@ static int take_vring_fd(struct ctx *c)
  * frontend only resends the base it gave that daemon (rstate.h). */
 static void resume_packed(struct ctx *c, struct vqueue *q)
 {
-    uint32_t saved, *pos;
+    struct vq_journal *j;
     bool found = rstate_ring_start(&c->d->rs, c->p->name, q->index, q->vq.desc_uva, q->vq.num,
-                                   q->base, &saved, &pos);
+                                   q->base, &j);
     pthread_mutex_lock(&q->rx_lock);
-    uint32_t state = found ? vq_pk_resume_point(&q->vq, saved) : q->base;
+    uint32_t state = found ? vq_pk_resume(&q->vq, j) : q->base;
     if (found && (state & 0xffff) != (q->base & 0xffff)) {
         /* rstate checked both positions against the ring size. */
         vq_set_base(&q->vq, state);
-        if (pos)
-            __atomic_store_n(pos, (state & 0xffff) * 0x10001u, __ATOMIC_RELAXED);
         log_info("port %s: packed ring %u resumes at %u:%u, where the last daemon left it "
                  "(the frontend's base %u:%u is older)", c->p->name, q->index, state & 0x7fff,
                  (state >> 15) & 1, q->base & 0x7fff, (q->base >> 15) & 1);
     }
-    q->vq.journal = pos;
+    q->vq.journal = j;
     pthread_mutex_unlock(&q->rx_lock);
 }
 

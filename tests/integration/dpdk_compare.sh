@@ -54,7 +54,7 @@ fail() { echo "$NAME: FAIL: $*" >&2; exit 1; }
 
 dpdk_require
 for b in "${BACKENDS[@]}"; do
-    b=${b%+packed}
+    b=${b/+packed/}
     case $b in
     lwvhostd*@*) [[ -x ${b#*@} ]] || fail "${b#*@} is not an executable" ;;
     lwvhostd|lwvhostd:*) [[ -x $LWVHOSTD ]] || fail "$LWVHOSTD not built (run make)" ;;
@@ -133,7 +133,7 @@ measure() {
     local dir=$T/${kind//[^A-Za-z0-9:._-]/_}-$round
     mkdir -p "$dir"
     local spec=$kind ring=
-    [[ $spec == *+packed ]] && { spec=${spec%+packed}; ring=,packed_vq=1; }
+    [[ $spec == *+packed* ]] && { spec=${spec/+packed/}; ring=,packed_vq=1; }
     # be_start runs $LWVHOSTD: a local here overrides it for this backend.
     local LWVHOSTD=$LWVHOSTD
     [[ $spec == *@* ]] && { LWVHOSTD=${spec#*@}; spec=${spec%%@*}; }
@@ -260,7 +260,7 @@ printf '%s\n' "${results[@]}" | awk -v order="${BACKENDS[*]}" -v bytes="$TXPKTS"
         }
         # Each backend against DPDK with the same ring layout.
         for (i = 1; i <= k; i++) {
-            x = b[i]; ref = (x ~ /\+packed$/) ? "dpdk+packed" : "dpdk"
+            x = b[i]; ref = (x ~ /\+packed/) ? "dpdk+packed" : "dpdk"
             if (x != ref && n[x] && n[ref] && tot[ref] > 0)
                 printf "ratio %s / %s (total rx pps): %.2f\n", x, ref, tot[x] / tot[ref]
         }

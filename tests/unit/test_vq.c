@@ -866,40 +866,58 @@ static void test_pk_base_map(struct fake_guest *g)
 
 /* Expects the chain at the avail position to break the ring, and guest
  * memory left untouched. */
-/* The position word a packed ring keeps for the next daemon (rstate.h):
- * "at P" between used descriptors, "from C to T" only while the one at C
- * is written; a daemon killed then resumes at T if the descriptor at C is
- * there, else at C. */
+/* The journal a packed ring keeps for the next daemon (vq_journal): at
+ * rest between flushes; a batch saved before it goes into the ring, and a
+ * daemon killed while writing it is followed by one that writes it again
+ * (vq_pk_resume) and goes on after it. */
+static struct vq_journal jr;
+
 static void test_pk_journal(struct fake_guest *g)
 {
     CHECK(pk_setup(g, 16), "journal: ring of 16 maps");
-    uint32_t word = 0x8000u * 0x10001u;      /* at 0, wrap 1 */
-    pv.journal = &word;
+    memset(&jr, 0, sizeof(jr));
+    jr.word = 0x8000u * 0x10001u;      /* at 0, wrap 1 */
+    pv.journal = &jr;
     struct pseg two[2] = { { pk_data(1), 20, 0 }, { pk_data(2), 30, 0 } };
     pk_chain(g, two, 2, 3);
     pk_one(g, 3, 40, 0, 4);
     struct vq_elem el;
     CHECK(vq_pop(&pv, &g->mem, &el, true, false) == VQ_GOT && el.head == 3, "journal: pop 2-desc");
-    vq_push(&pv, el.head, 0);
+    vq_push(&pv, el.head, 7);
     CHECK(vq_pop(&pv, &g->mem, &el, true, false) == VQ_GOT && el.head == 4, "journal: pop 1-desc");
     vq_push(&pv, el.head, 0);
-    CHECK(word == 0x8000u * 0x10001u, "journal: nothing saved before the used descriptors go out");
+    CHECK(jr.word == 0x8000u * 0x10001u, "journal: nothing saved before the used descriptors go out");
     vq_flush(&pv);
-    CHECK(word == 0x8003u * 0x10001u, "journal: at 3 (wrap 1) once both are written (0x%08x)", word);
-    /* A daemon killed while writing the used descriptor at 3 (to 4). */
-    uint32_t mid = 0x8004u << 16 | 0x8003u;
-    CHECK(vq_pk_resume_point(&pv, mid) == 0x8003u,
-          "journal: the descriptor at 3 not written yet: resume at 3");
+    CHECK(jr.word == 0x8003u * 0x10001u, "journal: at 3 (wrap 1) once both are written (0x%08x)",
+          jr.word);
+    CHECK(jr.count == 2 && jr.ent[0] == (0x8000u | 3ull << 16 | 7ull << 32) &&
+              jr.ent[1] == (0x8002u | 4ull << 16),
+          "journal: the batch as written (0x%llx 0x%llx)", (unsigned long long)jr.ent[0],
+          (unsigned long long)jr.ent[1]);
+    CHECK(pk_used(g, 3, 7, 2) && pk_used(g, 4, 0, 1), "journal: the driver sees both");
+    CHECK(vq_pk_resume(&pv, &jr) == 0x8003u, "journal: at rest: resume where it is");
+    /* A daemon killed after saving the next batch (chains at 3 and 4) and
+     * writing only the second of its used descriptors. */
     pk_one(g, 4, 50, 0, 5);
-    CHECK(vq_pop(&pv, &g->mem, &el, true, false) == VQ_GOT, "journal: pop at 3");
-    vq_push(&pv, el.head, 0);
-    vq_flush(&pv);
-    CHECK(vq_pk_resume_point(&pv, mid) == 0x8004u,
-          "journal: the descriptor at 3 written: resume at 4");
-    CHECK(vq_pk_resume_point(&pv, 0x8004u * 0x10001u) == 0x8004u, "journal: settled word: as is");
-    /* The used descriptor of the previous lap at 3 does not count. */
-    CHECK(vq_pk_resume_point(&pv, 0x0004u << 16 | 0x0003u) == 0x0003u,
-          "journal: a used descriptor of another lap is not ours");
+    pk_one(g, 5, 50, 0, 6);
+    struct virtq_pdesc *r = pring(g);
+    jr.count = 2;
+    jr.ent[0] = 0x8003u | 5ull << 16 | 9ull << 32;
+    jr.ent[1] = 0x8004u | 6ull << 16 | 11ull << 32;
+    jr.word = 0x8005u << 16 | 0x8003u;
+    r[4].id = 6;
+    r[4].len = 11;
+    r[4].flags = VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED | VIRTQ_DESC_F_WRITE;
+    CHECK(vq_pk_resume(&pv, &jr) == 0x8005u && jr.word == 0x8005u * 0x10001u,
+          "journal: half-written batch: written again, resume after it");
+    CHECK(pk_used(g, 5, 9, 1) && pk_used(g, 6, 11, 1), "journal: the driver sees the whole batch");
+    /* A batch naming a position outside the ring is not written. */
+    jr.count = 1;
+    jr.ent[0] = 0x8000u | 16;
+    jr.word = 0x8006u << 16 | 0x8005u;
+    uint16_t f5 = r[5].flags;
+    CHECK(vq_pk_resume(&pv, &jr) == 0x8005u && r[5].flags == f5,
+          "journal: an entry beyond the ring: nothing written, resume before the batch");
     pv.journal = NULL;
 }
 
