@@ -56,6 +56,8 @@ enum vhost_user_request {
 
 /* Feature bit 30 of GET_FEATURES: protocol features are available. */
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
+/* Device feature: log every write to guest memory (live migration). */
+#define VHOST_F_LOG_ALL 26
 
 /* Protocol feature bits. */
 #define VHOST_USER_PROTOCOL_F_MQ                   0

@@ -38,6 +38,7 @@ void dev_init(struct vdev *d, struct port *p, unsigned max_qp)
 void dev_fini(struct vdev *d)
 {
     mem_clear(&d->mem);
+    mem_log_unmap(&d->mem);
     rstate_close(&d->rs);
     for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
         vq_release(&d->q[i].vq);
@@ -73,6 +74,7 @@ void dev_reset(struct vdev *d)
         pthread_mutex_unlock(&q->rx_lock);
     }
     mem_clear(&d->mem);
+    mem_log_unmap(&d->mem);
     dev_set_features(d, 0);
     d->features_set = false;
     d->protocol_features = 0;
@@ -95,6 +97,8 @@ void dev_set_features(struct vdev *d, uint64_t f)
     c->csum = dev_has_feature(d, VIRTIO_NET_F_CSUM);
     c->host_tso4 = dev_has_feature(d, VIRTIO_NET_F_HOST_TSO4);
     c->host_tso6 = dev_has_feature(d, VIRTIO_NET_F_HOST_TSO6);
+    /* Live migration: QEMU sets LOG_ALL while it copies the guest. */
+    d->mem.log_all = dev_has_feature(d, VHOST_F_LOG_ALL);
     for (unsigned i = 0; i < LWV_MAX_VQS; i++) {
         struct vq *vq = &d->q[i].vq;
         vq->event_idx = dev_has_feature(d, VIRTIO_RING_F_EVENT_IDX);

@@ -302,3 +302,118 @@ int mem_gpa_to_iov(const struct guest_mem *m, uint64_t gpa, uint64_t len, struct
     }
     return n;
 }
+
+/* ---- the dirty log ------------------------------------------------------- */
+
+uint64_t mem_uva_to_gpa(const struct guest_mem *m, uint64_t uva, uint64_t len)
+{
+    for (unsigned i = 0; i < m->n; i++) {
+        int64_t off = range_offset(m->r[i].uva, m->r[i].size, uva, len);
+        if (off >= 0)
+            return m->r[i].gpa + (uint64_t)off;
+    }
+    return UINT64_MAX;
+}
+
+int mem_log_map(struct guest_mem *m, int fd, uint64_t size, uint64_t offset, char *err,
+                size_t errlen)
+{
+    struct stat st;
+    long pg = sysconf(_SC_PAGESIZE);
+    uint64_t lead = offset % (uint64_t)pg;
+    if (size == 0 || size > (1ull << 40) || offset > UINT64_MAX - size) {
+        snprintf(err, errlen, "log of %llu bytes at offset %llu: empty, too large or wrapping",
+                 (unsigned long long)size, (unsigned long long)offset);
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < offset + size) {
+        snprintf(err, errlen, "log fd is not a file of at least %llu bytes",
+                 (unsigned long long)(offset + size));
+        return -1;
+    }
+    /* Every page of guest memory must have its bit. */
+    for (unsigned i = 0; i < m->n; i++) {
+        uint64_t last = (m->r[i].gpa + m->r[i].size - 1) / LOG_PAGE;
+        if (last / 8 >= size) {
+            snprintf(err, errlen, "log of %llu bytes does not cover guest memory up to 0x%llx",
+                     (unsigned long long)size,
+                     (unsigned long long)(m->r[i].gpa + m->r[i].size));
+            return -1;
+        }
+    }
+    size_t len = (size_t)(size + lead);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(offset - lead));
+    if (p == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map the log: %s", strerror(errno));
+        return -1;
+    }
+    /* A frontend may shrink the log's file too: the SIGBUS guard watches
+     * it as it watches guest memory. */
+    struct mem_region gr = { .map_base = p, .map_len = len, .page = (size_t)pg };
+    if (guard_register(&gr, m->fault_flag) < 0) {
+        munmap(p, len);
+        snprintf(err, errlen, "the SIGBUS guard has no slot left for the log");
+        return -1;
+    }
+    mem_log_unmap(m);
+    m->log.map_base = p;
+    m->log.map_len = len;
+    m->log.bits = (uint8_t *)p + lead;
+    m->log.size = size;
+    return 0;
+}
+
+void mem_log_unmap(struct guest_mem *m)
+{
+    if (m->log.map_base) {
+        struct mem_region gr = { .map_base = m->log.map_base, .map_len = m->log.map_len };
+        guard_unregister(&gr);
+        munmap(m->log.map_base, m->log.map_len);
+    }
+    memset(&m->log, 0, sizeof(m->log));
+}
+
+static inline void log_or(const struct dirty_log *l, uint64_t byte, uint8_t mask)
+{
+    if (byte < l->size)
+        __atomic_fetch_or(&l->bits[byte], mask, __ATOMIC_RELAXED);
+}
+
+void mem_log_flush(const struct guest_mem *m, struct log_batch *b)
+{
+    if (b->mask && m->log.bits)
+        log_or(&m->log, b->byte, b->mask);
+    b->mask = 0;
+}
+
+void mem_log_gpa(const struct guest_mem *m, uint64_t gpa, uint64_t len, struct log_batch *b)
+{
+    if (!m->log.bits || len == 0 || gpa > UINT64_MAX - len)
+        return;
+    uint64_t first = gpa / LOG_PAGE, last = (gpa + len - 1) / LOG_PAGE;
+    for (uint64_t pg = first; pg <= last; pg++) {
+        uint64_t byte = pg / 8;
+        uint8_t bit = (uint8_t)(1u << (pg % 8));
+        if (!b) {
+            log_or(&m->log, byte, bit);
+            continue;
+        }
+        if (b->mask && b->byte != byte)
+            mem_log_flush(m, b);
+        b->byte = byte;
+        b->mask |= bit;
+    }
+}
+
+void mem_log_host(const struct guest_mem *m, const void *p, uint64_t len, struct log_batch *b)
+{
+    const uint8_t *h = p;
+    for (unsigned i = 0; i < m->n; i++) {
+        const struct mem_region *r = &m->r[i];
+        if (h >= r->host && (uint64_t)(h - r->host) < r->size) {
+            uint64_t off = (uint64_t)(h - r->host);
+            mem_log_gpa(m, r->gpa + off, len < r->size - off ? len : r->size - off, b);
+            return;
+        }
+    }
+}

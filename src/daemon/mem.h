@@ -3,7 +3,10 @@
  * translation with bounds checks.
  *
  * Owns: mapping and unmapping region fds, translating guest-physical (GPA)
- * and frontend-virtual (UVA) addresses into host pointers.
+ * and frontend-virtual (UVA) addresses into host pointers, and the dirty
+ * log of live migration (vhost-user SET_LOG_BASE): one bit per 4 KiB guest
+ * page, set with atomic ORs for every byte the device writes while the
+ * frontend asks for logging.
  * Must not: know about rings, devices or messages.  Every translation
  * checks that the whole [addr, addr+len) range lies inside mapped memory.
  */
@@ -30,7 +33,26 @@ struct mem_region {
     size_t page;        /* the mapping's page size (hugetlbfs: huge page) */
 };
 
+/* The dirty log the frontend shares (SET_LOG_BASE): bit k of byte i
+ * covers guest page 8 * i + k, each LOG_PAGE bytes. */
+#define LOG_PAGE 4096u
+struct dirty_log {
+    uint8_t *bits;      /* NULL: no log */
+    uint64_t size;      /* bytes of log */
+    void *map_base;
+    size_t map_len;
+};
+
+/* Bits to OR into one log byte, gathered so that a burst of writes to
+ * nearby pages costs a few atomic ORs instead of one per frame. */
+struct log_batch {
+    uint64_t byte;
+    uint8_t mask;
+};
+
 struct guest_mem {
+    struct dirty_log log;
+    bool log_all;       /* VHOST_F_LOG_ALL negotiated: log every write */
     unsigned n;
     struct mem_region r[MEM_MAX_REGIONS];
     bool *fault_flag;   /* set if this memory faults (see mem_guard_install) */
@@ -81,6 +103,32 @@ static inline void *mem_hint_host(const struct guest_mem *m, uint64_t gpa, uint6
         return NULL;
     return r->host + off;
 }
+
+/* Maps the log fd's [offset, offset+size) in place of any log before.  -1
+ * with a reason if the range is empty, overflows, lies beyond the file,
+ * or does not cover every region's pages. */
+int mem_log_map(struct guest_mem *m, int fd, uint64_t size, uint64_t offset, char *err,
+                size_t errlen);
+void mem_log_unmap(struct guest_mem *m);
+/* True when device writes must be logged (LOG_ALL and a log). */
+static inline bool mem_logging(const struct guest_mem *m)
+{
+    return m->log_all && m->log.bits;
+}
+/* Marks the pages of [gpa, gpa+len) dirty; pages the log does not cover
+ * are skipped (mem_log_map checked the regions, so only a ring outside
+ * them could).  With a batch, bits of one byte are gathered there and
+ * written by the next mark of another byte or mem_log_flush. */
+void mem_log_gpa(const struct guest_mem *m, uint64_t gpa, uint64_t len, struct log_batch *b);
+/* The same for host memory inside a region (a buffer the device wrote). */
+void mem_log_host(const struct guest_mem *m, const void *p, uint64_t len, struct log_batch *b);
+void mem_log_flush(const struct guest_mem *m, struct log_batch *b);
+static inline void mem_log_batch_init(struct log_batch *b)
+{
+    b->mask = 0;
+}
+/* GPA of a frontend virtual address, or UINT64_MAX if unmapped. */
+uint64_t mem_uva_to_gpa(const struct guest_mem *m, uint64_t uva, uint64_t len);
 
 /* Host pointer for [gpa, gpa+len) if it lies within one region, else NULL. */
 void *mem_gpa_to_host(const struct guest_mem *m, uint64_t gpa, uint64_t len);

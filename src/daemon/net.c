@@ -114,6 +114,21 @@ static void rx_rollback(struct net_rx_scratch *s, struct vqueue *q, unsigned cha
     s->next = 0;
 }
 
+/* Live migration: marks the first len bytes of c's writable buffers (what
+ * the device wrote into them) dirty.  The header and a completed checksum
+ * lie in those bytes too. */
+static void rx_log(struct net_rx_scratch *s, struct vqueue *q, const struct vq_chain *c,
+                   size_t len)
+{
+    const struct guest_mem *m = &q->dev->mem;
+    const struct iovec *v = c->iov + c->n_out;
+    for (unsigned i = 0; i < c->n_in && len; i++) {
+        size_t l = v[i].iov_len < len ? v[i].iov_len : len;
+        mem_log_host(m, v[i].iov_base, l, &s->lb);
+        len -= l;
+    }
+}
+
 /* The header a guest receives with f. */
 static void rx_hdr(struct virtio_net_hdr *h, const struct frame *f, bool csum_done)
 {
@@ -211,6 +226,8 @@ static __attribute__((noinline)) enum rx_status rx_general(struct net_rx_scratch
         size_t n = iov_copy(wv, c->n_in, skip, f->iov, f->niov, f->skip + copied, chunk);
         copied += n;
         vq_push(&q->vq, c->head, (uint32_t)(skip + n));
+        if (mem_logging(&q->dev->mem))
+            rx_log(s, q, c, skip + n);
         if (n < chunk) {
             /* The source ran short of what it announced: cannot happen for
              * a consistent frame; treat as invalid rather than loop. */
@@ -241,6 +258,13 @@ static __attribute__((noinline)) enum rx_status rx_general(struct net_rx_scratch
         frame_csum(f, be);
         buf_to_iov(csum_sl, (unsigned)csum_n, 0, be, 2);
         cnt->sw_offload++;
+    }
+    if (mem_logging(&q->dev->mem)) {
+        /* Written after the chains were logged: logged again, after. */
+        for (int i = 0; i < hdr_n; i++)
+            mem_log_host(&q->dev->mem, hdr_sl[i].iov_base, hdr_sl[i].iov_len, &s->lb);
+        for (int i = 0; need_csum && i < csum_n; i++)
+            mem_log_host(&q->dev->mem, csum_sl[i].iov_base, csum_sl[i].iov_len, &s->lb);
     }
     vq_used_end(&q->vq);    /* the header is in: its used entries may go out */
     cnt->packets++;
@@ -285,6 +309,8 @@ static enum rx_status rx_one(struct net_rx_scratch *s, struct vqueue *q, const s
             cnt->sw_offload++;
         }
         vq_push(&q->vq, c->head, (uint32_t)need);
+        if (mem_logging(&q->dev->mem))
+            rx_log(s, q, c, need);
         cnt->packets++;
         cnt->bytes += f->len;
         return RX_OK;
@@ -336,6 +362,7 @@ unsigned net_rx_run(struct net_rx_scratch *s, struct vqueue *q, const struct fra
     unsigned delivered = 0;
     s->b.n = s->b.niov = 0;
     s->next = 0;
+    mem_log_batch_init(&s->lb);
     /* A kick on an RX queue would only say "more buffers": we never wait
      * for them (a full guest drops), so the driver need not pay for one
      * (without event indexes, DPDK's virtio-user kicks on every refill). */
@@ -361,6 +388,7 @@ unsigned net_rx_run(struct net_rx_scratch *s, struct vqueue *q, const struct fra
     /* Chains popped for frames that were dropped go back to the ring. */
     if (s->next < s->b.n)
         vq_unpop(&q->vq, (uint16_t)(s->b.n - s->next));
+    mem_log_flush(&q->dev->mem, &s->lb);
     s->b.n = s->b.niov = 0;
     s->next = 0;
     stat_add(&q->st.packets, cnt.packets);

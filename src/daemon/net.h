@@ -49,6 +49,7 @@ void net_frame_flat(struct frame *f, struct iovec *iov, const uint8_t *data, siz
 struct net_rx_scratch {
     struct vq_burst b;
     unsigned next;               /* first chain of b not used yet */
+    struct log_batch lb;         /* dirty-log bits of this run (migration) */
 };
 
 /* Delivers the n frames of f, in order, into q's guest buffers (caller

@@ -73,11 +73,14 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
     vq_unmap(vq);
     if (!vq->addr_set || vq->num == 0)
         return false;
+    vq->mem = mem;
     if (vq->packed) {
         if (!pk_map(vq, mem)) {
             vq_unmap(vq);
             return false;
         }
+        vq->desc_gpa = mem_uva_to_gpa(mem, vq->desc_uva, virtq_pdesc_size(vq->num));
+        vq->used_gpa = mem_uva_to_gpa(mem, vq->used_uva, sizeof(struct virtq_pevent));
         return true;
     }
     if (vq->num & (vq->num - 1))
@@ -92,6 +95,7 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
         vq_unmap(vq);
         return false;
     }
+    vq->used_gpa = mem_uva_to_gpa(mem, vq->used_uva, virtq_used_size(vq->num));
     return true;
 }
 
@@ -114,6 +118,19 @@ void vq_mark_broken(struct vq *vq, const char *reason)
     const char *none = NULL;
     __atomic_compare_exchange_n(&vq->broken_reason, &none, reason, false, __ATOMIC_RELAXED,
                                 __ATOMIC_RELAXED);
+}
+
+void vq_log_ring(const struct vq *vq)
+{
+    struct log_batch b;
+    mem_log_batch_init(&b);
+    if (vq->packed) {
+        mem_log_gpa(vq->mem, vq->desc_gpa, virtq_pdesc_size(vq->num), &b);
+        mem_log_gpa(vq->mem, vq->used_gpa, sizeof(struct virtq_pevent), &b);
+    } else {
+        mem_log_gpa(vq->mem, vq->used_gpa, virtq_used_size(vq->num), &b);
+    }
+    mem_log_flush(vq->mem, &b);
 }
 
 void vq_release(struct vq *vq)
@@ -450,6 +467,8 @@ void vq_flush(struct vq *vq)
         return;
     }
     __atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+    if (vq_logging(vq))
+        vq_log_ring(vq);
 }
 
 bool vq_should_signal(struct vq *vq)
@@ -489,6 +508,8 @@ void vq_disable_notify(struct vq *vq)
      * avail_event, which we simply stop advancing. */
     else if (!vq->event_idx)
         store16(&vq->used->flags, VIRTQ_USED_F_NO_NOTIFY);
+    if (vq_logging(vq))
+        vq_log_ring(vq);
 }
 
 bool vq_enable_notify(struct vq *vq)
@@ -497,12 +518,18 @@ bool vq_enable_notify(struct vq *vq)
         vq->notify_off = false;
         count(&vq->notify_enables);
     }
-    if (vq->packed)
-        return pk_enable_notify(vq);
+    if (vq->packed) {
+        bool more = pk_enable_notify(vq);
+        if (vq_logging(vq))
+            vq_log_ring(vq);    /* after the write, or a log sync between could miss it */
+        return more;
+    }
     if (vq->event_idx)
         store16(used_avail_event(vq), vq->last_avail);
     else
         store16(&vq->used->flags, 0);
+    if (vq_logging(vq))
+        vq_log_ring(vq);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     uint16_t idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
     return idx != vq->last_avail;

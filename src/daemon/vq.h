@@ -109,6 +109,7 @@ struct vq {
     bool indirect;              /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
     bool in_order;              /* VIRTIO_F_IN_ORDER negotiated */
     bool packed;                /* VIRTIO_F_RING_PACKED negotiated */
+    bool log_ring;              /* VHOST_VRING_F_LOG: log our ring writes */
 
     /* Translated ring pointers; NULL when not mapped.  A packed ring uses
      * desc_uva for its descriptors (pdesc), avail_uva for the driver's
@@ -120,6 +121,11 @@ struct vq {
     struct virtq_pevent *drv_event;
     struct virtq_pevent *dev_event;
     struct vq_pk *pk;           /* packed rings' log, kept across resets */
+    /* For the dirty log: the memory the ring was mapped in and the guest
+     * addresses of what we write (split: the used area; packed: the
+     * descriptor ring and the device event structure). */
+    const struct guest_mem *mem;
+    uint64_t used_gpa, desc_gpa;
     struct vq_journal *journal; /* packed: where our position is saved as
                                  * used descriptors go out (rstate.h), or NULL */
 
@@ -223,6 +229,14 @@ void vq_disable_notify(struct vq *vq);
 bool vq_enable_notify(struct vq *vq);
 
 void vq_mark_broken(struct vq *vq, const char *reason);
+/* True when the ring's writes must go into the dirty log. */
+static inline bool vq_logging(const struct vq *vq)
+{
+    return vq->mem && vq->mem->log.bits && (vq->log_ring || vq->mem->log_all);
+}
+/* Marks the guest pages of the ring's device-written parts dirty. */
+void vq_log_ring(const struct vq *vq);
+
 /* True when the ring's memory is mapped, in its layout. */
 static inline bool vq_mapped(const struct vq *vq)
 {

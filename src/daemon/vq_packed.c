@@ -167,6 +167,8 @@ static void commit(struct vq *vq, uint32_t upto)
     write_batch(vq->pdesc, pk->out, n);
     if (j)
         __atomic_store_n(&j->word, to << 16 | to, __ATOMIC_RELEASE);
+    if (vq_logging(vq))
+        vq_log_ring(vq);
     vq->used_idx = pos;
     vq->used_wrap = wrap;
     pk->head = upto;
@@ -188,6 +190,8 @@ uint32_t vq_pk_resume(struct vq *vq, struct vq_journal *j)
      * same values again. */
     write_batch(vq->pdesc, j->ent, n);
     __atomic_store_n(&j->word, to << 16 | to, __ATOMIC_RELEASE);
+    if (vq_logging(vq))
+        vq_log_ring(vq);
     return to;
 }
 

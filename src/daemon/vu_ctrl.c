@@ -45,7 +45,7 @@ uint64_t vu_offered_features(unsigned max_qp)
                  1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
                  1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
                  1ull << VIRTIO_NET_F_GUEST_ANNOUNCE | 1ull << VIRTIO_F_IN_ORDER |
-                 1ull << VIRTIO_F_RING_PACKED |
+                 1ull << VIRTIO_F_RING_PACKED | 1ull << VHOST_F_LOG_ALL |
                  1ull << VHOST_USER_F_PROTOCOL_FEATURES;
     if (max_qp > 1)
         f |= 1ull << VIRTIO_NET_F_MQ;
@@ -55,6 +55,7 @@ uint64_t vu_offered_features(unsigned max_qp)
 uint64_t vu_offered_protocol_features(void)
 {
     return 1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_RARP |
+           1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD |
            1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ull << VHOST_USER_PROTOCOL_F_NET_MTU |
            1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE |
            1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS |
@@ -357,6 +358,15 @@ static int h_set_vring_addr(struct ctx *c)
     uint64_t avail_align = q->vq.packed ? 3 : 1;
     if ((a->desc_user_addr & 15) || (a->avail_user_addr & avail_align) || (a->used_user_addr & 3))
         return fail(c, "SET_VRING_ADDR: ring %u addresses misaligned", a->index);
+    /* VHOST_VRING_F_LOG: our writes to this ring go into the dirty log.
+     * log_guest_addr must be guest memory (we log the ring's own guest
+     * addresses, which the frontend gives it as). */
+    bool log_ring = a->flags & (1u << VHOST_VRING_F_LOG);
+    if (log_ring && c->d->mem.n > 0 &&
+        !mem_gpa_to_host(&c->d->mem, a->log_guest_addr, q->vq.packed ? 4 : 6))
+        return fail(c, "SET_VRING_ADDR: ring %u: log address 0x%llx is not guest memory",
+                    a->index, (unsigned long long)a->log_guest_addr);
+    q->vq.log_ring = log_ring;
     q->vq.desc_uva = a->desc_user_addr;
     q->vq.avail_uva = a->avail_user_addr;
     q->vq.used_uva = a->used_user_addr;
@@ -533,6 +543,24 @@ static int h_get_status(struct ctx *c)
     return 0;
 }
 
+/* The dirty log for live migration: the fd's [offset, offset + size),
+ * checked against the file and guest memory, mapped in place of the old
+ * one.  With LOG_SHMFD the frontend waits for a reply once it is mapped. */
+static int h_set_log_base(struct ctx *c)
+{
+    const struct vhost_user_log *l = &c->m->payload.log;
+    int fd = take_fd(c, 0);
+    char why[160];
+    int rc = mem_log_map(&c->d->mem, fd, l->mmap_size, l->mmap_offset, why, sizeof(why));
+    close(fd);
+    if (rc < 0)
+        return fail(c, "SET_LOG_BASE: %s", why);
+    log_info("port %s: dirty log of %llu bytes mapped (live migration)", c->p->name,
+             (unsigned long long)l->mmap_size);
+    c->reply_size = 0;
+    return 0;
+}
+
 static int h_unsupported(struct ctx *c)
 {
     return fail(c, "%s is not supported (not offered)", c->row_name);
@@ -599,7 +627,7 @@ static const struct msg_row table[] = {
     MSG(SET_MEM_TABLE, 8, sizeof(struct vhost_user_memory), FDS_MEM_TABLE, false, RING_NONE, 0,
         h_set_mem_table, NULL),
     MSG(SET_LOG_BASE, sizeof(struct vhost_user_log), sizeof(struct vhost_user_log), FDS_ONE,
-        false, RING_NONE, 0, h_unsupported, NULL),
+        true, RING_NONE, 0, h_set_log_base, NULL),
     MSG(SET_LOG_FD, 0, U64, FDS_ONE, false, RING_NONE, 0, h_unsupported, NULL),
     MSG(SET_VRING_NUM, STATE, STATE, FDS_NONE, false, RING_STATE, VIRTQ_MAX_SIZE,
         h_set_vring_num, NULL),

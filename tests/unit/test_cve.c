@@ -118,7 +118,6 @@
 #include "vu_ctrl.h"
 #include "worker.h"
 
-#define VHOST_F_LOG_ALL 26
 
 /* ---- fenced guests ------------------------------------------------------ */
 
@@ -917,57 +916,87 @@ static void cve_2019_14818_repeated_vring_num(void)
 
 /* ---- CVE-2020-10722: SET_LOG_BASE, dirty logging -------------------------- */
 
+/* Live migration's dirty log (issue 15): offered now.  A log that wraps,
+ * lies beyond its file or does not cover guest memory is refused and
+ * closes that connection; a good one is mapped and answered; the log
+ * address of a ring must be guest memory; a TX pass with logging on sets
+ * the bit of exactly the page its used ring is on, and the daemon never
+ * writes at the log address itself. */
+static bool cp_log_session(void)
+{
+    cp_open();
+    uint64_t pf = 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD;
+    bool ok = cp_negotiate(true);
+    ok &= cp_msg(VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_VERSION, &pf, 8, NULL, 0, NULL) ==
+          NOREPLY;
+    return ok;
+}
+
 static void cve_2020_10722_log_base(void)
 {
     printf("== cve_2020_10722_log_base\n");
     long fds0 = fd_count(), maps0 = maps_count();
     cp_reset_memory();
-    cp_open();
-    CHECK(cp_negotiate(true), "session set up");
+    CHECK(cp_log_session(), "session set up");
     union vhost_user_payload r;
     cp_msg(VHOST_USER_GET_FEATURES, VHOST_USER_VERSION, NULL, 0, NULL, 0, &r);
-    CHECK(!(r.u64 & (1ull << VHOST_F_LOG_ALL)), "LOG_ALL is not offered");
+    CHECK(r.u64 & (1ull << VHOST_F_LOG_ALL), "LOG_ALL is offered");
     cp_msg(VHOST_USER_GET_PROTOCOL_FEATURES, VHOST_USER_VERSION, NULL, 0, NULL, 0, &r);
-    CHECK(!(r.u64 & (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD)), "LOG_SHMFD is not offered");
-    /* A log whose size + offset wraps, and plausible ones: all refused. */
+    CHECK(r.u64 & (1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD), "LOG_SHMFD is offered");
+    /* 1 MiB of guest memory: 256 pages, 32 bytes of log. */
     int logfd = memfd_create("log", MFD_CLOEXEC);
     CHECK(logfd >= 0 && ftruncate(logfd, 4096) == 0, "log memfd");
-    static const struct vhost_user_log logs[] = {
+    static const struct vhost_user_log bad[] = {
         { 0xfffffffffffff000ull, 0x2000 },   /* size + offset wraps */
         { 0x1000, 0xfffffffffffff800ull },
         { 0x100000, 0 },                     /* larger than the file */
-        { 4096, 0 },                         /* exactly the file */
+        { 4096, 1 },                         /* beyond the file by a byte */
+        { 16, 0 },                           /* covers half of guest memory */
+        { 0, 0 },                            /* empty */
     };
     long maps1 = maps_count();
-    for (unsigned i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
-        enum outcome o = cp_req(VHOST_USER_SET_LOG_BASE, &logs[i], sizeof(logs[i]), &logfd, 1);
-        CHECK(o == NACK, "SET_LOG_BASE size 0x%llx offset 0x%llx refused (%d)",
-              (unsigned long long)logs[i].mmap_size, (unsigned long long)logs[i].mmap_offset, o);
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (cp_fe < 0)
+            CHECK(cp_log_session(), "session set up again");
+        enum outcome o = cp_msg(VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION, &bad[i],
+                                sizeof(bad[i]), &logfd, 1, NULL);
+        CHECK(o == CLOSED, "SET_LOG_BASE size 0x%llx offset 0x%llx refused, connection closed (%d)",
+              (unsigned long long)bad[i].mmap_size, (unsigned long long)bad[i].mmap_offset, o);
+        CHECK(maps_count() <= maps1, "no log mapped");
     }
-    CHECK(maps_count() == maps1, "no log mapped");
+    CHECK(cp_log_session(), "session set up again");
+    maps1 = maps_count();
+    struct vhost_user_log good = { 32, 0 };
+    CHECK(cp_msg(VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION, &good, sizeof(good), &logfd, 1,
+                 NULL) == ACK && maps_count() == maps1 + 1,
+          "a log covering guest memory is mapped and answered");
     CHECK(cp_req(VHOST_USER_SET_LOG_FD, NULL, 0, &logfd, 1) == NACK, "SET_LOG_FD refused");
     CHECK(cp_u64(VHOST_USER_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_F_LOG_ALL |
-                 1ull << VHOST_USER_F_PROTOCOL_FEATURES, NULL, 0) == NACK,
-          "SET_FEATURES with LOG_ALL refused");
-    uint64_t pf = 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK | 1ull << VHOST_USER_PROTOCOL_F_LOG_SHMFD;
-    CHECK(cp_u64(VHOST_USER_SET_PROTOCOL_FEATURES, pf, NULL, 0) == NACK,
-          "SET_PROTOCOL_FEATURES with LOG_SHMFD refused");
-    /* Rings that ask for logging, with a log address in guest memory: no
-     * dirty-log byte may be written there (or anywhere else). */
+                 1ull << VHOST_USER_F_PROTOCOL_FEATURES, NULL, 0) == ACK,
+          "SET_FEATURES with LOG_ALL accepted");
     CHECK(cp_rings(), "rings set up");
-    uint64_t canary = 0xc0000;
+    CHECK(cp_ring_addr(TXQ, 1u << VHOST_VRING_F_LOG, CP_MEM + 0x1000) == NACK,
+          "a log address outside guest memory is refused");
+    uint64_t d, a, u, canary = 0xc0000;
+    cp_ring_offsets(TXQ, &d, &a, &u);
+    CHECK(cp_ring_addr(TXQ, 1u << VHOST_VRING_F_LOG, canary) == ACK,
+          "a log address in guest memory is taken");
     memset(cp_mem + canary, 0xa5, 0x10000);
-    for (unsigned i = 0; i < 2; i++) {
-        enum outcome o = cp_ring_addr(i, 1u << VHOST_VRING_F_LOG, CP_UVA + canary);
-        if (o != ACK)
-            cp_ring_addr(i, 0, 0);
-    }
-    for (int i = 0; i < 8; i++)
-        cp_forward("traffic on rings that asked for a dirty log");
+    uint8_t *log = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, logfd, 0);
+    CHECK(log != MAP_FAILED, "the test maps the log too");
+    memset(log, 0, 32);
+    for (int i = 0; i < 4; i++)
+        cp_forward("traffic with the dirty log on");
+    unsigned want = (unsigned)(u / LOG_PAGE), wrong = 0;
+    for (unsigned pg = 0; pg < 256; pg++)
+        wrong += (((log[pg / 8] >> (pg % 8)) & 1) != (pg == want));
+    CHECK(wrong == 0, "exactly the TX used ring's page (%u) is dirty (%u pages differ)", want,
+          wrong);
     bool intact = true;
     for (unsigned i = 0; i < 0x10000; i++)
         intact &= cp_mem[canary + i] == 0xa5;
     CHECK(intact, "nothing written at the log address");
+    munmap(log, 4096);
     cp_close();
     close(logfd);
     CHECK(fd_count() == fds0, "every fd closed (the refused log fd too): %ld -> %ld", fds0,

@@ -4,6 +4,10 @@
  * guest B's RX buffers (mergeable and not), drops must be counted, and a
  * hostile TX ring must stop A without harming B.
  */
+#define _GNU_SOURCE
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "netguest.h"
 
 static struct guest ga, gb;
@@ -50,6 +54,70 @@ static void test_forward(bool mergeable)
     }
     CHECK(switch_lookup(&sw, (uint8_t[]){ 0x52, 0x54, 0, 0, 0, 0xaa }) == 0, "A's MAC learned");
     CHECK(stat_get(&gb.port.dev.q[0].st.packets) == 4, "B counted 4 RX frames");
+    mem_clear(&ga.port.dev.mem);
+    mem_clear(&gb.port.dev.mem);
+}
+
+/* Live migration: with B's dirty log on (LOG_ALL), a run of frames into B
+ * marks exactly the pages of the bytes written into B's buffers (data and
+ * headers, as the used entries say) and of B's RX used ring (entries,
+ * index and flags); with a log mapped but logging off, nothing. */
+static unsigned log_diff(const uint8_t *log, const uint8_t *want, unsigned bytes)
+{
+    unsigned d = 0;
+    for (unsigned i = 0; i < bytes * 8; i++)
+        d += ((log[i / 8] ^ want[i / 8]) >> (i % 8)) & 1;
+    return d;
+}
+
+static void mark(uint8_t *want, uint64_t gpa, uint64_t len)
+{
+    for (uint64_t pg = gpa / LOG_PAGE; len && pg <= (gpa + len - 1) / LOG_PAGE; pg++)
+        want[pg / 8] |= (uint8_t)(1u << (pg % 8));
+}
+
+static void test_dirty_log(bool mergeable, bool on)
+{
+    switch_init(&sw, &ports);
+    guest_init(&ga, 0, "A", feats(mergeable));
+    guest_init(&gb, 1, "B", feats(mergeable));
+    enum { LOG_BYTES = (GPA + MEM_SIZE) / LOG_PAGE / 8 };
+    int fd = memfd_create("log", 0);
+    char err[160] = "";
+    CHECK(fd >= 0 && ftruncate(fd, 4096) == 0 &&
+              mem_log_map(&gb.port.dev.mem, fd, LOG_BYTES, 0, err, sizeof(err)) == 0,
+          "log mapped (%s)", err);
+    uint8_t *log = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    gb.port.dev.mem.log_all = on;
+    uint32_t buflen = mergeable ? 512 : 2048;
+    for (int i = 0; i < 16; i++)
+        post_rx(&gb, buflen);
+    uint8_t f[1514];
+    size_t sizes[] = { 60, 1514, 300, 1000 };
+    for (int i = 0; i < 4; i++) {
+        make_frame(f, sizes[i], 0xbb, 0xaa, (uint8_t)i);
+        send_tx(&ga, f, (uint32_t)sizes[i], VIRTIO_NET_HDR_LEN);
+    }
+    bool more;
+    unsigned n = tx_pass(&more);
+    CHECK(n == 4, "4 frames served (%u)", n);
+    static uint8_t want[LOG_BYTES];
+    memset(want, 0, sizeof(want));
+    struct vq *rx = &gb.port.dev.q[0].vq;
+    if (on) {
+        for (uint16_t i = 0; i < rx->used->idx; i++) {
+            struct virtq_used_elem u = rx->used->ring[i % RING];
+            mark(want, rx->desc[u.id].addr, u.len);
+        }
+        mark(want, rx->used_gpa, virtq_used_size(RING));
+    }
+    unsigned d = log_diff(log, want, LOG_BYTES);
+    CHECK(d == 0, "%s, %s: %s (%u pages differ)", mergeable ? "mergeable" : "one buffer each",
+          on ? "logging on" : "logging off", on ? "exactly the written pages are dirty"
+                                                : "nothing is logged", d);
+    munmap(log, 4096);
+    mem_log_unmap(&gb.port.dev.mem);
     mem_clear(&ga.port.dev.mem);
     mem_clear(&gb.port.dev.mem);
 }
@@ -409,5 +477,8 @@ int main(void)
     test_drops_and_hostile();
     test_offloads();
     test_rx_run();
+    test_dirty_log(true, true);
+    test_dirty_log(false, true);
+    test_dirty_log(true, false);
     return check_done("test_net");
 }
