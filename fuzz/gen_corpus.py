@@ -196,12 +196,36 @@ def vu_msg_seeds():
     s["cve-2019-14818-fds"] = negotiate(FEATS, PROTO) + msg(SET_MEM_TABLE, MEM1, nfds=9, kind=FD_MEM0)
     s["cve-2019-14818-vring-num"] = session() + b"".join(msg(SET_VRING_NUM, state(1, n))
                                                          for n in (256, 1024, 2, 256, 32768, 4))
-    # CVE-2020-10722: SET_LOG_BASE is refused
+    # CVE-2020-10722: SET_LOG_BASE with a size + offset that wraps
     s["cve-2020-10722-log-base"] = session(fl=V1 | NEED_REPLY) + \
         msg(SET_LOG_BASE, struct.pack("<QQ", 0xFFFFFFFFFFFFF000, 0x2000), V1 | NEED_REPLY, 1, FD_MEM0) + \
         msg(SET_LOG_FD, flags=V1 | NEED_REPLY, nfds=1, kind=FD_EVENT) + \
         msg(SET_VRING_ADDR, vring_addr(1, UVA + 0x20000, UVA + 0x22000, UVA + 0x21000, flags=1,
                                        log=0xFFFFFFFFFFFF0000))
+    # Live migration: LOG_ALL before the log (allowed), a log in a 4 KiB
+    # memfd, a ring logging its used writes, traffic, logging off, then
+    # logs that are too big for the file, empty, wrapping, a log address
+    # outside memory, and the ring stopped.
+    log_feats = FEATS | bits(26)
+    log_proto = PROTO | bits(1)
+    s["migration-log"] = (session(feats=log_feats, proto=log_proto) +
+                          msg(SET_LOG_BASE, struct.pack("<QQ", 64, 0), V1, 1, FD_TINY) +
+                          msg(SET_VRING_ADDR, vring_addr(1, UVA + 0x20000, UVA + 0x22000, UVA + 0x21000,
+                                                         flags=1, log=0x22000)) +
+                          rx_buffers() + tx_frame() + data_op() +
+                          msg(SET_FEATURES, u64(FEATS)) + data_op() +
+                          msg(GET_VRING_BASE, state(1, 0)) + EOF_OP)
+    s["migration-log-hostile"] = (session(feats=log_feats, proto=log_proto, fl=V1 | NEED_REPLY) +
+                                  msg(SET_VRING_ADDR, vring_addr(1, UVA + 0x20000, UVA + 0x22000,
+                                                                 UVA + 0x21000, flags=1,
+                                                                 log=0x7FFFFFFF0000), V1 | NEED_REPLY) +
+                                  msg(SET_LOG_BASE, struct.pack("<QQ", 8192, 0), V1, 1, FD_TINY) +
+                                  msg(SET_LOG_BASE, struct.pack("<QQ", 0, 0), V1, 1, FD_TINY) +
+                                  msg(SET_LOG_BASE, struct.pack("<QQ", 64, 0xFFFFFFFFFFFFFFF0), V1, 1,
+                                      FD_TINY) +
+                                  msg(SET_LOG_BASE, struct.pack("<QQ", 16, 0), V1, 1, FD_PIPE) +
+                                  msg(SET_LOG_BASE, struct.pack("<QQ", 64, 0), V1, 1, FD_MEM0) +
+                                  tx_frame() + data_op())
     # CVE-2020-10723: ring index truncated or beyond the queues
     s["cve-2020-10723-index"] = negotiate(FEATS, PROTO, V1 | NEED_REPLY) + b"".join(
         msg(r, state(i, 64), V1 | NEED_REPLY) for r in (SET_VRING_NUM, SET_VRING_BASE, SET_VRING_ENABLE)
