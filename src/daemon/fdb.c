@@ -99,7 +99,8 @@ static void drop_duplicates(struct fdb *f, unsigned b, uint64_t key, unsigned ke
     }
 }
 
-enum fdb_learn fdb_learn(struct fdb *f, uint64_t key, unsigned port)
+/* Learning; claim moves a learned entry of another port at once. */
+static enum fdb_learn learn(struct fdb *f, uint64_t key, unsigned port, bool claim)
 {
     if ((key >> 40) & 1 || key == 0 || port >= FDB_MAX_PORTS)
         return FDB_IGNORED;
@@ -123,7 +124,7 @@ enum fdb_learn fdb_learn(struct fdb *f, uint64_t key, unsigned port)
         }
         /* The address lives on another port: move it only once that entry
          * has aged out (and never a static one). */
-        if (word_static(v) || !expired(f, s, clock) || port_full(f, port)) {
+        if (word_static(v) || (!claim && !expired(f, s, clock)) || port_full(f, port)) {
             count(&f->st.refused);
             return FDB_REFUSED;
         }
@@ -281,4 +282,14 @@ void fdb_get_stats(const struct fdb *f, struct fdb_stats *o)
     o->full = __atomic_load_n(&f->st.full, __ATOMIC_RELAXED);
     o->port_limit = __atomic_load_n(&f->st.port_limit, __ATOMIC_RELAXED);
     o->refused = __atomic_load_n(&f->st.refused, __ATOMIC_RELAXED);
+}
+
+enum fdb_learn fdb_learn(struct fdb *f, uint64_t key, unsigned port)
+{
+    return learn(f, key, port, false);
+}
+
+enum fdb_learn fdb_claim(struct fdb *f, uint64_t key, unsigned port)
+{
+    return learn(f, key, port, true);
 }

@@ -33,7 +33,7 @@
 enum fdb_learn {
     FDB_KNOWN,           /* already there (refreshed) */
     FDB_ADDED,
-    FDB_MOVED,           /* an aged entry of another port taken over */
+    FDB_MOVED,           /* an aged entry of another port taken over (or claimed) */
     FDB_FULL,            /* its bucket has no free slot */
     FDB_PORT_LIMIT,      /* the port has learned its maximum */
     FDB_REFUSED,         /* static, or live on another port */
@@ -80,6 +80,10 @@ static inline uint64_t fdb_key(const uint8_t mac[6])
 }
 
 enum fdb_learn fdb_learn(struct fdb *f, uint64_t key, unsigned port);
+/* As fdb_learn, but a learned entry of another port moves at once, however
+ * fresh (never a static one): the address has moved for certain, as a
+ * migrated guest's announcement (SEND_RARP) says. */
+enum fdb_learn fdb_claim(struct fdb *f, uint64_t key, unsigned port);
 /* Port index of key, or -1. */
 int fdb_lookup(const struct fdb *f, uint64_t key);
 /* Adds a static entry; -1 if the address is a group address, is static on

@@ -39,6 +39,11 @@ enum fdb_learn switch_learn(struct lswitch *sw, const uint8_t mac[6], unsigned p
     return fdb_learn(&sw->fdb, fdb_key(mac), port_index);
 }
 
+enum fdb_learn switch_claim(struct lswitch *sw, const uint8_t mac[6], unsigned port_index)
+{
+    return fdb_claim(&sw->fdb, fdb_key(mac), port_index);
+}
+
 int switch_add_static(struct lswitch *sw, const uint8_t mac[6], unsigned port_index)
 {
     return fdb_add_static(&sw->fdb, fdb_key(mac), port_index);

@@ -54,6 +54,9 @@ struct sw_ctx {
  * of table. */
 void switch_init(struct lswitch *sw, const struct port_table *table);
 enum fdb_learn switch_learn(struct lswitch *sw, const uint8_t mac[6], unsigned port_index);
+/* The MAC is on port_index now (a migrated guest announcing itself): a
+ * learned entry elsewhere moves at once (fdb_claim). */
+enum fdb_learn switch_claim(struct lswitch *sw, const uint8_t mac[6], unsigned port_index);
 /* A port's configured MAC: a static entry (-1 if it cannot be one). */
 int switch_add_static(struct lswitch *sw, const uint8_t mac[6], unsigned port_index);
 /* Port index the MAC lives on, or -1. */

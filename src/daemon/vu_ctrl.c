@@ -611,6 +611,11 @@ static void after_send_rarp(struct port *p, const struct vhost_user_msg *m)
 {
     uint8_t mac[6];
     memcpy(mac, &m->payload.u64, 6);
+    /* A guest that migrated here announces itself: its MAC moves to this
+     * port at once, away from the (paused) source's port. */
+    if (switch_claim(p->sw, mac, p->index) == FDB_MOVED)
+        log_info("port %s: %02x:%02x:%02x:%02x:%02x:%02x moved here (SEND_RARP)", p->name,
+                 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
     send_rarp(p, mac);
 }
 

@@ -148,9 +148,30 @@ static void test_races(void)
           f.learned[3]);
 }
 
+/* A migrated guest's announcement (SEND_RARP) moves its MAC at once; the
+ * source's port then cannot take it back while the new entry is fresh;
+ * a static entry is never claimed. */
+static void test_claim(void)
+{
+    fdb_init(&f);
+    fdb_configure(&f, 300, 100);
+    uint64_t a = mac(0, 7), s = mac(0, 8);
+    CHECK(fdb_learn(&f, a, 1) == FDB_ADDED && fdb_lookup(&f, a) == 1, "learned on port 1");
+    CHECK(fdb_learn(&f, a, 2) == FDB_REFUSED, "a frame from port 2 does not move a live entry");
+    CHECK(fdb_claim(&f, a, 2) == FDB_MOVED && fdb_lookup(&f, a) == 2,
+          "a claim from port 2 moves it at once");
+    CHECK(fdb_learn(&f, a, 1) == FDB_REFUSED && fdb_lookup(&f, a) == 2,
+          "the old port's frames do not take it back");
+    CHECK(fdb_claim(&f, a, 2) == FDB_KNOWN, "claiming it again on port 2: known");
+    CHECK(fdb_add_static(&f, s, 3) == 0 && fdb_claim(&f, s, 4) == FDB_REFUSED &&
+              fdb_lookup(&f, s) == 3,
+          "a static entry is never claimed");
+}
+
 int main(void)
 {
     test_static();
+    test_claim();
     test_learning();
     test_full_bucket();
     test_races();
