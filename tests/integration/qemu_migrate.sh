@@ -330,7 +330,11 @@ migrate_once() {
     echo "$j" | jq -c '{ram: .ram | {transferred, "dirty-sync-count", "pages-per-second", "dirty-pages-rate"}}' \
         >"$T/mig$k.json" 2>/dev/null
     # The destination runs the guest; the source waits, stopped.
-    wait_for 20 "destination $k to run" eval '[ "$(qmp_status "$T/qmp'"$tag"'.sock")" = running ]'
+    dst_runs() {
+        alive "$DSTPID" || { wait "$DSTPID"; fail "destination QEMU $k exited (rc=$?) after the migration completed"; }
+        [ "$(qmp_status "$T/qmp$tag.sock")" = running ]
+    }
+    wait_for 20 "destination $k to run" dst_runs
     st=$(qmp_status "$G2QMP")
     [ "$st" = postmigrate ] || fail "migration $k: source status '$st', expected postmigrate"
     qmp "$G2QMP" quit >/dev/null
