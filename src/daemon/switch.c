@@ -88,6 +88,19 @@ static int destination(const struct lswitch *sw, const struct port *src, uint64_
     return (unsigned)to == src->index ? SW_DROP_SELF : to;
 }
 
+/* A guest announcing where it is, as a migrated one does: a RARP (QEMU's
+ * announcement) or a gratuitous ARP (sender IP = target IP: the guest's
+ * own, with VIRTIO_NET_F_GUEST_ANNOUNCE). */
+static bool is_announcement(const struct frame *f)
+{
+    unsigned et = (unsigned)f->eth[12] << 8 | f->eth[13];
+    if (et == 0x8035)
+        return true;
+    if (et != 0x0806 || !f->flat || f->len < 42)
+        return false;
+    return memcmp(f->flat + 28, f->flat + 38, 4) == 0;
+}
+
 void switch_classify(struct lswitch *sw, const struct port *src, const struct frame *f,
                      unsigned n, int *dst)
 {
@@ -103,7 +116,11 @@ void switch_classify(struct lswitch *sw, const struct port *src, const struct fr
             continue;
         }
         if (s != last_src) {
-            fdb_learn(&sw->fdb, s, src->index);
+            /* An address live on another port moves only when announced
+             * (a migrated guest); antispoof=on keeps guests from claiming
+             * others' addresses this way. */
+            if (fdb_learn(&sw->fdb, s, src->index) == FDB_REFUSED && is_announcement(&f[i]))
+                fdb_claim(&sw->fdb, s, src->index);
             last_src = s;
             last_dst = UINT64_MAX;   /* the learn may have moved the cached one */
         }

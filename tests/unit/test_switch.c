@@ -146,9 +146,55 @@ static void test_deliver(void)
     teardown();
 }
 
+/* A guest that migrated to another port announces itself (gratuitous ARP
+ * or RARP): its address moves there at once, although live on the old
+ * port; a plain frame or a non-gratuitous ARP would not move it. */
+static void arp_at(struct frame *f, struct iovec *iov, uint8_t *buf, uint8_t src, unsigned et,
+                   const uint8_t sip[4], const uint8_t tip[4])
+{
+    static const struct virtio_net_hdr plain;
+    memset(buf, 0, 60);
+    memset(buf, 0xff, 6);
+    memcpy(buf + 6, (uint8_t[]){ 0x52, 0x54, 0, 0, 0, src }, 6);
+    buf[12] = (uint8_t)(et >> 8);
+    buf[13] = (uint8_t)et;
+    memcpy(buf + 28, sip, 4);
+    memcpy(buf + 38, tip, 4);
+    net_frame_flat(f, iov, buf, 60, &plain);
+}
+
+static void test_announce(void)
+{
+    setup();
+    const uint8_t *m = (uint8_t[]){ 0x52, 0x54, 0, 0, 0, 0x77 };
+    static const uint8_t ip1[4] = { 10, 0, 0, 7 }, ip2[4] = { 10, 0, 0, 8 };
+    uint8_t buf[64];
+    struct frame f;
+    struct iovec iov;
+    int dst = 0;
+    switch_learn(&sw, m, 0);
+    arp_at(&f, &iov, buf, 0x77, 0x0806, ip1, ip2);
+    switch_classify(&sw, &gb.port, &f, 1, &dst);
+    CHECK(switch_lookup(&sw, m) == 0, "an ordinary ARP request from B does not move it");
+    arp_at(&f, &iov, buf, 0x77, 0x0806, ip1, ip1);
+    dst = 0;
+    switch_classify(&sw, &gb.port, &f, 1, &dst);
+    CHECK(switch_lookup(&sw, m) == 1, "a gratuitous ARP from B moves it to B at once");
+    frame_at(&f, &iov, buf, 60, 0xbb, 0x77, 1);
+    dst = 0;
+    switch_classify(&sw, &ga.port, &f, 1, &dst);
+    CHECK(switch_lookup(&sw, m) == 1, "a frame from the old port does not take it back");
+    arp_at(&f, &iov, buf, 0x77, 0x8035, ip1, ip2);
+    dst = 0;
+    switch_classify(&sw, &gc.port, &f, 1, &dst);
+    CHECK(switch_lookup(&sw, m) == 2, "a RARP from C moves it to C");
+    teardown();
+}
+
 int main(void)
 {
     test_classify();
+    test_announce();
     test_deliver();
     return check_done("test_switch");
 }
