@@ -37,12 +37,13 @@
 # logging: "Migration disabled: vhost-user backend lacks
 # VHOST_USER_PROTOCOL_F_LOG_SHMFD feature." (checked first: a daemon with no
 # logging at all gets this one) or "Migration disabled: vhost lacks
-# VHOST_F_LOG_ALL feature.".  The test then skips (77), saying so, unless
-# LWV_MIGRATE_REQUIRED=1 (then it fails).  Any other refusal fails.
+# VHOST_F_LOG_ALL feature.".  lwvhostd has dirty logging, so that fails
+# the test; LWV_MIGRATE_REQUIRED=0 makes it a skip (77) instead, for a
+# backend without it.  Any other refusal fails.
 # Env: BUILD (default build), LWV_POLICY (default notify; --policy),
 #      LWV_MIGRATIONS (default 1: vm2 -> vm2b; 2: and back; ...),
 #      LWV_BIG (bytes, default 33554432), LWV_XFERS (default 4),
-#      LWV_MAX_GAP_MS (default 3000), LWV_MIGRATE_REQUIRED, LWV_MIG_TIMEOUT (s per migration,
+#      LWV_MAX_GAP_MS (default 1000), LWV_MIGRATE_REQUIRED (default 1), LWV_MIG_TIMEOUT (s per migration,
 #      default 120), LWV_PACKED (lib-qemu.sh), LWV_DAEMON_ARGS, LWV_KEEP=1,
 #      LWV_VERBOSE=1.
 # Exit: 0 pass, 77 skipped (a tool is missing or lwvhostd has no dirty
@@ -57,7 +58,7 @@ POLICY=${LWV_POLICY:-notify}
 NMIG=${LWV_MIGRATIONS:-1}
 BIG=${LWV_BIG:-33554432}
 XFERS=${LWV_XFERS:-4}
-MAX_GAP_MS=${LWV_MAX_GAP_MS:-3000}
+MAX_GAP_MS=${LWV_MAX_GAP_MS:-1000}
 MIG_TIMEOUT=${LWV_MIG_TIMEOUT:-120}
 NAME=qemu_migrate
 . tests/integration/lib-qemu.sh
@@ -303,7 +304,7 @@ migrate_once() {
     *"Migration disabled: vhost lacks VHOST_F_LOG_ALL feature"* | \
     *"Migration disabled: vhost-user backend lacks VHOST_USER_PROTOCOL_F_LOG_SHMFD feature"*)
         log "QEMU refused: ${j#ERROR: }"
-        [ -n "${LWV_MIGRATE_REQUIRED:-}" ] &&
+        [ "${LWV_MIGRATE_REQUIRED:-1}" != 0 ] &&
             fail "lwvhostd does not offer dirty-page logging (LWV_MIGRATE_REQUIRED is set)"
         skip "lwvhostd does not offer dirty-page logging (VHOST_F_LOG_ALL and PROTOCOL_F_LOG_SHMFD), so QEMU cannot live-migrate a guest on it" ;;
     ERROR:*) fail "migration $k: QEMU refused: ${j#ERROR: }" ;;
