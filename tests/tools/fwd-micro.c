@@ -12,13 +12,14 @@
  * caches, so it says nothing about the cross-core cache misses that
  * dominate a real run: measure those with tests/integration/dpdk_compare.sh.
  *
- *   fwd-micro [-n FRAMES] [-i PASSES] [-s SIZE] [-o] [-M] [-p]
+ *   fwd-micro [-n FRAMES] [-i PASSES] [-s SIZE] [-o] [-M] [-p] [-l]
  *   -n  frames per pass (default 32, at most 256)
  *   -i  passes (default 100000)
  *   -s  frame size in bytes (default 64)
  *   -o  negotiate VIRTIO_F_IN_ORDER
  *   -M  no mergeable RX buffers
  *   -p  packed virtqueues (VIRTIO_F_RING_PACKED) instead of split
+ *   -l  dirty logging on in both guests (live migration: LOG_ALL and a log)
  * Exit status 0 only if every frame arrived in every pass.
  */
 #define _GNU_SOURCE
@@ -26,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "netguest.h"
 
@@ -83,9 +86,9 @@ int main(int argc, char **argv)
 {
     unsigned n = 32, size = 64;
     unsigned long passes = 100000;
-    bool in_order = false, mrg = true, packed = false;
+    bool in_order = false, mrg = true, packed = false, logging = false;
     int c;
-    while ((c = getopt(argc, argv, "n:i:s:oMp")) != -1) {
+    while ((c = getopt(argc, argv, "n:i:s:oMpl")) != -1) {
         switch (c) {
         case 'n': n = (unsigned)atoi(optarg); break;
         case 'i': passes = strtoul(optarg, NULL, 10); break;
@@ -93,8 +96,9 @@ int main(int argc, char **argv)
         case 'o': in_order = true; break;
         case 'M': mrg = false; break;
         case 'p': packed = true; break;
+        case 'l': logging = true; break;
         default:
-            fprintf(stderr, "usage: fwd-micro [-n FRAMES] [-i PASSES] [-s SIZE] [-o] [-M] [-p]\n");
+            fprintf(stderr, "usage: fwd-micro [-n FRAMES] [-i PASSES] [-s SIZE] [-o] [-M] [-p] [-l]\n");
             return 2;
         }
     }
@@ -109,6 +113,15 @@ int main(int argc, char **argv)
     if (check_failed())
         die("cannot set up the guests");
     switch_learn(&sw, mac_b, 1);
+    for (unsigned g = 0; logging && g < 2; g++) {
+        struct guest_mem *m = &(g ? &gb : &ga)->port.dev.mem;
+        int fd = memfd_create("log", 0);
+        char err[160] = "";
+        if (fd < 0 || ftruncate(fd, 4096) < 0 || mem_log_map(m, fd, 4096, 0, err, sizeof(err)) < 0)
+            die("cannot map a dirty log");
+        close(fd);
+        m->log_all = true;
+    }
     struct vq *tx = &ga.port.dev.q[1].vq, *rx = &gb.port.dev.q[0].vq;
     /* Both wrap counters start at 1 (virtio 1.2 2.8.1), as QEMU sends. */
     static struct virtq_desc tx_descs[RING], rx_descs[RING];
@@ -161,8 +174,8 @@ int main(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
-    printf("fwd-micro: %lu passes of %u frames of %u bytes%s%s%s: %.1f ns/frame (one core, warm "
-           "caches)%s\n", passes, n, size, packed ? ", packed" : "", in_order ? ", in order" : "",
+    printf("fwd-micro: %lu passes of %u frames of %u bytes%s%s%s%s: %.1f ns/frame (one core, warm "
+           "caches)%s\n", passes, n, size, packed ? ", packed" : "", logging ? ", dirty log on" : "", in_order ? ", in order" : "",
            mrg ? ", mergeable" : "", ns / ((double)passes * n), bad ? "; FRAMES LOST" : "");
     mem_clear(&ga.port.dev.mem);
     mem_clear(&gb.port.dev.mem);
