@@ -40,6 +40,12 @@
 # VHOST_F_LOG_ALL feature.".  lwvhostd has dirty logging, so that fails
 # the test; LWV_MIGRATE_REQUIRED=0 makes it a skip (77) instead, for a
 # backend without it.  Any other refusal fails.
+# LWV_TWO_DAEMONS=1: two lwvhostd, as two hosts would have: daemon A with
+# vm1 and vm2 and a tap, daemon B with vm2b and a tap, the two taps joined
+# by a bridge in a private network namespace (the link between the hosts).
+# Guest 2 then migrates from A to B (and back), and guest 1, still on A,
+# reaches it through the taps; its announcement moves its MAC on A to A's
+# tap.  Needs root, ip (iproute2) and /dev/net/tun.
 # Env: BUILD (default build), LWV_POLICY (default notify; --policy),
 #      LWV_MIGRATIONS (default 1: vm2 -> vm2b; 2: and back; ...),
 #      LWV_BIG (bytes, default 33554432), LWV_XFERS (default 4),
@@ -76,6 +82,11 @@ qemu_guest_image "$IMG"
 
 T=$(mktemp -d /tmp/lwv-qemu-migrate.XXXXXX) || fail "mktemp"
 DPID=
+DPID2=
+NS=
+TWO=${LWV_TWO_DAEMONS:-}
+TAPA=lwvma$$
+TAPB=lwvmb$$
 QPID1=
 G2PID=          # the guest 2 QEMU that runs the guest now
 G2QMP=          # its QMP socket
@@ -88,15 +99,20 @@ START=$SECONDS
 show_logs() {
     local f logs=("$T"/g1.log)
     for f in "$T"/g2*.log "$T"/qemu*.out; do [ -e "$f" ] && logs+=("$f"); done
-    dump_logs 80 "${logs[@]}" "$T"/lwvhostd.log
+    dump_logs 80 "${logs[@]}" "$T"/lwvhostd*.log
 }
 
 cleanup() {
     local p
     for p in "${ALLQ[@]}"; do kill_wait "$p" 5; done
     kill_wait "$DPID" 5
+    kill_wait "$DPID2" 5
+    [ -n "$NS" ] && ip netns del "$NS" 2>/dev/null
 }
 on_exit cleanup
+
+# Both daemons alive (the second only with LWV_TWO_DAEMONS).
+daemons_alive() { alive "$DPID" && { [ -z "$TWO" ] || alive "$DPID2"; }; }
 
 # ---- QMP ---------------------------------------------------------------------
 # qmp SOCK 'CMD [JSON-ARGS]'...: one connection, qmp_capabilities, then each
@@ -152,11 +168,38 @@ s.sendall(sys.argv[2].encode() + b"\n"); time.sleep(0.2); s.close()' "$T/g1ctl.s
 }
 
 # ---- the daemon ----------------------------------------------------------------
-log "starting $D (policy $POLICY)"
-"$D" --port "vm1,path=$T/vm1.sock" --port "vm2,path=$T/vm2.sock" --port "vm2b,path=$T/vm2b.sock" \
-    --ctl "$T/ctl.sock" --state-dir "$T" --policy "$POLICY" ${LWV_DAEMON_ARGS:-} \
-    </dev/null >"$T/lwvhostd.log" 2>&1 &
-DPID=$!
+if [ -z "$TWO" ]; then
+    log "starting $D (policy $POLICY)"
+    "$D" --port "vm1,path=$T/vm1.sock" --port "vm2,path=$T/vm2.sock" --port "vm2b,path=$T/vm2b.sock" \
+        --ctl "$T/ctl.sock" --state-dir "$T" --policy "$POLICY" ${LWV_DAEMON_ARGS:-} \
+        </dev/null >"$T/lwvhostd.log" 2>&1 &
+    DPID=$!
+else
+    command -v ip >/dev/null 2>&1 || skip "ip missing (apt-get install iproute2)"
+    [ "$(id -u)" = 0 ] || skip "two daemons need root (network namespace, taps)"
+    [ -c /dev/net/tun ] || skip "/dev/net/tun missing"
+    log "starting two daemons (policy $POLICY): A with vm1, vm2, tap $TAPA; B with vm2b, tap $TAPB"
+    mkdir -p "$T/b"
+    "$D" --port "vm1,path=$T/vm1.sock" --port "vm2,path=$T/vm2.sock" --tap "$TAPA" \
+        --ctl "$T/ctl.sock" --state-dir "$T" --policy "$POLICY" ${LWV_DAEMON_ARGS:-} \
+        </dev/null >"$T/lwvhostd.log" 2>&1 &
+    DPID=$!
+    "$D" --port "vm2b,path=$T/vm2b.sock" --tap "$TAPB" \
+        --ctl "$T/ctlb.sock" --state-dir "$T/b" --policy "$POLICY" ${LWV_DAEMON_ARGS:-} \
+        </dev/null >"$T/lwvhostd.b.log" 2>&1 &
+    DPID2=$!
+    wait_for 10 "both taps" ip link show "$TAPB"
+    wait_for 10 "tap $TAPA" ip link show "$TAPA"
+    NS=lwvmig$$
+    ip netns add "$NS" || fail "ip netns add $NS"
+    ip -n "$NS" link add br0 type bridge || fail "no bridge in the namespace"
+    for t in "$TAPA" "$TAPB"; do
+        ip link set "$t" netns "$NS" || fail "cannot move $t into $NS"
+        ip -n "$NS" link set "$t" master br0 || fail "cannot add $t to the bridge"
+        ip -n "$NS" link set "$t" up || fail "cannot bring $t up"
+    done
+    ip -n "$NS" link set br0 up || fail "cannot bring the bridge up"
+fi
 wait_for 10 "lwvhostd sockets" test -S "$T/vm1.sock" -a -S "$T/vm2.sock" -a -S "$T/vm2b.sock"
 
 # ---- guest scripts -------------------------------------------------------------
@@ -323,7 +366,7 @@ migrate_once() {
         [ $n -ge $((MIG_TIMEOUT * 10)) ] &&
             fail "migration $k not completed after ${MIG_TIMEOUT}s: $(echo "$j" | jq -c .)"
         alive "$DSTPID" || fail "destination QEMU $k died during migration"
-        alive "$DPID" || fail "lwvhostd died during migration $k"
+        daemons_alive || fail "lwvhostd died during migration $k"
         sleep 0.1
     done
     total=$(echo "$j" | jq -r '."total-time"')
@@ -371,7 +414,7 @@ n=0
 while alive "$QPID1"; do
     n=$((n + 1))
     [ $n -ge 3000 ] && fail "guest 1 still running 300 s after the migrations"
-    alive "$DPID" || fail "lwvhostd died while guest 1 finished"
+    daemons_alive || fail "lwvhostd died while guest 1 finished"
     sleep 0.1
 done
 wait "$QPID1"
@@ -439,6 +482,18 @@ else
     log "guest 2's QEMU (on $G2PORT) is gone"; ok=
 fi
 timeout 5 "$CTL" -s "$T/ctl.sock" ports | sed 's/^/  /'
+if [ -n "$TWO" ]; then
+    timeout 5 "$CTL" -s "$T/ctlb.sock" ports | sed 's/^/  B: /'
+    if alive "$DPID2"; then
+        kill "$DPID2"
+        wait "$DPID2"
+        drc=$?
+        DPID2=
+        [ $drc = 0 ] || { log "lwvhostd B exited with $drc on SIGTERM"; ok=; }
+    else
+        log "lwvhostd B died"; ok=
+    fi
+fi
 
 sleep 0.5
 if alive "$DPID"; then
