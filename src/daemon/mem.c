@@ -151,8 +151,8 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
             break;
         if (guard[i].flag)
             __atomic_store_n(guard[i].flag, true, __ATOMIC_RELAXED);
-        say("lwvhostd error: guest memory vanished under us (the frontend shrank its memory "
-            "file); that device is stopped\n");
+        say("lwvhostd error: guest memory or its dirty log vanished under us (the frontend shrank "
+            "its file); that device is stopped\n");
         return;
     }
     /* Not guest memory: a real bug.  Die with the default action. */

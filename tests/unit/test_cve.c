@@ -1005,6 +1005,55 @@ static void cve_2020_10722_log_base(void)
     others_forward("SET_LOG_BASE");
 }
 
+/* The dirty log at run time: logging turned on before a log exists logs
+ * nothing and harms nothing; a log replaced while rings run is used from
+ * then on; a log whose file the frontend shrinks under us breaks only
+ * that device (the SIGBUS guard), never the daemon. */
+static void log_at_run_time(void)
+{
+    printf("== log_at_run_time\n");
+    CHECK(mem_guard_install() == 0, "SIGBUS guard installed (as the daemon does)");
+    long fds0 = fd_count(), maps0 = maps_count();
+    cp_reset_memory();
+    CHECK(cp_log_session(), "session set up");
+    CHECK(cp_u64(VHOST_USER_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_F_LOG_ALL |
+                 1ull << VHOST_USER_F_PROTOCOL_FEATURES, NULL, 0) == ACK,
+          "LOG_ALL before any log: accepted");
+    CHECK(cp_rings() && cp_ring_addr(TXQ, 1u << VHOST_VRING_F_LOG, 0xc0000) == ACK,
+          "rings set up, one asking for logging");
+    cp_forward("logging on, no log yet");
+    int fd[2];
+    struct vhost_user_log good = { 32, 0 };
+    for (int i = 0; i < 2; i++) {
+        fd[i] = memfd_create("log", MFD_CLOEXEC);
+        CHECK(fd[i] >= 0 && ftruncate(fd[i], 4096) == 0, "log memfd %d", i);
+        CHECK(cp_msg(VHOST_USER_SET_LOG_BASE, VHOST_USER_VERSION, &good, sizeof(good), &fd[i], 1,
+                     NULL) == ACK, "log %d mapped while the rings run", i);
+        cp_forward("traffic after a new log");
+    }
+    uint8_t *l0 = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd[0], 0);
+    uint8_t *l1 = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd[1], 0);
+    uint64_t d, a, u;
+    cp_ring_offsets(TXQ, &d, &a, &u);
+    unsigned pg = (unsigned)(u / LOG_PAGE);
+    CHECK(l0 != MAP_FAILED && l1 != MAP_FAILED && (l1[pg / 8] >> (pg % 8) & 1),
+          "the new log gets the used ring's page");
+    munmap(l0, 4096);
+    munmap(l1, 4096);
+    /* The frontend shrinks the log's file: the next logged write faults. */
+    CHECK(ftruncate(fd[1], 0) == 0, "log file shrunk to nothing");
+    pthread_rwlock_rdlock(&cp.dev.lock);
+    mem_log_gpa(&cp.dev.mem, u, 8, NULL);
+    pthread_rwlock_unlock(&cp.dev.lock);
+    CHECK(dev_is_broken(&cp.dev), "a log shrunk under the daemon breaks that device only");
+    cp_close();
+    close(fd[0]);
+    close(fd[1]);
+    CHECK(fd_count() == fds0, "every fd closed: %ld -> %ld", fds0, fd_count());
+    CHECK(maps_count() == maps0, "no mapping left: %ld -> %ld", maps0, maps_count());
+    others_forward("a log shrunk under the daemon");
+}
+
 /* ---- CVE-2020-10723: ring indexes a narrower type would truncate ---------- */
 
 static void cve_2020_10723_truncated_index(void)
@@ -2428,6 +2477,7 @@ int main(void)
 
     cve_2019_14818_repeated_vring_num();
     cve_2020_10722_log_base();
+    log_at_run_time();
     cve_2020_10723_truncated_index();
     cve_2020_10725_zero_len_bad_addr();
     cve_2020_14375_double_fetch();
