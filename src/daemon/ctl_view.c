@@ -617,26 +617,6 @@ struct ring_snap {
     const char *state, *broken;
 };
 
-/* Descriptors the driver made available from our avail position on (a
- * packed ring has no index to subtract); read under the write lock. */
-static unsigned packed_waiting(const struct vq *vq)
-{
-    uint16_t pos = vq->last_avail;
-    bool wrap = vq->avail_wrap;
-    unsigned n = 0;
-    while (n < vq->num) {
-        uint16_t f = __atomic_load_n(&vq->pdesc[pos].flags, __ATOMIC_ACQUIRE);
-        if (!!(f & VIRTQ_DESC_F_AVAIL) != wrap || !!(f & VIRTQ_DESC_F_USED) == wrap)
-            break;
-        n++;
-        if (++pos == vq->num) {
-            pos = 0;
-            wrap = !wrap;
-        }
-    }
-    return n;
-}
-
 /* Copies one device's ring state under its write lock, so no worker is in
  * the middle of a pass; returns the number of rings copied. */
 static unsigned snap_rings(struct vdev *d, struct ring_snap *r)
@@ -656,7 +636,7 @@ static unsigned snap_rings(struct vdev *d, struct ring_snap *r)
             .avail_wrap = q->vq.avail_wrap, .used_wrap = q->vq.used_wrap,
         };
         if (q->vq.packed && vq_mapped(&q->vq)) {
-            r[n].waiting = packed_waiting(&q->vq);
+            r[n].waiting = vq_pk_waiting(&q->vq);
             r[n].drv_flags = __atomic_load_n(&q->vq.drv_event->flags, __ATOMIC_RELAXED);
             r[n].dev_flags = __atomic_load_n(&q->vq.dev_event->flags, __ATOMIC_RELAXED);
         } else if (!q->vq.packed) {

@@ -352,11 +352,7 @@ enum vq_pop_result vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_
         vq_mark_broken(vq, err);
         return VQ_BROKEN;
     }
-    e->head = c.head;
-    e->n_out = c.n_out;
-    e->n_in = c.n_in;
-    e->out_len = c.out_len;
-    e->in_len = c.in_len;
+    elem_from_chain(e, &c);
     vq->last_avail++;
     return VQ_GOT;
 }
@@ -410,7 +406,7 @@ void vq_unpop(struct vq *vq, uint16_t n)
 void vq_push(struct vq *vq, uint16_t head, uint32_t len)
 {
     if (vq->packed) {
-        pk_push(vq, head, len, false);
+        pk_push_batch(vq, &head, 1, len);
         return;
     }
     struct virtq_used_elem *u = &vq->used->ring[vq->used_idx & (vq->num - 1)];

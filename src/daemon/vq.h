@@ -163,6 +163,9 @@ void vq_set_base(struct vq *vq, uint32_t state);
  * must be mapped; a batch naming positions outside it is not written and
  * the ring resumes before it).  The journal is left at rest. */
 uint32_t vq_pk_resume(struct vq *vq, struct vq_journal *j);
+/* Descriptors a packed ring's driver made available from our avail
+ * position on (diagnostics: it has no index to subtract; mapped ring). */
+unsigned vq_pk_waiting(const struct vq *vq);
 /* The state to report in GET_VRING_BASE, in the same layout. */
 uint32_t vq_get_base(const struct vq *vq);
 /* True if state names positions inside a ring of num entries. */

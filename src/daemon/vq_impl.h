@@ -83,6 +83,16 @@ static inline __attribute__((always_inline)) void prefetch_buffer(const struct i
     }
 }
 
+/* A popped chain as vq_pop returns it. */
+static inline void elem_from_chain(struct vq_elem *e, const struct vq_chain *c)
+{
+    e->head = c->head;
+    e->n_out = c->n_out;
+    e->n_in = c->n_in;
+    e->out_len = c->out_len;
+    e->in_len = c->in_len;
+}
+
 /* The packed ring, called by vq.c's functions when vq->packed is set. */
 bool pk_map(struct vq *vq, const struct guest_mem *mem);
 void pk_set_base(struct vq *vq, uint32_t state);
@@ -92,7 +102,6 @@ enum vq_pop_result pk_pop(struct vq *vq, const struct guest_mem *mem, struct vq_
 unsigned pk_pop_burst(struct vq *vq, const struct guest_mem *mem, struct vq_burst *b,
                       unsigned max, bool allow_out, bool allow_in);
 void pk_unpop(struct vq *vq, uint16_t n);
-void pk_push(struct vq *vq, uint16_t id, uint32_t len, bool batch);
 void pk_push_batch(struct vq *vq, const uint16_t *ids, unsigned n, uint32_t len);
 uint32_t pk_used_begin(struct vq *vq);
 void pk_used_rollback(struct vq *vq, uint32_t start);

@@ -98,6 +98,19 @@ void pk_set_base(struct vq *vq, uint32_t state)
         log_reset(vq->pk);
 }
 
+unsigned vq_pk_waiting(const struct vq *vq)
+{
+    uint16_t pos = vq->last_avail;
+    bool wrap = vq->avail_wrap;
+    unsigned n = 0;
+    while (n < vq->num &&
+           desc_avail(__atomic_load_n(&vq->pdesc[pos].flags, __ATOMIC_ACQUIRE), wrap)) {
+        n++;
+        ring_advance(vq, &pos, &wrap, 1);
+    }
+    return n;
+}
+
 uint32_t pk_get_base(const struct vq *vq)
 {
     return virtq_packed_state(vq->last_avail, vq->avail_wrap, vq->used_idx, vq->used_wrap);
@@ -346,11 +359,7 @@ enum vq_pop_result pk_pop(struct vq *vq, const struct guest_mem *mem, struct vq_
     }
     if (!got)
         return VQ_EMPTY;
-    e->head = c.head;
-    e->n_out = c.n_out;
-    e->n_in = c.n_in;
-    e->out_len = c.out_len;
-    e->in_len = c.in_len;
+    elem_from_chain(e, &c);
     return VQ_GOT;
 }
 
@@ -398,8 +407,10 @@ void pk_unpop(struct vq *vq, uint16_t n)
     vq->avail_wrap = s >> 15;
 }
 
-/* A TX completion: n chains pushed in pop order with length len, one
- * batch with IN_ORDER. */
+/* n (at least 1) chains pushed in pop order with length len, one batch
+ * with IN_ORDER (a single push is a batch of one).  The daemon pushes in
+ * pop order; anything else is our bug, and the ring is stopped rather than
+ * given a wrong used descriptor. */
 void pk_push_batch(struct vq *vq, const uint16_t *ids, unsigned n, uint32_t len)
 {
     struct vq_pk *pk = vq->pk;
@@ -418,21 +429,6 @@ void pk_push_batch(struct vq *vq, const uint16_t *ids, unsigned n, uint32_t len)
     }
     pk->log[(pk->push + n - 1) & LOG_MASK].batch = 0;
     pk->push += n;
-}
-
-void pk_push(struct vq *vq, uint16_t id, uint32_t len, bool batch)
-{
-    struct vq_pk *pk = vq->pk;
-    struct vq_pk_ent *e = &pk->log[pk->push & LOG_MASK];
-    /* The daemon pushes in pop order; anything else is our bug, and the
-     * ring is stopped rather than given a wrong used descriptor. */
-    if (pk->push == pk->tail || e->id != id) {
-        vq_mark_broken(vq, "used entry out of pop order (internal error)");
-        return;
-    }
-    e->len = len;
-    e->batch = batch;
-    pk->push++;
 }
 
 uint32_t pk_used_begin(struct vq *vq)

@@ -482,28 +482,25 @@ else
     log "guest 2's QEMU (on $G2PORT) is gone"; ok=
 fi
 timeout 5 "$CTL" -s "$T/ctl.sock" ports | sed 's/^/  /'
+# stop_daemon NAME PID: SIGTERM, which it must survive to exit with 0.
+stop_daemon() {
+    if alive "$2"; then
+        kill "$2"
+        wait "$2"
+        drc=$?
+        [ $drc = 0 ] || { log "$1 exited with $drc on SIGTERM"; ok=; }
+    else
+        log "$1 died"; ok=
+    fi
+}
 if [ -n "$TWO" ]; then
     timeout 5 "$CTL" -s "$T/ctlb.sock" ports | sed 's/^/  B: /'
-    if alive "$DPID2"; then
-        kill "$DPID2"
-        wait "$DPID2"
-        drc=$?
-        DPID2=
-        [ $drc = 0 ] || { log "lwvhostd B exited with $drc on SIGTERM"; ok=; }
-    else
-        log "lwvhostd B died"; ok=
-    fi
+    stop_daemon "lwvhostd B" "$DPID2"
+    DPID2=
 fi
 
 sleep 0.5
-if alive "$DPID"; then
-    kill "$DPID"
-    wait "$DPID"
-    drc=$?
-    DPID=
-    [ $drc = 0 ] || { log "lwvhostd exited with $drc on SIGTERM"; ok=; }
-else
-    log "lwvhostd died"; ok=
-fi
+stop_daemon lwvhostd "$DPID"
+DPID=
 [ -n "$ok" ] || fail "see the logs below"
 exit 0
