@@ -414,6 +414,14 @@ static int h_get_vring_base(struct ctx *c)
     c->reply.state.index = q->index;
     c->reply.state.num = vq_get_base(&q->vq);
     c->reply_size = STATE;
+    /* Every chain a pass took is completed before its locks go, so a
+     * split ring stops with nothing in flight; say so if not. */
+    if (!q->vq.packed && vq_mapped(&q->vq) && q->vq.last_avail != q->vq.used_idx)
+        log_warn("port %s: ring %u stopped with %u descriptors in flight (next avail %u, "
+                 "used %u)", c->p->name, q->index, (uint16_t)(q->vq.last_avail - q->vq.used_idx),
+                 q->vq.last_avail, q->vq.used_idx);
+    else
+        log_debug("port %s: ring %u stopped at %u", c->p->name, q->index, c->reply.state.num);
     return 0;
 }
 
@@ -458,6 +466,27 @@ static void resume_packed(struct ctx *c, struct vqueue *q)
     pthread_mutex_unlock(&q->rx_lock);
 }
 
+/* A split ring starting: the base must be where the driver's used index
+ * is.  A different base means the last backend stopped with descriptors in
+ * flight (or the frontend sent a stale base): starting from the base would
+ * complete used entries the driver has already consumed, or never complete
+ * some.  Like DPDK's backend, we start from the used index instead: the
+ * chains in between are taken again (TX frames sent twice, RX buffers
+ * refilled), which loses nothing. */
+static void check_split_base(struct ctx *c, struct vqueue *q)
+{
+    if (!vq_mapped(&q->vq))
+        return;
+    pthread_mutex_lock(&q->rx_lock);
+    uint16_t used = vq_guest_used_idx(&q->vq);
+    if (used != (uint16_t)q->base) {
+        log_warn("port %s: ring %u: base %u but the driver's used index is %u: "
+                 "starting from %u", c->p->name, q->index, (uint16_t)q->base, used, used);
+        vq_set_base(&q->vq, used);
+    }
+    pthread_mutex_unlock(&q->rx_lock);
+}
+
 static int h_set_vring_kick(struct ctx *c)
 {
     struct vqueue *q = c->q;
@@ -471,6 +500,8 @@ static int h_set_vring_kick(struct ctx *c)
     q->kick_set = true;   /* the ring starts (spec: on kick; we serve at once) */
     if (q->vq.packed)
         resume_packed(c, q);
+    else
+        check_split_base(c, q);
     worker_watch_queue(q);
     return 0;
 }

@@ -1006,6 +1006,20 @@ int vuf_setup_ring(struct vuf *v, unsigned ring)
     return 0;
 }
 
+int vuf_resume_ring(struct vuf *v, unsigned ring, uint32_t base)
+{
+    if (ring >= v->nrings)
+        return -EINVAL;
+    struct vuf_ring *q = &v->ring[ring];
+    int r;
+    if ((r = set_state(v, VHOST_USER_SET_VRING_BASE, ring, base)))
+        return r;
+    if ((r = set_u64(v, VHOST_USER_SET_VRING_KICK, ring, q->kick_fd)))
+        return r;
+    q->setup = 1;
+    return 0;
+}
+
 int vuf_enable_ring(struct vuf *v, unsigned ring, int enable)
 {
     if (ring >= v->nrings)

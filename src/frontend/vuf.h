@@ -152,6 +152,10 @@ int  vuf_connect(struct vuf **out, const struct vuf_opts *o);
 /* GET_VRING_BASE (stops the ring in the backend); the raw 32-bit value
  * (packed: avail index | wrap << 15 | used index << 16 | wrap << 31). */
 int  vuf_get_vring_base(struct vuf *v, unsigned ring, uint32_t *base);
+/* A ring stopped by vuf_get_vring_base started again as QEMU restarts one:
+ * SET_VRING_BASE base (any value: tests give stale ones) and SET_VRING_KICK,
+ * with the ring's memory, buffers and addresses as they are. */
+int  vuf_resume_ring(struct vuf *v, unsigned ring, uint32_t base);
 /* GET_STATUS (needs the STATUS protocol feature). */
 int  vuf_get_status(struct vuf *v, uint8_t *status);
 /* Abrupt close: socket, eventfds and memory released, nothing sent. */

@@ -247,6 +247,49 @@ static void bad_ring_addr(const char *what, int which, int64_t delta_from_end, u
     after(what);
 }
 
+/* 1 if the daemon's log holds s. */
+static int log_has(const char *s)
+{
+    FILE *f = fopen(D.log, "r");
+    char line[512];
+    int found = 0;
+    if (!f)
+        return 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, s) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* a's RX ring stopped (GET_VRING_BASE) and started again with the base
+ * off by delta from the used index in its memory: what a migration
+ * destination gets from a source backend that stopped with descriptors in
+ * flight, or a frontend with a stale base.  Used entries written from the
+ * base would overwrite or skip entries the driver owns; the daemon must
+ * start from the used index (and say so), and frames to a arrive whole. */
+static void stale_base(int delta)
+{
+    char what[80];
+    snprintf(what, sizeof what, "RX ring of a restarted with base = used index %+d", delta);
+    struct vuf_ring_view rv;
+    uint32_t base;
+    if (vuf_get_vring_base(A.v, 0, &base) < 0 || vuf_ring_view(A.v, 0, &rv) < 0) {
+        CHECK(0, "%s: GET_VRING_BASE on a: %s", what, vuf_last_error(A.v));
+        return;
+    }
+    uint16_t used = __atomic_load_n(&rv.used->idx, __ATOMIC_ACQUIRE);
+    CHECK(base == used, "%s: a stopped ring's base %u is its used index %u", what, base, used);
+    int r = vuf_resume_ring(A.v, 0, (uint16_t)(used + delta));
+    CHECK(r == 0, "%s: SET_VRING_BASE and SET_VRING_KICK accepted: %s", what,
+          r ? vuf_last_error(A.v) : "yes");
+    struct xres x;
+    int xr = xfer(&B, &A, A.mac, 600, 300, &x);
+    CHECK(xr == 0, "%s: b -> a: %u of %u frames whole (bad %u, error %d)", what, x.received,
+          x.sent, x.bad, x.err);
+    CHECK(log_has("driver's used index is"), "%s: the daemon logged the mismatch", what);
+    after(what);
+}
+
 int main(void)
 {
     test_init("ctrl_hostile", 300);
@@ -610,6 +653,12 @@ int main(void)
             after("ring configured and kicked without a memory table");
         }
     }
+
+    /* ---- a ring restarted with a base that is not the used index ---- */
+    if (!fatal)
+        stale_base(7);
+    if (!fatal)
+        stale_base(-3);
 
     /* ---- afterwards ---- */
     if (!fatal) {
