@@ -421,7 +421,9 @@ static int h_get_vring_base(struct ctx *c)
                  "used %u)", c->p->name, q->index, (uint16_t)(q->vq.last_avail - q->vq.used_idx),
                  q->vq.last_avail, q->vq.used_idx);
     else
-        log_debug("port %s: ring %u stopped at %u", c->p->name, q->index, c->reply.state.num);
+        log_debug("port %s: ring %u stopped at %u (driver: avail %u, used %u)", c->p->name,
+                  q->index, c->reply.state.num, vq_mapped(&q->vq) ? vq_guest_avail_idx(&q->vq) : 0,
+                  vq_mapped(&q->vq) ? vq_guest_used_idx(&q->vq) : 0);
     return 0;
 }
 
@@ -479,6 +481,8 @@ static void check_split_base(struct ctx *c, struct vqueue *q)
         return;
     pthread_mutex_lock(&q->rx_lock);
     uint16_t used = vq_guest_used_idx(&q->vq);
+    log_debug("port %s: ring %u starts at %u (driver: avail %u, used %u)", c->p->name, q->index,
+              (uint16_t)q->base, vq_guest_avail_idx(&q->vq), used);
     if (used != (uint16_t)q->base) {
         log_warn("port %s: ring %u: base %u but the driver's used index is %u: "
                  "starting from %u", c->p->name, q->index, (uint16_t)q->base, used, used);

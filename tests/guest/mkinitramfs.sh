@@ -39,6 +39,9 @@
 #   lwv.wait=N            seconds to wait for a host to first answer (30)
 #   lwv.timeout=N         watchdog: power off after N s whatever (300)
 #   lwv.debug=1           print more diagnostics (ip addr/link, dmesg)
+#   lwv.loglevel=N        console log level (default 1: only emergencies, so
+#                         kernel messages do not split our lines; 4 shows
+#                         errors too, e.g. virtio_ring's "not a head")
 # Output on the serial console, one line each, all starting "LWV-RESULT ":
 #   LWV-RESULT boot <ip> ok|fail [reason]
 #   LWV-RESULT ping <host> ok|fail tx=N rx=N
@@ -236,6 +239,7 @@ COUNT=5
 WAIT=30
 TIMEOUT=300
 DEBUG=
+LOGLEVEL=
 SCRIPT=
 RUNS=
 for w in $(cat /proc/cmdline); do
@@ -246,6 +250,7 @@ for w in $(cat /proc/cmdline); do
     lwv.wait=*)    WAIT=${w#lwv.wait=} ;;
     lwv.timeout=*) TIMEOUT=${w#lwv.timeout=} ;;
     lwv.debug=*)   DEBUG=${w#lwv.debug=} ;;
+    lwv.loglevel=*) LOGLEVEL=${w#lwv.loglevel=} ;;
     lwv.script=*)  SCRIPT=${w#lwv.script=} ;;
     lwv.run=*)     RUNS="$RUNS ${w#lwv.run=}" ;;
     esac
@@ -263,7 +268,7 @@ export LWV_IP="$IP" LWV_IF="$IFACE" LWV_COUNT="$COUNT" LWV_WAIT="$WAIT"
 ) &
 
 # Keep kernel messages from splitting our lines.
-echo 1 >/proc/sys/kernel/printk 2>/dev/null
+echo "${LOGLEVEL:-1}" >/proc/sys/kernel/printk 2>/dev/null
 
 diag() {
     ip addr show 2>&1
