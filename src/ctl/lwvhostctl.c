@@ -55,6 +55,10 @@ static void usage(FILE *out)
 "                            socket and MAC table entries go\n"
 "  tap add IFNAME, tap del IFNAME\n"
 "                            add or remove a host tap port\n"
+"  uplink add NAME,ifname=IF[,mode=packet][,qdisc_bypass=on], uplink del NAME\n"
+"                            add or remove an uplink port: a host interface\n"
+"                            attached through a packet socket; the argument\n"
+"                            is written as lwvhostd's --uplink value\n"
 "  save [FILE]               write the running configuration (lwvhostd.conf(5)):\n"
 "                            to FILE, or over the daemon's own --config file\n"
 "  version                   lwvhostctl's version and the running daemon's\n"
@@ -277,7 +281,7 @@ static int cmd_policy(const char *cmd, const struct args *a)
     return request(line);
 }
 
-/* "port add SPEC", "port del NAME", and the same for "tap". */
+/* "port add SPEC", "port del NAME", and the same for "tap" and "uplink". */
 static int cmd_port(const char *cmd, const struct args *a)
 {
     const char *verb = a->pos[0], *arg = a->pos[1];
@@ -383,6 +387,7 @@ static const struct command {
     { "policy", NULL, 0, 2, cmd_policy, "[PORT|all MODE]" },
     { "port", NULL, 2, 2, cmd_port, "add NAME,path=SOCK[,...] | del NAME" },
     { "tap", NULL, 2, 2, cmd_port, "add IFNAME | del IFNAME" },
+    { "uplink", NULL, 2, 2, cmd_port, "add NAME,ifname=IF[,...] | del NAME" },
     { "save", NULL, 0, 1, cmd_save, "[FILE]" },
     { "version", NULL, 0, 0, cmd_version, "" },
     { "help", NULL, 0, 0, cmd_help, "" },

@@ -63,6 +63,10 @@ void config_usage(FILE *out)
 "                 libvirt and QEMU expect (e.g. group=kvm).\n"
 "  --tap IFNAME   a host tap port (created if absent, left down: bring it up with\n"
 "                 'ip link set IFNAME up')\n"
+"  --uplink NAME,ifname=IF[,mode=packet][,qdisc_bypass=on]\n"
+"                 an uplink port: the switch attached to host interface IF (a\n"
+"                 NIC, bond or veth) through a promiscuous AF_PACKET socket with\n"
+"                 checksum/TSO metadata; mode=xdp is not implemented yet\n"
 "Policies (when a worker serves a queue and when it sleeps):\n"
 "  --policy P     default for every port (default notify), changeable at run\n"
 "                 time with 'lwvhostctl policy PORT|all P':\n"
@@ -91,8 +95,9 @@ void config_usage(FILE *out)
 "                 (e.g. 'port vm1,path=/run/vm1.sock'), '#' starts a comment\n"
 "  -h, --help     show this help;  -V, --version  show the version\n"
 "\n"
-"With --ctl it may start with no port: 'lwvhostctl port add' and 'tap add' add\n"
-"them at run time, 'lwvhostctl save' writes them back to the --config file.\n"
+"With --ctl it may start with no port: 'lwvhostctl port add', 'tap add' and\n"
+"'uplink add' add them at run time, 'lwvhostctl save' writes them back to the\n"
+"--config file.\n"
 "Runs in the foreground and logs to stderr; under systemd (Type=notify) it\n"
 "reports readiness itself. SIGHUP re-reads the --config file and applies only\n"
 "the difference. SIGTERM or SIGINT shuts it down: frontends are disconnected\n"
@@ -268,6 +273,64 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
     return 0;
 }
 
+/* One key=value of an --uplink value into p; name is the port's. */
+static int uplink_key(struct port_cfg *p, const char *name, char *kv, char *err, size_t len)
+{
+    char *eq = strchr(kv, '=');
+    if (!eq)
+        return fail(err, len, "--uplink %s: '%s' is not key=value", name, kv);
+    *eq = 0;
+    const char *v = eq + 1;
+    if (strcmp(kv, "ifname") == 0) {
+        if (!*v || strlen(v) >= IFNAMSIZ || !valid_name(v))
+            return fail(err, len, "--uplink %s: bad interface name '%s' (at most %d characters)",
+                        name, v, IFNAMSIZ - 1);
+        strcpy(p->ifname, v);
+    } else if (strcmp(kv, "mode") == 0) {
+        if (strcmp(v, "xdp") == 0)
+            return fail(err, len, "--uplink %s: mode=xdp (AF_XDP) is not implemented yet; "
+                        "use mode=packet", name);
+        if (strcmp(v, "packet") != 0)
+            return fail(err, len, "--uplink %s: mode=%s is not packet (or xdp, not "
+                        "implemented yet)", name, v);
+    } else if (strcmp(kv, "qdisc_bypass") == 0) {
+        if (parse_bool(v, &p->qdisc_bypass) < 0)
+            return fail(err, len, "--uplink %s: qdisc_bypass=%s is not on or off", name, v);
+    } else {
+        return fail(err, len, "--uplink %s: unknown key '%s' (ifname, mode, qdisc_bypass)",
+                    name, kv);
+    }
+    return 0;
+}
+
+int config_add_uplink(struct config *c, const char *spec, char *err, size_t len)
+{
+    struct port_cfg *p = new_port(c, err, len);
+    if (!p)
+        return -1;
+    char buf[256];
+    if (strlen(spec) >= sizeof(buf))
+        return fail(err, len, "--uplink value too long");
+    strcpy(buf, spec);
+    char *save = NULL;
+    char *name = strtok_r(buf, ",", &save);
+    if (!name || strchr(name, '='))
+        return fail(err, len, "--uplink '%s': expected NAME,ifname=IF[,mode=packet]", spec);
+    if (strlen(name) >= sizeof(p->name) || !valid_name(name))
+        return fail(err, len, "--uplink: bad name '%s' (letters, digits, '-', '_', '.'; "
+                    "at most %zu characters)", name, sizeof(p->name) - 1);
+    strcpy(p->name, name);
+    p->type = PORT_UPLINK;
+    for (char *kv; (kv = strtok_r(NULL, ",", &save));)
+        if (uplink_key(p, name, kv, err, len) < 0)
+            return -1;
+    if (!p->ifname[0])
+        return fail(err, len, "--uplink %s: ifname=IF is required (the interface to attach to)",
+                    name);
+    c->nports++;
+    return 0;
+}
+
 int config_add_tap(struct config *c, const char *ifname, char *err, size_t len)
 {
     struct port_cfg *p = new_port(c, err, len);
@@ -361,9 +424,10 @@ static int set_option(struct config *c, const char *key, const char *val, char *
     int g = global_index(key);
     if (g >= 0 && depth == 0)
         c->cmdline_keys |= 1u << g;
-    if (strcmp(key, "port") == 0 || strcmp(key, "tap") == 0) {
+    if (strcmp(key, "port") == 0 || strcmp(key, "tap") == 0 || strcmp(key, "uplink") == 0) {
         int rc = key[0] == 'p' ? config_add_port(c, val, err, len)
-                               : config_add_tap(c, val, err, len);
+                 : key[0] == 't' ? config_add_tap(c, val, err, len)
+                                 : config_add_uplink(c, val, err, len);
         if (rc == 0)
             c->ports[c->nports - 1].cmdline = depth == 0;
         return rc;
@@ -437,7 +501,7 @@ int config_parse_text(struct config *c, const char *text, char *err, size_t len)
 int config_validate(struct config *c, char *err, size_t len)
 {
     if (c->nports == 0 && !c->ctl_path[0])
-        return fail(err, len, "nothing to serve: give a --port or --tap, or a --ctl socket "
+        return fail(err, len, "nothing to serve: give a --port, --tap or --uplink, or a --ctl socket "
                     "to add ports at run time (see --help)");
     for (unsigned i = 0; i < c->nports; i++)
         for (unsigned j = i + 1; j < c->nports; j++) {
@@ -447,6 +511,10 @@ int config_validate(struct config *c, char *err, size_t len)
                 strcmp(c->ports[i].path, c->ports[j].path) == 0)
                 return fail(err, len, "ports '%s' and '%s' use the same socket %s",
                             c->ports[i].name, c->ports[j].name, c->ports[i].path);
+            if (c->ports[i].type == PORT_UPLINK && c->ports[j].type == PORT_UPLINK &&
+                strcmp(c->ports[i].ifname, c->ports[j].ifname) == 0)
+                return fail(err, len, "uplinks '%s' and '%s' use the same interface %s",
+                            c->ports[i].name, c->ports[j].name, c->ports[i].ifname);
             if (c->ports[i].mac_set && c->ports[j].mac_set &&
                 memcmp(c->ports[i].mac, c->ports[j].mac, 6) == 0)
                 return fail(err, len, "ports '%s' and '%s' have the same mac=",
@@ -461,7 +529,7 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
     /* Every option with a value is also a config file key (set_option);
      * getopt_long only finds it (val 0: the key is opts[idx].name). */
     static const char *const keys[] = {
-        "port", "tap", "ctl", "ctl-mode", "ctl-group", "workers", "log-level",
+        "port", "tap", "uplink", "ctl", "ctl-mode", "ctl-group", "workers", "log-level",
         "config", "policy", "idle-us", "fdb-age", "fdb-max-per-port", "state-dir",
     };
     enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
@@ -511,8 +579,9 @@ int config_parse_port(const char *key, const char *spec, struct port_cfg *out, c
 {
     static struct config scratch;   /* control thread only */
     config_defaults(&scratch);
-    int rc = strcmp(key, "tap") == 0 ? config_add_tap(&scratch, spec, err, errlen)
-                                     : config_add_port(&scratch, spec, err, errlen);
+    int rc = strcmp(key, "tap") == 0      ? config_add_tap(&scratch, spec, err, errlen)
+             : strcmp(key, "uplink") == 0 ? config_add_uplink(&scratch, spec, err, errlen)
+                                          : config_add_port(&scratch, spec, err, errlen);
     if (rc == 0)
         *out = scratch.ports[0];
     return rc;
@@ -523,6 +592,11 @@ void config_format_port(const struct port_cfg *p, const struct policy *live, cha
 {
     if (p->type == PORT_TAP) {
         snprintf(buf, len, "tap %s", p->name);
+        return;
+    }
+    if (p->type == PORT_UPLINK) {   /* served like a tap: no policy of its own */
+        snprintf(buf, len, "uplink %s,ifname=%s%s", p->name, p->ifname,
+                 p->qdisc_bypass ? ",qdisc_bypass=on" : "");
         return;
     }
     size_t n = (size_t)snprintf(buf, len, "port %s,path=%s", p->name, p->path);

@@ -46,14 +46,19 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
  * [,policy=P] */
 int config_add_port(struct config *c, const char *spec, char *err, size_t errlen);
 int config_add_tap(struct config *c, const char *ifname, char *err, size_t errlen);
+/* One "--uplink" value: NAME,ifname=IF[,mode=packet][,qdisc_bypass=on]
+ * (mode=xdp is refused: not implemented yet).  Whether IF exists is
+ * checked when the port is added (uplink.c), not here. */
+int config_add_uplink(struct config *c, const char *spec, char *err, size_t errlen);
 /* Parses config text: one "key value" per line, keys as the long options. */
 int config_parse_text(struct config *c, const char *text, char *err, size_t errlen);
 int config_validate(struct config *c, char *err, size_t errlen);
-/* One "port" (key "port": a --port value) or "tap" (an interface name)
- * into *out, checked as on the command line. */
+/* One "port" (key "port": a --port value), "tap" (an interface name) or
+ * "uplink" (an --uplink value) into *out, checked as on the command line. */
 int config_parse_port(const char *key, const char *spec, struct port_cfg *out, char *err,
                       size_t errlen);
-/* The config-file line that adds p ("port NAME,path=..." or "tap NAME"),
+/* The config-file line that adds p ("port NAME,path=...", "tap NAME" or
+ * "uplink NAME,ifname=..."),
  * with policy=live when live is given. */
 void config_format_port(const struct port_cfg *p, const struct policy *live, char *buf,
                         size_t len);

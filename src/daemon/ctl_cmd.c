@@ -2,7 +2,7 @@
  * ctl_cmd.c - the control socket's commands: one table of names, argument
  * counts and handlers.  The views are in ctl_view.c.  Commands that change
  * something: "policy PORT|all MODE" (a port's policy word, then a poke of
- * its queues), "trace start|stop", "port|tap add|del" (daemon.c, port.c)
+ * its queues), "trace start|stop", "port|tap|uplink add|del" (daemon.c, port.c)
  * and "save" (rewrites the daemon's --config file).
  */
 #include "ctl.h"
@@ -156,7 +156,8 @@ static void cmd_trace(struct sbuf *b, unsigned argc, char **argv)
     }
 }
 
-/* "port add SPEC", "port del NAME", "tap add IFNAME", "tap del IFNAME". */
+/* "port add SPEC", "port del NAME", "tap add IFNAME", "tap del IFNAME",
+ * "uplink add SPEC", "uplink del NAME". */
 static void cmd_port(struct sbuf *b, unsigned argc, char **argv)
 {
     const char *kind = argv[0];
@@ -229,6 +230,7 @@ static const struct ctl_cmd commands[] = {
     { "trace", 1, 2, "trace start|stop|dump [WORKER]|summary [WORKER]", cmd_trace },
     { "port", 2, 2, "port add NAME,path=SOCK[,...] | port del NAME", cmd_port },
     { "tap", 2, 2, "tap add IFNAME | tap del IFNAME", cmd_port },
+    { "uplink", 2, 2, "uplink add NAME,ifname=IF[,...] | uplink del NAME", cmd_port },
     { "config", 0, 0, "config", cmd_config },
     { "save", 0, 0, "save", cmd_save },
     { "version", 0, 0, "version", cmd_version },

@@ -18,6 +18,7 @@
 #include "port.h"
 #include "switch.h"
 #include "trace_fmt.h"
+#include "uplink.h"
 #include "vu_ctrl.h"
 #include "worker.h"
 
@@ -25,7 +26,7 @@
 
 static const char *port_state(const struct port *p)
 {
-    if (p->type == PORT_TAP)
+    if (port_is_host(p))
         return "up";
     if (!p->dev.connected)
         return p->cfg.client ? "connecting" : "listening";
@@ -82,8 +83,10 @@ static void port_json(struct jw *j, const struct port *p)
     char hex[24], m[18];
     jw_obj(j, NULL);
     jw_str(j, "name", p->name);
-    jw_str(j, "type", p->type == PORT_VHOST ? "vhost" : "tap");
+    jw_str(j, "type", port_type_name(p->type));
     jw_str(j, "state", port_state(p));
+    if (p->type == PORT_UPLINK)
+        jw_str(j, "ifname", p->cfg.ifname);
     if (p->type == PORT_VHOST) {
         jw_str(j, "path", p->cfg.path);
         jw_str(j, "mode", p->cfg.client ? "client" : "server");
@@ -121,7 +124,7 @@ static void port_text(struct sbuf *b, const struct port *p)
             snprintf(mtu, sizeof(mtu), "%u", d->mtu);
     }
     sb_printf(b, "%-16s %-6s %-11s %-7s %-18s %-18s %-5s ", p->name,
-              p->type == PORT_VHOST ? "vhost" : "tap", port_state(p), qs, fs, ps, mtu);
+              port_type_name(p->type), port_state(p), qs, fs, ps, mtu);
     uint8_t macs[8][6];
     unsigned n = port_macs(p, macs);
     for (unsigned i = 0; i < n; i++)
@@ -210,8 +213,24 @@ static void queue_json(struct jw *j, const struct vdev *d, unsigned i)
     jw_obj_end(j);
 }
 
-/* The tap's "rx" is what the switch delivered to the host, as for a guest:
- * frames leaving the switch. */
+/* An uplink's own counters in its JSON stats object: why frames from the
+ * wire were dropped.  The first four are in tx_drops too ("tx" being into
+ * the switch); wire_kernel_drops never reached us (the ring was full). */
+static void uplink_stats_json(struct jw *j, const struct port *p)
+{
+    struct uplink_stats u;
+    uplink_get_stats(p, &u);
+    jw_str(j, "ifname", p->cfg.ifname);
+    jw_u64(j, "wire_truncated", u.rx_truncated);
+    jw_u64(j, "wire_bad_header", u.rx_bad_hdr);
+    jw_u64(j, "wire_gso_unsupported", u.rx_gso_unsupported);
+    jw_u64(j, "wire_bad_ring", u.rx_bad_ring);
+    jw_u64(j, "wire_kernel_drops", u.rx_kernel_drops);
+}
+
+/* The tap's (and the uplink's) "rx" is what the switch delivered to the
+ * host, as for a guest: frames leaving the switch.  Its "tx" is what came
+ * from the host or the wire into the switch. */
 static void tap_stats(struct sbuf *b, struct jw *j, const struct port *p)
 {
     const struct tap_stats *t = &p->tap;
@@ -221,13 +240,15 @@ static void tap_stats(struct sbuf *b, struct jw *j, const struct port *p)
     if (j) {
         jw_obj(j, NULL);
         jw_str(j, "name", p->name);
-        jw_str(j, "type", "tap");
+        jw_str(j, "type", port_type_name(p->type));
         jw_u64(j, "rx_packets", rxp);
         jw_u64(j, "rx_bytes", rxb);
         jw_u64(j, "rx_drops", rxd);
         jw_u64(j, "tx_packets", txp);
         jw_u64(j, "tx_bytes", txb);
         jw_u64(j, "tx_drops", txd);
+        if (p->type == PORT_UPLINK)
+            uplink_stats_json(j, p);
         jw_obj_end(j);
         return;
     }
@@ -492,7 +513,7 @@ void view_stats(struct sbuf *b, bool json, bool delta)
         const struct port *p = ports.p[i];
         if (!p)
             continue;
-        if (p->type == PORT_TAP)
+        if (port_is_host(p))
             tap_stats(b, j, p);
         else
             vhost_stats(b, j, p);

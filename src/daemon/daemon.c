@@ -96,9 +96,11 @@ int daemon_port_add(const char *key, const char *spec, char *err, size_t errlen)
 int daemon_port_del(const char *key, const char *name, char *err, size_t errlen)
 {
     struct port *p = port_find(name);
-    enum port_type want = strcmp(key, "tap") == 0 ? PORT_TAP : PORT_VHOST;
+    enum port_type want = strcmp(key, "tap") == 0      ? PORT_TAP
+                          : strcmp(key, "uplink") == 0 ? PORT_UPLINK
+                                                       : PORT_VHOST;
     if (!p || p->type != want) {
-        snprintf(err, errlen, "no %s named %s", want == PORT_TAP ? "tap" : "port", name);
+        snprintf(err, errlen, "no %s named %s", want == PORT_VHOST ? "port" : key, name);
         return -1;
     }
     port_del(p, "removed by lwvhostctl");
@@ -185,7 +187,8 @@ static bool same_port(const struct port_cfg *a, const struct port_cfg *b)
            (a->queues ? a->queues : 1) == (b->queues ? b->queues : 1) &&
            a->mac_set == b->mac_set && (!a->mac_set || memcmp(a->mac, b->mac, 6) == 0) &&
            a->antispoof == b->antispoof && a->sock_mode == b->sock_mode &&
-           a->sock_uid == b->sock_uid && a->sock_gid == b->sock_gid;
+           a->sock_uid == b->sock_uid && a->sock_gid == b->sock_gid &&
+           strcmp(a->ifname, b->ifname) == 0 && a->qdisc_bypass == b->qdisc_bypass;
 }
 
 static const struct port_cfg *find_cfg(const struct config *c, const char *name)
@@ -249,7 +252,8 @@ static void apply_ports(const struct config *next)
             continue;
         }
         port_find(want->name)->from_config = true;
-        log_info("reload: %s %s added", want->type == PORT_TAP ? "tap" : "port", want->name);
+        log_info("reload: %s %s added", want->type == PORT_VHOST ? "port" : port_type_name(want->type),
+                 want->name);
     }
 }
 

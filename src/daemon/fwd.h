@@ -6,7 +6,8 @@
  * classifies the whole burst (switch.c) and hands each run of frames with
  * one destination to the switch; then it completes the chains it took, in
  * ring order, with one used-index store and one interrupt decision per
- * pass.  A tap pass does the same with frames read from the host.  Counters
+ * pass.  A tap pass does the same with frames read from the host, an
+ * uplink pass with frames in its receive ring.  Counters
  * are kept in locals and published once per pass.  Also owns the
  * per-thread forwarding context.
  * Must not: decide when to run or sleep (worker.c), parse messages, or take
@@ -51,6 +52,9 @@ unsigned fwd_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, boo
                      bool *more);
 /* Reads up to budget frames from tap port p into the switch. */
 unsigned fwd_tap_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool *more);
+/* Reads up to budget frames from uplink port p's receive ring into the
+ * switch (clearing a socket error its worker saw first). */
+unsigned fwd_uplink_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool *more);
 /* Switches one frame of len bytes as if port src had sent it (e.g. the
  * RARP announcing a migrated guest), and flushes. */
 void fwd_inject(struct fwd_ctx *ctx, struct port *src, const uint8_t *data, size_t len);

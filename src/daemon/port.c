@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "switch.h"
 #include "tap.h"
+#include "uplink.h"
 #include "vu_ctrl.h"
 #include "worker.h"
 
@@ -285,6 +286,8 @@ int64_t ports_tick(uint64_t now)
 
 /* ---- adding and removing ---------------------------------------------------- */
 
+static bool uplink_clash(const struct port_cfg *pc, const struct port *p, char *why, size_t len);
+
 /* Why spec cannot join the running ports (a name or socket path another
  * port has), or NULL. */
 static const char *clash(const struct port_cfg *pc, char *why, size_t len)
@@ -302,8 +305,28 @@ static const char *clash(const struct port_cfg *pc, char *why, size_t len)
             snprintf(why, len, "port %s: socket %s is port %s's", pc->name, pc->path, p->name);
             return why;
         }
+        if (pc->type == PORT_UPLINK && uplink_clash(pc, p, why, len))
+            return why;
     }
     return NULL;
+}
+
+/* True (and why says so) when uplink pc would take an interface that p
+ * already has: another uplink on it, or p is a tap of that name (frames
+ * would loop between the two ports). */
+static bool uplink_clash(const struct port_cfg *pc, const struct port *p, char *why, size_t len)
+{
+    if (p->type == PORT_UPLINK && strcmp(p->cfg.ifname, pc->ifname) == 0) {
+        snprintf(why, len, "uplink %s: interface %s is uplink %s's", pc->name, pc->ifname,
+                 p->name);
+        return true;
+    }
+    if (p->type == PORT_TAP && strcmp(p->name, pc->ifname) == 0) {
+        snprintf(why, len, "uplink %s: interface %s is tap port %s", pc->name, pc->ifname,
+                 p->name);
+        return true;
+    }
+    return false;
 }
 
 static int free_slot(void)
@@ -337,10 +360,11 @@ static struct port *new_port(const struct port_cfg *pc, unsigned index, const st
     return p;
 }
 
-/* Gives p's TX queues (or its tap) to the workers; nothing is committed. */
+/* Gives p's TX queues (or its tap or uplink socket) to the workers; nothing
+ * is committed. */
 static int assign_work(struct port *p)
 {
-    if (p->type == PORT_TAP)
+    if (port_is_host(p))
         return worker_assign_tap(p);
     for (unsigned qp = 0; qp < p->queues; qp++)
         if (worker_assign_queue(&p->dev.q[2 * qp + 1]) < 0)
@@ -350,7 +374,7 @@ static int assign_work(struct port *p)
 
 static void release_work(struct port *p)
 {
-    if (p->type == PORT_TAP) {
+    if (port_is_host(p)) {
         worker_release_tap(p);
         return;
     }
@@ -364,6 +388,8 @@ static void destroy(struct port *p)
     fdb_forget_port(&p->sw->fdb, p->index);   /* learned and static */
     if (p->type == PORT_TAP)
         tap_close(p);
+    else if (p->type == PORT_UPLINK && p->uplink)
+        uplink_close(p);
     dev_fini(&p->dev);
     free(p);
 }
@@ -399,6 +425,9 @@ int port_add(const struct port_cfg *pc, const struct policy *dflt, char *err, si
         snprintf(err, errlen, "tap %s: cannot open it (see the daemon's log)", p->name);
         goto fail;
     }
+    if (p->type == PORT_UPLINK &&
+        uplink_open(p, p->cfg.ifname, p->cfg.qdisc_bypass, err, errlen) < 0)
+        goto fail;
     if (p->mac_set && switch_add_static(p->sw, p->mac, p->index) < 0) {
         char m[18];
         snprintf(err, errlen, "port %s: mac=%s cannot be a static MAC table entry (another "

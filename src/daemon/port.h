@@ -1,12 +1,14 @@
 /*
- * port.h - ports: vhost-user ports (a guest NIC each) and the tap port.
+ * port.h - ports: vhost-user ports (a guest NIC each), the tap port and the
+ * uplink port (a host interface through a packet socket, uplink.h).
  *
  * Owns: struct port, the port table, adding and removing ports at any time
  * (from the configuration, the control socket or a reload), their listening
  * sockets, client-mode connects and the frontend connections' place in the
- * event loop.  The table's slots are read by workers without a lock: a
- * port is published fully built (release store, acquire load: port_at)
- * and freed only after its slot is cleared and a grace period has passed
+ * event loop; it has tap.c and uplink.c open and close the host ports.
+ * The table's slots are read by workers without a lock: a port is
+ * published fully built (release store, acquire load: port_at) and freed
+ * only after its slot is cleared and a grace period has passed
  * (workers_commit), so a pointer a worker loaded stays valid for the rest
  * of its pass.  Everything else here is the control thread's.
  * Must not: parse vhost-user messages (vu_ctrl.c) or move frames
@@ -18,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <net/if.h>
 #include <sys/un.h>
 
 #include "device.h"
@@ -26,9 +29,9 @@
 #define LWV_MAX_PORTS 64
 #define PORT_NAME_MAX 32
 
-enum port_type { PORT_VHOST, PORT_TAP };
+enum port_type { PORT_VHOST, PORT_TAP, PORT_UPLINK };
 
-/* A port's options as --port / --tap / "port add" give them. */
+/* A port's options as --port / --tap / --uplink / "port add" give them. */
 struct port_cfg {
     char name[PORT_NAME_MAX];
     enum port_type type;
@@ -43,6 +46,8 @@ struct port_cfg {
     bool policy_set;
     struct policy policy;
     bool cmdline;              /* given on lwvhostd's command line, not in a file */
+    char ifname[IFNAMSIZ];     /* uplink: the interface it is attached to */
+    bool qdisc_bypass;         /* uplink: frames sent skip the interface's qdisc */
 };
 
 /* A partially received vhost-user message. */
@@ -54,6 +59,7 @@ struct vu_conn {
     unsigned nfds;
 };
 
+/* A tap's or an uplink's counters. */
 struct tap_stats {
     uint64_t rx_packets, rx_bytes, rx_drops;   /* from the host into the switch */
     uint64_t tx_packets, tx_bytes, tx_drops;   /* from the switch to the host */
@@ -62,6 +68,7 @@ struct tap_stats {
 struct lswitch;
 
 struct loop_watch;
+struct uplink;
 
 struct port {
     unsigned index;              /* its slot in the table */
@@ -84,12 +91,26 @@ struct port {
     uint64_t connects;           /* connections accepted or made */
     uint64_t policy;             /* packed struct policy; atomic */
     struct vdev dev;
-    /* tap */
+    /* tap and uplink: the fd its worker polls (the tap, or the packet socket) */
     int tap_fd;
     struct worker *tap_worker;
     bool tap_pending;            /* its worker only: frames may be waiting */
+    bool tap_error;              /* its worker only: the fd reported an error */
     struct tap_stats tap;
+    struct uplink *uplink;       /* uplink: the socket's ring and state (uplink.c) */
 };
+
+/* The word lwvhostctl and the logs use for a port's type. */
+static inline const char *port_type_name(enum port_type t)
+{
+    return t == PORT_VHOST ? "vhost" : t == PORT_TAP ? "tap" : "uplink";
+}
+
+/* True for the ports a worker reads from a host fd: a tap or an uplink. */
+static inline bool port_is_host(const struct port *p)
+{
+    return p->type == PORT_TAP || p->type == PORT_UPLINK;
+}
 
 struct port_table {
     unsigned n;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "port.h"
 #include "tap.h"
+#include "uplink.h"
 
 /* Bound on frames delivered under one hold of a destination's locks, so
  * the control plane never waits long for them. */
@@ -251,6 +252,10 @@ unsigned switch_deliver(struct sw_ctx *c, struct port *dst, unsigned qp, const s
     if (dst->type == PORT_TAP) {
         for (unsigned i = 0; i < n; i++)
             tap_send(dst, &f[i]);
+        return n;
+    }
+    if (dst->type == PORT_UPLINK) {
+        uplink_send(dst, f, n);   /* the whole run, batched */
         return n;
     }
     return deliver_vhost(c, dst, qp, f, n, may_defer);

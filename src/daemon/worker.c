@@ -2,7 +2,8 @@
  * worker.c - see worker.h.
  *
  * A worker blocks in one epoll_pwait2 on the kick eventfds of the TX queues
- * it owns, its taps and a private wake eventfd, with the time left to its
+ * it owns, its taps and uplinks (their fds: level-triggered) and a private
+ * wake eventfd, with the time left to its
  * next tick as the timeout: a timer pass costs that one system call (and a
  * write per guest interrupt).  The eventfds are edge-triggered and never
  * read: every write to them is an event, and nothing needs draining.
@@ -500,7 +501,10 @@ static void collect_events(struct worker *w, const struct qlist *ql, struct epol
             stat_add(&w->st.kick_wakeups, 1);
             trace(tr, TR_WAKE_KICK, q->dev->port->index, q->index, 0);
         } else if (tag == TAG_TAP) {
-            ((struct port *)obj)->tap_pending = true;
+            struct port *hp = obj;
+            hp->tap_pending = true;
+            if (ev[i].events & EPOLLERR)
+                hp->tap_error = true;   /* cleared in the pass, or it wakes us forever */
         } else {
             trace(tr, TR_WAKE_OTHER, 0, 0, 0);   /* a poke: the wake eventfd */
         }
@@ -752,7 +756,9 @@ static void *worker_main(void *arg)
             if (!p->tap_pending)
                 continue;
             bool tmore;
-            stat_add(&w->st.frames, fwd_tap_pass(&w->ctx, p, WEIGHT, &tmore));
+            unsigned got = p->type == PORT_UPLINK ? fwd_uplink_pass(&w->ctx, p, WEIGHT, &tmore)
+                                                  : fwd_tap_pass(&w->ctx, p, WEIGHT, &tmore);
+            stat_add(&w->st.frames, got);
             p->tap_pending = tmore;
             more |= tmore;
         }

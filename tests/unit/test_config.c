@@ -36,6 +36,67 @@ static void expect_error(int rc, const char *needle, const char *what)
           what, needle, rc, err);
 }
 
+/* --uplink NAME,ifname=IF[,mode=packet|xdp][,qdisc_bypass=on]: good and
+ * bad forms, the config file key, the running-configuration line. */
+static void uplink_cases(void)
+{
+    CHECK(args("--uplink", "up0,ifname=eth0", NULL) == CONFIG_OK && c.nports == 1 &&
+              c.ports[0].type == PORT_UPLINK && strcmp(c.ports[0].name, "up0") == 0 &&
+              strcmp(c.ports[0].ifname, "eth0") == 0 && !c.ports[0].qdisc_bypass,
+          "--uplink up0,ifname=eth0: %s", err);
+    CHECK(args("--uplink", "up0,mode=packet,ifname=enp1s0f1,qdisc_bypass=on", "--port",
+               "vm1,path=/a", NULL) == CONFIG_OK && c.nports == 2 && c.ports[0].qdisc_bypass &&
+              strcmp(c.ports[0].ifname, "enp1s0f1") == 0 && c.ports[1].type == PORT_VHOST,
+          "mode=packet and qdisc_bypass=on, beside a vhost port: %s", err);
+    expect_error(args("--uplink", "up0", NULL), "ifname=IF is required", "uplink without ifname");
+    expect_error(args("--uplink", "up0,mode=packet", NULL), "ifname=IF is required",
+                 "uplink with a mode but no ifname");
+    expect_error(args("--uplink", "up0,ifname=eth0,mode=xdp", NULL), "not implemented yet",
+                 "mode=xdp");
+    expect_error(args("--uplink", "up0,ifname=eth0,mode=dpdk", NULL), "mode=dpdk",
+                 "unknown mode");
+    expect_error(args("--uplink", "up0,ifname=eth0,path=/x", NULL), "unknown key 'path'",
+                 "a --port key on an uplink");
+    expect_error(args("--uplink", "up0,ifname=eth0,speed", NULL), "not key=value",
+                 "a key without a value");
+    expect_error(args("--uplink", "up0,ifname=", NULL), "bad interface name", "empty ifname");
+    expect_error(args("--uplink", "up0,ifname=this-name-is-too-long", NULL),
+                 "bad interface name", "ifname longer than IFNAMSIZ - 1");
+    expect_error(args("--uplink", "up0,ifname=eth 0", NULL), "bad interface name",
+                 "space in ifname");
+    expect_error(args("--uplink", "ifname=eth0", NULL), "expected NAME", "no name");
+    expect_error(args("--uplink", "up/0,ifname=eth0", NULL), "bad name", "slash in the name");
+    expect_error(args("--uplink", "up0,ifname=eth0,qdisc_bypass=maybe", NULL),
+                 "qdisc_bypass=maybe", "qdisc_bypass value");
+    expect_error(args("--uplink", "", NULL), "--uplink", "empty value");
+    expect_error(args("--uplink", "a,ifname=eth0", "--uplink", "b,ifname=eth0", NULL),
+                 "same interface eth0", "two uplinks on one interface");
+    expect_error(args("--uplink", "a,ifname=eth0", "--port", "a,path=/x", NULL),
+                 "two ports are named 'a'", "an uplink and a port with one name");
+    expect_error(args("--uplink", NULL), "needs a value", "--uplink without a value");
+
+    /* The config file key, and the line the running configuration writes. */
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "uplink up0,ifname=eth1,qdisc_bypass=on  # the NIC\n", err,
+                            sizeof(err)) == 0 && c.nports == 1 && c.ports[0].type == PORT_UPLINK,
+          "config file key 'uplink': %s", err);
+    char line[256];
+    config_format_port(&c.ports[0], NULL, line, sizeof(line));
+    CHECK(strcmp(line, "uplink up0,ifname=eth1,qdisc_bypass=on") == 0, "written back as '%s'",
+          line);
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "uplink up0,ifname=eth1,mode=xdp\n", err, sizeof(err)) < 0 &&
+              strstr(err, "config:1") && strstr(err, "not implemented"),
+          "mode=xdp in a file names the line: %s", err);
+    struct port_cfg pc;
+    CHECK(config_parse_port("uplink", "up9,ifname=veth9", &pc, err, sizeof(err)) == 0 &&
+              pc.type == PORT_UPLINK && strcmp(pc.ifname, "veth9") == 0,
+          "'uplink add' specs parse as --uplink: %s", err);
+    CHECK(config_parse_port("uplink", "up9", &pc, err, sizeof(err)) < 0 &&
+              strstr(err, "ifname=IF is required"),
+          "'uplink add' without ifname refused: %s", err);
+}
+
 int main(void)
 {
     CHECK(args("--port", "vm1,path=/tmp/a.sock,queues=4,client=on,mac=52:54:00:12:34:56",
@@ -124,6 +185,7 @@ int main(void)
     config_defaults(&c);
     CHECK(config_parse_text(&c, "config /nonexistent/file\n", err, sizeof(err)) < 0 &&
           strstr(err, "cannot read"), "missing include: %s", err);
+    uplink_cases();
     /* Many ports: the table limit is enforced, not overrun. */
     config_defaults(&c);
     int rc = 0;

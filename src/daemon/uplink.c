@@ -1,0 +1,550 @@
+/*
+ * uplink.c - see uplink.h.
+ *
+ * Receive: a TPACKET_V3 ring of UPLINK_BLOCKS blocks of UPLINK_BLOCK_SIZE
+ * bytes.  The kernel fills a block with frames of any size and hands it
+ * over (TP_STATUS_USER) when it is full or UPLINK_RETIRE_MS after its first
+ * frame; the worker walks it, passes its frames to the switch straight from
+ * the ring (no copy: the switch copies them into guests or sends them on
+ * before uplink_recv_done gives the block back) and never reads outside
+ * the block, whatever the descriptors say.  A block is 128 KiB so that a
+ * 64 KiB TSO frame fits whole; a frame the kernel had to cut (snaplen <
+ * len: a BIG TCP frame) is dropped.  The socket wakes the worker when a
+ * block is handed over, so an idle uplink costs nothing; the price of V3
+ * is that a lone frame waits for the retire timer (1 ms, rounded up to a
+ * jiffy).
+ *
+ * Transmit: sendmmsg on the same socket, UPLINK_TX_BATCH frames a call,
+ * each a 10-byte virtio-net header and the frame's own iovecs (guest
+ * memory, no copy).  Chosen over a TX ring (PACKET_TX_RING): a ring would
+ * need a copy of every frame into it, a lock shared by every worker that
+ * sends to this port (any worker may), and its own completion tracking;
+ * sendmmsg takes the guest's buffers as they are, the kernel serialises
+ * concurrent senders, and a run of frames for the port (switch_deliver
+ * hands them over a run at a time) still costs one system call.
+ */
+#define _GNU_SOURCE
+#include "uplink.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "iov.h"
+#include "log.h"
+#include "net.h"
+#include "offload.h"
+#include "port.h"
+#include "sysc.h"
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+#define UPLINK_BLOCK_SIZE (128u * 1024u)
+#define UPLINK_BLOCKS 8u
+#define UPLINK_FRAME_SIZE 2048u      /* the kernel's frame accounting only */
+#define UPLINK_RETIRE_MS 1u
+#define UPLINK_TX_BATCH 16u
+#define UPLINK_IOV_MAX 32u
+#define VLAN_TAG_LEN 4u
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5u
+#define ETH_ADDRS_LEN 12u
+
+struct uplink {
+    uint8_t *ring;
+    size_t ring_len;
+    unsigned cur;                 /* the block being walked, or waited for */
+    bool in_block;                /* cur was handed to us and is being walked */
+    bool finished;                /* ... and its walk is over: give it back */
+    struct uplink_blk_iter it;
+    struct iovec iov[UPLINK_RX_BURST][3];
+    uint8_t tag[UPLINK_RX_BURST][VLAN_TAG_LEN];
+    struct uplink_stats st;       /* rx_*: its worker; rx_kernel_drops: control thread */
+    char ifname[IFNAMSIZ];
+};
+
+/* ---- the block walk -------------------------------------------------------- */
+
+/* True when [off, off + len) lies inside a buffer of size bytes. */
+static bool in_bounds(size_t off, size_t len, size_t size)
+{
+    return off <= size && len <= size - off;
+}
+
+bool uplink_blk_begin(struct uplink_blk_iter *it, const uint8_t *blk, size_t size,
+                      size_t vnet_len)
+{
+    struct tpacket_block_desc d;
+    memset(it, 0, sizeof(*it));
+    if (size < sizeof(d))
+        return false;
+    memcpy(&d, blk, sizeof(d));   /* read once */
+    it->blk = blk;
+    it->size = size;
+    it->vnet_len = vnet_len;
+    it->left = d.hdr.bh1.num_pkts;
+    it->off = d.hdr.bh1.offset_to_first_pkt;
+    if (it->left == 0)
+        return true;
+    return it->off >= sizeof(d) && in_bounds(it->off, sizeof(struct tpacket3_hdr), size);
+}
+
+/* Checks a virtio-net header the kernel wrote for a frame of len bytes as
+ * the switch will pass it on: the tap's rules (offload.c: flags, checksum
+ * offsets inside the frame, TCP segmentation with a checksum request and a
+ * segment size, hdr_len inside the frame), and a checksum that starts past
+ * the Ethernet header.  GSO kinds the switch cannot carry (UDP, ECN) are
+ * told apart: the kernel makes them from good traffic. */
+static enum uplink_pkt_rc hdr_check(const struct virtio_net_hdr *h, size_t len)
+{
+    static const struct offload_caps all = { true, true, true };
+    uint8_t gso = h->gso_type;
+    if ((gso & VIRTIO_NET_HDR_GSO_ECN) || gso == VIRTIO_NET_HDR_GSO_UDP ||
+        gso == VIRTIO_NET_HDR_GSO_UDP_L4)
+        return UPLINK_PKT_GSO_UNSUPPORTED;
+    if (!offload_hdr_valid(h, len, &all))
+        return UPLINK_PKT_BAD_HDR;
+    if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && h->csum_start < ETH_HLEN_MIN)
+        return UPLINK_PKT_BAD_HDR;
+    return UPLINK_PKT_OK;
+}
+
+/* Fills pkt's header for the frame as it will leave: with a VLAN tag the
+ * kernel took off put back, the offsets move by its length.  Returns
+ * hdr_check's verdict. */
+static enum uplink_pkt_rc pkt_header(struct uplink_pkt *pkt, const uint8_t *vnet,
+                                     size_t vnet_len)
+{
+    memset(&pkt->hdr, 0, sizeof(pkt->hdr));
+    memcpy(&pkt->hdr, vnet, vnet_len < VIRTIO_NET_HDR_LEN_LEGACY ? vnet_len
+                                                                 : VIRTIO_NET_HDR_LEN_LEGACY);
+    size_t out_len = pkt->len + (pkt->vlan ? VLAN_TAG_LEN : 0);
+    if (pkt->vlan && (pkt->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
+        pkt->hdr.csum_start = (uint16_t)(pkt->hdr.csum_start + VLAN_TAG_LEN);
+    if (pkt->vlan && pkt->hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE)
+        pkt->hdr.hdr_len = (uint16_t)(pkt->hdr.hdr_len + VLAN_TAG_LEN);
+    return hdr_check(&pkt->hdr, out_len);
+}
+
+enum uplink_pkt_rc uplink_blk_next(struct uplink_blk_iter *it, struct uplink_pkt *pkt)
+{
+    struct tpacket3_hdr h;
+    if (it->left == 0)
+        return UPLINK_PKT_END;
+    if (!in_bounds(it->off, sizeof(h), it->size))
+        goto bad_ring;
+    memcpy(&h, it->blk + it->off, sizeof(h));   /* read once */
+    size_t here = it->off;
+    it->left--;
+    if (it->left) {
+        /* The next header must lie further on: no loop, no overlap. */
+        if (h.tp_next_offset < sizeof(h) || !in_bounds(here + h.tp_next_offset, sizeof(h), it->size))
+            goto bad_ring;
+        it->off = here + h.tp_next_offset;
+    }
+    if (h.tp_mac < sizeof(h) + it->vnet_len || !in_bounds(here + h.tp_mac, h.tp_snaplen, it->size))
+        goto bad_ring;
+    pkt->data = it->blk + here + h.tp_mac;
+    pkt->len = h.tp_snaplen;
+    pkt->vlan = (h.tp_status & TP_STATUS_VLAN_VALID) != 0;
+    pkt->vlan_tci = h.hv1.tp_vlan_tci;
+    pkt->vlan_tpid = (h.tp_status & TP_STATUS_VLAN_TPID_VALID) ? h.hv1.tp_vlan_tpid : 0x8100;
+    size_t out_len = pkt->len + (pkt->vlan ? VLAN_TAG_LEN : 0);
+    if (h.tp_snaplen != h.tp_len || pkt->len < ETH_HLEN_MIN || out_len > FRAME_MAX)
+        return UPLINK_PKT_TRUNCATED;
+    return pkt_header(pkt, it->blk + here + h.tp_mac - it->vnet_len, it->vnet_len);
+bad_ring:
+    it->left = 0;
+    return UPLINK_PKT_BAD_RING;
+}
+
+/* ---- opening and closing -------------------------------------------------- */
+
+/* setsockopt for an int option; errno is kept on failure. */
+static int set_int(int fd, int level, int opt, int val)
+{
+    return setsockopt(fd, level, opt, &val, sizeof(val));
+}
+
+/* Sets up and maps the receive ring (after PACKET_VNET_HDR, which the
+ * kernel refuses once a ring exists). */
+static int map_ring(struct uplink *u, int fd, char *err, size_t errlen)
+{
+    struct tpacket_req3 req;
+    memset(&req, 0, sizeof(req));
+    req.tp_block_size = UPLINK_BLOCK_SIZE;
+    req.tp_block_nr = UPLINK_BLOCKS;
+    req.tp_frame_size = UPLINK_FRAME_SIZE;
+    req.tp_frame_nr = UPLINK_BLOCKS * (UPLINK_BLOCK_SIZE / UPLINK_FRAME_SIZE);
+    req.tp_retire_blk_tov = UPLINK_RETIRE_MS;
+    if (set_int(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3) < 0 ||
+        setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
+        snprintf(err, errlen, "TPACKET_V3 receive ring: %s", strerror(errno));
+        return -1;
+    }
+    u->ring_len = (size_t)UPLINK_BLOCK_SIZE * UPLINK_BLOCKS;
+    void *m = mmap(NULL, u->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "mapping the receive ring: %s", strerror(errno));
+        return -1;
+    }
+    u->ring = m;
+    return 0;
+}
+
+/* The socket options, in the order the kernel accepts them. */
+static int configure(struct uplink *u, int fd, int ifindex, bool qdisc_bypass, char *err,
+                     size_t errlen)
+{
+    if (set_int(fd, SOL_PACKET, PACKET_VNET_HDR, 1) < 0) {
+        snprintf(err, errlen, "PACKET_VNET_HDR: %s", strerror(errno));
+        return -1;
+    }
+    if (map_ring(u, fd, err, errlen) < 0)
+        return -1;
+    if (set_int(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) < 0) {
+        snprintf(err, errlen, "PACKET_IGNORE_OUTGOING (Linux 4.20 or later): %s",
+                 strerror(errno));
+        return -1;
+    }
+    if (qdisc_bypass && set_int(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1) < 0) {
+        snprintf(err, errlen, "PACKET_QDISC_BYPASS: %s", strerror(errno));
+        return -1;
+    }
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof(mr));
+    mr.mr_ifindex = ifindex;
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
+        snprintf(err, errlen, "promiscuous mode: %s", strerror(errno));
+        return -1;
+    }
+    /* Bound last: frames arrive only once everything above holds. */
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = ifindex;
+    if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+        snprintf(err, errlen, "bind: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Logs a warning when the interface is down (frames flow once it is up). */
+static void warn_if_down(int fd, const char *ifname, const char *port)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
+        log_warn("uplink %s: interface %s is down: 'ip link set %s up'", port, ifname, ifname);
+}
+
+/* Undoes uplink_open's work on u and fd (either may be unset). */
+static void release(struct uplink *u, int fd)
+{
+    if (u && u->ring)
+        munmap(u->ring, u->ring_len);
+    if (fd >= 0)
+        close(fd);
+    free(u);
+}
+
+int uplink_open(struct port *p, const char *ifname, bool qdisc_bypass, char *err, size_t errlen)
+{
+    char why[200];
+    int fd = -1;
+    struct uplink *u = NULL;
+    unsigned ifindex = if_nametoindex(ifname);
+    if (ifindex == 0) {
+        snprintf(err, errlen, "uplink %s: no interface named %s", p->name, ifname);
+        goto fail;
+    }
+    u = calloc(1, sizeof(*u));
+    if (!u) {
+        snprintf(err, errlen, "uplink %s: out of memory", p->name);
+        goto fail;
+    }
+    snprintf(u->ifname, sizeof(u->ifname), "%s", ifname);
+    /* Protocol 0: nothing is received before bind. */
+    fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "uplink %s: packet socket: %s%s", p->name, strerror(errno),
+                 errno == EPERM ? " (needs CAP_NET_RAW)" : "");
+        goto fail;
+    }
+    if (configure(u, fd, (int)ifindex, qdisc_bypass, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "uplink %s on %s: %s", p->name, ifname, why);
+        goto fail;
+    }
+    warn_if_down(fd, ifname, p->name);
+    p->uplink = u;
+    p->tap_fd = fd;
+    log_info("uplink %s: attached to %s (AF_PACKET, TPACKET_V3 ring %u x %u KiB, vnet header, "
+             "promiscuous%s)", p->name, ifname, UPLINK_BLOCKS, UPLINK_BLOCK_SIZE / 1024,
+             qdisc_bypass ? ", qdisc bypass" : "");
+    return 0;
+fail:
+    release(u, fd);
+    return -1;
+}
+
+void uplink_close(struct port *p)
+{
+    release(p->uplink, p->tap_fd);
+    p->uplink = NULL;
+    p->tap_fd = -1;
+}
+
+void uplink_clear_error(struct port *p)
+{
+    int e = 0;
+    socklen_t l = sizeof(e);
+    sysc_note();
+    if (getsockopt(p->tap_fd, SOL_SOCKET, SO_ERROR, &e, &l) == 0 && e)
+        log_warn("uplink %s: %s: %s", p->name, p->uplink->ifname, strerror(e));
+}
+
+void uplink_get_stats(const struct port *p, struct uplink_stats *out)
+{
+    struct uplink *u = p->uplink;
+    struct tpacket_stats_v3 ks;
+    socklen_t l = sizeof(ks);
+    /* The kernel's counters reset when read: accumulate them here (the
+     * control thread is the only reader). */
+    if (getsockopt(p->tap_fd, SOL_PACKET, PACKET_STATISTICS, &ks, &l) == 0)
+        stat_add(&u->st.rx_kernel_drops, ks.tp_drops);
+    out->rx_truncated = stat_get(&u->st.rx_truncated);
+    out->rx_bad_hdr = stat_get(&u->st.rx_bad_hdr);
+    out->rx_gso_unsupported = stat_get(&u->st.rx_gso_unsupported);
+    out->rx_bad_ring = stat_get(&u->st.rx_bad_ring);
+    out->rx_kernel_drops = stat_get(&u->st.rx_kernel_drops);
+}
+
+/* ---- receive ------------------------------------------------------------------ */
+
+/* The descriptor at the start of ring block i. */
+static struct tpacket_block_desc *block_at(const struct uplink *u, unsigned i)
+{
+    return (struct tpacket_block_desc *)(u->ring + (size_t)i * UPLINK_BLOCK_SIZE);
+}
+
+/* Hands block cur back to the kernel and moves on to the next. */
+static void give_back(struct uplink *u)
+{
+    __atomic_store_n(&block_at(u, u->cur)->hdr.bh1.block_status, TP_STATUS_KERNEL,
+                     __ATOMIC_RELEASE);
+    u->cur = (u->cur + 1) % UPLINK_BLOCKS;
+    u->in_block = u->finished = false;
+}
+
+/* Starts on block cur if the kernel has handed it over; false if not yet. */
+static bool open_block(struct uplink *u)
+{
+    struct tpacket_block_desc *b = block_at(u, u->cur);
+    if (!(__atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+        return false;
+    u->in_block = true;
+    u->finished = false;
+    if (!uplink_blk_begin(&u->it, (const uint8_t *)b, UPLINK_BLOCK_SIZE, VIRTIO_NET_HDR_LEN_LEGACY)) {
+        stat_add(&u->st.rx_bad_ring, 1);
+        u->it.left = 0;
+    }
+    return true;
+}
+
+/* Describes pkt as frame f, with slot's storage for a VLAN tag put back. */
+static void pkt_to_frame(struct uplink *u, unsigned slot, const struct uplink_pkt *pkt,
+                         struct frame *f)
+{
+    struct iovec *v = u->iov[slot];
+    if (!pkt->vlan) {
+        net_frame_flat(f, v, pkt->data, pkt->len, &pkt->hdr);
+        return;
+    }
+    uint8_t *t = u->tag[slot];
+    t[0] = (uint8_t)(pkt->vlan_tpid >> 8);
+    t[1] = (uint8_t)pkt->vlan_tpid;
+    t[2] = (uint8_t)(pkt->vlan_tci >> 8);
+    t[3] = (uint8_t)pkt->vlan_tci;
+    v[0] = (struct iovec){ (void *)pkt->data, ETH_ADDRS_LEN };
+    v[1] = (struct iovec){ t, VLAN_TAG_LEN };
+    v[2] = (struct iovec){ (void *)(pkt->data + ETH_ADDRS_LEN), pkt->len - ETH_ADDRS_LEN };
+    f->iov = v;
+    f->niov = 3;
+    f->skip = 0;
+    f->len = pkt->len + VLAN_TAG_LEN;
+    f->flat = NULL;
+    f->hdr = pkt->hdr;
+    memcpy(f->eth, pkt->data, ETH_ADDRS_LEN);
+    memcpy(f->eth + ETH_ADDRS_LEN, t, ETH_HLEN_MIN - ETH_ADDRS_LEN);
+}
+
+/* Counts a dropped packet by its reason. */
+static void count_drop(struct uplink *u, enum uplink_pkt_rc rc, uint64_t *drops)
+{
+    (*drops)++;
+    if (rc == UPLINK_PKT_TRUNCATED)
+        stat_add(&u->st.rx_truncated, 1);
+    else if (rc == UPLINK_PKT_BAD_HDR)
+        stat_add(&u->st.rx_bad_hdr, 1);
+    else if (rc == UPLINK_PKT_GSO_UNSUPPORTED)
+        stat_add(&u->st.rx_gso_unsupported, 1);
+    else
+        stat_add(&u->st.rx_bad_ring, 1);
+}
+
+/* Walks the open block for up to max frames into f; sets u->finished when
+ * the block has no more. */
+static unsigned walk_block(struct uplink *u, struct frame *f, unsigned max, unsigned *nread,
+                           uint64_t *bytes, uint64_t *drops)
+{
+    unsigned n = 0;
+    while (n < max) {
+        struct uplink_pkt pkt;
+        enum uplink_pkt_rc rc = uplink_blk_next(&u->it, &pkt);
+        if (rc == UPLINK_PKT_END) {
+            u->finished = true;
+            break;
+        }
+        (*nread)++;
+        if (rc != UPLINK_PKT_OK) {
+            count_drop(u, rc, drops);
+            continue;
+        }
+        pkt_to_frame(u, n, &pkt, &f[n]);
+        *bytes += f[n].len;
+        n++;
+    }
+    if (u->it.left == 0)
+        u->finished = true;
+    return n;
+}
+
+unsigned uplink_recv_burst(struct port *p, struct frame *f, unsigned max, unsigned *nread,
+                           bool *empty)
+{
+    struct uplink *u = p->uplink;
+    uint64_t bytes = 0, drops = 0;
+    unsigned n = 0;
+    *nread = 0;
+    *empty = false;
+    if (max > UPLINK_RX_BURST)
+        max = UPLINK_RX_BURST;
+    /* A burst stays within one block: the block goes back only after the
+     * switch is done with the burst's frames (uplink_recv_done). */
+    for (unsigned blocks = 0; blocks <= UPLINK_BLOCKS; blocks++) {
+        if (u->in_block && u->finished)
+            give_back(u);   /* nothing of it is in f */
+        if (!u->in_block && !open_block(u)) {
+            *empty = true;
+            break;
+        }
+        n = walk_block(u, f, max, nread, &bytes, &drops);
+        if (n > 0 || !u->finished)
+            break;
+    }
+    stat_add(&p->tap.rx_packets, n);
+    stat_add(&p->tap.rx_bytes, bytes);
+    stat_add(&p->tap.rx_drops, drops);
+    return n;
+}
+
+void uplink_recv_done(struct port *p)
+{
+    struct uplink *u = p->uplink;
+    if (u->in_block && u->finished)
+        give_back(u);
+}
+
+/* ---- transmit ------------------------------------------------------------------ */
+
+/* One batch being built for sendmmsg. */
+struct tx_batch {
+    struct mmsghdr msg[UPLINK_TX_BATCH];
+    struct iovec iov[UPLINK_TX_BATCH][UPLINK_IOV_MAX + 1];
+    struct virtio_net_hdr hdr[UPLINK_TX_BATCH];
+    size_t len[UPLINK_TX_BATCH];
+    unsigned n;
+};
+
+/* Adds f to the batch; false if its buffers need more than UPLINK_IOV_MAX
+ * pieces (it is dropped). */
+static bool batch_add(struct tx_batch *b, const struct frame *f)
+{
+    unsigned k = b->n;
+    /* The kernel takes checksum and segmentation requests from us, as the
+     * tap does; num_buffers is not part of the 10-byte header. */
+    b->hdr[k] = f->hdr;
+    b->iov[k][0] = (struct iovec){ &b->hdr[k], VIRTIO_NET_HDR_LEN_LEGACY };
+    int pieces = iov_slice(f->iov, f->niov, f->skip, f->len, &b->iov[k][1], UPLINK_IOV_MAX);
+    if (pieces < 0)
+        return false;
+    memset(&b->msg[k], 0, sizeof(b->msg[k]));
+    b->msg[k].msg_hdr.msg_iov = b->iov[k];
+    b->msg[k].msg_hdr.msg_iovlen = (size_t)pieces + 1;
+    b->len[k] = f->len;
+    b->n++;
+    return true;
+}
+
+/* Sends the batch without waiting; counts what went and what did not.  A
+ * frame the kernel refuses (a bad header, too long for the MTU) is dropped
+ * alone; no room (EAGAIN, ENOBUFS) or a link gone drops the rest. */
+static void batch_flush(struct port *p, struct tx_batch *b, uint64_t *sent, uint64_t *bytes,
+                        uint64_t *drops)
+{
+    unsigned i = 0;
+    while (i < b->n) {
+        sysc_note();
+        int r = sendmmsg(p->tap_fd, &b->msg[i], b->n - i, MSG_DONTWAIT);
+        if (r > 0) {
+            for (unsigned k = i; k < i + (unsigned)r; k++)
+                *bytes += b->len[k];
+            *sent += (unsigned)r;
+            i += (unsigned)r;
+            continue;
+        }
+        if (r < 0 && (errno == EINVAL || errno == EMSGSIZE)) {
+            (*drops)++;
+            i++;
+            continue;
+        }
+        *drops += b->n - i;
+        break;
+    }
+    b->n = 0;
+}
+
+void uplink_send(struct port *p, const struct frame *f, unsigned n)
+{
+    struct tx_batch b;
+    uint64_t sent = 0, bytes = 0, drops = 0;
+    b.n = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!batch_add(&b, &f[i]))
+            drops++;
+        if (b.n == UPLINK_TX_BATCH)
+            batch_flush(p, &b, &sent, &bytes, &drops);
+    }
+    if (b.n)
+        batch_flush(p, &b, &sent, &bytes, &drops);
+    if (sent) {
+        stat_add_shared(&p->tap.tx_packets, sent);
+        stat_add_shared(&p->tap.tx_bytes, bytes);
+    }
+    if (drops)
+        stat_add_shared(&p->tap.tx_drops, drops);
+}
