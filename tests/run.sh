@@ -20,7 +20,7 @@ mkdir -p "$LOGDIR"
 # Benchmarks live beside the tests but are not tests.
 BENCHMARKS="dpdk_compare"
 # Run only with LWV_MIGRATION_TESTS=1: a guest's first live migration under
-# TCG breaks the destination guest about once in 10 runs, also with QEMU's
+# TCG breaks the destination guest about once in 10 runs (8 of 91), also with QEMU's
 # own virtio-net and no vhost-user at all (docs/migration.md, "Known
 # problem"; issue 15).
 OPT_IN="qemu_migrate qemu_migrate_policies qemu_migrate_repeat qemu_migrate_two_daemons qemu_migrate_verify"
