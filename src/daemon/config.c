@@ -197,23 +197,38 @@ static struct port_cfg *new_port(struct config *c, char *err, size_t len)
     return p;
 }
 
+/* The NAME that starts a port spec (--port, --uplink): spec is copied into
+ * buf (bufsz bytes) for strtok_r (*save goes on with the keys after it) and
+ * the checked name into p->name.  -1 with err set: too long, no name, or a
+ * bad one; usage is the spec's shape for the message. */
+static int take_port_name(struct port_cfg *p, char *buf, size_t bufsz, const char *spec,
+                          const char *opt, const char *usage, char **save, char *err,
+                          size_t len)
+{
+    if (strlen(spec) >= bufsz)
+        return fail(err, len, "%s value too long", opt);
+    strcpy(buf, spec);
+    char *name = strtok_r(buf, ",", save);
+    if (!name || strchr(name, '='))
+        return fail(err, len, "%s '%s': expected %s", opt, spec, usage);
+    if (strlen(name) >= sizeof(p->name) || !valid_name(name))
+        return fail(err, len, "%s: bad name '%s' (letters, digits, '-', '_', '.'; "
+                    "at most %zu characters)", opt, name, sizeof(p->name) - 1);
+    strcpy(p->name, name);
+    return 0;
+}
+
 int config_add_port(struct config *c, const char *spec, char *err, size_t len)
 {
     struct port_cfg *p = new_port(c, err, len);
     if (!p)
         return -1;
     char buf[512];
-    if (strlen(spec) >= sizeof(buf))
-        return fail(err, len, "--port value too long");
-    strcpy(buf, spec);
     char *save = NULL;
-    char *name = strtok_r(buf, ",", &save);
-    if (!name || strchr(name, '='))
-        return fail(err, len, "--port '%s': expected NAME,path=SOCK[,...]", spec);
-    if (strlen(name) >= sizeof(p->name) || !valid_name(name))
-        return fail(err, len, "--port: bad name '%s' (letters, digits, '-', '_', '.'; "
-                    "at most %zu characters)", name, sizeof(p->name) - 1);
-    strcpy(p->name, name);
+    if (take_port_name(p, buf, sizeof(buf), spec, "--port", "NAME,path=SOCK[,...]", &save, err,
+                       len) < 0)
+        return -1;
+    const char *name = p->name;
     p->type = PORT_VHOST;
     p->queues = 1;
     for (char *kv; (kv = strtok_r(NULL, ",", &save));) {
@@ -309,17 +324,11 @@ int config_add_uplink(struct config *c, const char *spec, char *err, size_t len)
     if (!p)
         return -1;
     char buf[256];
-    if (strlen(spec) >= sizeof(buf))
-        return fail(err, len, "--uplink value too long");
-    strcpy(buf, spec);
     char *save = NULL;
-    char *name = strtok_r(buf, ",", &save);
-    if (!name || strchr(name, '='))
-        return fail(err, len, "--uplink '%s': expected NAME,ifname=IF[,mode=packet]", spec);
-    if (strlen(name) >= sizeof(p->name) || !valid_name(name))
-        return fail(err, len, "--uplink: bad name '%s' (letters, digits, '-', '_', '.'; "
-                    "at most %zu characters)", name, sizeof(p->name) - 1);
-    strcpy(p->name, name);
+    if (take_port_name(p, buf, sizeof(buf), spec, "--uplink", "NAME,ifname=IF[,mode=packet]",
+                       &save, err, len) < 0)
+        return -1;
+    const char *name = p->name;
     p->type = PORT_UPLINK;
     for (char *kv; (kv = strtok_r(NULL, ",", &save));)
         if (uplink_key(p, name, kv, err, len) < 0)

@@ -422,8 +422,8 @@ static int h_get_vring_base(struct ctx *c)
                  q->vq.last_avail, q->vq.used_idx);
     else
         log_debug("port %s: ring %u stopped at %u (driver: avail %u, used %u)", c->p->name,
-                  q->index, c->reply.state.num, vq_mapped(&q->vq) ? vq_guest_avail_idx(&q->vq) : 0,
-                  vq_mapped(&q->vq) ? vq_guest_used_idx(&q->vq) : 0);
+                  q->index, c->reply.state.num, vq_guest_avail_idx(&q->vq),
+                  vq_guest_used_idx(&q->vq));
     return 0;
 }
 
