@@ -38,7 +38,15 @@
 #define EXIT_USAGE  2
 
 enum workload { WL_STREAM, WL_TCP, WL_RR };
-enum topology { TOPO_PAIRS, TOPO_M2O, TOPO_SINK };
+enum topology { TOPO_PAIRS, TOPO_M2O, TOPO_SINK, TOPO_OUT };
+
+/* sink and out: frames end in the backend or leave it through a port that
+ * is not a VM; what the backend took from the TX rings is what counts. */
+static inline int topo_one_way(enum topology t) { return t == TOPO_SINK || t == TOPO_OUT; }
+
+/* out: the destination of every frame, a MAC no VM has (locally
+ * administered), which lwvhostd floods out of its other ports. */
+#define BENCH_OUT_MAC { 0x02, 0x00, 0x00, 0x00, 0xff, 0xfe }
 enum backend_kind { BK_LWVHOSTD, BK_DPDK };
 
 struct bench_cfg {

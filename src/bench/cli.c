@@ -27,6 +27,7 @@ int parse_topology(const char *s)
     if (!strcmp(s, "pairs")) return TOPO_PAIRS;
     if (!strcmp(s, "many-to-one") || !strcmp(s, "m2o")) return TOPO_M2O;
     if (!strcmp(s, "sink")) return TOPO_SINK;
+    if (!strcmp(s, "out")) return TOPO_OUT;
     return -1;
 }
 
@@ -146,8 +147,14 @@ int cfg_check(const struct bench_cfg *c, char *err, size_t errlen)
         snprintf(err, errlen, "--topology many-to-one needs at least 2 VMs");
         return -1;
     }
-    if (c->topo == TOPO_SINK && c->wl != WL_STREAM) {
-        snprintf(err, errlen, "--topology sink has nobody to answer: use --workload stream");
+    if (topo_one_way(c->topo) && c->wl != WL_STREAM) {
+        snprintf(err, errlen, "--topology %s has nobody to answer: use --workload stream",
+                 topology_name(c->topo));
+        return -1;
+    }
+    if (c->backend == BK_DPDK && c->topo == TOPO_OUT) {
+        snprintf(err, errlen, "--topology out needs lwvhostd with a tap, uplink or VXLAN port "
+                 "(--attach)");
         return -1;
     }
     if (c->backend == BK_DPDK && c->topo == TOPO_M2O) {
@@ -220,7 +227,7 @@ _Static_assert(sizeof(enum workload) == sizeof(int) && sizeof(enum topology) == 
 /* Options every command takes. */
 static const struct cfg_opt common_opts[] = {
     { "workload", 0, CFG_CHOICE, FIELD(wl), 0, 0, "stream, tcp or rr", parse_workload },
-    { "topology", 0, CFG_CHOICE, FIELD(topo), 0, 0, "pairs, many-to-one or sink",
+    { "topology", 0, CFG_CHOICE, FIELD(topo), 0, 0, "pairs, many-to-one, sink or out",
       parse_topology },
     { "backend", 0, CFG_CHOICE, FIELD(backend), 0, 0, "lwvhostd or dpdk", parse_backend },
     { "warmup", 0, CFG_DOUBLE, FIELD(warmup), 0, 60, "a number of seconds", NULL },

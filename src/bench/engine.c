@@ -4,7 +4,9 @@
  * Every VM is a vuf frontend; one thread busy-polls all of them.  A flow is
  * (sending VM, queue pair, receiving VM): pairs: VM 2i -> VM 2i+1 on every
  * queue pair; many-to-one: VM i -> VM 0; sink: VM i -> its own MAC (lwvhostd
- * drops a frame addressed to its source port; testpmd runs rxonly).
+ * drops a frame addressed to its source port; testpmd runs rxonly); out:
+ * VM i -> BENCH_OUT_MAC, which no VM has, so lwvhostd floods every frame
+ * out of its ports that are not VMs (tap, uplink, VXLAN).
  *
  * Frames (Ethernet, ethertype 0x88b5, at least 60 bytes):
  *   0 dst, 6 src, 12 type 0x88b5, 14 magic "LWB1", 18 kind, 20 flow (u32),
@@ -134,7 +136,7 @@ const char *workload_name(enum workload w)
 
 const char *topology_name(enum topology t)
 {
-    return t == TOPO_M2O ? "many-to-one" : t == TOPO_SINK ? "sink" : "pairs";
+    return t == TOPO_M2O ? "many-to-one" : t == TOPO_SINK ? "sink" : t == TOPO_OUT ? "out" : "pairs";
 }
 
 const char *backend_name(enum backend_kind k)
@@ -595,6 +597,14 @@ static double rusage_s(void)
 
 /* ---------------------------------------------------------------- setup */
 
+/* Where a flow's data and probe frames go: the receiving VM, or for
+ * --topology out a MAC no VM has. */
+static const uint8_t *flow_dst_mac(const struct eng *e, const struct flow *f)
+{
+    static const uint8_t out_mac[6] = BENCH_OUT_MAC;
+    return e->c->topo == TOPO_OUT ? out_mac : e->vm[f->dst].mac;
+}
+
 static int build_flows(struct eng *e)
 {
     const struct bench_cfg *c = e->c;
@@ -632,7 +642,7 @@ static int build_flows(struct eng *e)
                 e->nf = n;
                 return -1;
             }
-            frame_init(f->tmpl, c->size, e->vm[dst].mac, e->vm[src].mac,
+            frame_init(f->tmpl, c->size, flow_dst_mac(e, f), e->vm[src].mac,
                        c->wl == WL_RR ? FK_REQ : FK_DATA, n);
             frame_init(f->rtmpl, f->rlen, e->vm[src].mac, e->vm[dst].mac,
                        c->wl == WL_RR ? FK_RESP : FK_ACK, n);
@@ -682,9 +692,9 @@ static int barrier(struct eng *e)
         unsigned done = 0;
         for (unsigned i = 0; i < e->nf; i++) {
             struct flow *f = &e->f[i];
-            if (c->topo == TOPO_SINK)
+            if (topo_one_way(c->topo))
                 f->probed = f->probed || (f->probe_sent && vuf_tx_inflight(e->vm[f->src].v, f->q) == 0);
-            done += c->topo == TOPO_SINK ? f->probed != 0 : f->probed == e->need_probe;
+            done += topo_one_way(c->topo) ? f->probed != 0 : f->probed == e->need_probe;
         }
         if (done == e->nf)
             break;
@@ -694,7 +704,7 @@ static int barrier(struct eng *e)
         }
         if (now - start > limit) {
             for (unsigned i = 0; i < e->nf; i++)
-                if (!(c->topo == TOPO_SINK ? e->f[i].probed != 0 : e->f[i].probed == e->need_probe)) {
+                if (!(topo_one_way(c->topo) ? e->f[i].probed != 0 : e->f[i].probed == e->need_probe)) {
                     fail(e, "no frame came through the backend for vm%u -> vm%u queue %u "
                          "within %lld s (%s)", e->f[i].src, e->f[i].dst, e->f[i].q,
                          (long long)(limit / 1000000000), e->f[i].probed ? "the reply did not come back" : "nothing arrived");
@@ -704,7 +714,7 @@ static int barrier(struct eng *e)
         if (now >= next_send) {
             uint8_t fr[ACK_SIZE];
             static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-            for (unsigned i = 0; i < e->nvm && c->topo != TOPO_SINK; i++) {
+            for (unsigned i = 0; i < e->nvm && !topo_one_way(c->topo); i++) {
                 frame_init(fr, sizeof fr, bcast, e->vm[i].mac, FK_LEARN, 0);
                 tx_frame(e, i, 0, fr, sizeof fr);
             }
@@ -712,7 +722,7 @@ static int barrier(struct eng *e)
                 struct flow *f = &e->f[i];
                 if (f->probed == e->need_probe)
                     continue;
-                frame_init(fr, sizeof fr, e->vm[f->dst].mac, e->vm[f->src].mac, FK_PROBE, f->id);
+                frame_init(fr, sizeof fr, flow_dst_mac(e, f), e->vm[f->src].mac, FK_PROBE, f->id);
                 if (tx_frame(e, f->src, f->q, fr, sizeof fr) == 0)
                     f->probe_sent = 1;
             }
@@ -790,7 +800,7 @@ static void compute(struct eng *e, struct bench_result *r, const struct counters
     double dt = (tb - ta) * 1e-9;
     r->flows = e->nf;
     r->interval_s = dt;
-    int sink = c->topo == TOPO_SINK;
+    int sink = topo_one_way(c->topo);
     double rx = sink ? (double)(kb->taken - ka->taken) : (double)(kb->rx_frames - ka->rx_frames);
     double rxb = sink ? (double)(kb->taken_bytes - ka->taken_bytes)
                       : (double)(kb->rx_bytes - ka->rx_bytes);
