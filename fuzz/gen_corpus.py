@@ -616,6 +616,58 @@ def config_seeds():
     return s
 
 
+# ---- vxlan ------------------------------------------------------------------
+
+def vx_cfg(learn=False, remotes=1, mtu_sel=43, vni=42):
+    """fuzz_vxlan.c's 3-byte configuration (mtu_sel 43: MTU 1444)."""
+    return bytes([(1 if learn else 0) | (remotes << 1), mtu_sel, vni])
+
+
+def vx_dgram(payload, sender=0, step=0, addr=None):
+    """One datagram record: sender byte (or an explicit address), clock step, length."""
+    who = sender if addr is None else 0x80 | sender
+    rec = bytes([who]) + (struct.pack(">I", addr) if addr is not None else b"")
+    return rec + bytes([step]) + struct.pack("<H", len(payload)) + payload
+
+
+def vx_frame(vni=42, flags=0x08, dst=b"\xff" * 6, src=b"\x02\x00\x00\x00\x00\x0a",
+             length=60, ip=True):
+    hdr = bytes([flags, 0, 0, 0]) + struct.pack(">I", vni << 8)
+    eth = dst + src + (b"\x08\x00" if ip else b"\x08\x06")
+    body = b""
+    if ip:
+        body = bytes([0x45, 0, 0, 46, 0, 1, 0, 0, 64, 6, 0, 0, 10, 42, 0, 1, 10, 42, 0, 2]) + \
+            struct.pack(">HH", 40000, 80)
+    frame = eth + body
+    return hdr + frame + bytes(max(0, length - len(frame)))
+
+
+def vxlan_seeds():
+    s = {}
+    s["good-bcast"] = vx_cfg() + vx_dgram(vx_frame())
+    s["good-unicast-after-learn"] = vx_cfg() + vx_dgram(vx_frame()) + \
+        vx_dgram(vx_frame(dst=b"\x02\x00\x00\x00\x00\x0a", src=b"\x02\x00\x00\x00\x00\x0b"))
+    s["bad-flags"] = vx_cfg() + vx_dgram(vx_frame(flags=0x00)) + vx_dgram(vx_frame(flags=0xf7))
+    s["reserved-set"] = vx_cfg() + vx_dgram(b"\xff\xff\xff\xff\x00\x00\x2a\xff" + vx_frame()[8:])
+    s["wrong-vni"] = vx_cfg() + vx_dgram(vx_frame(vni=43))
+    s["short"] = vx_cfg() + b"".join(vx_dgram(vx_frame()[:n]) for n in (0, 1, 8, 21, 22))
+    s["too-long"] = vx_cfg() + vx_dgram(vx_frame(length=1444 + 18)) + \
+        vx_dgram(vx_frame(length=1444 + 19))
+    s["stranger"] = vx_cfg() + vx_dgram(vx_frame(), sender=9) + vx_dgram(vx_frame(), sender=0x40)
+    s["learn-many"] = vx_cfg(learn=True, remotes=0) + \
+        b"".join(vx_dgram(vx_frame(src=bytes([2, 0, 0, 0, 1, i])), addr=0x0a640000 + i)
+                 for i in range(70))
+    s["learn-multicast-sender"] = vx_cfg(learn=True) + vx_dgram(vx_frame(), addr=0xe0000005) + \
+        vx_dgram(vx_frame(), addr=0)
+    s["mac-moves-and-ages"] = vx_cfg(remotes=3) + vx_dgram(vx_frame(), sender=0) + \
+        vx_dgram(vx_frame(), sender=1, step=10) + vx_dgram(vx_frame(), sender=2, step=255) + \
+        vx_dgram(vx_frame(dst=b"\x02\x00\x00\x00\x00\x0a"), sender=1, step=200)
+    s["mtu-min-max"] = vx_cfg(mtu_sel=0) + vx_dgram(vx_frame(length=86)) + \
+        vx_dgram(vx_frame(length=87))
+    s["arp"] = vx_cfg(vni=0) + vx_dgram(vx_frame(vni=0, ip=False))
+    return s
+
+
 def write(target, seeds):
     d = os.path.join(ROOT, target)
     shutil.rmtree(d, ignore_errors=True)
@@ -630,6 +682,7 @@ def main():
     write("fuzz_vu_msg", vu_msg_seeds())
     write("fuzz_datapath", {**datapath_seeds(), **packed_seeds()})
     write("fuzz_config", config_seeds())
+    write("fuzz_vxlan", vxlan_seeds())
     return 0
 
 

@@ -59,6 +59,10 @@ static void usage(FILE *out)
 "                            add or remove an uplink port: a host interface\n"
 "                            attached through a packet socket; the argument\n"
 "                            is written as lwvhostd's --uplink value\n"
+"  vxlan add NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=P][,learn=on][,mtu=N],\n"
+"  vxlan del NAME            add or remove a VXLAN port (RFC 7348): remote VTEPs\n"
+"                            over UDP/IPv4; the argument is written as\n"
+"                            lwvhostd's --vxlan value\n"
 "  save [FILE]               write the running configuration (lwvhostd.conf(5)):\n"
 "                            to FILE, or over the daemon's own --config file\n"
 "  version                   lwvhostctl's version and the running daemon's\n"
@@ -281,15 +285,16 @@ static int cmd_policy(const char *cmd, const struct args *a)
     return request(line);
 }
 
-/* "port add SPEC", "port del NAME", and the same for "tap" and "uplink". */
+/* "port add SPEC", "port del NAME", and the same for "tap", "uplink" and
+ * "vxlan". */
 static int cmd_port(const char *cmd, const struct args *a)
 {
     const char *verb = a->pos[0], *arg = a->pos[1];
-    if ((strcmp(verb, "add") && strcmp(verb, "del")) || strlen(arg) >= 512) {
+    if ((strcmp(verb, "add") && strcmp(verb, "del")) || strlen(arg) >= 2048) {
         fprintf(stderr, "lwvhostctl %s: %s add|del ARG (see --help)\n", cmd, cmd);
         return 2;
     }
-    char line[600];
+    char line[2100];
     snprintf(line, sizeof(line), "%s %s %s\n", cmd, verb, arg);
     return request(line);
 }
@@ -388,6 +393,7 @@ static const struct command {
     { "port", NULL, 2, 2, cmd_port, "add NAME,path=SOCK[,...] | del NAME" },
     { "tap", NULL, 2, 2, cmd_port, "add IFNAME | del IFNAME" },
     { "uplink", NULL, 2, 2, cmd_port, "add NAME,ifname=IF[,...] | del NAME" },
+    { "vxlan", NULL, 2, 2, cmd_port, "add NAME,local=IP,remote=IP,vni=N[,...] | del NAME" },
     { "save", NULL, 0, 1, cmd_save, "[FILE]" },
     { "version", NULL, 0, 0, cmd_version, "" },
     { "help", NULL, 0, 0, cmd_help, "" },

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -18,6 +19,7 @@
 
 #include "fdb.h"
 #include "log.h"
+#include "vxlan.h"
 
 static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t len, const char *fmt, ...)
@@ -67,6 +69,13 @@ void config_usage(FILE *out)
 "                 an uplink port: the switch attached to host interface IF (a\n"
 "                 NIC, bond or veth) through a promiscuous AF_PACKET socket with\n"
 "                 checksum/TSO metadata; mode=xdp is not implemented yet\n"
+"  --vxlan NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=4789][,learn=on][,mtu=N]\n"
+"                 a VXLAN port (RFC 7348): frames to and from remote VTEPs in UDP\n"
+"                 over IPv4, received on local=IP:dstport. remote= up to %d times\n"
+"                 (frames to unknown or group MACs go to every remote); learn=on:\n"
+"                 accept and add remotes not listed. mtu=N: the inner MTU it\n"
+"                 carries (default %u: the underlay's 1500 less 50); give guests\n"
+"                 host_mtu=N on their QEMU NIC\n"
 "Policies (when a worker serves a queue and when it sleeps):\n"
 "  --policy P     default for every port (default notify), changeable at run\n"
 "                 time with 'lwvhostctl policy PORT|all P':\n"
@@ -95,17 +104,17 @@ void config_usage(FILE *out)
 "                 (e.g. 'port vm1,path=/run/vm1.sock'), '#' starts a comment\n"
 "  -h, --help     show this help;  -V, --version  show the version\n"
 "\n"
-"With --ctl it may start with no port: 'lwvhostctl port add', 'tap add' and\n"
-"'uplink add' add them at run time, 'lwvhostctl save' writes them back to the\n"
-"--config file.\n"
+"With --ctl it may start with no port: 'lwvhostctl port add', 'tap add',\n"
+"'uplink add' and 'vxlan add' add them at run time, 'lwvhostctl save' writes\n"
+"them back to the --config file.\n"
 "Runs in the foreground and logs to stderr; under systemd (Type=notify) it\n"
 "reports readiness itself. SIGHUP re-reads the --config file and applies only\n"
 "the difference. SIGTERM or SIGINT shuts it down: frontends are disconnected\n"
 "and the sockets removed.\n"
 "Example:\n"
 "  lwvhostd --port vm1,path=/tmp/vm1.sock --port vm2,path=/tmp/vm2.sock \\\n"
-"           --tap lwv0 --ctl /tmp/lwvhost.ctl\n", LWV_MAX_QUEUE_PAIRS, FDB_DEFAULT_AGE_S,
-            FDB_DEFAULT_PORT_MAX);
+"           --tap lwv0 --ctl /tmp/lwvhost.ctl\n", LWV_MAX_QUEUE_PAIRS, VXLAN_MAX_REMOTES,
+            VXLAN_DEFAULT_MTU, FDB_DEFAULT_AGE_S, FDB_DEFAULT_PORT_MAX);
 }
 
 static int valid_name(const char *s)
@@ -340,6 +349,113 @@ int config_add_uplink(struct config *c, const char *spec, char *err, size_t len)
     return 0;
 }
 
+/* An IPv4 address for key (local or remote) of --vxlan port name, network
+ * order: a unicast one (not 0.0.0.0, broadcast or multicast). */
+static int vxlan_ip(const char *name, const char *key, const char *v, uint32_t *out, char *err,
+                    size_t len)
+{
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, v, &a6) == 1)
+        return fail(err, len, "--vxlan %s: %s=%s: IPv6 is not supported yet (give an IPv4 "
+                    "address)", name, key, v);
+    if (inet_pton(AF_INET, v, out) != 1)
+        return fail(err, len, "--vxlan %s: %s=%s is not an IPv4 address", name, key, v);
+    uint32_t h = ntohl(*out);
+    if (h == 0 || h == 0xffffffffu)
+        return fail(err, len, "--vxlan %s: %s=%s is not a unicast address", name, key, v);
+    if ((h >> 28) == 0xe)
+        return fail(err, len, "--vxlan %s: %s=%s: multicast groups are not supported (list "
+                    "the remotes, or use learn=on)", name, key, v);
+    return 0;
+}
+
+/* Adds remote ip to p, refusing a duplicate and one too many. */
+static int vxlan_add_remote(struct port_cfg *p, const char *name, const char *v, char *err,
+                            size_t len)
+{
+    uint32_t ip;
+    if (vxlan_ip(name, "remote", v, &ip, err, len) < 0)
+        return -1;
+    for (unsigned i = 0; i < p->vx.nremotes; i++)
+        if (p->vx.remote[i] == ip)
+            return fail(err, len, "--vxlan %s: remote=%s is given twice", name, v);
+    if (p->vx.nremotes == VXLAN_MAX_REMOTES)
+        return fail(err, len, "--vxlan %s: more than %d remotes", name, VXLAN_MAX_REMOTES);
+    p->vx.remote[p->vx.nremotes++] = ip;
+    return 0;
+}
+
+/* One key=value of a --vxlan value into p; name is the port's.  *seen
+ * gets a bit for local (1) and vni (2), which are required. */
+static int vxlan_key(struct port_cfg *p, const char *name, char *kv, unsigned *seen, char *err,
+                     size_t len)
+{
+    char *eq = strchr(kv, '=');
+    if (!eq)
+        return fail(err, len, "--vxlan %s: '%s' is not key=value", name, kv);
+    *eq = 0;
+    const char *v = eq + 1;
+    uint32_t n;
+    if (strcmp(kv, "local") == 0) {
+        *seen |= 1;
+        return vxlan_ip(name, "local", v, &p->vx.local, err, len);
+    }
+    if (strcmp(kv, "remote") == 0)
+        return vxlan_add_remote(p, name, v, err, len);
+    if (strcmp(kv, "vni") == 0) {
+        if (parse_uint(v, 0, VXLAN_VNI_MAX, &p->vx.vni) < 0)
+            return fail(err, len, "--vxlan %s: vni=%s is not 0..%u", name, v, VXLAN_VNI_MAX);
+        *seen |= 2;
+    } else if (strcmp(kv, "dstport") == 0) {
+        if (parse_uint(v, 1, 65535, &n) < 0)
+            return fail(err, len, "--vxlan %s: dstport=%s is not 1..65535", name, v);
+        p->vx.dstport = (uint16_t)n;
+    } else if (strcmp(kv, "learn") == 0) {
+        if (parse_bool(v, &p->vx.learn) < 0)
+            return fail(err, len, "--vxlan %s: learn=%s is not on or off", name, v);
+    } else if (strcmp(kv, "mtu") == 0) {
+        if (parse_uint(v, 68, VXLAN_MTU_MAX, &p->vx.mtu) < 0)
+            return fail(err, len, "--vxlan %s: mtu=%s is not 68..%u", name, v, VXLAN_MTU_MAX);
+    } else {
+        return fail(err, len, "--vxlan %s: unknown key '%s' (local, remote, vni, dstport, learn, "
+                    "mtu)", name, kv);
+    }
+    return 0;
+}
+
+int config_add_vxlan(struct config *c, const char *spec, char *err, size_t len)
+{
+    struct port_cfg *p = new_port(c, err, len);
+    if (!p)
+        return -1;
+    char buf[CONFIG_VALUE_MAX];
+    char *save = NULL;
+    unsigned seen = 0;
+    if (take_port_name(p, buf, sizeof(buf), spec, "--vxlan", "NAME,local=IP,remote=IP,vni=N",
+                       &save, err, len) < 0)
+        return -1;
+    const char *name = p->name;
+    p->type = PORT_VXLAN;
+    p->vx.dstport = VXLAN_DEFAULT_PORT;
+    p->vx.mtu = VXLAN_DEFAULT_MTU;
+    for (char *kv; (kv = strtok_r(NULL, ",", &save));)
+        if (vxlan_key(p, name, kv, &seen, err, len) < 0)
+            return -1;
+    if (!(seen & 1))
+        return fail(err, len, "--vxlan %s: local=IP is required (the address it sends from "
+                    "and listens on)", name);
+    if (!(seen & 2))
+        return fail(err, len, "--vxlan %s: vni=N is required (0..%u)", name, VXLAN_VNI_MAX);
+    if (p->vx.nremotes == 0 && !p->vx.learn)
+        return fail(err, len, "--vxlan %s: no remote=IP and learn=off: it would never send "
+                    "or accept anything", name);
+    for (unsigned i = 0; i < p->vx.nremotes; i++)
+        if (p->vx.remote[i] == p->vx.local)
+            return fail(err, len, "--vxlan %s: a remote is its own local address", name);
+    c->nports++;
+    return 0;
+}
+
 int config_add_tap(struct config *c, const char *ifname, char *err, size_t len)
 {
     struct port_cfg *p = new_port(c, err, len);
@@ -373,8 +489,8 @@ static int parse_lines(struct config *c, char *text, const char *label, char *er
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
-        char key[64], val[512], extra[2];
-        int k = sscanf(line, "%63s %511s %1s", key, val, extra);
+        char key[64], val[CONFIG_VALUE_MAX], extra[2];
+        int k = sscanf(line, "%63s %" CONFIG_VALUE_FMT "s %1s", key, val, extra);
         if (k <= 0)
             continue;
         if (k != 2)
@@ -433,10 +549,12 @@ static int set_option(struct config *c, const char *key, const char *val, char *
     int g = global_index(key);
     if (g >= 0 && depth == 0)
         c->cmdline_keys |= 1u << g;
-    if (strcmp(key, "port") == 0 || strcmp(key, "tap") == 0 || strcmp(key, "uplink") == 0) {
-        int rc = key[0] == 'p' ? config_add_port(c, val, err, len)
+    if (strcmp(key, "port") == 0 || strcmp(key, "tap") == 0 || strcmp(key, "uplink") == 0 ||
+        strcmp(key, "vxlan") == 0) {
+        int rc = key[0] == 'p'   ? config_add_port(c, val, err, len)
                  : key[0] == 't' ? config_add_tap(c, val, err, len)
-                                 : config_add_uplink(c, val, err, len);
+                 : key[0] == 'u' ? config_add_uplink(c, val, err, len)
+                                 : config_add_vxlan(c, val, err, len);
         if (rc == 0)
             c->ports[c->nports - 1].cmdline = depth == 0;
         return rc;
@@ -510,8 +628,8 @@ int config_parse_text(struct config *c, const char *text, char *err, size_t len)
 int config_validate(struct config *c, char *err, size_t len)
 {
     if (c->nports == 0 && !c->ctl_path[0])
-        return fail(err, len, "nothing to serve: give a --port, --tap or --uplink, or a --ctl socket "
-                    "to add ports at run time (see --help)");
+        return fail(err, len, "nothing to serve: give a --port, --tap, --uplink or --vxlan, or a "
+                    "--ctl socket to add ports at run time (see --help)");
     for (unsigned i = 0; i < c->nports; i++)
         for (unsigned j = i + 1; j < c->nports; j++) {
             if (strcmp(c->ports[i].name, c->ports[j].name) == 0)
@@ -524,6 +642,11 @@ int config_validate(struct config *c, char *err, size_t len)
                 strcmp(c->ports[i].ifname, c->ports[j].ifname) == 0)
                 return fail(err, len, "uplinks '%s' and '%s' use the same interface %s",
                             c->ports[i].name, c->ports[j].name, c->ports[i].ifname);
+            if (c->ports[i].type == PORT_VXLAN && c->ports[j].type == PORT_VXLAN &&
+                c->ports[i].vx.local == c->ports[j].vx.local &&
+                c->ports[i].vx.dstport == c->ports[j].vx.dstport)
+                return fail(err, len, "vxlan ports '%s' and '%s' listen on the same address and "
+                            "port", c->ports[i].name, c->ports[j].name);
             if (c->ports[i].mac_set && c->ports[j].mac_set &&
                 memcmp(c->ports[i].mac, c->ports[j].mac, 6) == 0)
                 return fail(err, len, "ports '%s' and '%s' have the same mac=",
@@ -538,7 +661,7 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
     /* Every option with a value is also a config file key (set_option);
      * getopt_long only finds it (val 0: the key is opts[idx].name). */
     static const char *const keys[] = {
-        "port", "tap", "uplink", "ctl", "ctl-mode", "ctl-group", "workers", "log-level",
+        "port", "tap", "uplink", "vxlan", "ctl", "ctl-mode", "ctl-group", "workers", "log-level",
         "config", "policy", "idle-us", "fdb-age", "fdb-max-per-port", "state-dir",
     };
     enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
@@ -590,10 +713,31 @@ int config_parse_port(const char *key, const char *spec, struct port_cfg *out, c
     config_defaults(&scratch);
     int rc = strcmp(key, "tap") == 0      ? config_add_tap(&scratch, spec, err, errlen)
              : strcmp(key, "uplink") == 0 ? config_add_uplink(&scratch, spec, err, errlen)
+             : strcmp(key, "vxlan") == 0  ? config_add_vxlan(&scratch, spec, err, errlen)
                                           : config_add_port(&scratch, spec, err, errlen);
     if (rc == 0)
         *out = scratch.ports[0];
     return rc;
+}
+
+/* The config-file line of VXLAN port p (defaults left out). */
+static void format_vxlan(const struct port_cfg *p, char *buf, size_t len)
+{
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &p->vx.local, a, sizeof(a));
+    size_t n = (size_t)snprintf(buf, len, "vxlan %s,local=%s", p->name, a);
+    for (unsigned i = 0; i < p->vx.nremotes && n < len; i++) {
+        inet_ntop(AF_INET, &p->vx.remote[i], a, sizeof(a));
+        n += (size_t)snprintf(buf + n, len - n, ",remote=%s", a);
+    }
+    if (n < len)
+        n += (size_t)snprintf(buf + n, len - n, ",vni=%u", p->vx.vni);
+    if (n < len && p->vx.dstport != VXLAN_DEFAULT_PORT)
+        n += (size_t)snprintf(buf + n, len - n, ",dstport=%u", p->vx.dstport);
+    if (n < len && p->vx.learn)
+        n += (size_t)snprintf(buf + n, len - n, ",learn=on");
+    if (n < len && p->vx.mtu != VXLAN_DEFAULT_MTU)
+        snprintf(buf + n, len - n, ",mtu=%u", p->vx.mtu);
 }
 
 void config_format_port(const struct port_cfg *p, const struct policy *live, char *buf,
@@ -606,6 +750,10 @@ void config_format_port(const struct port_cfg *p, const struct policy *live, cha
     if (p->type == PORT_UPLINK) {   /* served like a tap: no policy of its own */
         snprintf(buf, len, "uplink %s,ifname=%s%s", p->name, p->ifname,
                  p->qdisc_bypass ? ",qdisc_bypass=on" : "");
+        return;
+    }
+    if (p->type == PORT_VXLAN) {
+        format_vxlan(p, buf, len);
         return;
     }
     size_t n = (size_t)snprintf(buf, len, "port %s,path=%s", p->name, p->path);
@@ -686,7 +834,7 @@ static void global_value(const struct config *c, unsigned i, char *buf, size_t l
 
 int config_write(FILE *f, const struct config *c, bool with_cmdline)
 {
-    char val[512], line[512];
+    char val[512], line[CONFIG_VALUE_MAX + 64];
     fprintf(f, "# lwvhostd.conf(5): one option per line, as lwvhostd's long options\n"
                "# without the dashes.  Written by lwvhostd %s (lwvhostctl save).\n", LWV_VERSION);
     for (unsigned i = 0; i < NGLOBALS; i++) {

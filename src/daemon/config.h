@@ -37,6 +37,11 @@ struct config {
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
 
+/* Longest value of a config-file line (and of a port spec), with the
+ * terminating NUL: a --vxlan value with every remote fits. */
+#define CONFIG_VALUE_MAX 2048
+#define CONFIG_VALUE_FMT "2047"
+
 void config_defaults(struct config *c);
 /* Parses argv (may read --config files). CONFIG_EXIT: --help/--version was
  * printed. On error, err holds a one-line reason. */
@@ -50,15 +55,20 @@ int config_add_tap(struct config *c, const char *ifname, char *err, size_t errle
  * (mode=xdp is refused: not implemented yet).  Whether IF exists is
  * checked when the port is added (uplink.c), not here. */
 int config_add_uplink(struct config *c, const char *spec, char *err, size_t errlen);
+/* One "--vxlan" value: NAME,local=IP,remote=IP[,remote=IP...],vni=N
+ * [,dstport=4789][,learn=on][,mtu=N] (IPv4; IPv6 is refused).  Whether
+ * local is an address of this host is checked when the port is added. */
+int config_add_vxlan(struct config *c, const char *spec, char *err, size_t errlen);
 /* Parses config text: one "key value" per line, keys as the long options. */
 int config_parse_text(struct config *c, const char *text, char *err, size_t errlen);
 int config_validate(struct config *c, char *err, size_t errlen);
-/* One "port" (key "port": a --port value), "tap" (an interface name) or
- * "uplink" (an --uplink value) into *out, checked as on the command line. */
+/* One "port" (key "port": a --port value), "tap" (an interface name),
+ * "uplink" (an --uplink value) or "vxlan" (a --vxlan value) into *out,
+ * checked as on the command line. */
 int config_parse_port(const char *key, const char *spec, struct port_cfg *out, char *err,
                       size_t errlen);
-/* The config-file line that adds p ("port NAME,path=...", "tap NAME" or
- * "uplink NAME,ifname=..."),
+/* The config-file line that adds p ("port NAME,path=...", "tap NAME",
+ * "uplink NAME,ifname=..." or "vxlan NAME,local=..."),
  * with policy=live when live is given. */
 void config_format_port(const struct port_cfg *p, const struct policy *live, char *buf,
                         size_t len);

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#define CTL_LINE_MAX 1024
+#define CTL_LINE_MAX 4096
 
 int ctl_open(const char *path);
 void ctl_close(void);

@@ -2,7 +2,8 @@
  * ctl_cmd.c - the control socket's commands: one table of names, argument
  * counts and handlers.  The views are in ctl_view.c.  Commands that change
  * something: "policy PORT|all MODE" (a port's policy word, then a poke of
- * its queues), "trace start|stop", "port|tap|uplink add|del" (daemon.c, port.c)
+ * its queues), "trace start|stop", "port|tap|uplink|vxlan add|del" (daemon.c,
+ * port.c)
  * and "save" (rewrites the daemon's --config file).
  */
 #include "ctl.h"
@@ -21,8 +22,9 @@
 #include "worker.h"
 
 #define CTL_MAX_WORDS 8
-/* A word holds a whole --port value: a socket path and every option. */
-#define CTL_WORD_MAX 512
+/* A word holds a whole --port or --vxlan value: a socket path and every
+ * option, or every remote. */
+#define CTL_WORD_MAX CONFIG_VALUE_MAX
 
 struct ctl_cmd {
     const char *name;
@@ -157,7 +159,7 @@ static void cmd_trace(struct sbuf *b, unsigned argc, char **argv)
 }
 
 /* "port add SPEC", "port del NAME", "tap add IFNAME", "tap del IFNAME",
- * "uplink add SPEC", "uplink del NAME". */
+ * "uplink add SPEC", "uplink del NAME", "vxlan add SPEC", "vxlan del NAME". */
 static void cmd_port(struct sbuf *b, unsigned argc, char **argv)
 {
     const char *kind = argv[0];
@@ -231,6 +233,7 @@ static const struct ctl_cmd commands[] = {
     { "port", 2, 2, "port add NAME,path=SOCK[,...] | port del NAME", cmd_port },
     { "tap", 2, 2, "tap add IFNAME | tap del IFNAME", cmd_port },
     { "uplink", 2, 2, "uplink add NAME,ifname=IF[,...] | uplink del NAME", cmd_port },
+    { "vxlan", 2, 2, "vxlan add NAME,local=IP,remote=IP,vni=N[,...] | vxlan del NAME", cmd_port },
     { "config", 0, 0, "config", cmd_config },
     { "save", 0, 0, "save", cmd_save },
     { "version", 0, 0, "version", cmd_version },

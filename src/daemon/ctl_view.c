@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "ctl_view.h"
 
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "trace_fmt.h"
 #include "uplink.h"
 #include "vu_ctrl.h"
+#include "vxlan.h"
 #include "worker.h"
 
 /* ---- the state words of ports and queues ---------------------------------- */
@@ -77,6 +79,30 @@ static unsigned port_macs(const struct port *p, uint8_t (*macs)[6])
     return switch_port_macs(p->sw, p->index, macs, 8);
 }
 
+/* A VXLAN port's addresses in its JSON ports object. */
+static void vxlan_port_json(struct jw *j, const struct port *p)
+{
+    char a[INET_ADDRSTRLEN];
+    struct vxlan_stats st;
+    struct vxlan_info in;
+    vxlan_get_stats(p, &st, &in);
+    jw_str(j, "local", inet_ntop(AF_INET, &p->cfg.vx.local, a, sizeof(a)));
+    jw_u64(j, "dstport", p->cfg.vx.dstport);
+    jw_u64(j, "vni", p->cfg.vx.vni);
+    jw_u64(j, "mtu", p->cfg.vx.mtu);
+    jw_bool(j, "learn", p->cfg.vx.learn);
+    jw_u64(j, "src_port_min", in.src_port_lo);
+    jw_u64(j, "src_port_max", in.src_port_hi);
+    jw_arr(j, "remotes");
+    for (unsigned i = 0; i < in.nremotes; i++) {
+        uint32_t ip = vxlan_remote_addr(p, i);
+        jw_str(j, NULL, inet_ntop(AF_INET, &ip, a, sizeof(a)));
+    }
+    jw_arr_end(j);
+    jw_u64(j, "remotes_configured", in.nconf);
+    jw_u64(j, "vtep_macs", in.vtep_entries);
+}
+
 static void port_json(struct jw *j, const struct port *p)
 {
     const struct vdev *d = &p->dev;
@@ -87,6 +113,8 @@ static void port_json(struct jw *j, const struct port *p)
     jw_str(j, "state", port_state(p));
     if (p->type == PORT_UPLINK)
         jw_str(j, "ifname", p->cfg.ifname);
+    if (p->type == PORT_VXLAN)
+        vxlan_port_json(j, p);
     if (p->type == PORT_VHOST) {
         jw_str(j, "path", p->cfg.path);
         jw_str(j, "mode", p->cfg.client ? "client" : "server");
@@ -123,6 +151,8 @@ static void port_text(struct sbuf *b, const struct port *p)
         if (d->mtu)
             snprintf(mtu, sizeof(mtu), "%u", d->mtu);
     }
+    if (p->type == PORT_VXLAN)
+        snprintf(mtu, sizeof(mtu), "%u", p->cfg.vx.mtu);
     sb_printf(b, "%-16s %-6s %-11s %-7s %-18s %-18s %-5s ", p->name,
               port_type_name(p->type), port_state(p), qs, fs, ps, mtu);
     uint8_t macs[8][6];
@@ -228,6 +258,52 @@ static void uplink_stats_json(struct jw *j, const struct port *p)
     jw_u64(j, "wire_kernel_drops", u.rx_kernel_drops);
 }
 
+/* A VXLAN port's own counters in its JSON stats object: why datagrams
+ * from remotes were refused (in tx_drops too, "tx" being into the switch)
+ * and why frames to them were (in rx_drops). */
+static void vxlan_stats_json(struct jw *j, const struct port *p)
+{
+    struct vxlan_stats s;
+    struct vxlan_info in;
+    vxlan_get_stats(p, &s, &in);
+    jw_u64(j, "vni", p->cfg.vx.vni);
+    jw_u64(j, "remotes", in.nremotes);
+    jw_u64(j, "remotes_learned", s.remotes_learned);
+    jw_u64(j, "remotes_full", s.remotes_full);
+    jw_u64(j, "vtep_macs", in.vtep_entries);
+    jw_u64(j, "vtep_moved", s.vtep_moved);
+    jw_u64(j, "vtep_full", s.vtep_full);
+    jw_u64(j, "wire_short", s.rx_short);
+    jw_u64(j, "wire_bad_flags", s.rx_bad_flags);
+    jw_u64(j, "wire_unknown_vni", s.rx_unknown_vni);
+    jw_u64(j, "wire_too_long", s.rx_too_long);
+    jw_u64(j, "wire_unknown_remote", s.rx_unknown_remote);
+    jw_u64(j, "wire_errors", s.rx_errors);
+    jw_u64(j, "encap_too_big", s.tx_too_big);
+    jw_u64(j, "encap_bad_offload", s.tx_bad_offload);
+    jw_u64(j, "encap_no_remote", s.tx_no_remote);
+    jw_u64(j, "encap_no_room", s.tx_no_room);
+    jw_u64(j, "encap_send_errors", s.tx_send_errors);
+}
+
+/* A VXLAN port's drop reasons as a line under its row of the text view. */
+static void vxlan_stats_text(struct sbuf *b, const struct port *p)
+{
+    struct vxlan_stats s;
+    struct vxlan_info in;
+    vxlan_get_stats(p, &s, &in);
+    sb_printf(b, "  vxlan vni %u, %u remotes (%u learned), %u MACs: from remotes dropped: "
+              "short %llu, bad flags %llu, unknown vni %llu, too long %llu, unknown remote %llu, "
+              "errors %llu; to remotes dropped: too big %llu, bad offload %llu, no remote %llu, "
+              "no room %llu, send errors %llu\n", p->cfg.vx.vni, in.nremotes,
+              in.nremotes - in.nconf, in.vtep_entries, (unsigned long long)s.rx_short,
+              (unsigned long long)s.rx_bad_flags, (unsigned long long)s.rx_unknown_vni,
+              (unsigned long long)s.rx_too_long, (unsigned long long)s.rx_unknown_remote,
+              (unsigned long long)s.rx_errors, (unsigned long long)s.tx_too_big,
+              (unsigned long long)s.tx_bad_offload, (unsigned long long)s.tx_no_remote,
+              (unsigned long long)s.tx_no_room, (unsigned long long)s.tx_send_errors);
+}
+
 /* The tap's (and the uplink's) "rx" is what the switch delivered to the
  * host, as for a guest: frames leaving the switch.  Its "tx" is what came
  * from the host or the wire into the switch. */
@@ -249,6 +325,8 @@ static void tap_stats(struct sbuf *b, struct jw *j, const struct port *p)
         jw_u64(j, "tx_drops", txd);
         if (p->type == PORT_UPLINK)
             uplink_stats_json(j, p);
+        if (p->type == PORT_VXLAN)
+            vxlan_stats_json(j, p);
         jw_obj_end(j);
         return;
     }
@@ -256,6 +334,8 @@ static void tap_stats(struct sbuf *b, struct jw *j, const struct port *p)
               p->name, "-", "up", "-", (unsigned long long)rxp, (unsigned long long)rxb,
               (unsigned long long)rxd, (unsigned long long)txp, (unsigned long long)txb,
               (unsigned long long)txd, "-", "-");
+    if (p->type == PORT_VXLAN)
+        vxlan_stats_text(b, p);
 }
 
 static void vhost_stats(struct sbuf *b, struct jw *j, const struct port *p)

@@ -98,6 +98,7 @@ int daemon_port_del(const char *key, const char *name, char *err, size_t errlen)
     struct port *p = port_find(name);
     enum port_type want = strcmp(key, "tap") == 0      ? PORT_TAP
                           : strcmp(key, "uplink") == 0 ? PORT_UPLINK
+                          : strcmp(key, "vxlan") == 0  ? PORT_VXLAN
                                                        : PORT_VHOST;
     if (!p || p->type != want) {
         snprintf(err, errlen, "no %s named %s", want == PORT_VHOST ? "port" : key, name);
@@ -178,6 +179,16 @@ int daemon_save(char *err, size_t errlen)
 
 /* ---- reload (SIGHUP) -------------------------------------------------------- */
 
+/* True when two VXLAN configurations are the same (field by field: the
+ * unused remote slots do not count). */
+static bool same_vxlan(const struct vxlan_cfg *a, const struct vxlan_cfg *b)
+{
+    return a->local == b->local && a->nremotes == b->nremotes &&
+           memcmp(a->remote, b->remote, a->nremotes * sizeof(a->remote[0])) == 0 &&
+           a->vni == b->vni && a->dstport == b->dstport && a->learn == b->learn &&
+           a->mtu == b->mtu;
+}
+
 /* The options of two port configurations that need the port re-created
  * when they differ: everything but the policy. */
 static bool same_port(const struct port_cfg *a, const struct port_cfg *b)
@@ -188,7 +199,8 @@ static bool same_port(const struct port_cfg *a, const struct port_cfg *b)
            a->mac_set == b->mac_set && (!a->mac_set || memcmp(a->mac, b->mac, 6) == 0) &&
            a->antispoof == b->antispoof && a->sock_mode == b->sock_mode &&
            a->sock_uid == b->sock_uid && a->sock_gid == b->sock_gid &&
-           strcmp(a->ifname, b->ifname) == 0 && a->qdisc_bypass == b->qdisc_bypass;
+           strcmp(a->ifname, b->ifname) == 0 && a->qdisc_bypass == b->qdisc_bypass &&
+           same_vxlan(&a->vx, &b->vx);
 }
 
 static const struct port_cfg *find_cfg(const struct config *c, const char *name)

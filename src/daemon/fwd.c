@@ -19,6 +19,7 @@
 #include "port.h"
 #include "tap.h"
 #include "uplink.h"
+#include "vxlan.h"
 
 /* Per-pass counters of a source. */
 struct fwd_counts {
@@ -183,6 +184,29 @@ unsigned fwd_uplink_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, b
         switch_classify(p->sw, p, ctx->frames, n, ctx->dst);
         deliver_burst(ctx, p, 0, n, false);   /* from the wire: cannot go back */
         uplink_recv_done(p);                  /* the frames were copied or sent on */
+        if (nread == 0)
+            break;
+    }
+    *more = !empty;
+    return done;
+}
+
+unsigned fwd_vxlan_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool *more)
+{
+    unsigned done = 0;
+    bool empty = false;
+    if (p->tap_error) {
+        p->tap_error = false;
+        vxlan_clear_error(p);
+    }
+    while (done < budget && !empty) {
+        unsigned want = budget - done < VXLAN_RX_BURST ? budget - done : VXLAN_RX_BURST;
+        unsigned nread = 0;
+        unsigned n = vxlan_recv_burst(p, ctx->frames, want, &nread, &empty);
+        done += nread;
+        memset(ctx->dst, 0, n * sizeof(ctx->dst[0]));
+        switch_classify(p->sw, p, ctx->frames, n, ctx->dst);
+        deliver_burst(ctx, p, 0, n, false);   /* from the wire: cannot go back */
         if (nread == 0)
             break;
     }

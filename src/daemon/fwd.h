@@ -7,7 +7,8 @@
  * one destination to the switch; then it completes the chains it took, in
  * ring order, with one used-index store and one interrupt decision per
  * pass.  A tap pass does the same with frames read from the host, an
- * uplink pass with frames in its receive ring.  Counters
+ * uplink pass with frames in its receive ring, a VXLAN pass with frames
+ * decapsulated from the datagrams it read.  Counters
  * are kept in locals and published once per pass.  Also owns the
  * per-thread forwarding context.
  * Must not: decide when to run or sleep (worker.c), parse messages, or take
@@ -55,6 +56,9 @@ unsigned fwd_tap_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool
 /* Reads up to budget frames from uplink port p's receive ring into the
  * switch (clearing a socket error its worker saw first). */
 unsigned fwd_uplink_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool *more);
+/* Reads up to budget datagrams from VXLAN port p into the switch (their
+ * inner frames; clearing a socket error its worker saw first). */
+unsigned fwd_vxlan_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool *more);
 /* Switches one frame of len bytes as if port src had sent it (e.g. the
  * RARP announcing a migrated guest), and flushes. */
 void fwd_inject(struct fwd_ctx *ctx, struct port *src, const uint8_t *data, size_t len);

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "port.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "tap.h"
 #include "uplink.h"
 #include "vu_ctrl.h"
+#include "vxlan.h"
 #include "worker.h"
 
 #define BACKOFF_MIN_MS 100u
@@ -287,6 +289,7 @@ int64_t ports_tick(uint64_t now)
 /* ---- adding and removing ---------------------------------------------------- */
 
 static bool uplink_clash(const struct port_cfg *pc, const struct port *p, char *why, size_t len);
+static bool vxlan_clash(const struct port_cfg *pc, const struct port *p, char *why, size_t len);
 
 /* Why spec cannot join the running ports (a name or socket path another
  * port has), or NULL. */
@@ -307,8 +310,23 @@ static const char *clash(const struct port_cfg *pc, char *why, size_t len)
         }
         if (pc->type == PORT_UPLINK && uplink_clash(pc, p, why, len))
             return why;
+        if (pc->type == PORT_VXLAN && vxlan_clash(pc, p, why, len))
+            return why;
     }
     return NULL;
+}
+
+/* True (and why says so) when VXLAN port pc would listen where VXLAN port
+ * p does: one local address and UDP port (the bind would fail). */
+static bool vxlan_clash(const struct port_cfg *pc, const struct port *p, char *why, size_t len)
+{
+    if (p->type != PORT_VXLAN || p->cfg.vx.dstport != pc->vx.dstport ||
+        p->cfg.vx.local != pc->vx.local)
+        return false;
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &pc->vx.local, a, sizeof(a));
+    snprintf(why, len, "vxlan %s: %s:%u is vxlan %s's", pc->name, a, pc->vx.dstport, p->name);
+    return true;
 }
 
 /* True (and why says so) when uplink pc would take an interface that p
@@ -390,6 +408,8 @@ static void destroy(struct port *p)
         tap_close(p);
     else if (p->type == PORT_UPLINK && p->uplink)
         uplink_close(p);
+    else if (p->type == PORT_VXLAN && p->vxlan)
+        vxlan_close(p);
     dev_fini(&p->dev);
     free(p);
 }
@@ -428,6 +448,8 @@ int port_add(const struct port_cfg *pc, const struct policy *dflt, char *err, si
     if (p->type == PORT_UPLINK &&
         uplink_open(p, p->cfg.ifname, p->cfg.qdisc_bypass, err, errlen) < 0)
         goto fail;
+    if (p->type == PORT_VXLAN && vxlan_open(p, &p->cfg.vx, err, errlen) < 0)
+        goto fail;
     if (p->mac_set && switch_add_static(p->sw, p->mac, p->index) < 0) {
         char m[18];
         snprintf(err, errlen, "port %s: mac=%s cannot be a static MAC table entry (another "
@@ -447,6 +469,8 @@ int port_add(const struct port_cfg *pc, const struct policy *dflt, char *err, si
         __atomic_store_n(&ports.n, (unsigned)slot + 1, __ATOMIC_RELEASE);
     if (p->type == PORT_VHOST && p->cfg.client)
         log_info("port %s: client mode, connecting to %s", p->name, p->cfg.path);
+    if (p->type == PORT_VXLAN)
+        ports_check_mtu();
     return 0;
 fail:
     abandon(p);
@@ -475,4 +499,43 @@ void ports_remove_all(const char *why)
         if (ports.p[i])
             port_del(ports.p[i], why);
     __atomic_store_n(&ports.n, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- MTU: guests against VXLAN ports ---------------------------------------- */
+
+/* Warns when guest port g may send frames VXLAN port x cannot carry: its
+ * MTU (NET_SET_MTU, QEMU's host_mtu; 1500 when none was set) is larger
+ * than x's inner MTU.  Such frames are dropped at x and counted. */
+static void warn_mtu(const struct port *g, const struct port *x)
+{
+    uint32_t gm = g->dev.mtu ? g->dev.mtu : 1500;
+    if (gm <= x->cfg.vx.mtu)
+        return;
+    log_warn("port %s: MTU %u%s is larger than vxlan %s's %u: its frames over %u bytes to %s "
+             "are dropped (give the guest host_mtu=%u on the QEMU NIC)", g->name, gm,
+             g->dev.mtu ? "" : " (no host_mtu set, the guest's default)", x->name,
+             x->cfg.vx.mtu, x->cfg.vx.mtu, x->name, x->cfg.vx.mtu);
+}
+
+void ports_check_mtu(void)
+{
+    for (unsigned i = 0; i < ports.n; i++) {
+        const struct port *x = ports.p[i];
+        if (!x || x->type != PORT_VXLAN)
+            continue;
+        for (unsigned k = 0; k < ports.n; k++) {
+            const struct port *g = ports.p[k];
+            if (g && g->type == PORT_VHOST && g->dev.connected)
+                warn_mtu(g, x);
+        }
+    }
+}
+
+void port_check_mtu(const struct port *g)
+{
+    for (unsigned i = 0; i < ports.n; i++) {
+        const struct port *x = ports.p[i];
+        if (x && x->type == PORT_VXLAN)
+            warn_mtu(g, x);
+    }
 }

@@ -1,11 +1,13 @@
 /*
- * port.h - ports: vhost-user ports (a guest NIC each), the tap port and the
- * uplink port (a host interface through a packet socket, uplink.h).
+ * port.h - ports: vhost-user ports (a guest NIC each), the tap port, the
+ * uplink port (a host interface through a packet socket, uplink.h) and the
+ * VXLAN port (a tunnel to remote VTEPs over UDP, vxlan.h).
  *
  * Owns: struct port, the port table, adding and removing ports at any time
  * (from the configuration, the control socket or a reload), their listening
  * sockets, client-mode connects and the frontend connections' place in the
- * event loop; it has tap.c and uplink.c open and close the host ports.
+ * event loop; it has tap.c, uplink.c and vxlan.c open and close the host
+ * ports.
  * The table's slots are read by workers without a lock: a port is
  * published fully built (release store, acquire load: port_at) and freed
  * only after its slot is cleared and a grace period has passed
@@ -29,9 +31,23 @@
 #define LWV_MAX_PORTS 64
 #define PORT_NAME_MAX 32
 
-enum port_type { PORT_VHOST, PORT_TAP, PORT_UPLINK };
+enum port_type { PORT_VHOST, PORT_TAP, PORT_UPLINK, PORT_VXLAN };
 
-/* A port's options as --port / --tap / --uplink / "port add" give them. */
+/* Remote VTEPs one VXLAN port sends to: configured and learned together. */
+#define VXLAN_MAX_REMOTES 64
+
+/* A VXLAN port's options (--vxlan); addresses are IPv4, network order. */
+struct vxlan_cfg {
+    uint32_t local;                        /* bound, and the source of every datagram */
+    uint32_t remote[VXLAN_MAX_REMOTES];
+    unsigned nremotes;
+    uint32_t vni;                          /* 0..2^24-1 */
+    uint16_t dstport;                      /* UDP port we listen on and send to */
+    bool learn;                            /* accept (and add) remotes not configured */
+    uint32_t mtu;                          /* inner MTU: the frames it carries */
+};
+
+/* A port's options as --port / --tap / --uplink / --vxlan / "port add" give them. */
 struct port_cfg {
     char name[PORT_NAME_MAX];
     enum port_type type;
@@ -48,6 +64,7 @@ struct port_cfg {
     bool cmdline;              /* given on lwvhostd's command line, not in a file */
     char ifname[IFNAMSIZ];     /* uplink: the interface it is attached to */
     bool qdisc_bypass;         /* uplink: frames sent skip the interface's qdisc */
+    struct vxlan_cfg vx;       /* vxlan */
 };
 
 /* A partially received vhost-user message. */
@@ -59,7 +76,7 @@ struct vu_conn {
     unsigned nfds;
 };
 
-/* A tap's or an uplink's counters. */
+/* A tap's, an uplink's or a VXLAN port's counters. */
 struct tap_stats {
     uint64_t rx_packets, rx_bytes, rx_drops;   /* from the host into the switch */
     uint64_t tx_packets, tx_bytes, tx_drops;   /* from the switch to the host */
@@ -69,6 +86,7 @@ struct lswitch;
 
 struct loop_watch;
 struct uplink;
+struct vxlan;
 
 struct port {
     unsigned index;              /* its slot in the table */
@@ -91,25 +109,31 @@ struct port {
     uint64_t connects;           /* connections accepted or made */
     uint64_t policy;             /* packed struct policy; atomic */
     struct vdev dev;
-    /* tap and uplink: the fd its worker polls (the tap, or the packet socket) */
+    /* tap, uplink and vxlan: the fd its worker polls (the tap, the packet
+     * socket, the VXLAN port's receiving UDP socket) */
     int tap_fd;
     struct worker *tap_worker;
     bool tap_pending;            /* its worker only: frames may be waiting */
     bool tap_error;              /* its worker only: the fd reported an error */
     struct tap_stats tap;
     struct uplink *uplink;       /* uplink: the socket's ring and state (uplink.c) */
+    struct vxlan *vxlan;         /* vxlan: its sockets, remotes and tables (vxlan.c) */
 };
 
 /* The word lwvhostctl and the logs use for a port's type. */
 static inline const char *port_type_name(enum port_type t)
 {
-    return t == PORT_VHOST ? "vhost" : t == PORT_TAP ? "tap" : "uplink";
+    return t == PORT_VHOST    ? "vhost"
+           : t == PORT_TAP    ? "tap"
+           : t == PORT_UPLINK ? "uplink"
+                              : "vxlan";
 }
 
-/* True for the ports a worker reads from a host fd: a tap or an uplink. */
+/* True for the ports a worker reads from a host fd: a tap, an uplink or a
+ * VXLAN port. */
 static inline bool port_is_host(const struct port *p)
 {
-    return p->type == PORT_TAP || p->type == PORT_UPLINK;
+    return p->type == PORT_TAP || p->type == PORT_UPLINK || p->type == PORT_VXLAN;
 }
 
 struct port_table {
@@ -147,6 +171,11 @@ int port_add(const struct port_cfg *pc, const struct policy *dflt, char *err, si
 void port_del(struct port *p, const char *why);
 void ports_remove_all(const char *why);
 struct port *port_find(const char *name);
+/* Warns (the log) about every connected guest whose MTU is larger than a
+ * VXLAN port's: frames over that port's MTU are dropped there. */
+void ports_check_mtu(void);
+/* The same for guest port g alone (its MTU was just set: NET_SET_MTU). */
+void port_check_mtu(const struct port *g);
 /* Client-mode connects due by now; returns ms until the next (-1: none). */
 int64_t ports_tick(uint64_t now);
 /* Removes the socket file at path left by a process that died (nothing

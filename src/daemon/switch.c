@@ -21,6 +21,7 @@
 #include "port.h"
 #include "tap.h"
 #include "uplink.h"
+#include "vxlan.h"
 
 /* Bound on frames delivered under one hold of a destination's locks, so
  * the control plane never waits long for them. */
@@ -256,6 +257,10 @@ unsigned switch_deliver(struct sw_ctx *c, struct port *dst, unsigned qp, const s
     }
     if (dst->type == PORT_UPLINK) {
         uplink_send(dst, f, n);   /* the whole run, batched */
+        return n;
+    }
+    if (dst->type == PORT_VXLAN) {
+        vxlan_send(dst, f, n);    /* likewise, encapsulated */
         return n;
     }
     return deliver_vhost(c, dst, qp, f, n, may_defer);

@@ -4,8 +4,8 @@
  * Owns: its forwarding database (fdb.c: static and learned entries, aging,
  * limits), classifying a burst of frames (source check, learning, destination lookup, each done once per
  * run of frames with the same address), delivering runs of frames to a
- * port by its type (a guest's RX queue through net.c, the tap, or the
- * uplink's socket), the
+ * port by its type (a guest's RX queue through net.c, the tap, the
+ * uplink's socket, or the VXLAN port's remotes), the
  * destination locks it holds while doing so, and the interrupts owed per
  * pass.  The port table it switches between is handed to switch_init.
  * Must not: block on a destination (every lock here is a try-lock: a

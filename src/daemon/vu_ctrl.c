@@ -502,6 +502,8 @@ static int h_set_vring_kick(struct ctx *c)
     }
     q->kickfd = c->fd;
     q->kick_set = true;   /* the ring starts (spec: on kick; we serve at once) */
+    if (q->index == 0 && !c->d->mtu)
+        port_check_mtu(c->p);   /* no NET_SET_MTU came: the guest's 1500 against VXLAN ports */
     if (q->vq.packed)
         resume_packed(c, q);
     else
@@ -556,6 +558,7 @@ static int h_net_set_mtu(struct ctx *c)
         return fail(c, "NET_SET_MTU: %llu out of range 68..65535", (unsigned long long)mtu);
     c->d->mtu = (uint32_t)mtu;
     log_info("port %s: MTU %u", c->p->name, c->d->mtu);
+    port_check_mtu(c->p);   /* larger than a VXLAN port's: warned about */
     return 0;
 }
 

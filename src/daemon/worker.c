@@ -2,9 +2,9 @@
  * worker.c - see worker.h.
  *
  * A worker blocks in one epoll_pwait2 on the kick eventfds of the TX queues
- * it owns, its taps and uplinks (their fds: level-triggered) and a private
- * wake eventfd, with the time left to its
- * next tick as the timeout: a timer pass costs that one system call (and a
+ * it owns, its taps, uplinks and VXLAN ports (their fds: level-triggered)
+ * and a private wake eventfd, with the time left to its next tick as the
+ * timeout: a timer pass costs that one system call (and a
  * write per guest interrupt).  The eventfds are edge-triggered and never
  * read: every write to them is an event, and nothing needs draining.
  * Each queue runs
@@ -756,8 +756,9 @@ static void *worker_main(void *arg)
             if (!p->tap_pending)
                 continue;
             bool tmore;
-            unsigned got = p->type == PORT_UPLINK ? fwd_uplink_pass(&w->ctx, p, WEIGHT, &tmore)
-                                                  : fwd_tap_pass(&w->ctx, p, WEIGHT, &tmore);
+            unsigned got = p->type == PORT_UPLINK  ? fwd_uplink_pass(&w->ctx, p, WEIGHT, &tmore)
+                           : p->type == PORT_VXLAN ? fwd_vxlan_pass(&w->ctx, p, WEIGHT, &tmore)
+                                                   : fwd_tap_pass(&w->ctx, p, WEIGHT, &tmore);
             stat_add(&w->st.frames, got);
             p->tap_pending = tmore;
             more |= tmore;

@@ -2,7 +2,9 @@
  * test_config.c - option and config-file parsing: valid forms, and the
  * clear refusals a user gets for bad ones.
  */
+#include <arpa/inet.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,6 +99,131 @@ static void uplink_cases(void)
           "'uplink add' without ifname refused: %s", err);
 }
 
+/* --vxlan NAME,local=IP,remote=IP[,...],vni=N[,dstport=P][,learn=on][,mtu=N]:
+ * good forms with their defaults, every refusal, the config file key and
+ * the line written back (with 64 remotes: longer than the old 511-byte
+ * limit of a config-file value). */
+static void vxlan_cases(void)
+{
+    CHECK(args("--vxlan", "vx0,local=192.0.2.1,remote=192.0.2.2,vni=42", NULL) == CONFIG_OK &&
+              c.nports == 1 && c.ports[0].type == PORT_VXLAN && c.ports[0].vx.vni == 42 &&
+              c.ports[0].vx.dstport == 4789 && c.ports[0].vx.mtu == 1450 &&
+              !c.ports[0].vx.learn && c.ports[0].vx.nremotes == 1 &&
+              c.ports[0].vx.local == htonl(0xc0000201) &&
+              c.ports[0].vx.remote[0] == htonl(0xc0000202),
+          "--vxlan with defaults (dstport 4789, mtu 1450, learn off): %s", err);
+    CHECK(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,remote=10.0.0.3,vni=16777215,"
+               "dstport=8472,learn=on,mtu=8950", NULL) == CONFIG_OK &&
+              c.ports[0].vx.nremotes == 2 && c.ports[0].vx.vni == 16777215 &&
+              c.ports[0].vx.dstport == 8472 && c.ports[0].vx.learn && c.ports[0].vx.mtu == 8950,
+          "--vxlan with every key: %s", err);
+    CHECK(args("--vxlan", "vx0,local=10.0.0.1,vni=0,learn=on", NULL) == CONFIG_OK &&
+              c.ports[0].vx.nremotes == 0 && c.ports[0].vx.vni == 0,
+          "vni=0 and no remote with learn=on: %s", err);
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,vni=1", NULL), "no remote=IP and learn=off",
+                 "no remote and learn off");
+    CHECK(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=1,learn=off", NULL) ==
+              CONFIG_OK && !c.ports[0].vx.learn,
+          "learn=off spelled out, with a remote: %s", err);
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=16777216", NULL),
+                 "vni=16777216 is not 0..16777215", "vni out of range");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=-1", NULL),
+                 "vni=-1 is not", "negative vni");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=x", NULL),
+                 "vni=x is not", "vni not a number");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2", NULL), "vni=N is required",
+                 "no vni");
+    expect_error(args("--vxlan", "vx0,remote=10.0.0.2,vni=1", NULL), "local=IP is required",
+                 "no local");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.300,remote=10.0.0.2,vni=1", NULL),
+                 "local=10.0.0.300 is not an IPv4 address", "bad local address");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=host.example,vni=1", NULL),
+                 "remote=host.example is not an IPv4 address", "a host name as remote");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=2001:db8::2,vni=1", NULL),
+                 "IPv6 is not supported yet", "IPv6 remote");
+    expect_error(args("--vxlan", "vx0,local=2001:db8::1,remote=10.0.0.2,vni=1", NULL),
+                 "IPv6 is not supported yet", "IPv6 local");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=239.1.1.1,vni=1", NULL),
+                 "multicast groups are not supported", "multicast remote");
+    expect_error(args("--vxlan", "vx0,local=0.0.0.0,remote=10.0.0.2,vni=1", NULL),
+                 "not a unicast address", "local 0.0.0.0");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=255.255.255.255,vni=1", NULL),
+                 "not a unicast address", "broadcast remote");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,remote=10.0.0.2,vni=1",
+                      NULL),
+                 "remote=10.0.0.2 is given twice", "duplicate remote");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.1,vni=1", NULL),
+                 "its own local address", "remote equal to local");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=1,dstport=0", NULL),
+                 "dstport=0 is not 1..65535", "dstport 0");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=1,dstport=65536", NULL),
+                 "dstport=65536 is not 1..65535", "dstport too large");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=1,mtu=67", NULL),
+                 "mtu=67 is not 68..9000", "mtu too small");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=1,mtu=9001", NULL),
+                 "mtu=9001 is not 68..9000", "mtu too large");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=1,learn=maybe", NULL),
+                 "learn=maybe is not on or off", "learn not a switch");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,vni=1,ifname=eth0", NULL),
+                 "unknown key 'ifname'", "an uplink key on a vxlan port");
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote,vni=1", NULL), "not key=value",
+                 "a key without a value");
+    expect_error(args("--vxlan", "local=10.0.0.1,remote=10.0.0.2,vni=1", NULL), "expected NAME",
+                 "no name");
+    expect_error(args("--vxlan", "a,local=10.0.0.1,remote=10.0.0.2,vni=1", "--vxlan",
+                      "b,local=10.0.0.1,remote=10.0.0.3,vni=2", NULL),
+                 "listen on the same address and port", "two vxlan ports on one address:port");
+    CHECK(args("--vxlan", "a,local=10.0.0.1,remote=10.0.0.2,vni=1", "--vxlan",
+               "b,local=10.0.0.1,remote=10.0.0.3,vni=2,dstport=4790", NULL) == CONFIG_OK,
+          "two vxlan ports on one address, different ports: %s", err);
+
+    /* The remote cap: 64 accepted, the 65th refused. */
+    static char spec[CONFIG_VALUE_MAX];
+    size_t n = (size_t)snprintf(spec, sizeof(spec), "vx0,local=10.0.0.1,vni=7");
+    for (unsigned i = 0; i < VXLAN_MAX_REMOTES; i++)
+        n += (size_t)snprintf(spec + n, sizeof(spec) - n, ",remote=10.1.%u.%u", i / 200, 1 + i % 200);
+    CHECK(args("--vxlan", spec, NULL) == CONFIG_OK && c.ports[0].vx.nremotes == VXLAN_MAX_REMOTES,
+          "%d remotes accepted (%zu-byte value): %s", VXLAN_MAX_REMOTES, n, err);
+    char line[CONFIG_VALUE_MAX + 64];
+    config_format_port(&c.ports[0], NULL, line, sizeof(line));
+    config_defaults(&c);
+    char text[CONFIG_VALUE_MAX + 80];
+    snprintf(text, sizeof(text), "%s\n", line);
+    CHECK(config_parse_text(&c, text, err, sizeof(err)) == 0 && c.nports == 1 &&
+              c.ports[0].vx.nremotes == VXLAN_MAX_REMOTES &&
+              c.ports[0].vx.remote[63] == htonl(0x0a010040),
+          "the %zu-byte line written for it reads back: %s", strlen(line), err);
+    snprintf(spec + n, sizeof(spec) - n, ",remote=10.9.9.9");
+    expect_error(args("--vxlan", spec, NULL), "more than 64 remotes", "a 65th remote");
+
+    /* The config file key, and the line written back (defaults left out). */
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=42,learn=on,"
+                            "dstport=4790,mtu=1400  # to host b\n", err, sizeof(err)) == 0 &&
+              c.nports == 1 && c.ports[0].type == PORT_VXLAN,
+          "config file key 'vxlan': %s", err);
+    config_format_port(&c.ports[0], NULL, line, sizeof(line));
+    CHECK(strcmp(line, "vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=42,dstport=4790,learn=on,"
+                       "mtu=1400") == 0, "written back as '%s'", line);
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=42\n", err,
+                            sizeof(err)) == 0, "%s", err);
+    config_format_port(&c.ports[0], NULL, line, sizeof(line));
+    CHECK(strcmp(line, "vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=42") == 0,
+          "defaults left out: '%s'", line);
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=99999999\n", err,
+                            sizeof(err)) < 0 && strstr(err, "config:1") && strstr(err, "vni="),
+          "a bad vni in a file names the line: %s", err);
+    struct port_cfg pc;
+    CHECK(config_parse_port("vxlan", "vx9,local=10.0.0.1,learn=on,vni=5", &pc, err,
+                            sizeof(err)) == 0 && pc.type == PORT_VXLAN && pc.vx.vni == 5,
+          "'vxlan add' specs parse as --vxlan: %s", err);
+    CHECK(config_parse_port("vxlan", "vx9,local=10.0.0.1,vni=5", &pc, err, sizeof(err)) < 0 &&
+              strstr(err, "no remote"),
+          "'vxlan add' without a remote refused: %s", err);
+}
+
 int main(void)
 {
     CHECK(args("--port", "vm1,path=/tmp/a.sock,queues=4,client=on,mac=52:54:00:12:34:56",
@@ -186,6 +313,7 @@ int main(void)
     CHECK(config_parse_text(&c, "config /nonexistent/file\n", err, sizeof(err)) < 0 &&
           strstr(err, "cannot read"), "missing include: %s", err);
     uplink_cases();
+    vxlan_cases();
     /* Many ports: the table limit is enforced, not overrun. */
     config_defaults(&c);
     int rc = 0;

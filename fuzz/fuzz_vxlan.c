@@ -1,0 +1,116 @@
+/*
+ * fuzz_vxlan.c - libFuzzer target: a VXLAN port's receive checks
+ * (src/daemon/vxlan.c: vxlan_rx_check, and behind it the remote list with
+ * learn=on and the inner MAC -> remote table) on fuzzed datagrams from
+ * fuzzed senders, without sockets.  After each datagram, the frame it
+ * passed (if any) goes through what a sender does with it: vxlan_targets
+ * for its destination and vxlan_flow_hash.
+ *
+ * Every datagram is copied into a heap buffer of exactly its length, so a
+ * read past it is an ASan report.  Checked after each one: a passed
+ * datagram is at least a VXLAN and an Ethernet header long, its inner frame
+ * is all of the rest and at most the port's largest frame, and its VNI is
+ * the port's; exactly one refusal counter moved for a refused one and none
+ * for a passed one; targets are valid remote indexes, one or all of them.
+ * At the end: at most VXLAN_MAX_REMOTES remotes, every MAC table entry
+ * names one of them.
+ *
+ * Input: a 3-byte configuration, then datagrams until the end.
+ *   0  bit 0: learn=on; bits 1-2: configured remotes (0-3; 0 means
+ *      learn=on whatever bit 0 says: a port needs one or the other)
+ *   1  MTU: 68 + byte * 32 (68..8228)
+ *   2  VNI low byte (the VNI is 0x0000NN)
+ * A datagram: u8 sender (bits 0-5: 10.0.0.(bits + 1) when bit 7 is clear,
+ * else the next 4 bytes are the address; bit 6: the sender is not AF_INET),
+ * u8 clock step in seconds (multiplied by 8, so entries age), u16 length
+ * (little-endian, modulo 10000), that many bytes (zeros past the input).
+ */
+#include "fuzz_common.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+
+#include "vxlan.h"
+
+static struct vxlan_core core;
+
+/* Sum of the receive-refusal counters. */
+static uint64_t refusals(const struct vxlan_stats *s)
+{
+    return s->rx_short + s->rx_bad_flags + s->rx_unknown_vni + s->rx_too_long +
+           s->rx_unknown_remote;
+}
+
+/* Checks what the port made of one datagram d of len bytes. */
+static void check_one(const uint8_t *d, size_t len, enum vxlan_rx_rc rc, size_t inner,
+                      uint64_t before, uint32_t now)
+{
+    uint64_t after = refusals(&core.st);
+    if (rc != VXLAN_RX_OK) {
+        assert(after == before + 1);
+        return;
+    }
+    assert(after == before);
+    assert(len >= VXLAN_HLEN + 14 && inner == len - VXLAN_HLEN && inner <= core.max_frame);
+    assert((d[0] & VXLAN_FLAG_I) && ((uint32_t)d[4] << 16 | (uint32_t)d[5] << 8 | d[6]) == core.vni);
+    uint8_t t[VXLAN_MAX_REMOTES];
+    unsigned n = vxlan_targets(&core, d + VXLAN_HLEN, now, t);
+    assert(n == 1 || n == core.nremotes);
+    for (unsigned i = 0; i < n; i++)
+        assert(t[i] < core.nremotes);
+    (void)vxlan_flow_hash(d + VXLAN_HLEN, inner);
+}
+
+/* Every MAC table entry names a remote that exists. */
+static void check_table(void)
+{
+    assert(core.nremotes <= VXLAN_MAX_REMOTES);
+    for (unsigned i = 0; i < VXLAN_VTEP_SLOTS; i++) {
+        uint64_t w = core.vtep[i];
+        assert(!w || ((w & 0xffff) >= 1 && (w & 0xffff) <= core.nremotes));
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int once;
+    if (!once) {
+        fuzz_log_init();
+        once = 1;
+    }
+    struct cursor c = { data, size };
+    uint8_t b0 = cur_u8(&c), b1 = cur_u8(&c), b2 = cur_u8(&c);
+    struct vxlan_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.local = htonl(0x0a000064u);
+    cfg.nremotes = (b0 >> 1) & 3;
+    for (unsigned i = 0; i < cfg.nremotes; i++)
+        cfg.remote[i] = htonl(0x0a000001u + i);
+    cfg.learn = (b0 & 1) || cfg.nremotes == 0;
+    cfg.mtu = 68u + b1 * 32u;
+    cfg.vni = b2;
+    cfg.dstport = 4789;
+    vxlan_core_init(&core, &cfg, 0x5eed);
+    uint32_t now = 1000;
+    while (cur_left(&c)) {
+        uint8_t who = cur_u8(&c);
+        struct sockaddr_in from;
+        memset(&from, 0, sizeof(from));
+        from.sin_family = (who & 0x40) ? AF_INET6 : AF_INET;
+        from.sin_port = htons(4789);
+        from.sin_addr.s_addr = (who & 0x80) ? htonl(cur_u32(&c)) : htonl(0x0a000001u + (who & 0x3f));
+        now += (uint32_t)cur_u8(&c) * 8u;
+        size_t len = cur_u16(&c) % 10000u;
+        uint8_t *d = malloc(len ? len : 1);
+        if (!d)
+            return 0;
+        cur_bytes(&c, d, len);
+        uint64_t before = refusals(&core.st);
+        size_t inner = 0;
+        enum vxlan_rx_rc rc = vxlan_rx_check(&core, &from, d, len, now, &inner);
+        check_one(d, len, rc, inner, before, now);
+        free(d);
+    }
+    check_table();
+    return 0;
+}

@@ -1,0 +1,188 @@
+/*
+ * vxlan.h - the VXLAN port (RFC 7348): frames between the switch and
+ * remote VTEPs (other lwvhostd, a Linux vxlan device, Open vSwitch),
+ * carried in UDP over IPv4.
+ *
+ * Owns: the port's UDP sockets (one bound to local:dstport that receives,
+ * a small pool bound to local:0 that sends, so the outer source port can
+ * follow the inner flow), the VXLAN header (building it, checking what
+ * arrives: every refusal counted by reason), the list of remote VTEPs
+ * (configured, and learned ones with learn=on, bounded), the table of
+ * inner source MAC -> remote VTEP that decides where a frame goes (one
+ * remote, or head-end replication to all), resolving a frame's offload
+ * requests before it leaves (checksum completed, TCP segmentation in
+ * software: offload.c) and batched transmission with sendmmsg that drops
+ * and counts rather than waits.
+ * Must not: touch guest rings or choose switch destinations (fwd.c and the
+ * switch do, with the frames decapsulated here), or block: every socket is
+ * non-blocking.
+ *
+ * Threads: vxlan_open/vxlan_close are the control thread's (close only once
+ * no worker can reach the port: port.c's grace period).  The receive side
+ * (vxlan_recv_burst, vxlan_clear_error) is the port's worker's alone, and
+ * it is the only writer of the remote list and of the MAC table.  vxlan_send
+ * may run on any worker at once: it reads those two without a lock (a
+ * remote is written whole before the count that publishes it; a MAC table
+ * entry is one 64-bit word) and shares only sockets and atomic counters.
+ *
+ * IPv6 (outer) is not implemented: config.c refuses an IPv6 address.
+ */
+#ifndef LWV_VXLAN_H
+#define LWV_VXLAN_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "port.h"
+
+struct frame;
+
+#define VXLAN_HLEN 8u
+/* What an outer IPv4 header set costs: Ethernet 14, IPv4 20, UDP 8, VXLAN 8. */
+#define VXLAN_OVERHEAD_V4 50u
+#define VXLAN_DEFAULT_MTU (1500u - VXLAN_OVERHEAD_V4)
+#define VXLAN_MTU_MAX 9000u
+#define VXLAN_DEFAULT_PORT 4789u
+#define VXLAN_VNI_MAX 0xffffffu
+#define VXLAN_FLAG_I 0x08u           /* "the VNI is valid": the one flag RFC 7348 defines */
+/* Largest inner frame the port carries: its MTU, an Ethernet header and
+ * one VLAN tag. */
+#define VXLAN_MAX_FRAME(mtu) ((mtu) + 14u + 4u)
+
+/* Datagrams one receive burst reads (at most VQ_BURST_MAX). */
+#define VXLAN_RX_BURST 32u
+/* Sending sockets: outer UDP source ports a port spreads its flows over. */
+#define VXLAN_TX_SOCKS 8u
+/* The inner MAC -> remote VTEP table: buckets of VXLAN_VTEP_WAYS entries. */
+#define VXLAN_VTEP_SLOTS 4096u
+#define VXLAN_VTEP_WAYS 8u
+/* A MAC not heard from for this long is unknown again (as the switch's
+ * default --fdb-age). */
+#define VXLAN_VTEP_AGE_S 300u
+
+/* Counters only a VXLAN port has (besides the tap_stats of its port).  rx_*
+ * are datagrams refused on receipt (all also in the port's rx_drops); tx_*
+ * are frames refused on the way out (in tx_drops). */
+struct vxlan_stats {
+    uint64_t rx_short;          /* shorter than a VXLAN and an Ethernet header */
+    uint64_t rx_bad_flags;      /* the I flag (0x08) is not set */
+    uint64_t rx_unknown_vni;    /* a VNI not the port's */
+    uint64_t rx_too_long;       /* inner frame over the port's MTU + 18 */
+    uint64_t rx_unknown_remote; /* from an address that is not a remote (learn=off, or full) */
+    uint64_t rx_errors;         /* recvmmsg failed (not "no more") */
+    uint64_t remotes_learned;   /* remotes added by learn=on */
+    uint64_t remotes_full;      /* ... and refused: the list was at VXLAN_MAX_REMOTES */
+    uint64_t vtep_moved;        /* a MAC seen behind another remote than before */
+    uint64_t vtep_full;         /* a MAC not learned: its bucket was full of live entries */
+    uint64_t tx_too_big;        /* over the MTU after offloads were resolved */
+    uint64_t tx_bad_offload;    /* a GSO frame that could not be segmented, or too scattered */
+    uint64_t tx_no_remote;      /* no remote to send to (learn=on, none learned yet) */
+    uint64_t tx_no_room;        /* datagrams a full socket would not take (EAGAIN, ENOBUFS) */
+    uint64_t tx_send_errors;    /* datagrams the kernel refused: no route, a firewall */
+};
+
+/* Everything of a VXLAN port but its sockets: what it accepts, its remotes
+ * and its MAC table.  Kept apart so that tests and the fuzzer drive it
+ * without sockets. */
+struct vxlan_core {
+    uint32_t vni;
+    uint32_t max_frame;           /* VXLAN_MAX_FRAME(mtu) */
+    bool learn;
+    uint16_t dstport;             /* remotes are sent to at this port (host order) */
+    uint8_t hdr[VXLAN_HLEN];      /* the header every datagram it sends starts with */
+    unsigned nconf;               /* remote[0, nconf) were configured */
+    unsigned nremotes;            /* remote[0, nremotes) are valid (atomic: release/acquire) */
+    struct sockaddr_in remote[VXLAN_MAX_REMOTES];   /* address and dstport */
+    uint64_t vtep_seed;
+    /* Each word: MAC << 16 | remote index + 1; 0 is free (atomic, relaxed). */
+    uint64_t vtep[VXLAN_VTEP_SLOTS];
+    uint32_t vtep_seen[VXLAN_VTEP_SLOTS];          /* seconds, when last learned */
+    struct vxlan_stats st;
+};
+
+/* Why a datagram was refused (or not). */
+enum vxlan_rx_rc {
+    VXLAN_RX_OK,
+    VXLAN_RX_SHORT,
+    VXLAN_RX_BAD_FLAGS,
+    VXLAN_RX_UNKNOWN_VNI,
+    VXLAN_RX_TOO_LONG,
+    VXLAN_RX_UNKNOWN_REMOTE,
+};
+
+/* ---- the pure part: tests/unit/test_vxlan.c and fuzz/fuzz_vxlan.c -------- */
+
+/* The 8 bytes that start a VXLAN datagram for vni: flags 0x08, 24
+ * reserved bits, the VNI big-endian, 8 reserved bits. */
+void vxlan_header(uint8_t hdr[VXLAN_HLEN], uint32_t vni);
+/* Sets c up from cfg (its remotes at cfg->dstport); seed keys the MAC
+ * table's hash. */
+void vxlan_core_init(struct vxlan_core *c, const struct vxlan_cfg *cfg, uint64_t seed);
+/* Checks a datagram of len bytes as the VXLAN header and the port's rules
+ * say (length, I flag, VNI, inner length; the sender is not looked at).
+ * On VXLAN_RX_OK the inner frame is d + VXLAN_HLEN, *inner_len bytes. */
+enum vxlan_rx_rc vxlan_decap(const struct vxlan_core *c, const uint8_t *d, size_t len,
+                             size_t *inner_len);
+/* All the checks on a datagram from `from`: vxlan_decap, then the sender
+ * must be a remote (learn=on adds it, while there is room), then the inner
+ * source MAC is learned behind it (now_s: seconds, any monotonic origin).
+ * Counts the refusal in c->st.  The receive worker's (it writes c). */
+enum vxlan_rx_rc vxlan_rx_check(struct vxlan_core *c, const struct sockaddr_in *from,
+                                const uint8_t *d, size_t len, uint32_t now_s, size_t *inner_len);
+/* Index of the remote with IPv4 address ip (network order), or -1. */
+int vxlan_remote_find(const struct vxlan_core *c, uint32_t ip);
+/* Adds remote ip (network order) as learned; its index, or -1 when the
+ * list is full (counted). */
+int vxlan_remote_learn(struct vxlan_core *c, uint32_t ip);
+/* Remembers that mac lives behind remote index r (a group or all-zero
+ * address is not learned). */
+void vxlan_vtep_learn(struct vxlan_core *c, const uint8_t mac[6], unsigned r, uint32_t now_s);
+/* The remote index mac was last seen behind, if not longer ago than
+ * VXLAN_VTEP_AGE_S; -1 if unknown. */
+int vxlan_vtep_lookup(const struct vxlan_core *c, const uint8_t mac[6], uint32_t now_s);
+/* Where a frame for dst goes: the one remote it is known behind, or every
+ * remote (broadcast, multicast, unknown unicast: head-end replication).
+ * The indexes in out (room for VXLAN_MAX_REMOTES); returns how many. */
+unsigned vxlan_targets(const struct vxlan_core *c, const uint8_t dst[6], uint32_t now_s,
+                       uint8_t *out);
+/* A hash of a frame's flow from its first len bytes: the Ethernet
+ * addresses, and for IPv4/IPv6 the addresses and, for TCP and UDP (not
+ * fragments), the ports.  The same flow always gives the same value. */
+uint32_t vxlan_flow_hash(const uint8_t *f, size_t len);
+
+/* ---- the port ---------------------------------------------------------------- */
+
+/* Opens VXLAN port p as cfg says and sets p->tap_fd to the receiving
+ * socket its worker polls.  On failure err says why; nothing is left open. */
+int vxlan_open(struct port *p, const struct vxlan_cfg *cfg, char *err, size_t errlen);
+/* Closes the sockets (no worker may use p any more). */
+void vxlan_close(struct port *p);
+/* Encapsulates n frames and sends them to their remotes, as few system
+ * calls as the batch allows; drops and counts what cannot go. */
+void vxlan_send(struct port *p, const struct frame *f, unsigned n);
+/* Reads up to max (<= VXLAN_RX_BURST) datagrams and describes the inner
+ * frames that pass the checks in f; they stay valid until the next call.
+ * *nread counts every datagram read (refused ones too); *empty is set when
+ * the socket had no more. */
+unsigned vxlan_recv_burst(struct port *p, struct frame *f, unsigned max, unsigned *nread,
+                          bool *empty);
+/* Reads and clears the receiving socket's pending error, so that it stops
+ * waking the worker; logs it. */
+void vxlan_clear_error(struct port *p);
+
+/* What lwvhostctl shows of a VXLAN port besides its counters. */
+struct vxlan_info {
+    unsigned nconf, nremotes;     /* configured remotes, configured + learned */
+    unsigned vtep_entries;        /* MAC table entries not aged out */
+    uint16_t src_port_lo, src_port_hi;   /* the sending sockets' ports */
+};
+/* The port's counters and state (control thread). */
+void vxlan_get_stats(const struct port *p, struct vxlan_stats *out, struct vxlan_info *info);
+/* Remote i's address (i < info.nremotes), network order. */
+uint32_t vxlan_remote_addr(const struct port *p, unsigned i);
+/* Seconds on the clock vxlan.c ages its MAC table by. */
+uint32_t vxlan_now_s(void);
+
+#endif

@@ -1,0 +1,749 @@
+/*
+ * test_vxlan_netns - the VXLAN port (--vxlan) against real VTEPs.
+ *
+ * The test moves into a network namespace of its own first (unshare), so
+ * nothing here touches the host's interfaces or addresses.  A veth pair
+ * joins it (192.0.2.1, where lwvhostd runs with VXLAN port vx0, VNI 42)
+ * and a second, named namespace (192.0.2.2) holding a Linux vxlan device (ip link add ... type vxlan id
+ * 42 remote 192.0.2.1 dstport 4789) with address 10.42.0.2.  A vuf
+ * frontend on port a plays a guest at 10.42.0.1 that answers ARP and ICMP
+ * echo itself:
+ *  - the guest resolves and pings the namespace's kernel (frames up to the
+ *    port's 1450-byte MTU), and the namespace pings the guest (ping(8));
+ *  - a UDP frame with a partial checksum and a TCP TSO frame from the guest
+ *    arrive in the namespace (captured on its vxlan device) with correct
+ *    checksums, the TSO frame in segments; a frame over the MTU is dropped
+ *    and counted;
+ *  - datagrams sent at the port from the namespace with a wrong VNI, no I
+ *    flag, too short, or from an address that is not a remote (192.0.2.3)
+ *    never reach the guest and are counted by reason;
+ *  - an idle VXLAN port costs no CPU;
+ *  - a second lwvhostd in the namespace (VNI 43, UDP port 4790) with a
+ *    guest b: a and b exchange frames through the two daemons' VXLAN ports;
+ *  - the port is removed and added again at run time, bad specs refused.
+ *
+ * Needs root, ip(8), network namespaces, veth and the vxlan module: skips
+ * (77) without.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "systest.h"
+
+#define NS_PREFIX "lwvvx-"
+static char ns[32], veth_root[IFNAMSIZ], veth_ns[IFNAMSIZ];
+static pid_t daemon2 = -1;
+static const uint8_t IP_GUEST[4] = { 10, 42, 0, 1 }, IP_NS[4] = { 10, 42, 0, 2 };
+
+/* Runs a shell command built from fmt, its output discarded; its exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[512], full[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
+    int st = system(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void net_cleanup(void)
+{
+    if (daemon2 > 0) {
+        kill(daemon2, SIGTERM);
+        waitpid(daemon2, NULL, 0);
+        daemon2 = -1;
+    }
+    if (ns[0])
+        sh("ip netns del %s", ns);
+    if (veth_root[0])
+        sh("ip link del %s", veth_root);
+}
+
+/* Namespaces left by an earlier run that timed out (alarm: _exit, no atexit). */
+static void remove_stale(void)
+{
+    DIR *d = opendir("/run/netns");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int pid;
+        if (sscanf(e->d_name, NS_PREFIX "%d", &pid) == 1 && kill(pid, 0) < 0 && errno == ESRCH)
+            sh("ip netns del %s", e->d_name);
+    }
+    if (d)
+        closedir(d);
+}
+
+static void skip(const char *why)
+{
+    printf("skip - %s\n", why);
+    net_cleanup();
+    exit(77);
+}
+
+/* The namespace, the veth pair, the kernel's VXLAN device; skips when any
+ * cannot be had. */
+static void net_setup(void)
+{
+    if (geteuid() != 0)
+        skip("needs root (network namespaces, veth, vxlan devices)");
+    if (sh("ip -V") != 0)
+        skip("no ip(8) (iproute2)");
+    /* Our own namespace, for the test and the daemons it starts: the
+     * addresses below must not meet the host's. */
+    if (unshare(CLONE_NEWNET) < 0)
+        skip("cannot make a network namespace (unshare)");
+    if (sh("ip link set lo up") != 0)
+        skip("no loopback in the new namespace");
+    remove_stale();
+    snprintf(ns, sizeof ns, NS_PREFIX "%d", (int)getpid());
+    snprintf(veth_root, sizeof veth_root, "lwx%da", (int)getpid() % 1000000);
+    snprintf(veth_ns, sizeof veth_ns, "lwx%db", (int)getpid() % 1000000);
+    atexit(net_cleanup);
+    if (sh("ip netns add %s", ns) != 0) {
+        ns[0] = 0;
+        skip("cannot create a network namespace");
+    }
+    if (sh("ip link add %s type veth peer name %s netns %s", veth_root, veth_ns, ns) != 0) {
+        veth_root[0] = 0;
+        skip("no veth support");
+    }
+    /* No IPv6 chatter (router solicitations, DAD) among the test frames. */
+    sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1", veth_root);
+    sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1", ns);
+    sh("ip netns exec %s sysctl -qw net.ipv6.conf.default.disable_ipv6=1", ns);
+    if (sh("ip addr add 192.0.2.1/24 dev %s", veth_root) || sh("ip link set %s up", veth_root) ||
+        sh("ip -n %s link set lo up", ns) ||
+        sh("ip -n %s addr add 192.0.2.2/24 dev %s", ns, veth_ns) ||
+        sh("ip -n %s addr add 192.0.2.3/24 dev %s", ns, veth_ns) ||
+        sh("ip -n %s link set %s up", ns, veth_ns))
+        skip("cannot configure the veth pair");
+    if (sh("ip -n %s link add vx0 type vxlan id 42 remote 192.0.2.1 local 192.0.2.2 dstport 4789 "
+           "dev %s", ns, veth_ns) != 0)
+        skip("no vxlan device support (the vxlan module)");
+    if (sh("ip -n %s addr add 10.42.0.2/24 dev vx0", ns) || sh("ip -n %s link set vx0 up", ns))
+        skip("cannot configure the vxlan device");
+}
+
+/* A socket made in the namespace (it stays there); -1 on failure. */
+static int ns_socket(int domain, int type, int proto)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/run/netns/%s", ns);
+    int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+    int s = -1;
+    if (self >= 0 && nsfd >= 0 && setns(nsfd, CLONE_NEWNET) == 0) {
+        s = socket(domain, type | SOCK_CLOEXEC, proto);
+        if (setns(self, CLONE_NEWNET) < 0) {
+            printf("FAIL - cannot return to the test's network namespace\n");
+            exit(1);
+        }
+    }
+    if (self >= 0)
+        close(self);
+    if (nsfd >= 0)
+        close(nsfd);
+    return s;
+}
+
+/* A packet socket on the namespace's vxlan device: the inner frames as the
+ * kernel received (or sent) them. */
+static int ns_capture(void)
+{
+    int s = ns_socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    if (s < 0)
+        return -1;
+    /* The index is the namespace's: read it there. */
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "ip netns exec %s cat /sys/class/net/vx0/ifindex", ns);
+    FILE *p = popen(cmd, "r");
+    int idx = 0;
+    if (!p || fscanf(p, "%d", &idx) != 1)
+        idx = 0;
+    if (p)
+        pclose(p);
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                               .sll_ifindex = idx };
+    if (idx <= 0 || bind(s, (struct sockaddr *)&sll, sizeof sll) < 0) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+/* A UDP socket in the namespace bound to 192.0.2.last:0. */
+static int ns_udp(uint8_t last)
+{
+    int s = ns_socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0xc0000200u | last) };
+    if (s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(s);
+        s = -1;
+    }
+    return s;
+}
+
+/* ---- frames ---------------------------------------------------------------- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t sum16(const uint8_t *p, size_t len, uint32_t s)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        s += (uint32_t)p[len - 1] << 8;
+    return s;
+}
+
+static uint16_t fold(uint32_t s)
+{
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+/* An ARP frame (60 bytes): op 1 request, 2 reply. */
+static size_t arp(uint8_t *f, uint16_t op, const uint8_t dst[6], const uint8_t sha[6],
+                  const uint8_t spa[4], const uint8_t tha[6], const uint8_t tpa[4])
+{
+    memset(f, 0, 60);
+    memcpy(f, dst, 6);
+    memcpy(f + 6, sha, 6);
+    put16(f + 12, ETH_P_ARP);
+    put16(f + 14, 1);
+    put16(f + 16, ETH_P_IP);
+    f[18] = 6;
+    f[19] = 4;
+    put16(f + 20, op);
+    memcpy(f + 22, sha, 6);
+    memcpy(f + 28, spa, 4);
+    memcpy(f + 32, tha, 6);
+    memcpy(f + 38, tpa, 4);
+    return 60;
+}
+
+/* An IPv4 header at ip for l4len bytes of protocol proto, guest -> ns. */
+static void ip_hdr(uint8_t *ip, uint8_t proto, size_t l4len, uint16_t id, const uint8_t src[4],
+                   const uint8_t dst[4])
+{
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    put16(ip + 2, (uint16_t)(20 + l4len));
+    put16(ip + 4, id);
+    ip[8] = 64;
+    ip[9] = proto;
+    memcpy(ip + 12, src, 4);
+    memcpy(ip + 16, dst, 4);
+    put16(ip + 10, (uint16_t)~fold(sum16(ip, 20, 0)));
+}
+
+/* An ICMP echo (type 8) or reply (0) with payload bytes of pattern seq. */
+static size_t icmp(uint8_t *f, uint8_t type, const uint8_t dst[6], const uint8_t src[6],
+                   const uint8_t sip[4], const uint8_t dip[4], uint16_t seq, size_t payload)
+{
+    memcpy(f, dst, 6);
+    memcpy(f + 6, src, 6);
+    put16(f + 12, ETH_P_IP);
+    uint8_t *ic = f + 34;
+    ip_hdr(f + 14, 1, 8 + payload, seq, sip, dip);
+    memset(ic, 0, 8);
+    ic[0] = type;
+    put16(ic + 4, 0x4c58);
+    put16(ic + 6, seq);
+    for (size_t i = 0; i < payload; i++)
+        ic[8 + i] = (uint8_t)(seq * 7 + i);
+    put16(ic + 2, (uint16_t)~fold(sum16(ic, 8 + payload, 0)));
+    return 34 + 8 + payload;
+}
+
+/* The pseudo-header sum of an IPv4 packet at ip carrying l4len bytes. */
+static uint32_t pseudo(const uint8_t *ip, size_t l4len)
+{
+    return sum16(ip + 12, 8, 0) + ip[9] + (uint32_t)l4len;
+}
+
+/* True when the IPv4 packet at ip (len bytes) has right IP and TCP/UDP sums. */
+static bool l4_sums_ok(const uint8_t *ip, size_t len)
+{
+    size_t tl = get16(ip + 2);
+    if (len < 28 || tl > len || fold(sum16(ip, 20, 0)) != 0xffff)
+        return false;
+    return fold(sum16(ip + 20, tl - 20, pseudo(ip, tl - 20))) == 0xffff;
+}
+
+/* ---- the guest --------------------------------------------------------------- */
+
+/* What the guest answers itself: an ARP request for its address, an echo
+ * request to it.  Returns true when f was one (and answered). */
+static bool guest_answers(struct tport *a, const uint8_t *f, int len)
+{
+    uint8_t r[1600];
+    if (len >= 42 && get16(f + 12) == ETH_P_ARP && get16(f + 20) == 1 &&
+        memcmp(f + 38, IP_GUEST, 4) == 0) {
+        vuf_send(a->v, 0, r, arp(r, 2, f + 6, a->mac, IP_GUEST, f + 22, f + 28));
+        vuf_tx_reclaim(a->v, 0);
+        return true;
+    }
+    if (len >= 42 && len <= (int)sizeof r && get16(f + 12) == ETH_P_IP && f[23] == 1 &&
+        f[34] == 8 && memcmp(f + 30, IP_GUEST, 4) == 0) {
+        memcpy(r, f, (size_t)len);
+        memcpy(r, f + 6, 6);
+        memcpy(r + 6, a->mac, 6);
+        memcpy(r + 26, IP_GUEST, 4);
+        memcpy(r + 30, f + 26, 4);
+        put16(r + 24, 0);
+        put16(r + 24, (uint16_t)~fold(sum16(r + 14, 20, 0)));
+        r[34] = 0;
+        put16(r + 36, 0);
+        size_t ilen = get16(f + 16) - 20u;
+        put16(r + 36, (uint16_t)~fold(sum16(r + 34, ilen, 0)));
+        vuf_send(a->v, 0, r, (size_t)len);
+        vuf_tx_reclaim(a->v, 0);
+        return true;
+    }
+    return false;
+}
+
+/* Receives for up to ms at the guest, answering what it answers; true as
+ * soon as match accepts a frame. */
+static bool guest_wait(struct tport *a, int ms, bool (*match)(const uint8_t *, int, void *),
+                       void *arg, unsigned *answered)
+{
+    static uint8_t buf[65536];
+    double end = t_now() + ms / 1000.0;
+    while (t_now() < end) {
+        int left = (int)((end - t_now()) * 1000) + 1;
+        int len = vuf_recv_wait(a->v, 0, buf, sizeof buf, left);
+        if (len < 0)
+            continue;
+        if (match && match(buf, len, arg))
+            return true;
+        if (guest_answers(a, buf, len) && answered)
+            (*answered)++;
+    }
+    return false;
+}
+
+struct arp_arg { uint8_t mac[6]; };
+static bool match_arp_reply(const uint8_t *f, int len, void *arg)
+{
+    struct arp_arg *x = arg;
+    if (len < 42 || get16(f + 12) != ETH_P_ARP || get16(f + 20) != 2 ||
+        memcmp(f + 28, IP_NS, 4) || memcmp(f + 38, IP_GUEST, 4))
+        return false;
+    memcpy(x->mac, f + 22, 6);
+    return true;
+}
+
+struct echo_arg { uint16_t seq; size_t payload; };
+static bool match_echo_reply(const uint8_t *f, int len, void *arg)
+{
+    struct echo_arg *x = arg;
+    const uint8_t *ic = f + 34;
+    if (len != (int)(42 + x->payload) || get16(f + 12) != ETH_P_IP || f[23] != 1 || ic[0] != 0 ||
+        get16(ic + 6) != x->seq || fold(sum16(ic, 8 + x->payload, 0)) != 0xffff)
+        return false;
+    for (size_t i = 0; i < x->payload; i++)
+        if (ic[8 + i] != (uint8_t)(x->seq * 7 + i))
+            return false;
+    return true;
+}
+
+/* The ARP request the hostile datagrams carry: from 10.42.0.99 (no other
+ * sender uses it). */
+static const uint8_t IP_HOSTILE[4] = { 10, 42, 0, 99 };
+static bool match_hostile(const uint8_t *f, int len, void *arg)
+{
+    (void)arg;
+    return len >= 42 && get16(f + 12) == ETH_P_ARP && memcmp(f + 28, IP_HOSTILE, 4) == 0;
+}
+
+/* ---- the daemon's counters ------------------------------------------------- */
+
+/* Field key of port name in "stats json" of the daemon at ctl (0 if absent). */
+static unsigned long long port_stat(const char *name, const char *key)
+{
+    static char buf[65536];
+    char pat[64];
+    if (daemon_ctl("stats json\n", buf, sizeof buf) < 0)
+        return 0;
+    snprintf(pat, sizeof pat, "{\"name\":\"%s\"", name);
+    const char *p = strstr(buf, pat);
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    p = p ? strstr(p, pat) : NULL;
+    return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+}
+
+/* ---- the parts of the test ---------------------------------------------------- */
+
+/* ARP for the namespace's address, then pings of 60..1464-byte frames;
+ * the namespace's vxlan MAC in mac.  False if ARP got no answer. */
+static bool guest_pings_ns(struct tport *a, uint8_t mac[6], const char *when)
+{
+    uint8_t f[2048];
+    static const uint8_t zero[6];
+    struct arp_arg aa;
+    tport_drain(a);
+    vuf_send(a->v, 0, f, arp(f, 1, MAC_BCAST, a->mac, IP_GUEST, zero, IP_NS));
+    bool ok = guest_wait(a, 2000, match_arp_reply, &aa, NULL);
+    CHECK(ok, "%s: the guest's ARP request for 10.42.0.2 answered by the namespace's kernel "
+          "through its vxlan device", when);
+    if (!ok)
+        return false;
+    memcpy(mac, aa.mac, 6);
+    static const size_t payloads[] = { 18, 56, 1000, 1422 };
+    unsigned got = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        struct echo_arg ea = { (uint16_t)(200 + i), payloads[i] };
+        vuf_send(a->v, 0, f, icmp(f, 8, mac, a->mac, IP_GUEST, IP_NS, ea.seq, ea.payload));
+        got += guest_wait(a, 2000, match_echo_reply, &ea, NULL);
+        vuf_tx_reclaim(a->v, 0);
+    }
+    CHECK(got == 4, "%s: echo requests of 60..1464-byte frames (up to the 1450 MTU): %u of 4 "
+          "intact replies", when, got);
+    return true;
+}
+
+/* ping(8) in the namespace to the guest, which answers as it runs. */
+static void ns_pings_guest(struct tport *a)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "ip netns exec %s ping -c 4 -i 0.2 -W 2 -s 1000 10.42.0.1 "
+             ">/dev/null 2>&1", ns);
+    FILE *p = popen(cmd, "r");
+    unsigned answered = 0;
+    guest_wait(a, 3000, NULL, NULL, &answered);
+    int st = p ? pclose(p) : -1;
+    CHECK(st == 0 && answered >= 4, "ping -c 4 -s 1000 from the namespace to the guest: exit %d, "
+          "the guest answered %u ARP and echo requests", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+          answered);
+}
+
+/* Frames captured on the namespace's vxlan device within ms that match
+ * (UDP or TCP to dport from the guest): their count; each one's checksums
+ * are checked (bad counts them). */
+static unsigned capture(int cap, uint8_t proto, uint16_t dport, int ms, unsigned *bad,
+                        size_t *payload)
+{
+    static uint8_t buf[65536];
+    unsigned n = 0;
+    double end = t_now() + ms / 1000.0;
+    while (t_now() < end) {
+        struct pollfd p = { .fd = cap, .events = POLLIN };
+        if (poll(&p, 1, (int)((end - t_now()) * 1000) + 1) <= 0)
+            continue;
+        ssize_t len = recv(cap, buf, sizeof buf, MSG_DONTWAIT);
+        if (len < 42 || get16(buf + 12) != ETH_P_IP || buf[23] != proto ||
+            memcmp(buf + 26, IP_GUEST, 4) || get16(buf + 36) != dport)
+            continue;
+        n++;
+        size_t ihl = 20, l4 = proto == 6 ? (size_t)(buf[46] >> 4) * 4 : 8;
+        if (payload)
+            *payload += get16(buf + 16) - ihl - l4;
+        if (!l4_sums_ok(buf + 14, (size_t)len - 14))
+            (*bad)++;
+    }
+    return n;
+}
+
+/* Checksum offloads resolved before encapsulation; a frame over the MTU
+ * dropped and counted. */
+static void offloads(struct tport *a, const uint8_t mac[6], int cap)
+{
+    static uint8_t f[8192];
+    /* UDP, 300 bytes of payload, a partial checksum as a guest sends it. */
+    size_t ul = 8 + 300;
+    memcpy(f, mac, 6);
+    memcpy(f + 6, a->mac, 6);
+    put16(f + 12, ETH_P_IP);
+    ip_hdr(f + 14, 17, ul, 1, IP_GUEST, IP_NS);
+    uint8_t *u = f + 34;
+    put16(u, 40000);
+    put16(u + 2, 9999);
+    put16(u + 4, (uint16_t)ul);
+    for (size_t i = 8; i < ul; i++)
+        u[i] = (uint8_t)(i * 3);
+    put16(u + 6, fold(pseudo(f + 14, ul)));
+    struct virtio_net_hdr h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
+                                .csum_offset = 6 };
+    vuf_tx_enqueue(a->v, 0, f, 34 + ul, &h);
+    vuf_tx_flush(a->v, 0);
+    unsigned bad = 0;
+    unsigned n = capture(cap, 17, 9999, 1000, &bad, NULL);
+    CHECK(n == 1 && bad == 0, "a UDP frame with a partial checksum (NEEDS_CSUM) reaches the "
+          "namespace with its checksum completed (%u seen, %u bad)", n, bad);
+
+    /* TCP segmentation: 4000 bytes at MSS 1000. */
+    size_t payload = 4000, tl = 20 + payload;
+    ip_hdr(f + 14, 6, tl, 2, IP_GUEST, IP_NS);
+    uint8_t *t = f + 34;
+    memset(t, 0, 20);
+    put16(t, 40001);
+    put16(t + 2, 7777);
+    put16(t + 4, 0x1234);
+    t[12] = 5 << 4;
+    t[13] = 0x18;
+    put16(t + 14, 65535);
+    for (size_t i = 0; i < payload; i++)
+        t[20 + i] = (uint8_t)(i * 5);
+    put16(t + 16, fold(pseudo(f + 14, tl)));
+    struct virtio_net_hdr g = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
+                                .csum_offset = 16, .gso_type = 1 /* TCPV4 */, .gso_size = 1000,
+                                .hdr_len = 54 };
+    vuf_tx_enqueue(a->v, 0, f, 34 + tl, &g);
+    vuf_tx_flush(a->v, 0);
+    bad = 0;
+    size_t carried = 0;
+    n = capture(cap, 6, 7777, 1000, &bad, &carried);
+    CHECK(n == 4 && bad == 0 && carried == payload,
+          "a 4054-byte TSO frame (MSS 1000) arrives as 4 segments with right checksums, %zu "
+          "payload bytes (%u seen, %u bad)", carried, n, bad);
+    vuf_tx_reclaim(a->v, 0);
+
+    /* Over the port's MTU: a 1451-byte IP packet. */
+    unsigned long long big0 = port_stat("vx0", "encap_too_big");
+    struct echo_arg ea = { 300, 1451 - 28 };
+    vuf_send(a->v, 0, f, icmp(f, 8, mac, a->mac, IP_GUEST, IP_NS, ea.seq, ea.payload));
+    bool seen = guest_wait(a, 300, match_echo_reply, &ea, NULL);
+    unsigned long long big = port_stat("vx0", "encap_too_big") - big0;
+    CHECK(!seen && big == 1, "a 1465-byte frame (IP 1451, over the 1450 MTU) to the namespace: "
+          "dropped, encap_too_big +%llu, %s", big, seen ? "answered" : "no reply");
+    vuf_tx_reclaim(a->v, 0);
+}
+
+/* Sends len bytes from udp socket s to 192.0.2.1:port. */
+static bool send_dgram(int s, const uint8_t *d, size_t len, uint16_t port)
+{
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(0xc0000201u) };
+    return sendto(s, d, len, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)len;
+}
+
+/* A VXLAN datagram with flags and vni carrying an ARP request for the
+ * guest from the namespace's vxlan MAC (so it would reach the guest). */
+static size_t hostile_dgram(uint8_t *d, uint8_t flags, uint32_t vni, const uint8_t nsmac[6])
+{
+    static const uint8_t zero[6];
+    memset(d, 0, 8);
+    d[0] = flags;
+    d[4] = (uint8_t)(vni >> 16);
+    d[5] = (uint8_t)(vni >> 8);
+    d[6] = (uint8_t)vni;
+    return 8 + arp(d + 8, 1, MAC_BCAST, nsmac, IP_HOSTILE, zero, IP_GUEST);
+}
+
+/* Datagrams the port must refuse, from the namespace: each never reaches
+ * the guest and is counted under its reason. */
+static void hostile(struct tport *a, const uint8_t nsmac[6])
+{
+    int s2 = ns_udp(2), s3 = ns_udp(3);
+    if (!CHECK(s2 >= 0 && s3 >= 0, "UDP sockets in the namespace on 192.0.2.2 and .3"))
+        return;
+    uint8_t d[128];
+    struct { const char *what, *key; uint8_t flags; uint32_t vni; int sock; size_t len; } c[] = {
+        { "with VNI 43 (the port's is 42)", "wire_unknown_vni", 0x08, 43, s2, 0 },
+        { "with flags 0x00 (no I bit)", "wire_bad_flags", 0x00, 42, s2, 0 },
+        { "of 21 bytes (less than VXLAN and Ethernet headers)", "wire_short", 0x08, 42, s2, 21 },
+        { "from 192.0.2.3 (not a remote)", "wire_unknown_remote", 0x08, 42, s3, 0 },
+    };
+    for (unsigned i = 0; i < sizeof c / sizeof c[0]; i++) {
+        unsigned long long k0 = port_stat("vx0", c[i].key), d0 = port_stat("vx0", "tx_drops");
+        tport_drain(a);
+        size_t len = hostile_dgram(d, c[i].flags, c[i].vni, nsmac);
+        bool sent = send_dgram(c[i].sock, d, c[i].len ? c[i].len : len, 4789);
+        bool seen = guest_wait(a, 300, match_hostile, NULL, NULL);
+        unsigned long long k = port_stat("vx0", c[i].key) - k0,
+                           dr = port_stat("vx0", "tx_drops") - d0;
+        CHECK(sent && !seen && k == 1 && dr == 1,
+              "a datagram %s: the guest %s, %s +%llu, tx_drops +%llu", c[i].what,
+              seen ? "GOT IT" : "sees nothing", c[i].key, k, dr);
+    }
+    /* The same ARP request, right: the guest gets it. */
+    send_dgram(s2, d, hostile_dgram(d, 0x08, 42, nsmac), 4789);
+    CHECK(guest_wait(a, 1000, match_hostile, NULL, NULL),
+          "the same datagram with VNI 42 from 192.0.2.2 reaches the guest");
+    /* Garbage. */
+    srand(4789);
+    unsigned nsent = 0;
+    for (unsigned i = 0; i < 500; i++) {
+        uint8_t g[1600];
+        size_t len = (size_t)rand() % sizeof g;
+        for (size_t k = 0; k < len; k++)
+            g[k] = (uint8_t)rand();
+        if (i % 2) {
+            g[0] |= 0x08;
+            if (len > 7) {
+                g[4] = 0;
+                g[5] = 0;
+                g[6] = 42;
+            }
+        }
+        nsent += send_dgram(s2, g, len, 4789);
+    }
+    msleep(200);
+    tport_drain(a);
+    CHECK(daemon_alive() && nsent == 500, "500 random datagrams (half with VNI 42): daemon alive");
+    close(s2);
+    close(s3);
+}
+
+/* A second lwvhostd in the namespace with guest port b and VXLAN port vy
+ * (VNI 43, UDP port 4790) to this daemon's vy; 0 when it is up. */
+static int start_daemon2(char *bsock, size_t len)
+{
+    char vx[128], ctl[200], logp[200];
+    snprintf(bsock, len, "%s/b.sock", D.dir);
+    snprintf(ctl, sizeof ctl, "%s/ctl2.sock", D.dir);
+    snprintf(logp, sizeof logp, "%s/daemon2.log", D.dir);
+    snprintf(vx, sizeof vx, "vy,local=192.0.2.2,remote=192.0.2.1,vni=43,dstport=4790");
+    char bspec[300];
+    snprintf(bspec, sizeof bspec, "b,path=%s", bsock);
+    daemon2 = fork();
+    if (daemon2 == 0) {
+        int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execlp("ip", "ip", "netns", "exec", ns, daemon_bin(), "--port", bspec, "--vxlan", vx,
+               "--ctl", ctl, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        struct stat st;
+        if (stat(bsock, &st) == 0)
+            return 0;
+        msleep(50);
+    }
+    return -1;
+}
+
+static void two_daemons(struct tport *a)
+{
+    char bsock[256], buf[4096];
+    daemon_ctl("vxlan add vy,local=192.0.2.1,remote=192.0.2.2,vni=43,dstport=4790\n", buf,
+               sizeof buf);
+    if (!CHECK(strstr(buf, "added") != NULL, "vxlan add vy (VNI 43, port 4790): %s", buf))
+        return;
+    if (!CHECK(start_daemon2(bsock, sizeof bsock) == 0,
+               "a second lwvhostd in the namespace with --vxlan vy,...,vni=43,dstport=4790"))
+        return;
+    struct vuf_opts o;
+    tport_default_opts(&o, "b");
+    o.path = bsock;
+    struct tport b;
+    if (!CHECK(tport_connect(&b, "b", 0x0b, &o) == 0, "guest b connects to the second daemon"))
+        return;
+    tport_drain(a);
+    struct tport *both[2] = { a, &b };
+    CHECK(learn_all(both, 2) == 0, "a broadcast from each guest reaches the other across the "
+          "two daemons' VXLAN ports");
+    CHECK(pair_ok(a, &b, 200, 1000) == 0 && pair_ok(a, &b, 64, 1468 - 4) == 0,
+          "a <-> b: 200 frames of 1000 bytes and 64 of 1464 each way, intact and in order");
+    tport_close(&b);
+    kill(daemon2, SIGTERM);
+    int st = 0;
+    waitpid(daemon2, &st, 0);
+    daemon2 = -1;
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the second daemon stops cleanly");
+    daemon_ctl("vxlan del vy\n", buf, sizeof buf);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    test_init("vxlan_netns", 120);
+    net_setup();
+    int cap = ns_capture();
+    if (cap < 0)
+        skip("no packet socket on the namespace's vxlan device");
+
+    const char *ports[] = { "a", NULL };
+    const char *extra[] = { "--vxlan", "vx0,local=192.0.2.1,remote=192.0.2.2,vni=42", NULL };
+    if (!CHECK(daemon_start(ports, extra) == 0, "daemon starts with --vxlan vx0,local=192.0.2.1,"
+               "remote=192.0.2.2,vni=42"))
+        return test_finish();
+    struct vuf_opts o;
+    tport_default_opts(&o, "a");
+    o.features |= 1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_HOST_TSO4;
+    o.tx_buf_size = 8192;
+    struct tport a;
+    if (!CHECK(tport_connect(&a, "a", 0x0a, &o) == 0, "frontend a connects (CSUM, HOST_TSO4)"))
+        return test_finish();
+
+    char buf[8192];
+    daemon_ctl("ports\n", buf, sizeof buf);
+    CHECK(strstr(buf, "vx0") && strstr(buf, "vxlan") && strstr(buf, "1450"),
+          "lwvhostctl ports lists vx0 as a vxlan port with MTU 1450");
+
+    uint8_t mac[6];
+    if (guest_pings_ns(&a, mac, "start")) {
+        ns_pings_guest(&a);
+        offloads(&a, mac, cap);
+        hostile(&a, mac);
+        guest_pings_ns(&a, mac, "after the hostile datagrams");
+    }
+    note("vx0: %llu frames from remotes, %llu to them", port_stat("vx0", "tx_packets"),
+         port_stat("vx0", "rx_packets"));
+    daemon_ctl("stats\n", buf, sizeof buf);
+    CHECK(strstr(buf, "unknown vni 1") && strstr(buf, "unknown remote 1"),
+          "lwvhostctl stats shows the drop reasons under vx0");
+
+    /* Idle: nothing moves, the worker sleeps on the socket. */
+    msleep(300);
+    double cpu = daemon_cpu_over(1000);
+    CHECK(cpu < 0.05, "idle with a VXLAN port: %.3f s of CPU in 1 s", cpu);
+
+    two_daemons(&a);
+
+    /* At run time: bad specs refused, then del and add again. */
+    daemon_ctl("vxlan add vx1,local=198.51.100.1,remote=192.0.2.2,vni=1\n", buf, sizeof buf);
+    CHECK(strstr(buf, "error") && strstr(buf, "local= must be an address of this host"),
+          "a local address not of this host refused: %s", buf);
+    daemon_ctl("vxlan add vx1,local=192.0.2.1,remote=192.0.2.2,vni=1\n", buf, sizeof buf);
+    CHECK(strstr(buf, "error") && strstr(buf, "vx0"), "a second port on 192.0.2.1:4789 "
+          "refused: %s", buf);
+    daemon_ctl("vxlan add vx1,local=192.0.2.1,remote=2001:db8::1,vni=1\n", buf, sizeof buf);
+    CHECK(strstr(buf, "IPv6 is not supported"), "IPv6 refused: %s", buf);
+    daemon_ctl("vxlan del vx0\n", buf, sizeof buf);
+    CHECK(strstr(buf, "removed") != NULL, "vxlan del vx0: %s", buf);
+    daemon_ctl("vxlan add vx0,local=192.0.2.1,remote=192.0.2.2,vni=42\n", buf, sizeof buf);
+    CHECK(strstr(buf, "added") != NULL, "vxlan add vx0 again: %s", buf);
+    guest_pings_ns(&a, mac, "after del and add");
+
+    tport_close(&a);
+    close(cap);
+    return test_finish();
+}

@@ -1,0 +1,761 @@
+/*
+ * test_vxlan.c - the VXLAN port (src/daemon/vxlan.c).
+ *
+ * Without sockets: the header it builds; every datagram it must refuse,
+ * each counted under its own reason and nothing else; remotes learned with
+ * learn=on up to the cap; the inner MAC -> remote table (learning, a MAC
+ * moving to another remote, aging, a full table); which remotes a frame
+ * goes to; the flow hash that picks the sending socket.
+ *
+ * With UDP sockets on the loopback (no root needed): a port on 127.0.0.1
+ * sends to a remote at 127.0.0.2, where the test reads the datagrams: a
+ * plain frame, a scattered frame whose TCP checksum the port completes, a
+ * TSO frame it segments (every segment's checksums checked), frames over
+ * its MTU dropped and counted, one flow from one source port and many
+ * flows from several; and it receives what the test sends it, refusing a
+ * wrong VNI and a stranger.  Buffers handed to the port are exactly their
+ * size on the heap, so under ASan a read past one fails the test.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "log.h"
+#include "net.h"
+#include "offload.h"
+#include "port.h"
+#include "vxlan.h"
+
+static const uint8_t MAC_A[6] = { 0x02, 0, 0, 0, 0, 0x0a };
+static const uint8_t MAC_B[6] = { 0x02, 0, 0, 0, 0, 0x0b };
+static const uint8_t BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+    return htonl((uint32_t)a << 24 | (uint32_t)b << 16 | (uint32_t)c << 8 | d);
+}
+
+static struct sockaddr_in from_ip(uint32_t ip)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(40000);   /* any: only the address makes a remote */
+    sa.sin_addr.s_addr = ip;
+    return sa;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* A datagram: VXLAN header (flags, vni) and a frame of flen bytes from src
+ * to dst; returns its length. */
+static size_t dgram(uint8_t *d, uint8_t flags, uint32_t vni, const uint8_t dst[6],
+                    const uint8_t src[6], size_t flen)
+{
+    memset(d, 0, VXLAN_HLEN + flen);
+    d[0] = flags;
+    d[4] = (uint8_t)(vni >> 16);
+    d[5] = (uint8_t)(vni >> 8);
+    d[6] = (uint8_t)vni;
+    memcpy(d + VXLAN_HLEN, dst, 6);
+    memcpy(d + VXLAN_HLEN + 6, src, 6);
+    put16(d + VXLAN_HLEN + 12, 0x0800);
+    for (size_t i = 14; i < flen; i++)
+        d[VXLAN_HLEN + i] = (uint8_t)i;
+    return VXLAN_HLEN + flen;
+}
+
+static struct vxlan_cfg base_cfg(void)
+{
+    struct vxlan_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.local = ip4(10, 0, 0, 1);
+    cfg.remote[0] = ip4(10, 0, 0, 2);
+    cfg.remote[1] = ip4(10, 0, 0, 3);
+    cfg.nremotes = 2;
+    cfg.vni = 42;
+    cfg.dstport = 4789;
+    cfg.mtu = 1450;
+    return cfg;
+}
+
+/* True when every counter of a equals b's but the one at field (an
+ * offsetof, or (size_t)-1 for none), which is b's + 1. */
+static bool only_bumped(const struct vxlan_stats *a, const struct vxlan_stats *b, size_t field)
+{
+    const uint64_t *x = (const uint64_t *)a, *y = (const uint64_t *)b;
+    for (size_t i = 0; i < sizeof(*a) / sizeof(uint64_t); i++) {
+        uint64_t want = y[i] + (i * sizeof(uint64_t) == field ? 1 : 0);
+        if (x[i] != want)
+            return false;
+    }
+    return true;
+}
+
+#define NONE ((size_t)-1)
+#define FIELD(f) offsetof(struct vxlan_stats, f)
+
+static void header_bytes(void)
+{
+    uint8_t h[VXLAN_HLEN];
+    static const uint8_t want[VXLAN_HLEN] = { 0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0 };
+    vxlan_header(h, 0x123456);
+    CHECK(memcmp(h, want, VXLAN_HLEN) == 0,
+          "header for VNI 0x123456: flags 08, reserved 0, VNI big-endian in bytes 4..6, 0");
+    static const uint8_t zero[VXLAN_HLEN] = { 0x08, 0, 0, 0, 0, 0, 0, 0 };
+    vxlan_header(h, 0);
+    CHECK(memcmp(h, zero, VXLAN_HLEN) == 0, "header for VNI 0");
+    static const uint8_t top[VXLAN_HLEN] = { 0x08, 0, 0, 0, 0xff, 0xff, 0xff, 0 };
+    vxlan_header(h, VXLAN_VNI_MAX);
+    CHECK(memcmp(h, top, VXLAN_HLEN) == 0, "header for VNI 16777215");
+    struct vxlan_cfg cfg = base_cfg();
+    static struct vxlan_core c;
+    vxlan_core_init(&c, &cfg, 1);
+    CHECK(c.hdr[0] == 0x08 && c.hdr[4] == 0 && c.hdr[5] == 0 && c.hdr[6] == 42 &&
+              c.max_frame == 1450 + 18,
+          "a port's header carries its VNI; its largest frame is MTU + 18");
+}
+
+/* One datagram of len bytes (at the end of an exact heap buffer) through
+ * vxlan_rx_check; true when the verdict is want and only counter field
+ * moved. */
+static bool rx_case(struct vxlan_core *c, const uint8_t *d, size_t len, uint32_t from,
+                    enum vxlan_rx_rc want, size_t field)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    memcpy(copy, d, len);
+    struct vxlan_stats before = c->st;
+    struct sockaddr_in sa = from_ip(from);
+    size_t inner = 0;
+    enum vxlan_rx_rc rc = vxlan_rx_check(c, &sa, copy, len, 1000, &inner);
+    bool ok = rc == want && only_bumped(&c->st, &before, field) &&
+              (rc != VXLAN_RX_OK || inner == len - VXLAN_HLEN);
+    if (!ok)
+        note("verdict %d (wanted %d), inner %zu", rc, want, inner);
+    free(copy);
+    return ok;
+}
+
+static void hostile_datagrams(void)
+{
+    static struct vxlan_core c;
+    struct vxlan_cfg cfg = base_cfg();
+    vxlan_core_init(&c, &cfg, 7);
+    uint32_t r0 = cfg.remote[0], stranger = ip4(10, 9, 9, 9);
+    static uint8_t d[VXLAN_HLEN + 2000];
+    size_t len = dgram(d, 0x08, 42, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, r0, VXLAN_RX_OK, NONE), "a good datagram from a remote passes");
+    for (size_t l = 0; l < VXLAN_HLEN + 14; l++)
+        if (!rx_case(&c, d, l, r0, VXLAN_RX_SHORT, FIELD(rx_short))) {
+            CHECK(0, "a %zu-byte datagram is refused as short", l);
+            break;
+        }
+    CHECK(c.st.rx_short == VXLAN_HLEN + 14, "0..21-byte datagrams: short, each counted (%llu)",
+          (unsigned long long)c.st.rx_short);
+    CHECK(rx_case(&c, d, VXLAN_HLEN + 14, r0, VXLAN_RX_OK, NONE),
+          "a 22-byte datagram (a bare Ethernet header) passes");
+    dgram(d, 0x00, 42, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, r0, VXLAN_RX_BAD_FLAGS, FIELD(rx_bad_flags)),
+          "flags 0x00 (no I bit): bad flags");
+    dgram(d, 0xf7, 42, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, r0, VXLAN_RX_BAD_FLAGS, FIELD(rx_bad_flags)),
+          "flags 0xf7 (every bit but I): bad flags");
+    dgram(d, 0xff, 42, MAC_B, MAC_A, 60);
+    d[1] = d[2] = d[3] = d[7] = 0xff;
+    CHECK(rx_case(&c, d, len, r0, VXLAN_RX_OK, NONE),
+          "reserved bits set besides I (flags and reserved bytes 0xff): ignored, passes");
+    dgram(d, 0x08, 43, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, r0, VXLAN_RX_UNKNOWN_VNI, FIELD(rx_unknown_vni)),
+          "VNI 43 on a VNI 42 port: unknown vni");
+    dgram(d, 0x08, 42 | 0x10000, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, r0, VXLAN_RX_UNKNOWN_VNI, FIELD(rx_unknown_vni)),
+          "VNI differing in its top byte: unknown vni");
+    len = dgram(d, 0x08, 42, MAC_B, MAC_A, 1450 + 18);
+    CHECK(rx_case(&c, d, len, r0, VXLAN_RX_OK, NONE), "an inner frame of MTU + 18 bytes passes");
+    len = dgram(d, 0x08, 42, MAC_B, MAC_A, 1450 + 19);
+    CHECK(rx_case(&c, d, len, r0, VXLAN_RX_TOO_LONG, FIELD(rx_too_long)),
+          "an inner frame of MTU + 19 bytes: too long");
+    len = dgram(d, 0x08, 42, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, stranger, VXLAN_RX_UNKNOWN_REMOTE, FIELD(rx_unknown_remote)),
+          "a good datagram from an address not a remote (learn off): unknown remote");
+    CHECK(vxlan_remote_find(&c, stranger) < 0 && c.nremotes == 2, "... and it is not learned");
+    struct vxlan_stats before = c.st;
+    struct sockaddr_in v6 = from_ip(r0);
+    v6.sin_family = AF_INET6;
+    size_t inner;
+    CHECK(vxlan_rx_check(&c, &v6, d, len, 1000, &inner) == VXLAN_RX_UNKNOWN_REMOTE &&
+              only_bumped(&c.st, &before, FIELD(rx_unknown_remote)),
+          "a sender that is not AF_INET: unknown remote");
+    /* Content is checked before the sender: a stranger's bad datagram is
+     * counted for what it is. */
+    dgram(d, 0x08, 44, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, stranger, VXLAN_RX_UNKNOWN_VNI, FIELD(rx_unknown_vni)),
+          "a stranger's datagram with a wrong VNI: counted as unknown vni");
+
+    /* Random datagrams: never a crash, always exactly one verdict counted. */
+    srand(16);
+    unsigned counted = 0;
+    for (unsigned i = 0; i < 5000; i++) {
+        size_t l = (size_t)rand() % 1600;
+        for (size_t k = 0; k < l; k++)
+            d[k] = (uint8_t)rand();
+        if (i % 3 == 0 && l >= 8) {   /* mostly-right headers too */
+            d[0] |= 0x08;
+            d[4] = 0;
+            d[5] = 0;
+            d[6] = 42;
+        }
+        struct vxlan_stats b0 = c.st;
+        uint32_t src = i % 2 ? r0 : stranger;
+        struct sockaddr_in sa = from_ip(src);
+        enum vxlan_rx_rc rc = vxlan_rx_check(&c, &sa, d, l, 1000, &inner);
+        const uint64_t *x = (const uint64_t *)&c.st, *y = (const uint64_t *)&b0;
+        uint64_t moved = 0;
+        for (size_t k = 0; k < FIELD(rx_errors) / sizeof(uint64_t); k++)
+            moved += x[k] - y[k];
+        counted += (rc == VXLAN_RX_OK) == (moved == 0) && moved <= 1 &&
+                   (rc != VXLAN_RX_OK || inner == l - VXLAN_HLEN);
+    }
+    CHECK(counted == 5000, "5000 random datagrams: each passed uncounted or was counted once "
+          "(%u)", counted);
+}
+
+static void remote_learning(void)
+{
+    static struct vxlan_core c;
+    struct vxlan_cfg cfg = base_cfg();
+    cfg.learn = true;
+    vxlan_core_init(&c, &cfg, 9);
+    static uint8_t d[VXLAN_HLEN + 100];
+    size_t len = dgram(d, 0x08, 42, MAC_B, MAC_A, 60);
+    uint32_t newcomer = ip4(10, 0, 0, 77);
+    CHECK(rx_case(&c, d, len, newcomer, VXLAN_RX_OK, FIELD(remotes_learned)) &&
+              c.nremotes == 3 && vxlan_remote_find(&c, newcomer) == 2 &&
+              c.remote[2].sin_port == htons(4789),
+          "learn=on: a good datagram from a new address adds it (sent to at dstport 4789)");
+    CHECK(rx_case(&c, d, len, newcomer, VXLAN_RX_OK, NONE) && c.nremotes == 3,
+          "... once");
+    dgram(d, 0x08, 41, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, ip4(10, 0, 0, 78), VXLAN_RX_UNKNOWN_VNI, FIELD(rx_unknown_vni)) &&
+              c.nremotes == 3,
+          "a bad datagram from a new address does not add it");
+    dgram(d, 0x08, 42, MAC_B, MAC_A, 60);
+    CHECK(rx_case(&c, d, len, ip4(224, 0, 0, 5), VXLAN_RX_UNKNOWN_REMOTE,
+                  FIELD(rx_unknown_remote)) &&
+              rx_case(&c, d, len, 0, VXLAN_RX_UNKNOWN_REMOTE, FIELD(rx_unknown_remote)) &&
+              c.nremotes == 3,
+          "multicast and 0.0.0.0 senders are not learned");
+    unsigned added = 0;
+    for (unsigned i = 0; i < 100; i++) {
+        struct sockaddr_in sa = from_ip(ip4(10, 2, 0, (uint8_t)(i + 1)));
+        size_t inner;
+        added += vxlan_rx_check(&c, &sa, d, len, 1000, &inner) == VXLAN_RX_OK;
+    }
+    CHECK(c.nremotes == VXLAN_MAX_REMOTES && added == VXLAN_MAX_REMOTES - 3 &&
+              c.st.remotes_full == 100 - added && c.st.rx_unknown_remote == 2 + 100 - added,
+          "100 more senders: %u learned up to the cap of %d, the rest refused and counted "
+          "(remotes_full %llu)", added, VXLAN_MAX_REMOTES, (unsigned long long)c.st.remotes_full);
+    uint8_t t[VXLAN_MAX_REMOTES];
+    CHECK(vxlan_targets(&c, BCAST, 1000, t) == VXLAN_MAX_REMOTES && t[0] == 0 && t[63] == 63,
+          "a broadcast goes to all %d remotes, configured and learned", VXLAN_MAX_REMOTES);
+}
+
+static void mac_table(void)
+{
+    static struct vxlan_core c;
+    struct vxlan_cfg cfg = base_cfg();
+    cfg.remote[2] = ip4(10, 0, 0, 4);
+    cfg.nremotes = 3;
+    vxlan_core_init(&c, &cfg, 12345);
+    static uint8_t d[VXLAN_HLEN + 100];
+    size_t len = dgram(d, 0x08, 42, BCAST, MAC_A, 60);
+    struct sockaddr_in r1 = from_ip(cfg.remote[1]), r2 = from_ip(cfg.remote[2]);
+    size_t inner;
+    uint8_t t[VXLAN_MAX_REMOTES];
+    CHECK(vxlan_vtep_lookup(&c, MAC_A, 100) == -1 && vxlan_targets(&c, MAC_A, 100, t) == 3,
+          "an unknown unicast MAC: unknown, so replicated to all 3 remotes");
+    vxlan_rx_check(&c, &r1, d, len, 100, &inner);
+    CHECK(vxlan_vtep_lookup(&c, MAC_A, 100) == 1 && vxlan_targets(&c, MAC_A, 100, t) == 1 &&
+              t[0] == 1,
+          "after a frame from it through remote 1: frames to it go to remote 1 alone");
+    CHECK(vxlan_targets(&c, BCAST, 100, t) == 3, "a broadcast still goes to all 3");
+    uint8_t mcast[6] = { 0x01, 0x00, 0x5e, 0, 0, 1 };
+    CHECK(vxlan_targets(&c, mcast, 100, t) == 3, "a multicast goes to all 3");
+    vxlan_rx_check(&c, &r2, d, len, 150, &inner);
+    CHECK(vxlan_vtep_lookup(&c, MAC_A, 150) == 2 && c.st.vtep_moved == 1,
+          "the MAC seen behind remote 2: it moved (vtep_moved 1)");
+    CHECK(vxlan_vtep_lookup(&c, MAC_A, 150 + VXLAN_VTEP_AGE_S) == 2 &&
+              vxlan_vtep_lookup(&c, MAC_A, 151 + VXLAN_VTEP_AGE_S) == -1 &&
+              vxlan_targets(&c, MAC_A, 151 + VXLAN_VTEP_AGE_S, t) == 3,
+          "it ages out after %u s: replicated again", VXLAN_VTEP_AGE_S);
+    uint8_t grp[6] = { 0x03, 0, 0, 0, 0, 1 }, zero[6] = { 0 };
+    dgram(d, 0x08, 42, BCAST, grp, 60);
+    vxlan_rx_check(&c, &r1, d, len, 200, &inner);
+    dgram(d, 0x08, 42, BCAST, zero, 60);
+    vxlan_rx_check(&c, &r1, d, len, 200, &inner);
+    CHECK(vxlan_vtep_lookup(&c, grp, 200) == -1 && vxlan_vtep_lookup(&c, zero, 200) == -1,
+          "group and all-zero source MACs are not learned");
+
+    /* More MACs than slots: the table stays bounded, counts what it could
+     * not take, and what it took is right. */
+    unsigned wrong = 0, found = 0;
+    uint8_t m[6] = { 0x02, 0x11, 0, 0, 0, 0 };
+    for (unsigned i = 0; i < 6000; i++) {
+        m[3] = (uint8_t)(i >> 16);
+        m[4] = (uint8_t)(i >> 8);
+        m[5] = (uint8_t)i;
+        vxlan_vtep_learn(&c, m, i % 3, 1000);
+    }
+    for (unsigned i = 0; i < 6000; i++) {
+        m[3] = (uint8_t)(i >> 16);
+        m[4] = (uint8_t)(i >> 8);
+        m[5] = (uint8_t)i;
+        int r = vxlan_vtep_lookup(&c, m, 1000);
+        found += r >= 0;
+        wrong += r >= 0 && r != (int)(i % 3);
+    }
+    CHECK(c.st.vtep_full == 6000 - found && found <= VXLAN_VTEP_SLOTS && found > 3000 &&
+              wrong == 0,
+          "6000 MACs into %u slots: %u learned, all behind the right remote, %llu counted full",
+          VXLAN_VTEP_SLOTS, found, (unsigned long long)c.st.vtep_full);
+    uint64_t full0 = c.st.vtep_full;
+    m[1] = 0x22;
+    unsigned later = 0;
+    for (unsigned i = 0; i < 1000; i++) {
+        m[4] = (uint8_t)(i >> 8);
+        m[5] = (uint8_t)i;
+        vxlan_vtep_learn(&c, m, 0, 2000);
+        later += vxlan_vtep_lookup(&c, m, 2000) == 0;
+    }
+    CHECK(later == 1000 && c.st.vtep_full == full0,
+          "once they aged, 1000 new MACs take their slots (%u learned)", later);
+}
+
+/* An Ethernet/IPv4/TCP or UDP frame of total len bytes (l4: 6 or 17). */
+static size_t ip_frame(uint8_t *f, size_t len, uint8_t l4, uint16_t sport, uint16_t dport,
+                       uint16_t frag)
+{
+    memset(f, 0, len);
+    memcpy(f, MAC_B, 6);
+    memcpy(f + 6, MAC_A, 6);
+    put16(f + 12, 0x0800);
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45;
+    put16(ip + 2, (uint16_t)(len - 14));
+    put16(ip + 6, frag);
+    ip[8] = 64;
+    ip[9] = l4;
+    memcpy(ip + 12, (uint8_t[]){ 192, 0, 2, 1 }, 4);
+    memcpy(ip + 16, (uint8_t[]){ 192, 0, 2, 2 }, 4);
+    put16(ip + 20, sport);
+    put16(ip + 22, dport);
+    for (size_t i = 54; i < len; i++)
+        f[i] = (uint8_t)(i * 7);
+    return len;
+}
+
+static void flow_hash(void)
+{
+    uint8_t f[128], g[128];
+    ip_frame(f, 128, 6, 1000, 80, 0);
+    memcpy(g, f, 128);
+    g[100] ^= 0xff;   /* payload */
+    put16(g + 14 + 4, 99);   /* IP ID */
+    CHECK(vxlan_flow_hash(f, 128) == vxlan_flow_hash(g, 128) &&
+              vxlan_flow_hash(f, 128) == vxlan_flow_hash(f, 64),
+          "same flow, other payload, IP ID or length seen: same hash");
+    ip_frame(g, 128, 6, 1001, 80, 0);
+    CHECK(vxlan_flow_hash(f, 128) != vxlan_flow_hash(g, 128), "another source port: other hash");
+    ip_frame(g, 128, 17, 1000, 80, 0);
+    CHECK(vxlan_flow_hash(f, 128) != vxlan_flow_hash(g, 128), "UDP, not TCP: other hash");
+    /* Fragments of one datagram: no ports in the hash, so all of them
+     * (the first has ports, the rest have payload there) stay together. */
+    ip_frame(f, 128, 17, 1000, 80, 0x2000);
+    ip_frame(g, 128, 17, 5555, 6666, 0x0010);
+    CHECK(vxlan_flow_hash(f, 128) == vxlan_flow_hash(g, 128),
+          "IPv4 fragments (MF, or an offset) hash without ports");
+    unsigned used[VXLAN_TX_SOCKS] = { 0 }, distinct = 0;
+    for (unsigned i = 0; i < 64; i++) {
+        ip_frame(f, 128, 6, (uint16_t)(30000 + i), 443, 0);
+        used[vxlan_flow_hash(f, 128) % VXLAN_TX_SOCKS]++;
+    }
+    for (unsigned s = 0; s < VXLAN_TX_SOCKS; s++)
+        distinct += used[s] > 0;
+    CHECK(distinct >= 6, "64 TCP flows over %u sockets use %u of them", VXLAN_TX_SOCKS, distinct);
+    /* One VLAN tag is skipped to the IP header. */
+    uint8_t v[132];
+    ip_frame(f, 128, 6, 1000, 80, 0);
+    memcpy(v, f, 12);
+    put16(v + 12, 0x8100);
+    put16(v + 14, 5);
+    memcpy(v + 16, f + 12, 116);
+    uint8_t w[132];
+    memcpy(w, v, 132);
+    put16(w + 18 + 20, 1001);
+    CHECK(vxlan_flow_hash(v, 132) != vxlan_flow_hash(w, 132),
+          "VLAN-tagged: the ports behind the tag count");
+    uint8_t e6[86];
+    memset(e6, 0, sizeof e6);
+    put16(e6 + 12, 0x86dd);
+    e6[14] = 0x60;
+    e6[14 + 6] = 6;
+    uint8_t e6b[86];
+    memcpy(e6b, e6, sizeof e6);
+    put16(e6b + 54 + 2, 8080);
+    CHECK(vxlan_flow_hash(e6, 86) != vxlan_flow_hash(e6b, 86), "IPv6 TCP ports count");
+    for (size_t l = 0; l < 70; l++)
+        (void)vxlan_flow_hash(e6, l);   /* short frames: bounds (ASan) */
+}
+
+/* ---- with sockets on the loopback ---------------------------------------------- */
+
+static struct port *vport;
+static int peer = -1;      /* the remote VTEP: 127.0.0.2:dstport */
+static uint16_t dport;
+
+/* A UDP socket bound to ip:port (0: any). */
+static int udp_bound(uint32_t ip, uint16_t port)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = from_ip(ip);
+    sa.sin_port = htons(port);
+    if (s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(s);
+        s = -1;
+    }
+    return s;
+}
+
+/* Opens the port on 127.0.0.1 and the peer on 127.0.0.2, at a UDP port
+ * free on both; false if the loopback cannot do it. */
+static bool loop_setup(uint32_t mtu)
+{
+    for (unsigned attempt = 0; attempt < 20; attempt++) {
+        int probe = udp_bound(ip4(127, 0, 0, 1), 0);
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+        if (probe < 0 || getsockname(probe, (struct sockaddr *)&sa, &sl) < 0)
+            return false;
+        close(probe);
+        dport = ntohs(sa.sin_port);
+        peer = udp_bound(ip4(127, 0, 0, 2), dport);
+        if (peer < 0)
+            continue;
+        vport = calloc(1, sizeof(*vport));
+        snprintf(vport->name, sizeof vport->name, "vx0");
+        vport->tap_fd = -1;
+        struct vxlan_cfg cfg = base_cfg();
+        cfg.local = ip4(127, 0, 0, 1);
+        cfg.remote[0] = ip4(127, 0, 0, 2);
+        cfg.nremotes = 1;
+        cfg.dstport = dport;
+        cfg.mtu = mtu;
+        char err[256];
+        if (vxlan_open(vport, &cfg, err, sizeof err) == 0)
+            return true;
+        note("vxlan_open: %s", err);
+        free(vport);
+        close(peer);
+    }
+    return false;
+}
+
+/* The next datagram at the peer within ms: its length (and source port),
+ * or -1. */
+static int peer_recv(uint8_t *buf, size_t cap, uint16_t *sport, int ms)
+{
+    struct pollfd p = { .fd = peer, .events = POLLIN };
+    if (poll(&p, 1, ms) <= 0)
+        return -1;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    ssize_t n = recvfrom(peer, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&sa, &sl);
+    if (sport)
+        *sport = ntohs(sa.sin_port);
+    return (int)n;
+}
+
+static void peer_drain(void)
+{
+    uint8_t b[2048];
+    while (peer_recv(b, sizeof b, NULL, 20) >= 0)
+        ;
+}
+
+/* A frame in a buffer of exactly len bytes, described over pieces
+ * iovecs (split evenly), with header h. */
+struct heapframe {
+    uint8_t *mem;
+    struct iovec iov[4];
+    struct frame f;
+};
+
+static void heapframe_make(struct heapframe *hf, const uint8_t *data, size_t len, unsigned pieces,
+                           const struct virtio_net_hdr *h)
+{
+    hf->mem = malloc(len);
+    memcpy(hf->mem, data, len);
+    size_t at = 0;
+    for (unsigned i = 0; i < pieces; i++) {
+        size_t l = i + 1 == pieces ? len - at : len / pieces;
+        hf->iov[i] = (struct iovec){ hf->mem + at, l };
+        at += l;
+    }
+    memset(&hf->f, 0, sizeof hf->f);
+    hf->f.iov = hf->iov;
+    hf->f.niov = pieces;
+    hf->f.len = len;
+    hf->f.flat = pieces == 1 ? hf->mem : NULL;
+    hf->f.hdr = *h;
+    memcpy(hf->f.eth, data, 14);
+}
+
+static uint16_t csum16(const uint8_t *p, size_t len, uint32_t s)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        s += (uint32_t)p[len - 1] << 8;
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+}
+
+/* True when f (an Ethernet/IPv4/TCP frame of len bytes) has right IP and
+ * TCP checksums. */
+static bool tcp4_sums_ok(const uint8_t *f, size_t len)
+{
+    const uint8_t *ip = f + 14;
+    size_t ihl = (size_t)(ip[0] & 15) * 4, tl = get16(ip + 2);
+    if (len < 14 + ihl + 20 || tl != len - 14 || csum16(ip, ihl, 0) != 0)
+        return false;
+    uint32_t pseudo = (uint32_t)get16(ip + 12) + get16(ip + 14) + get16(ip + 16) + get16(ip + 18) +
+                      6 + (uint32_t)(tl - ihl);
+    return csum16(ip + ihl, tl - ihl, pseudo) == 0;
+}
+
+/* A TCP/IPv4 frame of len bytes whose checksum field holds the pseudo-
+ * header sum (a NEEDS_CSUM frame as a guest sends it). */
+static void partial_tcp(uint8_t *f, size_t len, uint16_t sport, uint32_t seq)
+{
+    ip_frame(f, len, 6, sport, 80, 0);
+    uint8_t *ip = f + 14, *tcp = ip + 20;
+    put16(ip + 10, 0);
+    put16(ip + 10, csum16(ip, 20, 0));
+    tcp[4] = (uint8_t)(seq >> 24);
+    tcp[5] = (uint8_t)(seq >> 16);
+    tcp[6] = (uint8_t)(seq >> 8);
+    tcp[7] = (uint8_t)seq;
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x18;
+    uint32_t pseudo = (uint32_t)get16(ip + 12) + get16(ip + 14) + get16(ip + 16) + get16(ip + 18) +
+                      6 + (uint32_t)(len - 34);
+    while (pseudo >> 16)
+        pseudo = (pseudo & 0xffff) + (pseudo >> 16);
+    put16(tcp + 16, (uint16_t)pseudo);   /* not inverted: the partial sum */
+}
+
+static void send_side(void)
+{
+    static uint8_t f[70000], buf[70000];
+    struct heapframe hf;
+    static const struct virtio_net_hdr plain;
+    uint16_t sp = 0, sp2 = 0;
+
+    /* A plain frame, in one piece. */
+    ip_frame(f, 200, 17, 5000, 53, 0);
+    heapframe_make(&hf, f, 200, 1, &plain);
+    vxlan_send(vport, &hf.f, 1);
+    int n = peer_recv(buf, sizeof buf, &sp, 1000);
+    CHECK(n == 208 && memcmp(buf, "\x08\0\0\0\0\0\x2a\0", 8) == 0 && memcmp(buf + 8, f, 200) == 0,
+          "a 200-byte frame arrives as a 208-byte datagram: VXLAN header (VNI 42), the frame "
+          "intact (got %d)", n);
+    free(hf.mem);
+
+    /* A partial checksum, the frame in three pieces (the field in the
+     * middle one): completed, the guest's buffer left as it was. */
+    partial_tcp(f, 1000, 7000, 1);
+    heapframe_make(&hf, f, 1000, 3, &(struct virtio_net_hdr){ .flags =
+                   VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 16 });
+    vxlan_send(vport, &hf.f, 1);
+    n = peer_recv(buf, sizeof buf, NULL, 1000);
+    CHECK(n == 1008 && tcp4_sums_ok(buf + 8, 1000) && memcmp(hf.mem, f, 1000) == 0,
+          "a NEEDS_CSUM TCP frame in 3 pieces: its checksum completed in flight, the source "
+          "buffer untouched (got %d)", n);
+    free(hf.mem);
+
+    /* TSO: 4000 payload bytes at gso_size 1000 make 4 segments. */
+    size_t tlen = 54 + 4000;
+    partial_tcp(f, tlen, 7001, 1000000);
+    struct virtio_net_hdr gso = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
+                                  .csum_offset = 16, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+                                  .gso_size = 1000, .hdr_len = 54 };
+    heapframe_make(&hf, f, tlen, 2, &gso);
+    vxlan_send(vport, &hf.f, 1);
+    unsigned good = 0;
+    uint16_t first_port = 0;
+    bool one_port = true;
+    for (unsigned i = 0; i < 4; i++) {
+        uint16_t p = 0;
+        n = peer_recv(buf, sizeof buf, &p, 1000);
+        uint32_t seq = (uint32_t)buf[8 + 38] << 24 | (uint32_t)buf[8 + 39] << 16 |
+                       (uint32_t)buf[8 + 40] << 8 | buf[8 + 41];
+        good += n == 8 + 1054 && tcp4_sums_ok(buf + 8, 1054) && seq == 1000000 + i * 1000 &&
+                memcmp(buf + 8 + 54, f + 54 + i * 1000, 1000) == 0;
+        if (i == 0)
+            first_port = p;
+        one_port &= p == first_port;
+    }
+    CHECK(good == 4 && one_port && peer_recv(buf, sizeof buf, NULL, 50) < 0,
+          "a 4054-byte TSO frame (gso_size 1000): 4 segments with right checksums, sequence "
+          "numbers and payload, from one source port (%u good)", good);
+    free(hf.mem);
+
+    /* Over the MTU (1450: the largest frame is 1468 bytes). */
+    struct vxlan_stats s0, s1;
+    struct vxlan_info in;
+    vxlan_get_stats(vport, &s0, &in);
+    uint64_t drops0 = vport->tap.tx_drops;
+    ip_frame(f, 1469, 17, 1, 2, 0);
+    heapframe_make(&hf, f, 1469, 1, &plain);
+    vxlan_send(vport, &hf.f, 1);
+    free(hf.mem);
+    gso.gso_size = 1415;   /* 54 + 1415 = 1469 */
+    partial_tcp(f, tlen, 7002, 1);
+    heapframe_make(&hf, f, tlen, 1, &gso);
+    vxlan_send(vport, &hf.f, 1);
+    free(hf.mem);
+    gso.gso_size = 1414;   /* 1468: fits */
+    heapframe_make(&hf, f, tlen, 1, &gso);
+    vxlan_send(vport, &hf.f, 1);
+    free(hf.mem);
+    vxlan_get_stats(vport, &s1, &in);
+    unsigned got = 0;
+    while (peer_recv(buf, sizeof buf, NULL, 100) >= 0)
+        got++;
+    CHECK(s1.tx_too_big == s0.tx_too_big + 2 && vport->tap.tx_drops == drops0 + 2 && got == 3,
+          "a 1469-byte frame and a TSO frame cut in 1469-byte segments: dropped, counted "
+          "too big; at 1468 bytes the segments go (%u datagrams)", got);
+
+    /* Source ports: one flow keeps one, many flows use several. */
+    unsigned ports_seen = 0;
+    uint16_t seen[VXLAN_TX_SOCKS];
+    bool stable = true;
+    for (unsigned i = 0; i < 32; i++) {
+        ip_frame(f, 100, 6, (uint16_t)(20000 + i), 80, 0);
+        heapframe_make(&hf, f, 100, 1, &plain);
+        vxlan_send(vport, &hf.f, 1);
+        vxlan_send(vport, &hf.f, 1);
+        free(hf.mem);
+        if (peer_recv(buf, sizeof buf, &sp, 1000) < 0 || peer_recv(buf, sizeof buf, &sp2, 1000) < 0)
+            stable = false;
+        stable &= sp == sp2;
+        bool known = false;
+        for (unsigned k = 0; k < ports_seen; k++)
+            known |= seen[k] == sp;
+        if (!known && ports_seen < VXLAN_TX_SOCKS)
+            seen[ports_seen++] = sp;
+    }
+    CHECK(stable && ports_seen >= 4,
+          "32 TCP flows, two frames each: each flow keeps its source port, %u ports used",
+          ports_seen);
+
+    /* A batch of mixed frames, broadcast: in order. */
+    struct heapframe many[40];
+    struct frame fr[40];
+    for (unsigned i = 0; i < 40; i++) {
+        ip_frame(f, 64 + i * 30, 17, 9, 9, 0);
+        memcpy(f, BCAST, 6);
+        f[60] = (uint8_t)i;
+        heapframe_make(&many[i], f, 64 + i * 30, 1 + i % 3, &plain);
+        fr[i] = many[i].f;
+    }
+    vxlan_send(vport, fr, 40);
+    unsigned inorder = 0;
+    for (unsigned i = 0; i < 40; i++) {
+        n = peer_recv(buf, sizeof buf, NULL, 1000);
+        inorder += n == (int)(8 + 64 + i * 30) && buf[8 + 60] == (uint8_t)i;
+        free(many[i].mem);
+    }
+    CHECK(inorder == 40, "40 frames of one flow in one call (3 batches' worth of pieces): %u in "
+          "order, intact", inorder);
+    peer_drain();
+}
+
+static void recv_side(void)
+{
+    static uint8_t d[VXLAN_HLEN + 2000];
+    struct frame f[VXLAN_RX_BURST];
+    unsigned nread = 0;
+    bool empty = false;
+    struct sockaddr_in to = from_ip(ip4(127, 0, 0, 1));
+    to.sin_port = htons(dport);
+    int stranger = udp_bound(ip4(127, 0, 0, 3), 0);
+    size_t len = dgram(d, 0x08, 42, MAC_B, MAC_A, 100);
+    sendto(peer, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    dgram(d, 0x08, 7, MAC_B, MAC_A, 100);
+    sendto(peer, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    dgram(d, 0x08, 42, MAC_B, MAC_A, 100);
+    if (stranger >= 0)
+        sendto(stranger, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    len = dgram(d, 0x08, 42, MAC_B, MAC_A, 1469);
+    sendto(peer, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    len = dgram(d, 0x08, 42, MAC_B, MAC_A, 1468);
+    d[VXLAN_HLEN + 20] = 0x5a;
+    sendto(peer, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    struct pollfd p = { .fd = vport->tap_fd, .events = POLLIN };
+    poll(&p, 1, 1000);
+    usleep(20000);
+    struct vxlan_stats s;
+    struct vxlan_info in;
+    unsigned n = vxlan_recv_burst(vport, f, VXLAN_RX_BURST, &nread, &empty);
+    vxlan_get_stats(vport, &s, &in);
+    CHECK(nread == 5 && n == 2 && empty && f[0].len == 100 && memcmp(f[0].eth, MAC_B, 6) == 0 &&
+              f[1].len == 1468 && f[1].flat[20] == 0x5a && f[0].hdr.flags == 0 &&
+              s.rx_unknown_vni == 1 && s.rx_unknown_remote == (stranger >= 0) &&
+              s.rx_too_long == 1 && vport->tap.rx_drops == 2 + (stranger >= 0),
+          "5 datagrams read in one burst: 2 frames out (100 and 1468 bytes), a wrong VNI, a "
+          "stranger and a 1469-byte frame (cut by the kernel) refused and counted "
+          "(read %u, out %u)", nread, n);
+    CHECK(in.vtep_entries == 1 && vxlan_recv_burst(vport, f, 4, &nread, &empty) == 0 && empty,
+          "the sender's MAC is in the port's table; the socket is empty now");
+    if (stranger >= 0)
+        close(stranger);
+}
+
+int main(void)
+{
+    log_set_level(LOG_WARN);
+    header_bytes();
+    hostile_datagrams();
+    remote_learning();
+    mac_table();
+    flow_hash();
+    if (loop_setup(1450)) {
+        send_side();
+        recv_side();
+        vxlan_close(vport);
+        CHECK(vport->vxlan == NULL && vport->tap_fd == -1, "vxlan_close forgets the sockets");
+        free(vport);
+        close(peer);
+    } else {
+        note("no UDP on 127.0.0.1/127.0.0.2 here: the socket half is left out");
+        CHECK(0, "UDP sockets on the loopback");
+    }
+    return check_done("test_vxlan");
+}
