@@ -20,10 +20,19 @@
  *  - an idle VXLAN port costs no CPU;
  *  - a second lwvhostd in the namespace (VNI 43, UDP port 4790) with a
  *    guest b: a and b exchange frames through the two daemons' VXLAN ports;
+ *  - three more lwvhostd, each in a namespace of its own (203.0.113.1-3 on
+ *    veths to a bridge in the test's namespace), each with a guest (a3, b3,
+ *    c3) and a VXLAN port (VNI 77) listing the other two (full mesh):
+ *    a broadcast and an unknown unicast from a3 reach b3 and c3 once each,
+ *    as one datagram per remote, and no daemon sends a datagram for a frame
+ *    that came from its VXLAN port (split horizon); once a3's daemon has
+ *    heard from b3 and c3, a3 -> b3 reaches b3 only as one datagram (and
+ *    a3 -> c3 likewise), vtep_macs counts them, traffic runs across the
+ *    mesh, and all three daemons exit 0 on SIGTERM;
  *  - the port is removed and added again at run time, bad specs refused.
  *
  * Needs root, ip(8), network namespaces, veth and the vxlan module: skips
- * (77) without.
+ * (77) without (no bridge for the three-daemon part is a failure).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -42,8 +51,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,8 +79,11 @@ static int sh(const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+static void mesh_cleanup(void);
+
 static void net_cleanup(void)
 {
+    mesh_cleanup();
     if (daemon2 > 0) {
         kill(daemon2, SIGTERM);
         waitpid(daemon2, NULL, 0);
@@ -681,6 +695,368 @@ static void two_daemons(struct tport *a)
     daemon_ctl("vxlan del vy\n", buf, sizeof buf);
 }
 
+/* ---- three daemons: a full mesh, flooding and learning -------------------------- */
+
+/* Three "hosts": namespaces NS_PREFIX PID-h1..h3, each with a veth to a
+ * bridge in the test's own namespace and address 203.0.113.N/24, each
+ * running an lwvhostd with guest port g and VXLAN port vx (VNI 77) whose
+ * remotes are the other two. */
+#define MESH 3
+struct host {
+    char ns[32], veth[IFNAMSIZ];
+    char ctl[200], gsock[200], log[200];
+    pid_t pid;
+    struct tport g;
+};
+static struct host H[MESH] = { { .pid = -1 }, { .pid = -1 }, { .pid = -1 } };
+static char mesh_br[IFNAMSIZ];
+
+static void mesh_cleanup(void)
+{
+    for (unsigned i = 0; i < MESH; i++) {
+        if (H[i].pid > 0) {
+            kill(H[i].pid, SIGTERM);
+            waitpid(H[i].pid, NULL, 0);
+            H[i].pid = -1;
+        }
+        if (H[i].ns[0])
+            sh("ip netns del %s", H[i].ns);
+        H[i].ns[0] = 0;
+        if (H[i].veth[0])
+            sh("ip link del %s", H[i].veth);
+        H[i].veth[0] = 0;
+    }
+    if (mesh_br[0])
+        sh("ip link del %s", mesh_br);
+    mesh_br[0] = 0;
+}
+
+/* The underlay: the bridge, the namespaces and their veths; 0 when up. */
+static int mesh_net(void)
+{
+    int id = (int)getpid() % 1000000;
+    snprintf(mesh_br, sizeof mesh_br, "lwx%dbr", id);
+    if (sh("ip link add %s type bridge", mesh_br) != 0) {
+        mesh_br[0] = 0;
+        return -1;
+    }
+    sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1", mesh_br);
+    if (sh("ip link set %s up", mesh_br) != 0)
+        return -1;
+    for (unsigned i = 0; i < MESH; i++) {
+        struct host *h = &H[i];
+        snprintf(h->ns, sizeof h->ns, NS_PREFIX "%d-h%u", (int)getpid(), i + 1);
+        if (sh("ip netns add %s", h->ns) != 0) {
+            h->ns[0] = 0;
+            return -1;
+        }
+        snprintf(h->veth, sizeof h->veth, "lwx%dh%u", id, i + 1);
+        if (sh("ip link add %s type veth peer name u0 netns %s", h->veth, h->ns) != 0) {
+            h->veth[0] = 0;
+            return -1;
+        }
+        sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1", h->veth);
+        sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1", h->ns);
+        sh("ip netns exec %s sysctl -qw net.ipv6.conf.default.disable_ipv6=1", h->ns);
+        if (sh("ip link set %s master %s", h->veth, mesh_br) ||
+            sh("ip link set %s up", h->veth) || sh("ip -n %s link set lo up", h->ns) ||
+            sh("ip -n %s addr add 203.0.113.%u/24 dev u0", h->ns, i + 1) ||
+            sh("ip -n %s link set u0 up", h->ns))
+            return -1;
+    }
+    return 0;
+}
+
+/* Daemon i in its namespace: --port g, --vxlan vx to the other two; 0 once
+ * its guest socket and control socket exist. */
+static int mesh_daemon(unsigned i)
+{
+    struct host *h = &H[i];
+    char vx[200], gspec[260];
+    unsigned r1 = (i + 1) % MESH + 1, r2 = (i + 2) % MESH + 1;
+    snprintf(h->gsock, sizeof h->gsock, "%s/g%u.sock", D.dir, i + 1);
+    snprintf(h->ctl, sizeof h->ctl, "%s/ctl-h%u.sock", D.dir, i + 1);
+    snprintf(h->log, sizeof h->log, "%s/daemon-h%u.log", D.dir, i + 1);
+    snprintf(gspec, sizeof gspec, "g,path=%s", h->gsock);
+    snprintf(vx, sizeof vx, "vx,local=203.0.113.%u,remote=203.0.113.%u,remote=203.0.113.%u,"
+             "vni=77", i + 1, r1, r2);
+    note("host %u: %s --port %s --vxlan %s", i + 1, h->ns, gspec, vx);
+    h->pid = fork();
+    if (h->pid == 0) {
+        int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        /* Gone with the test, even when its alarm ends it without atexit
+         * (ip netns exec execs the daemon: the signal carries over). */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execlp("ip", "ip", "netns", "exec", h->ns, daemon_bin(), "--port", gspec, "--vxlan", vx,
+               "--ctl", h->ctl, (char *)NULL);
+        _exit(127);
+    }
+    for (int k = 0; k < 200 && h->pid > 0; k++) {
+        struct stat st;
+        if (stat(h->gsock, &st) == 0 && stat(h->ctl, &st) == 0)
+            return 0;
+        if (waitpid(h->pid, NULL, WNOHANG) == h->pid) {
+            h->pid = -1;
+            break;
+        }
+        msleep(25);
+    }
+    return -1;
+}
+
+/* One command line to the control socket at path; the answer in buf. */
+static int ctl_at(const char *path, const char *line, char *buf, size_t cap)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    buf[0] = 0;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        write(fd, line, strlen(line)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = 0;
+    close(fd);
+    return 0;
+}
+
+/* Field key of port vx in "stats json" of host i; -1 when not found. */
+static long long mesh_stat(unsigned i, const char *key)
+{
+    static char buf[65536];
+    char pat[64];
+    if (ctl_at(H[i].ctl, "stats json\n", buf, sizeof buf) < 0)
+        return -1;
+    const char *p = strstr(buf, "{\"name\":\"vx\"");
+    const char *end = p ? strchr(p + 1, '{') : NULL;   /* the next object */
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    p = p ? strstr(p, pat) : NULL;
+    if (!p || (end && p > end))
+        return -1;
+    return strtoll(p + strlen(pat), NULL, 10);
+}
+
+/* Frames of flow at each host's guest within ms (a frame of another flow
+ * counts in *other). */
+static void mesh_collect(uint32_t flow, int ms, unsigned seen[MESH], unsigned *other)
+{
+    static uint8_t buf[65536];
+    double end = t_now() + ms / 1000.0;
+    memset(seen, 0, MESH * sizeof seen[0]);
+    *other = 0;
+    while (t_now() < end) {
+        for (unsigned i = 0; i < MESH; i++) {
+            int len;
+            while ((len = vuf_recv(H[i].g.v, 0, buf, sizeof buf)) >= 0) {
+                uint32_t seq, fl;
+                if (vuf_frame_check(buf, (size_t)len, &seq, &fl) == 0 && fl == flow)
+                    seen[i]++;
+                else
+                    (*other)++;
+            }
+        }
+        msleep(2);
+    }
+}
+
+/* Sends one test frame of flow to dst from host i's guest. */
+static void mesh_send(unsigned i, const uint8_t dst[6], uint32_t flow)
+{
+    uint8_t f[128];
+    vuf_frame_fill(f, 64, dst, H[i].g.mac, 0, flow);
+    vuf_send(H[i].g.v, 0, f, 64);
+    vuf_tx_reclaim(H[i].g.v, 0);
+}
+
+/* The VXLAN datagrams each host sent (its vx port's rx_packets: what the
+ * switch gave the port, counted per datagram). */
+static void mesh_sent(long long out[MESH])
+{
+    for (unsigned i = 0; i < MESH; i++)
+        out[i] = mesh_stat(i, "rx_packets");
+}
+
+/* Host `from` sends a frame to dst; every guest's count of it within
+ * 300 ms (wait: a duplicate or a stray copy has time to show) and the
+ * datagrams each host sent for it. */
+static void mesh_one(unsigned from, const uint8_t dst[6], uint32_t flow, unsigned seen[MESH],
+                     long long sent[MESH])
+{
+    long long s0[MESH];
+    unsigned other;
+    mesh_sent(s0);
+    mesh_send(from, dst, flow);
+    mesh_collect(flow, 300, seen, &other);
+    mesh_sent(sent);
+    for (unsigned i = 0; i < MESH; i++)
+        sent[i] = s0[i] < 0 || sent[i] < 0 ? -1 : sent[i] - s0[i];
+    if (other)
+        note("%u frames of other flows at the guests", other);
+}
+
+/* The last 40 lines of host n's daemon log, as notes. */
+static void print_log(const char *path, unsigned n)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    unsigned total = 0, k = 0;
+    while (f && fgets(line, sizeof line, f))
+        total++;
+    if (f)
+        rewind(f);
+    while (f && fgets(line, sizeof line, f))
+        if (++k + 40 > total)
+            printf("# host %u: %s", n, line);
+    if (f)
+        fclose(f);
+}
+
+static void mesh_run(void);
+static void three_daemons(void)
+{
+    unsigned failed_before = check_failed();
+    mesh_run();
+    if (check_failed() != failed_before)
+        for (unsigned i = 0; i < MESH; i++)
+            if (H[i].log[0])
+                print_log(H[i].log, i + 1);
+    mesh_cleanup();
+}
+
+static void mesh_run(void)
+{
+    if (!CHECK(mesh_net() == 0, "three namespaces 203.0.113.1-3 on a bridge (the underlay)"))
+        return;
+    for (unsigned i = 0; i < MESH; i++)
+        if (!CHECK(mesh_daemon(i) == 0, "lwvhostd on host %u (203.0.113.%u) with guest port g "
+                   "and vx (VNI 77) to the other two", i + 1, i + 1))
+            return;
+    static const char *names[MESH] = { "a3", "b3", "c3" };
+    for (unsigned i = 0; i < MESH; i++) {
+        struct vuf_opts o;
+        tport_default_opts(&o, names[i]);
+        o.path = H[i].gsock;
+        if (!CHECK(tport_connect(&H[i].g, names[i], (uint8_t)(0x1a + i), &o) == 0,
+                   "guest %s connects to host %u's daemon", names[i], i + 1))
+            return;
+    }
+    char buf[8192];
+    ctl_at(H[0].ctl, "ports\n", buf, sizeof buf);
+    note("host 1 ports: %s", buf);
+
+    unsigned seen[MESH];
+    long long sent[MESH];
+    static const uint8_t nobody[6] = { 0x02, 0, 0, 0, 0, 0x99 };
+    uint32_t flow = 0x3d000000u;
+
+    /* 1. A broadcast from a: one datagram per remote (head-end
+     * replication), one copy at each other guest, none back at a, and no
+     * datagram from b's or c's daemon (split horizon: from the VXLAN port,
+     * never back to it). */
+    mesh_one(0, MAC_BCAST, ++flow, seen, sent);
+    CHECK(seen[1] == 1 && seen[2] == 1 && seen[0] == 0,
+          "a broadcast from a3: b3 gets %u, c3 gets %u (1 each), a3 %u (0)", seen[1], seen[2],
+          seen[0]);
+    CHECK(sent[0] == 2 && sent[1] == 0 && sent[2] == 0,
+          "... as 2 datagrams from host 1 (one per remote), host 2 and 3 send %lld and %lld "
+          "(split horizon: 0): host 1 sent %lld", sent[1], sent[2], sent[0]);
+
+    /* 2. Unknown unicast from a: flooded the same way. */
+    mesh_one(0, nobody, ++flow, seen, sent);
+    CHECK(seen[1] == 1 && seen[2] == 1 && seen[0] == 0 && sent[0] == 2 && sent[1] == 0 &&
+          sent[2] == 0, "unknown unicast from a3 to 02:00:00:00:00:99: b3 gets it %u, c3 %u, "
+          "a3 %u times (1, 1, 0); datagrams from hosts 1, 2, 3: %lld, %lld, %lld (2, 0, 0)",
+          seen[1], seen[2], seen[0], sent[0], sent[1], sent[2]);
+
+    /* 3. b and c speak: a unicast each to a3 (their daemons learned a3
+     * from its broadcast: one datagram, to host 1 only), so that a's
+     * daemon learns b3 behind 203.0.113.2 and c3 behind .3 while b's
+     * daemon knows nothing of c3 and c's nothing of b3: a frame to b3
+     * that reached host 3 anyway would be flooded to c3 and seen there. */
+    for (unsigned i = 1; i < MESH; i++) {
+        unsigned o = i == 1 ? 2 : 1;
+        mesh_one(i, H[0].g.mac, ++flow, seen, sent);
+        CHECK(seen[0] == 1 && seen[o] == 0 && seen[i] == 0 && sent[i] == 1 &&
+              sent[0] + sent[o] == 0,
+              "unicast %s -> a3: a3 gets %u (1), %s %u (0); host %u sent %lld datagram(s) (1), "
+              "the others %lld (0)", names[i], seen[0], names[o], seen[o], i + 1, sent[i],
+              sent[0] + sent[o]);
+    }
+    /* Learned: a3 -> b3 and a3 -> c3 go to that one host, one datagram. */
+    for (unsigned i = 1; i < MESH; i++) {
+        unsigned o = i == 1 ? 2 : 1;
+        mesh_one(0, H[i].g.mac, ++flow, seen, sent);
+        CHECK(seen[i] == 1 && seen[o] == 0 && seen[0] == 0 && sent[0] == 1 &&
+              sent[1] + sent[2] == 0,
+              "unicast a3 -> %s (learned): %s gets %u (1), %s %u (0) in 300 ms; host 1 sent "
+              "%lld datagram(s) (1), hosts 2 and 3 %lld (0)", names[i], names[i], seen[i],
+              names[o], seen[o], sent[0], sent[1] + sent[2]);
+    }
+    long long m0 = mesh_stat(0, "vtep_macs");
+    CHECK(m0 >= 2, "vtep_macs on host 1: %lld (at least 2: b3 and c3)", m0);
+
+    /* Broadcasts from b3 and c3: flooded from every origin alike. */
+    for (unsigned i = 1; i < MESH; i++) {
+        mesh_one(i, MAC_BCAST, ++flow, seen, sent);
+        unsigned o = i == 1 ? 2 : 1;
+        CHECK(seen[0] == 1 && seen[o] == 1 && seen[i] == 0 && sent[i] == 2 &&
+              sent[0] == 0 && sent[o] == 0,
+              "a broadcast from %s: a3 %u, %s %u, %s %u times (1, 1, 0); datagrams from hosts "
+              "1, 2, 3: %lld, %lld, %lld", names[i], seen[0], names[o], seen[o], names[i],
+              seen[i], sent[0], sent[1], sent[2]);
+    }
+    mesh_one(2, H[1].g.mac, ++flow, seen, sent);
+    CHECK(seen[1] == 1 && seen[0] == 0 && seen[2] == 0 && sent[2] == 1 && sent[0] + sent[1] == 0,
+          "unicast c3 -> b3 (learned from its broadcast): b3 gets %u (1), a3 %u (0); host 3 sent "
+          "%lld datagram(s) (1)", seen[1], seen[0], sent[2]);
+
+    /* Every host's MAC table knows the other two guests. */
+    long long m[MESH];
+    for (unsigned i = 0; i < MESH; i++)
+        m[i] = mesh_stat(i, "vtep_macs");
+    CHECK(m[0] >= 2 && m[1] >= 2 && m[2] >= 2, "vtep_macs at the end: host 1 %lld, host 2 %lld, "
+          "host 3 %lld (each at least 2: the other two guests)", m[0], m[1], m[2]);
+    /* Many frames each way across the mesh, none lost or reordered. */
+    CHECK(pair_ok(&H[0].g, &H[1].g, 100, 1000) == 0 && pair_ok(&H[1].g, &H[2].g, 100, 1000) == 0 &&
+          pair_ok(&H[2].g, &H[0].g, 100, 1000) == 0,
+          "a3 <-> b3, b3 <-> c3, c3 <-> a3: 100 frames of 1000 bytes each way, intact, in order");
+    long long moved = 0;
+    for (unsigned i = 0; i < MESH; i++)
+        moved += mesh_stat(i, "vtep_moved");
+    CHECK(moved == 0, "no MAC seen moving between VTEPs (vtep_moved %lld)", moved);
+
+    /* 4. Each daemon stops cleanly. */
+    for (unsigned i = 0; i < MESH; i++)
+        tport_close(&H[i].g);
+    for (unsigned i = 0; i < MESH; i++) {
+        int st = -1;
+        kill(H[i].pid, SIGTERM);
+        double until = t_now() + 5;
+        pid_t r = 0;
+        while ((r = waitpid(H[i].pid, &st, WNOHANG)) == 0 && t_now() < until)
+            msleep(10);
+        if (r != H[i].pid) {
+            kill(H[i].pid, SIGKILL);
+            waitpid(H[i].pid, &st, 0);
+        }
+        H[i].pid = -1;
+        CHECK(r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "host %u's daemon exits 0 on SIGTERM (%s %d)", i + 1,
+              r <= 0 ? "killed after 5 s," : WIFEXITED(st) ? "status" : "signal",
+              WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    }
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -727,6 +1103,7 @@ int main(void)
     CHECK(cpu < 0.05, "idle with a VXLAN port: %.3f s of CPU in 1 s", cpu);
 
     two_daemons(&a);
+    three_daemons();
 
     /* At run time: bad specs refused, then del and add again. */
     daemon_ctl("vxlan add vx1,local=198.51.100.1,remote=192.0.2.2,vni=1\n", buf, sizeof buf);
