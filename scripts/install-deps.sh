@@ -11,6 +11,7 @@ IF_POSSIBLE=
 PKGS=(
     make gcc clang libclang-rt-14-dev   # build; clang's sanitizer runtimes
     iproute2 iputils-ping procps        # namespaces, veth, tap; ping; ps
+    ethtool                             # qemu_vxlan_linux: checksum offload off on a veth
     qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils  # QEMU guests
     dpdk-dev jq                         # dpdk-testpmd (in dpdk-dev) as an independent frontend; jq
     iperf3 python3 libc6-dev sysstat    # lwvhost-lab: guest traffic, the tool, lwv-rr (static), pidstat

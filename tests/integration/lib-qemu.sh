@@ -88,6 +88,8 @@ nic_ring_opt() {
     esac
 }
 
+# LWV_NIC_OPTS: more virtio-net-pci properties for every guest's NIC
+# (e.g. host_mtu=1450).
 start_guest() {
     local n=$1 mac=$2 ip=$3 params=$4
     shift 4
@@ -97,7 +99,7 @@ start_guest() {
         -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
         -kernel "$IMG/vmlinuz" -initrd "$IMG/initramfs.cpio.gz" \
         -append "console=ttyS0 quiet panic=-1 lwv.ip=$ip $params" \
-        "$@" -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0,romfile=$(nic_ring_opt "$n")" \
+        "$@" -device "virtio-net-pci,netdev=n0,mac=$mac,vectors=0,romfile=$(nic_ring_opt "$n")${LWV_NIC_OPTS:+,$LWV_NIC_OPTS}" \
         </dev/null >"$T/qemu$n.out" 2>&1 &
 }
 

@@ -5,6 +5,23 @@
 #                                          +-- lwvhostd --tap lwvtap0 (netns, 10.200.0.1)
 #   guest 2 (10.200.0.3) --vhost-user vm2--+
 #
+# LWV_LINK chooses how the daemon reaches the namespace (default tap):
+#   tap     --tap lwvtap0, the tap moved into the namespace;
+#   uplink  --uplink on lwvup0, one end of a veth pair whose other end
+#           (lwvup1, 10.200.0.1) is in the namespace: frames reach the
+#           namespace's kernel through AF_PACKET, no tap;
+#   vxlan   --vxlan over a veth pair (192.168.77.1 here, 192.168.77.2 in
+#           the namespace), VNI 42; in the namespace a Linux kernel VXLAN
+#           device (ip link add ... type vxlan id 42) holds 10.200.0.1: an
+#           independent VXLAN implementation at the other end.  The guests'
+#           NICs get host_mtu=1450 (1500 less the 50 bytes of outer
+#           Ethernet, IPv4, UDP and VXLAN headers), as the kernel device has.
+#   vxlan2d as vxlan, but guest 2 is on a second lwvhostd (192.168.77.3):
+#           three VTEPs, each listing the other two (the kernel device with
+#           an all-zero FDB entry per remote), so guest 1 reaches guest 2
+#           across the two daemons and the namespace through either; ARP
+#           broadcasts are replicated to both remotes by each, and each
+#           learns where the MACs are.
 # Guest 1 pings guest 2 and the tap address; guest 2 serves meanwhile, and
 # is pinged from the netns too.  Traffic stays between the guests and the
 # private network namespace.
@@ -12,7 +29,8 @@
 # Usage: tests/integration/qemu_ping.sh [--selftest]
 #   --selftest  no lwvhostd: the guests are joined by QEMU's own
 #               `-netdev stream` (unix socket), to check the guest image.
-# Env: BUILD (default build), LWV_TAP (default lwvtap0), LWV_PACKED ("all":
+# Env: BUILD (default build), LWV_LINK (tap, uplink or vxlan; above),
+#      LWV_TAP (default lwvtap0), LWV_PACKED ("all":
 #      both guests use packed virtqueues, "1": guest 1 packed, guest 2 split;
 #      the negotiated layout is checked), LWV_DAEMON_ARGS
 #      (extra lwvhostd options, e.g. "--policy interval:50"), LWV_KEEP=1 keeps
@@ -25,6 +43,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 TAP=${LWV_TAP:-lwvtap0}
+LINK=${LWV_LINK:-tap}
 MODE=daemon
 case "${1:-}" in
 "") ;;
@@ -33,12 +52,18 @@ case "${1:-}" in
 esac
 
 NAME=qemu_ping
+[ "$LINK" = tap ] || NAME=qemu_ping_$LINK
+DPID2=
+CTL_VM2=ctl.sock   # the control socket of the daemon guest 2 is on
 . tests/integration/lib-qemu.sh
+case "$LINK" in tap|uplink|vxlan|vxlan2d) ;; *) fail "LWV_LINK must be tap, uplink, vxlan or vxlan2d" ;; esac
 
 # ---- requirements ----------------------------------------------------------
 qemu_require
 if [ $MODE = daemon ]; then
     command -v ip >/dev/null 2>&1 || skip "ip missing (apt-get install iproute2)"
+    [ "${LINK#vxlan}" != "$LINK" ] && ! command -v ethtool >/dev/null 2>&1 &&
+        skip "ethtool missing (apt-get install ethtool)"
     [ "$(id -u)" = 0 ] || skip "needs root (network namespace, tap)"
     [ -c /dev/net/tun ] || skip "/dev/net/tun missing"
     D=$BUILD/lwvhostd
@@ -53,6 +78,8 @@ qemu_guest_image "$IMG"
 T=$(mktemp -d /tmp/lwv-qemu-ping.XXXXXX) || fail "mktemp"
 NS=lwvping$$
 NS_MADE=
+VETH=
+VETH_MADE=
 DPID=
 QPID1=
 QPID2=
@@ -60,7 +87,7 @@ HPID=
 START=$SECONDS
 
 show_logs() {
-    dump_logs 150 "$T"/g1.log "$T"/g2.log "$T"/qemu1.out "$T"/qemu2.out "$T"/lwvhostd.log
+    dump_logs 150 "$T"/g1.log "$T"/g2.log "$T"/qemu1.out "$T"/qemu2.out "$T"/lwvhostd.log "$T"/lwvhostd2.log
 }
 
 cleanup() {
@@ -73,30 +100,90 @@ cleanup() {
         fi
         kill_wait "$DPID" 5
     fi
+    [ -n "$DPID2" ] && kill_wait "$DPID2" 5
     [ -n "$NS_MADE" ] && ip netns del "$NS" 2>/dev/null
+    [ -n "$VETH_MADE" ] && ip link del "$VETH" 2>/dev/null
 }
 on_exit cleanup
 
 tap_exists() { ip link show "$TAP" >/dev/null 2>&1; }
 
+# make_veth HERE THERE: a veth pair, HERE up in this namespace, THERE in
+# the test's namespace.
+make_veth() {
+    ip link show "$1" >/dev/null 2>&1 && fail "interface $1 already exists (left over from an earlier run?)"
+    ip link add "$1" type veth peer name "$2" netns "$NS" || fail "ip link add $1 type veth"
+    VETH=$1
+    VETH_MADE=1
+    ip link set "$1" up || fail "cannot bring $1 up"
+    ip -n "$NS" link set "$2" up || fail "cannot bring $2 up"
+}
+
 # ---- backend ---------------------------------------------------------------
 if [ $MODE = daemon ]; then
-    if tap_exists; then
-        fail "interface $TAP already exists (left over from an earlier run?)"
-    fi
-    log "starting $D"
-    "$D" --port "vm1,path=$T/vm1.sock" --port "vm2,path=$T/vm2.sock" \
-        --tap "$TAP" --ctl "$T/ctl.sock" ${LWV_DAEMON_ARGS:-} </dev/null >"$T/lwvhostd.log" 2>&1 &
-    DPID=$!
-    wait_for 10 "lwvhostd sockets" test -S "$T/vm1.sock" -a -S "$T/vm2.sock"
-    wait_for 10 "tap $TAP" tap_exists
-
     ip netns add "$NS" || fail "ip netns add $NS"
     NS_MADE=1
-    ip link set "$TAP" netns "$NS" || fail "cannot move $TAP into netns $NS"
     ip -n "$NS" link set lo up
-    ip -n "$NS" addr add 10.200.0.1/24 dev "$TAP" || fail "ip addr add"
-    ip -n "$NS" link set "$TAP" up || fail "cannot bring $TAP up"
+    case "$LINK" in
+    tap)
+        tap_exists && fail "interface $TAP already exists (left over from an earlier run?)"
+        LINK_ARGS=(--tap "$TAP") ;;
+    uplink)
+        make_veth lwvup0 lwvup1
+        ip -n "$NS" addr add 10.200.0.1/24 dev lwvup1 || fail "ip addr add"
+        LINK_ARGS=(--uplink "up0,ifname=lwvup0") ;;
+    vxlan|vxlan2d)
+        make_veth lwvul0 lwvul1
+        ip addr add 192.168.77.1/24 dev lwvul0 || fail "ip addr add"
+        ip -n "$NS" addr add 192.168.77.2/24 dev lwvul1 || fail "ip addr add (netns)"
+        if [ "$LINK" = vxlan ]; then
+            ip -n "$NS" link add vx42 type vxlan id 42 local 192.168.77.2 remote 192.168.77.1 \
+                dstport 4789 dev lwvul1 || fail "ip link add type vxlan (netns)"
+        else
+            ip addr add 192.168.77.3/24 dev lwvul0 || fail "ip addr add"
+            ip -n "$NS" link add vx42 type vxlan id 42 local 192.168.77.2 dstport 4789 \
+                dev lwvul1 || fail "ip link add type vxlan (netns)"
+            for h in 192.168.77.1 192.168.77.3; do
+                ip netns exec "$NS" bridge fdb append 00:00:00:00:00:00 dev vx42 dst $h ||
+                    fail "bridge fdb append ... dst $h (netns)"
+            done
+        fi
+        ip -n "$NS" addr add 10.200.0.1/24 dev vx42 || fail "ip addr add (vx42)"
+        ip -n "$NS" link set vx42 up || fail "cannot bring vx42 up"
+        # A veth hands the kernel's partial checksums over as they are:
+        # the inner TCP checksum of a frame the VXLAN device sends would
+        # reach lwvhostd's UDP socket unfinished (a local socket trusts a
+        # CHECKSUM_PARTIAL packet and copies it out).  A NIC completes
+        # them on the wire; here the veth must not offload them.
+        ip netns exec "$NS" ethtool -K lwvul1 tx off >/dev/null ||
+            fail "ethtool -K lwvul1 tx off (netns)"
+        log "netns: $(ip -n "$NS" -d link show vx42 | grep -o 'vxlan id [0-9]* .*dstport [0-9]*'), mtu $(cat "/sys/class/net/lwvul0/mtu" 2>/dev/null)"
+        export LWV_NIC_OPTS=host_mtu=1450${LWV_NIC_OPTS:+,$LWV_NIC_OPTS}
+        LINK_ARGS=(--vxlan "vx0,local=192.168.77.1,remote=192.168.77.2,vni=42")
+        [ "$LINK" = vxlan2d ] &&
+            LINK_ARGS=(--vxlan "vx0,local=192.168.77.1,remote=192.168.77.2,remote=192.168.77.3,vni=42") ;;
+    esac
+    PORTS=(--port "vm1,path=$T/vm1.sock" --port "vm2,path=$T/vm2.sock")
+    if [ "$LINK" = vxlan2d ]; then
+        PORTS=(--port "vm1,path=$T/vm1.sock")
+        log "starting the second $D (guest 2's)"
+        "$D" --port "vm2,path=$T/vm2.sock" --ctl "$T/ctl2.sock" \
+            --vxlan "vx0,local=192.168.77.3,remote=192.168.77.1,remote=192.168.77.2,vni=42" \
+            ${LWV_DAEMON_ARGS:-} </dev/null >"$T/lwvhostd2.log" 2>&1 &
+        DPID2=$!
+        CTL_VM2=ctl2.sock
+    fi
+    log "starting $D (${LINK_ARGS[*]})"
+    "$D" "${PORTS[@]}" \
+        "${LINK_ARGS[@]}" --ctl "$T/ctl.sock" ${LWV_DAEMON_ARGS:-} </dev/null >"$T/lwvhostd.log" 2>&1 &
+    DPID=$!
+    wait_for 10 "lwvhostd sockets" test -S "$T/vm1.sock" -a -S "$T/vm2.sock"
+    if [ "$LINK" = tap ]; then
+        wait_for 10 "tap $TAP" tap_exists
+        ip link set "$TAP" netns "$NS" || fail "cannot move $TAP into netns $NS"
+        ip -n "$NS" addr add 10.200.0.1/24 dev "$TAP" || fail "ip addr add"
+        ip -n "$NS" link set "$TAP" up || fail "cannot bring $TAP up"
+    fi
     NET1=(-chardev "socket,id=c0,path=$T/vm1.sock" -netdev vhost-user,id=n0,chardev=c0)
     NET2=(-chardev "socket,id=c0,path=$T/vm2.sock" -netdev vhost-user,id=n0,chardev=c0)
     TARGETS=10.200.0.3,10.200.0.1
@@ -149,7 +236,9 @@ QPID1=$!
 # The features each guest negotiated, read while it runs (once a second).
 declare -A FEAT
 port_features() {
-    timeout 5 "$CTL" -s "$T/ctl.sock" ports --json 2>/dev/null | grep -o "\"name\":\"vm$1\"[^}]*" |
+    local c=ctl.sock
+    [ "$1" = 2 ] && c=$CTL_VM2
+    timeout 5 "$CTL" -s "$T/$c" ports --json 2>/dev/null | grep -o "\"name\":\"vm$1\"[^}]*" |
         grep -o '"features":"0x[0-9a-f]*"' | grep -o '0x[0-9a-f]*'
 }
 capture_features() {
@@ -166,6 +255,9 @@ while alive "$QPID1"; do
     n=$((n + 1))
     [ $MODE = daemon ] && [ $((n % 10)) = 0 ] && [ -x "$CTL" ] && capture_features
     [ $n -ge 1000 ] && fail "guest 1 still running after 100 s"
+    if [ -n "$DPID2" ] && ! alive "$DPID2"; then
+        fail "the second lwvhostd exited while guest 1 was running"
+    fi
     if [ -n "$DPID" ] && ! alive "$DPID"; then
         fail "lwvhostd exited while guest 1 was running"
     fi
@@ -215,14 +307,30 @@ if [ $MODE = daemon ]; then
         crc=$?
         [ $crc = 0 ] || { log "lwvhostctl stats failed (rc=$crc)"; ok=; }
         timeout 5 "$CTL" -s "$T/ctl.sock" ports
+        if [ -n "$DPID2" ]; then
+            log "the second daemon (guest 2's):"
+            timeout 5 "$CTL" -s "$T/ctl2.sock" stats
+            timeout 5 "$CTL" -s "$T/ctl2.sock" ports
+        fi
         # The Linux guests must have negotiated checksum and TSO offloads
         # (bits 0, 1, 7, 11), so the TCP transfers above exercised them.
-        f=$(timeout 5 "$CTL" -s "$T/ctl.sock" ports --json | grep -o '"name":"vm2"[^}]*' |
+        f=$(timeout 5 "$CTL" -s "$T/$CTL_VM2" ports --json | grep -o '"name":"vm2"[^}]*' |
             grep -o '"features":"0x[0-9a-f]*"' | grep -o '0x[0-9a-f]*')
         if [ -n "$f" ] && (( (f & 0x883) == 0x883 )); then
             log "vm2 negotiated checksum and TSO offloads (features $f)"
         else
             log "vm2 did not negotiate checksum/TSO offloads (features ${f:-?})"; ok=
+        fi
+        # Over VXLAN the guests' NICs advertise the inner MTU (host_mtu,
+        # VIRTIO_NET_F_MTU): QEMU tells the daemon with NET_SET_MTU.
+        if [ "${LINK#vxlan}" != "$LINK" ]; then
+            m=$(timeout 5 "$CTL" -s "$T/$CTL_VM2" ports --json | grep -o '"name":"vm2"[^}]*' |
+                grep -o '"mtu":[0-9]*' | grep -o '[0-9]*$')
+            if [ "${m:-}" = 1450 ]; then
+                log "vm2's MTU is 1450 (VXLAN overhead taken off)"
+            else
+                log "vm2's MTU is ${m:-unknown}, expected 1450"; ok=
+            fi
         fi
         # With LWV_PACKED each guest's ring layout must be the one asked
         # for: VIRTIO_F_RING_PACKED (bit 34) in the features it negotiated
@@ -256,6 +364,7 @@ if [ -n "$DPID" ]; then
     # The daemon must survive its guests going away.
     sleep 0.5
     alive "$DPID" || { log "lwvhostd died after the guests disconnected"; ok=; }
+    [ -z "$DPID2" ] || alive "$DPID2" || { log "the second lwvhostd died after the guests disconnected"; ok=; }
 fi
 
 [ -n "$ok" ] || fail "see the logs below"
