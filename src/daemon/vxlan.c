@@ -53,10 +53,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +77,10 @@
 #define HASH_BYTES 64u         /* frame bytes the flow hash looks at: Ethernet, VLAN, IPv6, ports */
 #define SOCK_BUF (1 << 20)     /* socket buffers asked for (the kernel caps them) */
 #define ETH_ADDRS_LEN 12u
+/* UDP GSO (UDP_SEGMENT): most datagrams one send may carry, and their
+ * total payload (an IPv4 datagram's, less its IP and UDP headers). */
+#define GSO_SEGS_MAX 64u
+#define GSO_BYTES_MAX (65535u - 20u - 8u)
 
 struct vxlan {
     struct vxlan_core core;
@@ -82,6 +88,10 @@ struct vxlan {
     int tx_fd[VXLAN_TX_SOCKS];
     uint16_t tx_port[VXLAN_TX_SOCKS];         /* their ports, host order */
     unsigned ntx;
+    /* Runs of same-sized datagrams to one remote go out as one UDP GSO
+     * send; cleared (for good) the first time the kernel refuses one
+     * (atomic, relaxed: any worker may send). */
+    bool gso;
     /* receive: the port's worker's */
     uint8_t *rx_buf;
     size_t rx_slot;
@@ -505,6 +515,7 @@ int vxlan_open(struct port *p, const struct vxlan_cfg *cfg, char *err, size_t er
     }
     vxlan_core_init(&v->core, cfg, random_seed(v));
     set_addr(&v->local, cfg->local, cfg->dstport);
+    v->gso = true;   /* until the kernel refuses a merged send */
     /* One byte more than the largest datagram taken: a longer one shows. */
     v->rx_slot = VXLAN_HLEN + v->core.max_frame + 1;
     v->rx_buf = malloc(VXLAN_RX_BURST * v->rx_slot);
@@ -653,6 +664,14 @@ struct tx_batch {
     unsigned nmsg;
     struct mmsghdr out[TX_MSGS];        /* msg grouped by socket, for sendmmsg */
     uint32_t out_len[TX_MSGS];
+    /* UDP GSO: runs of out[] merged into one message each */
+    struct mmsghdr gso[TX_MSGS];
+    unsigned gso_first[TX_MSGS], gso_n[TX_MSGS];   /* the run of out[] each carries */
+    struct iovec gso_iov[TX_MSGS * (TX_IOV_MAX + 3)];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } gso_cmsg[TX_MSGS];
     size_t arena_used;
     uint8_t arena[TX_ARENA];            /* the segments of GSO frames in fr */
 };
@@ -709,6 +728,126 @@ static void send_group(struct tx_ctx *t, int fd, unsigned i, unsigned end)
     }
 }
 
+/* The length of the run of out[i, end) that can go as one UDP GSO send:
+ * datagrams to the same remote, all as long as the first but the last
+ * (which may be shorter), within the kernel's limits. */
+static unsigned gso_run(const struct tx_batch *b, unsigned i, unsigned end, uint32_t max_frame)
+{
+    const struct msghdr *h = &b->out[i].msg_hdr;
+    uint32_t seg = b->out_len[i] + VXLAN_HLEN, total = seg;
+    size_t niov = h->msg_iovlen;
+    unsigned n = 1;
+    /* A frame with a VLAN tag at the full MTU may be too big for the
+     * route: it goes alone, so that its refusal drops only itself. */
+    if (b->out_len[i] + 4 > max_frame)
+        return 1;
+    while (i + n < end && n < GSO_SEGS_MAX) {
+        const struct msghdr *x = &b->out[i + n].msg_hdr;
+        uint32_t len = b->out_len[i + n] + VXLAN_HLEN;
+        if (x->msg_name != h->msg_name || len > seg || total + len > GSO_BYTES_MAX ||
+            niov + x->msg_iovlen > IOV_MAX)
+            break;
+        total += len;
+        niov += x->msg_iovlen;
+        n++;
+        if (len < seg)
+            break;   /* a shorter one ends the run */
+    }
+    return n;
+}
+
+/* Builds in b->gso[m] one message carrying out[i, i + n) back to back,
+ * with UDP_SEGMENT set to the first one's length; iov is where its pieces
+ * go (room for n * (TX_IOV_MAX + 2)). */
+static void gso_build(struct tx_batch *b, unsigned m, unsigned i, unsigned n, struct iovec *iov)
+{
+    size_t k = 0;
+    for (unsigned j = i; j < i + n; j++) {
+        const struct msghdr *h = &b->out[j].msg_hdr;
+        memcpy(&iov[k], h->msg_iov, h->msg_iovlen * sizeof(*iov));
+        k += h->msg_iovlen;
+    }
+    struct msghdr *g = &b->gso[m].msg_hdr;
+    memset(&b->gso[m], 0, sizeof(b->gso[m]));
+    g->msg_name = b->out[i].msg_hdr.msg_name;
+    g->msg_namelen = b->out[i].msg_hdr.msg_namelen;
+    g->msg_iov = iov;
+    g->msg_iovlen = k;
+    b->gso_first[m] = i;
+    b->gso_n[m] = n;
+    if (n == 1)
+        return;   /* a datagram alone: sent as it is */
+    g->msg_control = b->gso_cmsg[m].buf;
+    g->msg_controllen = sizeof(b->gso_cmsg[m].buf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(g);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t seg = (uint16_t)(b->out_len[i] + VXLAN_HLEN);
+    memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+}
+
+/* True for a send error that may mean the kernel cannot do UDP GSO here
+ * (rather than one datagram's problem: no route, a firewall). */
+static bool gso_refused(int e)
+{
+    return e == EIO || e == EINVAL || e == EOPNOTSUPP || e == ENOPROTOOPT;
+}
+
+/* Sends out[i, end) on socket fd with UDP GSO: each run of datagrams to
+ * one remote as one send.  Counts what went; returns where plain sending
+ * must take over: end when all went or were dropped for want of room, or
+ * the first datagram of a merged send the kernel refused (GSO is then off
+ * for the port: the kernel or the route cannot do it). */
+static unsigned send_group_gso(struct tx_ctx *t, int fd, unsigned i, unsigned end)
+{
+    struct tx_batch *b = t->b;
+    unsigned nm = 0;
+    struct iovec *iov = b->gso_iov;
+    for (unsigned j = i; j < end; nm++) {
+        unsigned n = gso_run(b, j, end, t->v->core.max_frame);
+        gso_build(b, nm, j, n, iov);
+        iov += b->gso[nm].msg_hdr.msg_iovlen;
+        j += n;
+    }
+    unsigned m = 0;
+    while (m < nm) {
+        sysc_note();
+        int r = sendmmsg(fd, &b->gso[m], nm - m, MSG_DONTWAIT);
+        if (r > 0) {
+            for (unsigned k = m; k < m + (unsigned)r; k++) {
+                for (unsigned d = 0; d < b->gso_n[k]; d++)
+                    t->bytes += b->out_len[b->gso_first[k] + d];
+                t->sent += b->gso_n[k];
+                if (b->gso_n[k] > 1) {
+                    stat_add_shared(&t->v->core.st.tx_gso_sends, 1);
+                    stat_add_shared(&t->v->core.st.tx_gso_datagrams, b->gso_n[k]);
+                }
+            }
+            m += (unsigned)r;
+            continue;
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            unsigned rest = end - b->gso_first[m];
+            stat_add_shared(&t->v->core.st.tx_no_room, rest);
+            t->drops += rest;
+            return end;
+        }
+        /* Refused: a datagram sent alone (too big, no route), or a merged
+         * send: maybe GSO itself (EIO, EINVAL: a kernel or route that
+         * cannot), maybe one of its datagrams.  Plain sending sorts the
+         * rest out, one by one; GSO stays off if it may be the cause. */
+        if (b->gso_n[m] > 1 && gso_refused(errno) &&
+            __atomic_exchange_n(&t->v->gso, false, __ATOMIC_RELAXED)) {
+            stat_add_shared(&t->v->core.st.tx_gso_off, 1);
+            log_warn("vxlan %s: UDP GSO refused (%s): sending datagram by datagram from now on",
+                     t->p->name, strerror(errno));
+        }
+        return b->gso_first[m];
+    }
+    return end;
+}
+
 /* Sends the batch, one sendmmsg per socket (its datagrams in batch order,
  * so a flow's stay in order), and empties it. */
 static void batch_flush(struct tx_ctx *t)
@@ -724,8 +863,13 @@ static void batch_flush(struct tx_ctx *t)
             b->out_len[k] = b->len[i];
             k++;
         }
-        if (k > start)
-            send_group(t, t->v->tx_fd[s], start, k);
+        if (k == start)
+            continue;
+        unsigned from = start;
+        if (k - start > 1 && __atomic_load_n(&t->v->gso, __ATOMIC_RELAXED))
+            from = send_group_gso(t, t->v->tx_fd[s], start, k);
+        if (from < k)
+            send_group(t, t->v->tx_fd[s], from, k);
     }
     b->nfr = b->nmsg = 0;
     b->arena_used = 0;

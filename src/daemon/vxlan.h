@@ -81,6 +81,9 @@ struct vxlan_stats {
     uint64_t tx_no_remote;      /* no remote to send to (learn=on, none learned yet) */
     uint64_t tx_no_room;        /* datagrams a full socket would not take (EAGAIN, ENOBUFS) */
     uint64_t tx_send_errors;    /* datagrams the kernel refused: no route, a firewall */
+    uint64_t tx_gso_sends;      /* UDP GSO sends: runs of datagrams to one remote sent as one */
+    uint64_t tx_gso_datagrams;  /* ... and the datagrams they carried */
+    uint64_t tx_gso_off;        /* 1 once the kernel refused a GSO send (GSO is then off) */
 };
 
 /* Everything of a VXLAN port but its sockets: what it accepts, its remotes

@@ -17,7 +17,9 @@
 #
 # Usage: tests/integration/bench_vxlan.sh [ROUNDS [SECONDS]]   (default 3 5)
 # Env: BUILD (default build); LWVT_POLICY (default notify); LWVT_SIZE (frame
-#      bytes, default 64; at most 1450 + 14 over VXLAN's default MTU).
+#      bytes, default 64; at most 1450 + 14 over VXLAN's default MTU);
+#      LWVT_OLD=BINARY adds a third kind, "vxlan-old": the vxlan case with
+#      another lwvhostd (e.g. the build before a change), in the same run.
 # Needs: jq; no root (loopback only).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -45,12 +47,18 @@ stop_all() {
 trap 'stop_all; rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM
 
-# start NAME ARGS...: an lwvhostd on CPU 0, its log T/NAME.log.
+KINDS=(one vxlan)
+if [ -n "${LWVT_OLD:-}" ]; then
+    [ -x "$LWVT_OLD" ] || fail "LWVT_OLD=$LWVT_OLD is not an executable"
+    KINDS+=(vxlan-old)
+fi
+BIN=$D
+# start NAME ARGS...: an lwvhostd ($BIN) on CPU 0, its log T/NAME.log.
 start() {
     local name=$1
     shift
     # shellcheck disable=SC2086
-    taskset -c 0 "$D" "$@" --policy "$POLICY" --log-level warn ${LWVHOSTD_ARGS:-} \
+    taskset -c 0 "$BIN" "$@" --policy "$POLICY" --log-level warn ${LWVHOSTD_ARGS:-} \
         </dev/null >>"$T/$name.log" 2>&1 &
     PIDS+=($!)
 }
@@ -79,6 +87,8 @@ wait_socks() {
 run_one() {
     local k=$1 j c0 c1
     rm -f "$T"/*.sock
+    BIN=$D
+    [ "$k" = vxlan-old ] && BIN=$LWVT_OLD
     if [ "$k" = one ]; then
         start one --port "vm0,path=$T/vm0.sock" --port "vm1,path=$T/vm1.sock" --ctl "$T/ctl.sock"
     else
@@ -103,7 +113,7 @@ calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 declare -A SUM_PPS SUM_NS
 printf '%-6s %6s %12s %12s\n' kind round "frames/s" "ns/frame"
 for r in $(seq 1 "$ROUNDS"); do
-    for k in one vxlan; do
+    for k in "${KINDS[@]}"; do
         read -r pps ns < <(run_one "$k")
         [ -n "${ns:-}" ] || fail "$k: no figures"
         printf '%-6s %6s %12.0f %12.1f\n' "$k" "$r" "$pps" "$ns"
@@ -111,7 +121,7 @@ for r in $(seq 1 "$ROUNDS"); do
         SUM_NS[$k]=$(calc "${SUM_NS[$k]:-0} + $ns")
     done
 done
-for k in one vxlan; do
+for k in "${KINDS[@]}"; do
     printf '%-6s mean %12.0f f/s %10.1f ns/frame (all daemons, whole run)   vs one: %.2fx frames/s, %.2fx CPU per frame\n' \
         "$k" "$(calc "${SUM_PPS[$k]} / $ROUNDS")" "$(calc "${SUM_NS[$k]} / $ROUNDS")" \
         "$(calc "${SUM_PPS[$k]} / ${SUM_PPS[one]}")" "$(calc "${SUM_NS[$k]} / ${SUM_NS[one]}")"

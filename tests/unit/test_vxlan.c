@@ -606,7 +606,11 @@ static void send_side(void)
                                   .csum_offset = 16, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
                                   .gso_size = 1000, .hdr_len = 54 };
     heapframe_make(&hf, f, tlen, 2, &gso);
+    struct vxlan_stats g0, g1;
+    struct vxlan_info gin;
+    vxlan_get_stats(vport, &g0, &gin);
     vxlan_send(vport, &hf.f, 1);
+    vxlan_get_stats(vport, &g1, &gin);
     unsigned good = 0;
     uint16_t first_port = 0;
     bool one_port = true;
@@ -624,6 +628,13 @@ static void send_side(void)
     CHECK(good == 4 && one_port && peer_recv(buf, sizeof buf, NULL, 50) < 0,
           "a 4054-byte TSO frame (gso_size 1000): 4 segments with right checksums, sequence "
           "numbers and payload, from one source port (%u good)", good);
+    /* Three segments of 1062 bytes and a shorter last one, to one remote:
+     * one UDP GSO send (the peer's kernel cut it back into datagrams). */
+    CHECK(g1.tx_gso_sends == g0.tx_gso_sends + 1 && g1.tx_gso_datagrams == g0.tx_gso_datagrams + 4 &&
+              g1.tx_gso_off == 0,
+          "the 4 segments left in one UDP GSO send (%llu sends, %llu datagrams)",
+          (unsigned long long)(g1.tx_gso_sends - g0.tx_gso_sends),
+          (unsigned long long)(g1.tx_gso_datagrams - g0.tx_gso_datagrams));
     free(hf.mem);
 
     /* Over the MTU (1450: the largest frame is 1468 bytes). */
