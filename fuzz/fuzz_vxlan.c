@@ -15,21 +15,36 @@
  * At the end: at most VXLAN_MAX_REMOTES remotes, every MAC table entry
  * names one of them.
  *
+ * With bit 3 of the first byte (GRO mode), each record is instead a buffer
+ * as a read with UDP GRO returns it: split by the port's splitter
+ * (vxlan_split_*) and handed out a burst at a time (vxlan_rxq_*), several
+ * buffers per read.  Checked: the pieces tile the buffer, all as long as
+ * the GRO size but the last; every datagram is handed out exactly once,
+ * in order, no burst over its limit, and each frame lies inside its
+ * buffer; refusal counters moved by the datagrams that did not pass; the
+ * GRO counters by the buffers that carried several and their datagrams.
+ *
  * Input: a 3-byte configuration, then datagrams until the end.
  *   0  bit 0: learn=on; bits 1-2: configured remotes (0-3; 0 means
- *      learn=on whatever bit 0 says: a port needs one or the other)
+ *      learn=on whatever bit 0 says: a port needs one or the other);
+ *      bit 3: GRO mode
  *   1  MTU: 68 + byte * 32 (68..8228)
  *   2  VNI low byte (the VNI is 0x0000NN)
  * A datagram: u8 sender (bits 0-5: 10.0.0.(bits + 1) when bit 7 is clear,
  * else the next 4 bytes are the address; bit 6: the sender is not AF_INET),
  * u8 clock step in seconds (multiplied by 8, so entries age), u16 length
  * (little-endian, modulo 10000), that many bytes (zeros past the input).
+ * A GRO-mode buffer: the same sender and clock bytes, u16 GRO size (read
+ * as a signed 16-bit int: 0 and negative sizes too), u8 flags (bit 0: cut,
+ * MSG_TRUNC; bits 1-5: burst limit - 1; bit 6: another buffer of the same
+ * read follows, up to 4), u16 length (whole, up to 65535), the bytes.
  */
 #include "fuzz_common.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
 
+#include "net.h"
 #include "vxlan.h"
 
 static struct vxlan_core core;
@@ -71,6 +86,108 @@ static void check_table(void)
     }
 }
 
+/* The sender a record names (see the input format). */
+static struct sockaddr_in read_sender(struct cursor *c)
+{
+    uint8_t who = cur_u8(c);
+    struct sockaddr_in from;
+    memset(&from, 0, sizeof(from));
+    from.sin_family = (who & 0x40) ? AF_INET6 : AF_INET;
+    from.sin_port = htons(4789);
+    from.sin_addr.s_addr = (who & 0x80) ? htonl(cur_u32(c)) : htonl(0x0a000001u + (who & 0x3f));
+    return from;
+}
+
+/* Walks a buffer's split on its own: the pieces tile it, all as long as
+ * the GRO size but the last, only the last of a cut one not whole; how
+ * many there are. */
+static size_t check_split(const uint8_t *d, size_t len, int gso, bool cut)
+{
+    struct vxlan_split s;
+    vxlan_split_init(&s, d, len, gso, cut);
+    size_t seg = gso > 0 && (size_t)gso <= len ? (size_t)gso : len, at = 0, k = 0, dl;
+    const uint8_t *dg;
+    bool whole;
+    while (vxlan_split_next(&s, &dg, &dl, &whole)) {
+        assert(dg == d + at && at + dl <= len);
+        assert(at + dl == len ? dl <= seg : dl == seg);
+        assert(whole == !(cut && at + dl == len));
+        at += dl;
+        k++;
+    }
+    assert(at == len && k == vxlan_split_count(&s) && k >= 1);
+    return k;
+}
+
+/* One read of up to 4 buffers (GRO mode), handed out as the port does. */
+static void gro_read(struct cursor *c, uint32_t *now)
+{
+    struct vxlan_rxbuf b[4];
+    struct sockaddr_in from[4];
+    uint8_t *mem[4];
+    unsigned nb = 0, max = 1;
+    size_t want = 0, coalesced = 0, coalesced_segs = 0;
+    bool more = true;
+    while (more && nb < 4) {
+        from[nb] = read_sender(c);
+        *now += (uint32_t)cur_u8(c) * 8u;
+        int gso = (int16_t)cur_u16(c);
+        uint8_t fl = cur_u8(c);
+        size_t len = cur_u16(c);
+        mem[nb] = malloc(len ? len : 1);
+        if (!mem[nb])
+            break;
+        cur_bytes(c, mem[nb], len);
+        b[nb] = (struct vxlan_rxbuf){ mem[nb], len, gso, fl & 1, &from[nb] };
+        size_t k = check_split(mem[nb], len, gso, fl & 1);
+        want += k;
+        if (k > 1) {
+            coalesced++;
+            coalesced_segs += k;
+        }
+        if (nb == 0)
+            max = ((fl >> 1) & 31) + 1u;
+        more = (fl & 0x40) && cur_left(c);
+        nb++;
+    }
+    struct vxlan_stats s0 = core.st;
+    struct vxlan_rxq q;
+    vxlan_rxq_start(&core, &q, b, nb);
+    struct frame f[32];
+    struct iovec fiov[32];
+    size_t got = 0, frames = 0;
+    unsigned last_buf = 0;
+    const uint8_t *last_at = NULL;
+    while (vxlan_rxq_pending(&q)) {
+        unsigned handled = 0;
+        uint64_t bytes = 0, sum = 0;
+        unsigned n = vxlan_rxq_take(&core, &q, f, fiov, max, *now, &handled, &bytes);
+        assert(handled >= 1 && handled <= max && n <= handled);
+        for (unsigned i = 0; i < n; i++) {
+            /* Inside a buffer, after the frame before it. */
+            unsigned at = last_buf;
+            while (at < nb && !(f[i].flat >= b[at].d && f[i].flat < b[at].d + b[at].len))
+                at++;
+            assert(at < nb && f[i].flat + f[i].len <= b[at].d + b[at].len);
+            assert(at > last_buf || !last_at || f[i].flat > last_at);
+            assert(f[i].len <= core.max_frame && f[i].len >= 14);
+            last_buf = at;
+            last_at = f[i].flat;
+            sum += f[i].len;
+        }
+        assert(sum == bytes);
+        got += handled;
+        frames += n;
+        assert(got <= want);
+    }
+    assert(got == want);
+    assert(refusals(&core.st) - refusals(&s0) == want - frames);
+    assert(core.st.rx_gro_buffers - s0.rx_gro_buffers == coalesced);
+    assert(core.st.rx_gro_segments - s0.rx_gro_segments == coalesced_segs);
+    for (unsigned i = 0; i < nb; i++)
+        free(mem[i]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int once;
@@ -92,13 +209,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.dstport = 4789;
     vxlan_core_init(&core, &cfg, 0x5eed);
     uint32_t now = 1000;
+    while (cur_left(&c) && (b0 & 8))
+        gro_read(&c, &now);
     while (cur_left(&c)) {
-        uint8_t who = cur_u8(&c);
-        struct sockaddr_in from;
-        memset(&from, 0, sizeof(from));
-        from.sin_family = (who & 0x40) ? AF_INET6 : AF_INET;
-        from.sin_port = htons(4789);
-        from.sin_addr.s_addr = (who & 0x80) ? htonl(cur_u32(&c)) : htonl(0x0a000001u + (who & 0x3f));
+        struct sockaddr_in from = read_sender(&c);
         now += (uint32_t)cur_u8(&c) * 8u;
         size_t len = cur_u16(&c) % 10000u;
         uint8_t *d = malloc(len ? len : 1);

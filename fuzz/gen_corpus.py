@@ -629,9 +629,15 @@ def config_seeds():
 
 # ---- vxlan ------------------------------------------------------------------
 
-def vx_cfg(learn=False, remotes=1, mtu_sel=43, vni=42):
+def vx_cfg(learn=False, remotes=1, mtu_sel=43, vni=42, gro=False):
     """fuzz_vxlan.c's 3-byte configuration (mtu_sel 43: MTU 1444)."""
-    return bytes([(1 if learn else 0) | (remotes << 1), mtu_sel, vni])
+    return bytes([(1 if learn else 0) | (remotes << 1) | (8 if gro else 0), mtu_sel, vni])
+
+
+def vx_gro(buf, gso, cut=False, burst=32, more=False, sender=0, step=0):
+    """One GRO-mode buffer record: sender, clock step, GRO size (signed), flags, length."""
+    fl = (1 if cut else 0) | ((burst - 1) & 31) << 1 | (0x40 if more else 0)
+    return bytes([sender, step]) + struct.pack("<hBH", gso, fl, len(buf)) + buf
 
 
 def vx_dgram(payload, sender=0, step=0, addr=None):
@@ -676,6 +682,20 @@ def vxlan_seeds():
     s["mtu-min-max"] = vx_cfg(mtu_sel=0) + vx_dgram(vx_frame(length=86)) + \
         vx_dgram(vx_frame(length=87))
     s["arp"] = vx_cfg(vni=0) + vx_dgram(vx_frame(vni=0, ip=False))
+    # UDP GRO: buffers of coalesced datagrams
+    seg = vx_frame(length=100)
+    s["gro-40-burst-32"] = vx_cfg(gro=True) + vx_gro(seg * 40, len(seg))
+    s["gro-short-last-burst-7"] = vx_cfg(gro=True) + \
+        vx_gro(seg * 9 + vx_frame(length=60), len(seg), burst=7)
+    s["gro-wrong-vni-cut"] = vx_cfg(gro=True) + \
+        vx_gro(seg * 3 + vx_frame(vni=43, length=100) + seg * 2 + seg[:30], len(seg), cut=True)
+    s["gro-hostile-sizes"] = vx_cfg(gro=True) + vx_gro(seg * 2, 0) + vx_gro(seg * 2, -1) + \
+        vx_gro(seg * 2, 1, burst=1) + vx_gro(seg * 2, 5000) + vx_gro(b"", 100) + \
+        vx_gro(seg * 2, 5)
+    s["gro-one-read-4-buffers"] = vx_cfg(gro=True, learn=True) + \
+        vx_gro(seg * 5, len(seg), more=True, burst=3) + vx_gro(seg, 0, more=True, sender=7) + \
+        vx_gro(vx_frame(length=1444 + 19) * 3, len(vx_frame(length=1444 + 19)), more=True) + \
+        vx_gro(seg * 64, len(seg), sender=9)
     return s
 
 

@@ -287,6 +287,9 @@ static void vxlan_stats_json(struct jw *j, const struct port *p)
     jw_u64(j, "encap_gso_sends", s.tx_gso_sends);
     jw_u64(j, "encap_gso_datagrams", s.tx_gso_datagrams);
     jw_u64(j, "encap_gso_off", s.tx_gso_off);
+    jw_u64(j, "decap_gro_buffers", s.rx_gro_buffers);
+    jw_u64(j, "decap_gro_segments", s.rx_gro_segments);
+    jw_u64(j, "decap_gro_off", s.rx_gro_off);
 }
 
 /* A VXLAN port's drop reasons as a line under its row of the text view. */
@@ -298,7 +301,8 @@ static void vxlan_stats_text(struct sbuf *b, const struct port *p)
     sb_printf(b, "  vxlan vni %u, %u remotes (%u learned), %u MACs: from remotes dropped: "
               "short %llu, bad flags %llu, unknown vni %llu, too long %llu, unknown remote %llu, "
               "errors %llu; to remotes dropped: too big %llu, bad offload %llu, no remote %llu, "
-              "no room %llu, send errors %llu; UDP GSO: %llu sends of %llu datagrams%s\n",
+              "no room %llu, send errors %llu; UDP GSO: %llu sends of %llu datagrams%s; "
+              "UDP GRO: %llu buffers of %llu datagrams%s\n",
               p->cfg.vx.vni, in.nremotes,
               in.nremotes - in.nconf, in.vtep_entries, (unsigned long long)s.rx_short,
               (unsigned long long)s.rx_bad_flags, (unsigned long long)s.rx_unknown_vni,
@@ -307,7 +311,9 @@ static void vxlan_stats_text(struct sbuf *b, const struct port *p)
               (unsigned long long)s.tx_bad_offload, (unsigned long long)s.tx_no_remote,
               (unsigned long long)s.tx_no_room, (unsigned long long)s.tx_send_errors,
               (unsigned long long)s.tx_gso_sends, (unsigned long long)s.tx_gso_datagrams,
-              s.tx_gso_off ? " (off: the kernel refused one)" : "");
+              s.tx_gso_off ? " (off: the kernel refused one)" : "",
+              (unsigned long long)s.rx_gro_buffers, (unsigned long long)s.rx_gro_segments,
+              s.rx_gro_off ? " (off: the kernel refused it)" : "");
 }
 
 /* The tap's (and the uplink's) "rx" is what the switch delivered to the

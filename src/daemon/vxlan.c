@@ -1,13 +1,22 @@
 /*
  * vxlan.c - see vxlan.h.
  *
- * Receive: recvmmsg of up to VXLAN_RX_BURST datagrams into the port's own
- * buffers, each one byte larger than the largest datagram the port takes,
- * so that a longer one (cut by the kernel) still shows as too long; then
- * vxlan_rx_check on each.  The inner frames go to the switch straight from
- * those buffers with a plain virtio-net header: the kernel checked the
- * outer UDP checksum when the sender set one, and the inner frame's own
- * checksums are the sender's business, as on a wire.
+ * Receive: recvmmsg into the port's own buffers (vxlan.h says how many and
+ * how big); each buffer is split into the datagrams it carries (one, or
+ * with UDP GRO those the kernel coalesced: the UDP_GRO control message
+ * gives their size), and each datagram, however it came, goes through
+ * vxlan_rx_check on its own: a coalesced datagram is checked exactly as a
+ * lone one.  Without GRO a buffer is one byte larger than the largest
+ * datagram the port takes, so that a longer one (cut by the kernel) still
+ * shows as too long; with GRO it holds any UDP payload whole.  A burst
+ * takes at most max datagrams; the rest of what was read waits in the
+ * port (struct vxlan_rxq) and the next call hands it out before reading
+ * again, so the buffers are never overwritten while frames point into
+ * them.  The inner frames go to the switch straight from those buffers
+ * with a plain virtio-net header: the kernel checked the outer UDP
+ * checksum when the sender set one (before coalescing: GRO takes only
+ * datagrams with a checksum), and the inner frame's own checksums are the
+ * sender's business, as on a wire.
  *
  * Transmit: each frame's offload requests are resolved first (a partial
  * checksum is completed and spliced in as two bytes of our own between
@@ -93,11 +102,20 @@ struct vxlan {
      * (atomic, relaxed: any worker may send). */
     bool gso;
     /* receive: the port's worker's */
+    bool gro;                                 /* UDP_GRO is on: big buffers, split */
+    unsigned rx_nslots;                       /* buffers: at most VXLAN_RX_BURST */
     uint8_t *rx_buf;
-    size_t rx_slot;
+    size_t rx_slot;                           /* bytes of each */
     struct mmsghdr rx_msg[VXLAN_RX_BURST];
     struct iovec rx_iov[VXLAN_RX_BURST];
     struct sockaddr_in rx_from[VXLAN_RX_BURST];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } rx_cmsg[VXLAN_RX_BURST];
+    struct vxlan_rxbuf rx_got[VXLAN_RX_BURST];   /* what the last read returned */
+    struct vxlan_rxq rxq;                     /* ... and what of it is not handled yet */
+    bool rx_drained;                          /* that read emptied the socket */
     struct iovec frame_iov[VXLAN_RX_BURST];
 };
 
@@ -338,6 +356,111 @@ enum vxlan_rx_rc vxlan_rx_check(struct vxlan_core *c, const struct sockaddr_in *
     return rc;
 }
 
+void vxlan_split_init(struct vxlan_split *s, const uint8_t *d, size_t len, int gso, bool cut)
+{
+    s->d = d;
+    s->len = len;
+    /* A size the kernel would not give (none, 0, negative, past the end)
+     * means the buffer is one datagram. */
+    s->seg = gso > 0 && (size_t)gso <= len ? (size_t)gso : len;
+    s->off = 0;
+    s->cut = cut;
+    s->done = false;
+}
+
+bool vxlan_split_next(struct vxlan_split *s, const uint8_t **dg, size_t *dlen, bool *whole)
+{
+    if (s->done)
+        return false;
+    size_t left = s->len - s->off;
+    size_t n = left < s->seg ? left : s->seg;
+    *dg = s->d + s->off;
+    *dlen = n;
+    s->off += n;
+    s->done = s->off >= s->len;   /* seg is 0 only for an empty buffer: done at once */
+    *whole = !(s->cut && s->done);
+    return true;
+}
+
+size_t vxlan_split_count(const struct vxlan_split *s)
+{
+    return s->seg ? (s->len + s->seg - 1) / s->seg : 1;
+}
+
+/* Makes buffer i of q the one being split; counts it when the kernel had
+ * coalesced several datagrams into it. */
+static void rxq_open(struct vxlan_core *c, struct vxlan_rxq *q, unsigned i)
+{
+    const struct vxlan_rxbuf *b = &q->buf[i];
+    q->at = i;
+    vxlan_split_init(&q->split, b->d, b->len, b->gso, b->cut);
+    size_t n = vxlan_split_count(&q->split);
+    if (n > 1) {
+        stat_add(&c->st.rx_gro_buffers, 1);
+        stat_add(&c->st.rx_gro_segments, n);
+    }
+}
+
+void vxlan_rxq_start(struct vxlan_core *c, struct vxlan_rxq *q, const struct vxlan_rxbuf *buf,
+                     unsigned n)
+{
+    memset(q, 0, sizeof(*q));
+    q->buf = buf;
+    q->nbuf = n;
+    if (n)
+        rxq_open(c, q, 0);
+}
+
+bool vxlan_rxq_pending(const struct vxlan_rxq *q)
+{
+    /* Every buffer has at least one datagram: one not opened yet is some. */
+    return q->at < q->nbuf && (!q->split.done || q->at + 1 < q->nbuf);
+}
+
+/* The next datagram of q (opening the next buffer when one is done);
+ * false when none is left. */
+static bool rxq_next(struct vxlan_core *c, struct vxlan_rxq *q, const uint8_t **dg, size_t *len,
+                     bool *whole, const struct sockaddr_in **from)
+{
+    while (q->at < q->nbuf) {
+        if (vxlan_split_next(&q->split, dg, len, whole)) {
+            *from = q->buf[q->at].from;
+            return true;
+        }
+        if (q->at + 1 >= q->nbuf)
+            break;
+        rxq_open(c, q, q->at + 1);
+    }
+    return false;
+}
+
+unsigned vxlan_rxq_take(struct vxlan_core *c, struct vxlan_rxq *q, struct frame *f,
+                        struct iovec *fiov, unsigned max, uint32_t now_s, unsigned *handled,
+                        uint64_t *bytes)
+{
+    static const struct virtio_net_hdr plain;
+    unsigned n = 0, k = 0;
+    const uint8_t *d;
+    size_t len, inner = 0;
+    bool whole;
+    const struct sockaddr_in *from;
+    *bytes = 0;
+    while (k < max && rxq_next(c, q, &d, &len, &whole, &from)) {
+        k++;
+        if (!whole) {
+            count_refusal(&c->st, VXLAN_RX_TOO_LONG);   /* as a cut lone datagram is */
+            continue;
+        }
+        if (vxlan_rx_check(c, from, d, len, now_s, &inner) != VXLAN_RX_OK)
+            continue;
+        net_frame_flat(&f[n], &fiov[n], d + VXLAN_HLEN, inner, &plain);
+        *bytes += inner;
+        n++;
+    }
+    *handled = k;
+    return n;
+}
+
 /* FNV-1a over n bytes, on from h. */
 static uint32_t hash_bytes(uint32_t h, const uint8_t *p, size_t n)
 {
@@ -469,16 +592,38 @@ static int open_tx_one(const struct vxlan *v, uint16_t *port, char *why, size_t 
     return fd;
 }
 
-/* Points the receive messages at their buffers and address slots. */
-static void setup_rx(struct vxlan *v)
+/* Asks for UDP GRO on the receiving socket fd: true when the kernel took
+ * it (an older kernel refuses: ENOPROTOOPT). */
+static bool enable_gro(const struct port *p, int fd)
 {
-    for (unsigned i = 0; i < VXLAN_RX_BURST; i++) {
+    int one = 1;
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0)
+        return true;
+    log_warn("vxlan %s: the kernel refused UDP GRO (%s): datagrams are read one by one",
+             p->name, strerror(errno));
+    return false;
+}
+
+/* Sizes and allocates the receive buffers for the socket's mode (GRO or
+ * not) and points the receive messages at them, their address slots and
+ * control buffers.  False when out of memory. */
+static bool setup_rx(struct vxlan *v)
+{
+    v->rx_nslots = v->gro ? VXLAN_RX_GRO_SLOTS : VXLAN_RX_BURST;
+    /* Without GRO: one byte more than the largest datagram taken, so that a
+     * longer one shows. */
+    v->rx_slot = v->gro ? VXLAN_RX_GRO_SLOT : VXLAN_HLEN + v->core.max_frame + 1;
+    v->rx_buf = malloc(v->rx_nslots * v->rx_slot);
+    if (!v->rx_buf)
+        return false;
+    for (unsigned i = 0; i < v->rx_nslots; i++) {
         v->rx_iov[i] = (struct iovec){ v->rx_buf + i * v->rx_slot, v->rx_slot };
         memset(&v->rx_msg[i], 0, sizeof(v->rx_msg[i]));
         v->rx_msg[i].msg_hdr.msg_iov = &v->rx_iov[i];
         v->rx_msg[i].msg_hdr.msg_iovlen = 1;
         v->rx_msg[i].msg_hdr.msg_name = &v->rx_from[i];
     }
+    return true;
 }
 
 /* Undoes vxlan_open's work on v and the receiving socket rx (either may
@@ -516,17 +661,15 @@ int vxlan_open(struct port *p, const struct vxlan_cfg *cfg, char *err, size_t er
     vxlan_core_init(&v->core, cfg, random_seed(v));
     set_addr(&v->local, cfg->local, cfg->dstport);
     v->gso = true;   /* until the kernel refuses a merged send */
-    /* One byte more than the largest datagram taken: a longer one shows. */
-    v->rx_slot = VXLAN_HLEN + v->core.max_frame + 1;
-    v->rx_buf = malloc(VXLAN_RX_BURST * v->rx_slot);
-    if (!v->rx_buf) {
-        snprintf(err, errlen, "vxlan %s: out of memory", p->name);
-        goto fail;
-    }
-    setup_rx(v);
     rx = open_rx(v, why, sizeof(why));
     if (rx < 0) {
         snprintf(err, errlen, "vxlan %s: %s", p->name, why);
+        goto fail;
+    }
+    v->gro = enable_gro(p, rx);
+    v->core.st.rx_gro_off = !v->gro;
+    if (!setup_rx(v)) {
+        snprintf(err, errlen, "vxlan %s: out of memory", p->name);
         goto fail;
     }
     for (; v->ntx < VXLAN_TX_SOCKS; v->ntx++) {
@@ -539,10 +682,10 @@ int vxlan_open(struct port *p, const struct vxlan_cfg *cfg, char *err, size_t er
     }
     p->vxlan = v;
     p->tap_fd = rx;
-    log_info("vxlan %s: VNI %u on %s, %u remote%s%s, inner MTU %u, %u sending sockets",
-             p->name, v->core.vni, addr_str(&v->local, a, sizeof(a)), v->core.nconf,
-             v->core.nconf == 1 ? "" : "s", v->core.learn ? " (learning more)" : "", cfg->mtu,
-             v->ntx);
+    log_info("vxlan %s: VNI %u on %s, %u remote%s%s, inner MTU %u, %u sending sockets, "
+             "UDP GRO %s", p->name, v->core.vni, addr_str(&v->local, a, sizeof(a)),
+             v->core.nconf, v->core.nconf == 1 ? "" : "s", v->core.learn ? " (learning more)" : "",
+             cfg->mtu, v->ntx, v->gro ? "on" : "off");
     return 0;
 fail:
     release(v, rx);
@@ -599,46 +742,83 @@ uint32_t vxlan_remote_addr(const struct port *p, unsigned i)
 
 /* ---- receive ------------------------------------------------------------------ */
 
-unsigned vxlan_recv_burst(struct port *p, struct frame *f, unsigned max, unsigned *nread,
-                          bool *empty)
+/* The UDP_GRO size in message m's control data: 0 when there is none, or
+ * when the kernel cut the control data (one datagram then). */
+static int gro_size(struct msghdr *m)
 {
-    static const struct virtio_net_hdr plain;
-    struct vxlan *v = p->vxlan;
-    *nread = 0;
-    *empty = false;
-    if (max > VXLAN_RX_BURST)
-        max = VXLAN_RX_BURST;
-    for (unsigned i = 0; i < max; i++) {
-        v->rx_msg[i].msg_hdr.msg_namelen = sizeof(v->rx_from[i]);
+    if (m->msg_flags & MSG_CTRUNC)
+        return 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO ||
+            c->cmsg_len < CMSG_LEN(sizeof(int)))
+            continue;
+        int g;
+        memcpy(&g, CMSG_DATA(c), sizeof(g));
+        return g;
+    }
+    return 0;
+}
+
+/* Reads up to want buffers into the port's and starts handing out their
+ * datagrams; the number read (0: none, or an error, counted). */
+static unsigned rx_read(struct vxlan *v, int fd, unsigned want)
+{
+    if (want > v->rx_nslots)
+        want = v->rx_nslots;
+    for (unsigned i = 0; i < want; i++) {
+        struct msghdr *m = &v->rx_msg[i].msg_hdr;
+        m->msg_namelen = sizeof(v->rx_from[i]);
         v->rx_from[i].sin_family = AF_UNSPEC;   /* refused unless the kernel fills it */
+        m->msg_control = v->gro ? v->rx_cmsg[i].buf : NULL;
+        m->msg_controllen = v->gro ? sizeof(v->rx_cmsg[i].buf) : 0;
+        m->msg_flags = 0;
     }
     sysc_note();
-    int r = recvmmsg(p->tap_fd, v->rx_msg, max, MSG_DONTWAIT, NULL);
+    int r = recvmmsg(fd, v->rx_msg, want, MSG_DONTWAIT, NULL);
     if (r <= 0) {
         if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             stat_add(&v->core.st.rx_errors, 1);
+        v->rx_drained = true;
+        return 0;
+    }
+    for (unsigned i = 0; i < (unsigned)r; i++) {
+        struct msghdr *m = &v->rx_msg[i].msg_hdr;
+        struct vxlan_rxbuf *b = &v->rx_got[i];
+        b->d = v->rx_iov[i].iov_base;
+        /* The kernel says how much it copied; never past the buffer. */
+        b->len = v->rx_msg[i].msg_len < v->rx_slot ? v->rx_msg[i].msg_len : v->rx_slot;
+        b->gso = v->gro ? gro_size(m) : 0;
+        b->cut = (m->msg_flags & MSG_TRUNC) != 0;
+        b->from = &v->rx_from[i];
+    }
+    v->rx_drained = (unsigned)r < want;   /* no second call to find out */
+    vxlan_rxq_start(&v->core, &v->rxq, v->rx_got, (unsigned)r);
+    return (unsigned)r;
+}
+
+unsigned vxlan_recv_burst(struct port *p, struct frame *f, unsigned max, unsigned *nread,
+                          bool *empty)
+{
+    struct vxlan *v = p->vxlan;
+    *nread = 0;
+    if (max > VXLAN_RX_BURST)
+        max = VXLAN_RX_BURST;
+    /* What an earlier read left comes first, and alone: reading now would
+     * overwrite the buffers that this call's frames point into. */
+    if (!vxlan_rxq_pending(&v->rxq) && max && rx_read(v, p->tap_fd, max) == 0) {
         *empty = true;
         return 0;
     }
-    uint32_t now = vxlan_now_s();
+    unsigned handled = 0;
     uint64_t bytes = 0;
-    unsigned n = 0;
-    for (unsigned i = 0; i < (unsigned)r; i++) {
-        const uint8_t *d = v->rx_iov[i].iov_base;
-        size_t inner = 0;
-        if (vxlan_rx_check(&v->core, &v->rx_from[i], d, v->rx_msg[i].msg_len, now, &inner) !=
-            VXLAN_RX_OK)
-            continue;
-        net_frame_flat(&f[n], &v->frame_iov[n], d + VXLAN_HLEN, inner, &plain);
-        bytes += inner;
-        n++;
-    }
-    *nread = (unsigned)r;
-    *empty = (unsigned)r < max;   /* the queue was drained: no second call to find out */
+    unsigned n = vxlan_rxq_take(&v->core, &v->rxq, f, v->frame_iov, max, vxlan_now_s(), &handled,
+                                &bytes);
+    *nread = handled;
+    *empty = v->rx_drained && !vxlan_rxq_pending(&v->rxq);
     stat_add(&p->tap.rx_packets, n);
     stat_add(&p->tap.rx_bytes, bytes);
-    if ((unsigned)r > n)
-        stat_add(&p->tap.rx_drops, (unsigned)r - n);
+    if (handled > n)
+        stat_add(&p->tap.rx_drops, handled - n);
     return n;
 }
 

@@ -6,7 +6,8 @@
  * Owns: the port's UDP sockets (one bound to local:dstport that receives,
  * a small pool bound to local:0 that sends, so the outer source port can
  * follow the inner flow), the VXLAN header (building it, checking what
- * arrives: every refusal counted by reason), the list of remote VTEPs
+ * arrives: every refusal counted by reason), splitting what the kernel's
+ * UDP GRO coalesced back into its datagrams, the list of remote VTEPs
  * (configured, and learned ones with learn=on, bounded), the table of
  * inner source MAC -> remote VTEP that decides where a frame goes (one
  * remote, or head-end replication to all), resolving a frame's offload
@@ -25,6 +26,17 @@
  * remote is written whole before the count that publishes it; a MAC table
  * entry is one 64-bit word) and shares only sockets and atomic counters.
  *
+ * Receive buffers: with UDP GRO (UDP_GRO on the receiving socket, when the
+ * kernel takes it) one read may return many datagrams of one flow
+ * coalesced into one buffer of up to 64 KiB, so the port reads into
+ * VXLAN_RX_GRO_SLOTS buffers of 64 KiB: 1 MiB per port (the uplink's
+ * packet ring is as big), allocated once, touched only as far as traffic
+ * fills it.  Without GRO,
+ * VXLAN_RX_BURST buffers one byte longer than the largest datagram taken:
+ * 46 KiB at the default MTU, 282 KiB at 9000.  The datagrams of buffers
+ * read but not yet handled (a burst takes at most max of them) wait in the
+ * port for the next call: none is dropped for want of room in a burst.
+ *
  * IPv6 (outer) is not implemented: config.c refuses an IPv6 address.
  */
 #ifndef LWV_VXLAN_H
@@ -34,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "port.h"
 
@@ -51,8 +64,13 @@ struct frame;
  * one VLAN tag. */
 #define VXLAN_MAX_FRAME(mtu) ((mtu) + 14u + 4u)
 
-/* Datagrams one receive burst reads (at most VQ_BURST_MAX). */
+/* Datagrams one receive burst handles (at most VQ_BURST_MAX). */
 #define VXLAN_RX_BURST 32u
+/* With UDP GRO: buffers one read fills, and their size (a coalesced
+ * buffer is at most 64 KiB: the kernel's limit for one IP packet; a plain
+ * UDP payload is at most 65527 bytes). */
+#define VXLAN_RX_GRO_SLOTS 16u
+#define VXLAN_RX_GRO_SLOT 65536u
 /* Sending sockets: outer UDP source ports a port spreads its flows over. */
 #define VXLAN_TX_SOCKS 8u
 /* The inner MAC -> remote VTEP table: buckets of VXLAN_VTEP_WAYS entries. */
@@ -84,6 +102,9 @@ struct vxlan_stats {
     uint64_t tx_gso_sends;      /* UDP GSO sends: runs of datagrams to one remote sent as one */
     uint64_t tx_gso_datagrams;  /* ... and the datagrams they carried */
     uint64_t tx_gso_off;        /* 1 once the kernel refused a GSO send (GSO is then off) */
+    uint64_t rx_gro_buffers;    /* received buffers the kernel had coalesced (UDP GRO) ... */
+    uint64_t rx_gro_segments;   /* ... and the datagrams they carried */
+    uint64_t rx_gro_off;        /* 1 when the kernel refused UDP_GRO on the socket */
 };
 
 /* Everything of a VXLAN port but its sockets: what it accepts, its remotes
@@ -155,6 +176,58 @@ unsigned vxlan_targets(const struct vxlan_core *c, const uint8_t dst[6], uint32_
  * fragments), the ports.  The same flow always gives the same value. */
 uint32_t vxlan_flow_hash(const uint8_t *f, size_t len);
 
+/* One buffer as a read returned it: the datagram, or the datagrams UDP GRO
+ * coalesced into it (each gso bytes long but the last, which may be
+ * shorter). */
+struct vxlan_rxbuf {
+    const uint8_t *d;
+    size_t len;                   /* bytes received */
+    int gso;                      /* the UDP_GRO size; 0 when none came */
+    bool cut;                     /* MSG_TRUNC: the kernel cut it to fit */
+    const struct sockaddr_in *from;
+};
+
+/* Walks one buffer's datagrams. */
+struct vxlan_split {
+    const uint8_t *d;
+    size_t len, seg, off;         /* seg: each datagram's length (the last may be shorter) */
+    bool cut, done;
+};
+
+/* Buffers read at once and how far handling them went: what one burst
+ * leaves for the next. */
+struct vxlan_rxq {
+    const struct vxlan_rxbuf *buf;
+    unsigned nbuf, at;            /* buffers; the one being split */
+    struct vxlan_split split;     /* ... and where in it */
+};
+
+/* Starts walking the len bytes at d as a read returned them: gso the
+ * UDP_GRO size (taken only when 0 < gso <= len: anything else means one
+ * datagram of len bytes), cut for MSG_TRUNC (the last piece is not whole).
+ * A buffer of 0 bytes is one datagram of 0 bytes. */
+void vxlan_split_init(struct vxlan_split *s, const uint8_t *d, size_t len, int gso, bool cut);
+/* The next datagram of s (*whole false for the piece a cut buffer ends
+ * with); false when none is left. */
+bool vxlan_split_next(struct vxlan_split *s, const uint8_t **dg, size_t *dlen, bool *whole);
+/* How many datagrams s yields in all. */
+size_t vxlan_split_count(const struct vxlan_split *s);
+/* Starts handing out the datagrams of the n buffers at buf (which must
+ * stay as they are until vxlan_rxq_pending says false); counts the
+ * coalesced ones in c->st. */
+void vxlan_rxq_start(struct vxlan_core *c, struct vxlan_rxq *q, const struct vxlan_rxbuf *buf,
+                     unsigned n);
+/* Takes up to max datagrams from q, in order, each through vxlan_rx_check
+ * (a piece of a cut buffer is refused as too long); those that pass become
+ * frames in f (over fiov, room for max each), pointing into the buffers.
+ * Returns the frames; *handled is the datagrams taken (passed or refused),
+ * *bytes the frames' total length. */
+unsigned vxlan_rxq_take(struct vxlan_core *c, struct vxlan_rxq *q, struct frame *f,
+                        struct iovec *fiov, unsigned max, uint32_t now_s, unsigned *handled,
+                        uint64_t *bytes);
+/* True while q has datagrams not yet taken. */
+bool vxlan_rxq_pending(const struct vxlan_rxq *q);
+
 /* ---- the port ---------------------------------------------------------------- */
 
 /* Opens VXLAN port p as cfg says and sets p->tap_fd to the receiving
@@ -165,10 +238,12 @@ void vxlan_close(struct port *p);
 /* Encapsulates n frames and sends them to their remotes, as few system
  * calls as the batch allows; drops and counts what cannot go. */
 void vxlan_send(struct port *p, const struct frame *f, unsigned n);
-/* Reads up to max (<= VXLAN_RX_BURST) datagrams and describes the inner
+/* Handles up to max (<= VXLAN_RX_BURST) datagrams and describes the inner
  * frames that pass the checks in f; they stay valid until the next call.
- * *nread counts every datagram read (refused ones too); *empty is set when
- * the socket had no more. */
+ * Datagrams of buffers read earlier come first (and alone: the call then
+ * does not read); otherwise it reads.  *nread counts every datagram
+ * handled (refused ones too); *empty is set when the socket had no more
+ * and nothing is left waiting. */
 unsigned vxlan_recv_burst(struct port *p, struct frame *f, unsigned max, unsigned *nread,
                           bool *empty);
 /* Reads and clears the receiving socket's pending error, so that it stops

@@ -19,7 +19,9 @@
  *    never reach the guest and are counted by reason;
  *  - an idle VXLAN port costs no CPU;
  *  - a second lwvhostd in the namespace (VNI 43, UDP port 4790) with a
- *    guest b: a and b exchange frames through the two daemons' VXLAN ports;
+ *    guest b: a and b exchange frames through the two daemons' VXLAN ports
+ *    (the runs the other daemon sends with UDP GSO come up coalesced by
+ *    UDP GRO across the veth: counted, none lost);
  *  - three more lwvhostd, each in a namespace of its own (203.0.113.1-3 on
  *    veths to a bridge in the test's namespace), each with a guest (a3, b3,
  *    c3) and a VXLAN port (VNI 77) listing the other two (full mesh):
@@ -693,6 +695,17 @@ static void two_daemons(struct tport *a)
           "two daemons' VXLAN ports");
     CHECK(pair_ok(a, &b, 200, 1000) == 0 && pair_ok(a, &b, 64, 1468 - 4) == 0,
           "a <-> b: 200 frames of 1000 bytes and 64 of 1464 each way, intact and in order");
+    /* The other daemon sends runs with UDP GSO; across the veth they may
+     * come up coalesced (UDP GRO): whether or not, nothing was lost above. */
+    unsigned long long gb = port_stat("vy", "decap_gro_buffers"),
+                       gs = port_stat("vy", "decap_gro_segments");
+    note("vy from the second daemon: %llu coalesced buffers of %llu datagrams", gb, gs);
+    static char sj[65536];
+    daemon_ctl("stats json\n", sj, sizeof sj);
+    CHECK(strstr(sj, "\"decap_gro_segments\":") && port_stat("vy", "decap_gro_off") == 0 &&
+              (gb == 0 ? gs == 0 : gs >= 2 * gb),
+          "vy reads with UDP GRO (decap_gro_off 0); every coalesced buffer held 2 or more "
+          "datagrams");
     tport_close(&b);
     kill(daemon2, SIGTERM);
     int st = 0;

@@ -15,10 +15,19 @@
  * flows from several; and it receives what the test sends it, refusing a
  * wrong VNI and a stranger.  Buffers handed to the port are exactly their
  * size on the heap, so under ASan a read past one fails the test.
+ *
+ * UDP GRO: the splitter on hostile sizes (0, 1, negative, past the
+ * buffer, a length not a multiple, a cut buffer); buffers as reads return
+ * them taken a burst at a time (1, 7, 32, 40, 64), every datagram once and
+ * in order, refusals counted one by one; and on the loopback, UDP GSO
+ * sends from the peer that the port's kernel hands up coalesced (kernel
+ * 6.18 does: one buffer of 40 datagrams), split and checked datagram by
+ * datagram, 40 frames over two bursts.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +353,172 @@ static void mac_table(void)
     }
     CHECK(later == 1000 && c.st.vtep_full == full0,
           "once they aged, 1000 new MACs take their slots (%u learned)", later);
+}
+
+/* Splits len bytes with gso and cut; true when the pieces are exactly
+ * want[0..nwant) long, cover the buffer in order, and only the last of a
+ * cut buffer is reported not whole. */
+static bool split_is(size_t len, int gso, bool cut, const size_t *want, size_t nwant)
+{
+    uint8_t *b = calloc(1, len ? len : 1);
+    struct vxlan_split s;
+    vxlan_split_init(&s, b, len, gso, cut);
+    const uint8_t *dg;
+    size_t dl, k = 0, at = 0;
+    bool whole, ok = vxlan_split_count(&s) == nwant;
+    while (vxlan_split_next(&s, &dg, &dl, &whole)) {
+        bool last = at + dl == len;
+        ok &= k < nwant && dl == want[k] && dg == b + at && whole == !(cut && last);
+        at += dl;
+        k++;
+        if (k > nwant + 1)
+            break;
+    }
+    ok &= k == nwant && at == len && !vxlan_split_next(&s, &dg, &dl, &whole);
+    free(b);
+    return ok;
+}
+
+static void gro_split(void)
+{
+    CHECK(split_is(0, 0, false, (size_t[]){ 0 }, 1) && split_is(0, 100, false, (size_t[]){ 0 }, 1),
+          "an empty buffer: one datagram of 0 bytes, whatever the GRO size");
+    CHECK(split_is(100, 0, false, (size_t[]){ 100 }, 1) &&
+              split_is(100, -5, false, (size_t[]){ 100 }, 1) &&
+              split_is(100, 101, false, (size_t[]){ 100 }, 1) &&
+              split_is(100, 0x7fffffff, false, (size_t[]){ 100 }, 1) &&
+              split_is(100, 100, false, (size_t[]){ 100 }, 1),
+          "GRO size 0, negative, past the buffer, INT_MAX or the buffer's length: one datagram");
+    size_t ones[7] = { 1, 1, 1, 1, 1, 1, 1 };
+    CHECK(split_is(7, 1, false, ones, 7), "GRO size 1: one datagram per byte");
+    CHECK(split_is(250, 100, false, (size_t[]){ 100, 100, 50 }, 3) &&
+              split_is(300, 100, false, (size_t[]){ 100, 100, 100 }, 3),
+          "250 bytes at 100: 100, 100, 50; 300 bytes: three of 100");
+    CHECK(split_is(250, 100, true, (size_t[]){ 100, 100, 50 }, 3) &&
+              split_is(100, 0, true, (size_t[]){ 100 }, 1),
+          "a cut buffer (MSG_TRUNC): its last piece is reported not whole");
+    /* Random sizes: the pieces always tile the buffer. */
+    srand(77);
+    unsigned good = 0;
+    for (unsigned i = 0; i < 2000; i++) {
+        size_t len = (size_t)rand() % 70000;
+        int gso = rand() % 3 == 0 ? rand() % 200 - 20 : rand() % 70000;
+        struct vxlan_split s;
+        static uint8_t b[70000];
+        vxlan_split_init(&s, b, len, gso, i % 2);
+        const uint8_t *dg;
+        size_t dl, at = 0, k = 0, seg = gso > 0 && (size_t)gso <= len ? (size_t)gso : len;
+        bool whole, ok = true;
+        while (vxlan_split_next(&s, &dg, &dl, &whole)) {
+            ok &= dg == b + at && (at + dl == len ? dl <= seg : dl == seg);
+            at += dl;
+            k++;
+        }
+        good += ok && at == len && k == vxlan_split_count(&s);
+    }
+    CHECK(good == 2000, "2000 random lengths and GRO sizes: the pieces tile each buffer (%u)",
+          good);
+}
+
+/* A datagram of 8 + flen bytes carrying frame number seq (its byte 14),
+ * to VNI vni, at d. */
+static size_t seq_dgram(uint8_t *d, uint32_t vni, size_t flen, uint8_t seq)
+{
+    size_t l = dgram(d, 0x08, vni, MAC_B, MAC_A, flen);
+    d[VXLAN_HLEN + 14] = seq;
+    return l;
+}
+
+/* Buffers as three reads might return them, handed out max datagrams at
+ * a time: every datagram once, in order, none lost across bursts. */
+static void gro_carry(void)
+{
+    static struct vxlan_core c;
+    struct vxlan_cfg cfg = base_cfg();
+    struct sockaddr_in r0 = from_ip(cfg.remote[0]);
+    /* A: 40 coalesced datagrams of 68 bytes; B: one of 100; C: 10 of 68,
+     * the 4th with another VNI, the buffer cut after 5 bytes of the 10th;
+     * D: 6 pieces of 5 bytes, each too short for a VXLAN header. */
+    static uint8_t a[40 * 68], bb[108], cc[9 * 68 + 5], dd[30];
+    for (unsigned i = 0; i < 40; i++)
+        seq_dgram(a + i * 68, 42, 60, (uint8_t)i);
+    seq_dgram(bb, 42, 100, 40);
+    for (unsigned i = 0; i < 9; i++)
+        seq_dgram(cc + i * 68, i == 3 ? 43 : 42, 60, (uint8_t)(41 + i));
+    memcpy(cc + 9 * 68, cc, 5);
+    memset(dd, 0x08, sizeof dd);
+    const struct vxlan_rxbuf bufs[4] = {
+        { a, sizeof a, 68, false, &r0 },
+        { bb, sizeof bb, 0, false, &r0 },
+        { cc, sizeof cc, 68, true, &r0 },
+        { dd, sizeof dd, 5, false, &r0 },
+    };
+    static const unsigned maxes[] = { 32, 1, 7, 40, 64 };
+    for (unsigned m = 0; m < sizeof maxes / sizeof maxes[0]; m++) {
+        unsigned max = maxes[m];
+        vxlan_core_init(&c, &cfg, 3);
+        struct vxlan_rxq q;
+        vxlan_rxq_start(&c, &q, bufs, 4);
+        struct frame f[64];
+        struct iovec fiov[64];
+        unsigned frames = 0, handled_all = 0, calls = 0, order_ok = 1, over = 0;
+        uint64_t bytes_all = 0;
+        while (vxlan_rxq_pending(&q) && calls < 200) {
+            unsigned handled = 0;
+            uint64_t bytes = 0;
+            unsigned n = vxlan_rxq_take(&c, &q, f, fiov, max, 1000, &handled, &bytes);
+            calls++;
+            over += handled > max || n > handled || handled == 0;
+            for (unsigned i = 0; i < n; i++) {
+                /* 0..40, then 41..49 without the 4th (44) */
+                unsigned want = frames <= 40 ? frames : frames < 44 ? frames : frames + 1;
+                order_ok &= f[i].flat[14] == want && f[i].len == (want == 40 ? 100u : 60u);
+                frames++;
+            }
+            handled_all += handled;
+            bytes_all += bytes;
+        }
+        unsigned want_calls = (40 + 1 + 10 + 6 + max - 1) / max;
+        CHECK(frames == 49 && handled_all == 57 && order_ok && !over && calls == want_calls &&
+                  bytes_all == 48 * 60 + 100 && c.st.rx_unknown_vni == 1 &&
+                  c.st.rx_too_long == 1 && c.st.rx_short == 6 && c.st.rx_gro_buffers == 3 &&
+                  c.st.rx_gro_segments == 56,
+              "4 buffers (40 coalesced, 1 alone, 10 coalesced with a wrong VNI and a cut end, 6 "
+              "too short) taken %u at a time: %u calls, 49 frames in order, 57 datagrams, each "
+              "refusal counted (frames %u, handled %u, GRO %llu/%llu)",
+              max, calls, frames, handled_all, (unsigned long long)c.st.rx_gro_buffers,
+              (unsigned long long)c.st.rx_gro_segments);
+    }
+    /* A stranger's coalesced datagrams are each refused as a stranger's. */
+    vxlan_core_init(&c, &cfg, 3);
+    struct sockaddr_in st = from_ip(ip4(10, 9, 9, 9));
+    const struct vxlan_rxbuf sb = { a, 5 * 68, 68, false, &st };
+    struct vxlan_rxq q;
+    vxlan_rxq_start(&c, &q, &sb, 1);
+    struct frame f[8];
+    struct iovec fiov[8];
+    unsigned handled = 0;
+    uint64_t bytes = 0;
+    unsigned n = vxlan_rxq_take(&c, &q, f, fiov, 8, 1000, &handled, &bytes);
+    CHECK(n == 0 && handled == 5 && c.st.rx_unknown_remote == 5 && !vxlan_rxq_pending(&q),
+          "5 coalesced datagrams from a stranger: 5 refused, each counted");
+    /* Learning sees every datagram: MACs of each coalesced one. */
+    cfg.learn = true;
+    vxlan_core_init(&c, &cfg, 3);
+    static uint8_t lm[3 * 68];
+    for (unsigned i = 0; i < 3; i++) {
+        seq_dgram(lm + i * 68, 42, 60, (uint8_t)i);
+        lm[i * 68 + VXLAN_HLEN + 11] = (uint8_t)(0x20 + i);   /* source MAC 02:..:2i */
+    }
+    struct sockaddr_in nw = from_ip(ip4(10, 0, 0, 50));
+    const struct vxlan_rxbuf lb = { lm, sizeof lm, 68, false, &nw };
+    vxlan_rxq_start(&c, &q, &lb, 1);
+    n = vxlan_rxq_take(&c, &q, f, fiov, 8, 1000, &handled, &bytes);
+    uint8_t m2[6] = { 0x02, 0, 0, 0, 0, 0x22 };
+    CHECK(n == 3 && c.nremotes == 3 && c.st.remotes_learned == 1 &&
+              vxlan_vtep_lookup(&c, m2, 1000) == 2,
+          "learn=on: a new sender's coalesced datagrams add it once, and each one's source MAC "
+          "is learned behind it");
 }
 
 /* An Ethernet/IPv4/TCP or UDP frame of total len bytes (l4: 6 or 17). */
@@ -741,10 +916,142 @@ static void recv_side(void)
               s.rx_unknown_vni == 1 && s.rx_unknown_remote == (stranger >= 0) &&
               s.rx_too_long == 1 && vport->tap.rx_drops == 2 + (stranger >= 0),
           "5 datagrams read in one burst: 2 frames out (100 and 1468 bytes), a wrong VNI, a "
-          "stranger and a 1469-byte frame (cut by the kernel) refused and counted "
+          "stranger and a 1469-byte frame refused and counted "
           "(read %u, out %u)", nread, n);
     CHECK(in.vtep_entries == 1 && vxlan_recv_burst(vport, f, 4, &nread, &empty) == 0 && empty,
           "the sender's MAC is in the port's table; the socket is empty now");
+    if (stranger >= 0)
+        close(stranger);
+}
+
+/* Sends len bytes at d from socket s to the port as one UDP GSO send of
+ * seg-byte datagrams (the last may be shorter); false if refused. */
+static bool gso_send(int s, const uint8_t *d, size_t len, uint16_t seg)
+{
+    struct sockaddr_in to = from_ip(ip4(127, 0, 0, 1));
+    to.sin_port = htons(dport);
+    struct iovec iov = { (void *)d, len };
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } cm;
+    struct msghdr m = { .msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iov,
+                        .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &seg, sizeof seg);
+    ssize_t r = sendmsg(s, &m, 0);
+    if (r != (ssize_t)len)
+        note("UDP GSO send of %zu bytes: %s", len, r < 0 ? strerror(errno) : "short");
+    return r == (ssize_t)len;
+}
+
+/* Everything the port has: the frames' bytes appended to out (each
+ * frame's length in lens), read in bursts of max until empty; the number
+ * of frames. */
+static unsigned drain_port(unsigned max, uint8_t *out, size_t *lens, unsigned room,
+                           unsigned *calls, unsigned *datagrams)
+{
+    struct frame f[VXLAN_RX_BURST];
+    unsigned n = 0, nread = 0;
+    bool empty = false;
+    struct pollfd p = { .fd = vport->tap_fd, .events = POLLIN };
+    poll(&p, 1, 1000);
+    usleep(20000);
+    *calls = *datagrams = 0;
+    for (unsigned guard = 0; !empty && guard < 100; guard++) {
+        unsigned got = vxlan_recv_burst(vport, f, max, &nread, &empty);
+        ++*calls;
+        *datagrams += nread;
+        for (unsigned i = 0; i < got && n < room; i++, n++) {
+            memcpy(out, f[i].flat, f[i].len);
+            lens[n] = f[i].len;
+            out += f[i].len;
+        }
+    }
+    return n;
+}
+
+/* UDP GSO sends from the peer: with UDP_GRO on the port's socket the
+ * loopback hands each up whole, and the port splits it. */
+static void recv_gro(void)
+{
+    static uint8_t d[64 * 1600], out[64 * 1600];
+    size_t lens[80];
+    unsigned calls, dgs;
+    struct vxlan_stats s0, s1;
+    struct vxlan_info in;
+    vxlan_get_stats(vport, &s0, &in);
+    if (s0.rx_gro_off)
+        note("the kernel refused UDP_GRO: the datagrams come one by one");
+    /* 40 datagrams of 108 bytes (100-byte frames numbered 0..39), more
+     * than one burst of 32 takes. */
+    for (unsigned i = 0; i < 40; i++) {
+        seq_dgram(d + i * 108, 42, 100, (uint8_t)i);
+        d[i * 108 + VXLAN_HLEN + 50] = (uint8_t)(i * 3);
+    }
+    uint64_t pk0 = vport->tap.rx_packets;
+    bool sent = gso_send(peer, d, 40 * 108, 108);
+    unsigned n = drain_port(VXLAN_RX_BURST, out, lens, 80, &calls, &dgs);
+    vxlan_get_stats(vport, &s1, &in);
+    unsigned exact = 0;
+    for (unsigned i = 0; i < n && i < 40; i++)
+        exact += lens[i] == 100 && memcmp(out + i * 100, d + i * 108 + VXLAN_HLEN, 100) == 0;
+    uint64_t bufs = s1.rx_gro_buffers - s0.rx_gro_buffers,
+             segs = s1.rx_gro_segments - s0.rx_gro_segments;
+    note("40 datagrams in one GSO send: decap_gro_buffers +%llu, decap_gro_segments +%llu, "
+         "%u receive calls", (unsigned long long)bufs, (unsigned long long)segs, calls);
+    CHECK(sent && n == 40 && exact == 40 && dgs == 40 && vport->tap.rx_packets == pk0 + 40,
+          "40 datagrams sent as one UDP GSO send: all 40 frames reach the switch, in order, "
+          "byte for byte (%u frames, %u exact)", n, exact);
+    if (!s0.rx_gro_off)
+        CHECK(bufs == 1 && segs == 40 && segs > bufs && calls >= 2,
+              "... coalesced: one buffer of 40 datagrams, handed out over %u bursts of at most "
+              "32 (none dropped for want of room)", calls);
+
+    /* 10 datagrams, the 4th of another VNI, the last shorter: each checked. */
+    size_t at = 0;
+    for (unsigned i = 0; i < 10; i++)
+        at += seq_dgram(d + at, i == 3 ? 7 : 42, i == 9 ? 60 : 100, (uint8_t)(100 + i));
+    vxlan_get_stats(vport, &s0, &in);
+    uint64_t drops0 = vport->tap.rx_drops;
+    sent = gso_send(peer, d, at, 108);
+    n = drain_port(VXLAN_RX_BURST, out, lens, 80, &calls, &dgs);
+    vxlan_get_stats(vport, &s1, &in);
+    bool order = n == 9;
+    for (unsigned i = 0, off = 0; order && i < 9; off += (unsigned)lens[i], i++)
+        order = out[off + 14] == 100 + (i < 3 ? i : i + 1) && lens[i] == (i == 8 ? 60u : 100u);
+    CHECK(sent && order && dgs == 10 && s1.rx_unknown_vni == s0.rx_unknown_vni + 1 &&
+              vport->tap.rx_drops == drops0 + 1,
+          "10 coalesced datagrams, one of another VNI, the last shorter: 9 frames in order, the "
+          "stray one refused and counted");
+
+    /* Coalesced datagrams too long for the port, too short for a header,
+     * and from a stranger: each refused on its own. */
+    vxlan_get_stats(vport, &s0, &in);
+    at = 0;
+    for (unsigned i = 0; i < 3; i++)
+        at += seq_dgram(d + at, 42, 1469, (uint8_t)i);
+    bool s_long = gso_send(peer, d, at, (uint16_t)(VXLAN_HLEN + 1469));
+    memset(d, 0x08, 20);
+    bool s_short = gso_send(peer, d, 20, 5);
+    int stranger = udp_bound(ip4(127, 0, 0, 3), 0);
+    at = 0;
+    for (unsigned i = 0; i < 5; i++)
+        at += seq_dgram(d + at, 42, 100, (uint8_t)i);
+    bool s_str = stranger >= 0 && gso_send(stranger, d, at, 108);
+    n = drain_port(VXLAN_RX_BURST, out, lens, 80, &calls, &dgs);
+    vxlan_get_stats(vport, &s1, &in);
+    CHECK(s_long && s_short && s_str && n == 0 && dgs == 12 &&
+              s1.rx_too_long == s0.rx_too_long + 3 && s1.rx_short == s0.rx_short + 4 &&
+              s1.rx_unknown_remote == s0.rx_unknown_remote + 5,
+          "coalesced: 3 datagrams over the MTU, 4 of 5 bytes, 5 from a stranger: all 12 "
+          "refused, each counted (too long +%llu, short +%llu, unknown remote +%llu)",
+          (unsigned long long)(s1.rx_too_long - s0.rx_too_long),
+          (unsigned long long)(s1.rx_short - s0.rx_short),
+          (unsigned long long)(s1.rx_unknown_remote - s0.rx_unknown_remote));
     if (stranger >= 0)
         close(stranger);
 }
@@ -756,10 +1063,13 @@ int main(void)
     hostile_datagrams();
     remote_learning();
     mac_table();
+    gro_split();
+    gro_carry();
     flow_hash();
     if (loop_setup(1450)) {
         send_side();
         recv_side();
+        recv_gro();
         vxlan_close(vport);
         CHECK(vport->vxlan == NULL && vport->tap_fd == -1, "vxlan_close forgets the sockets");
         free(vport);
