@@ -75,6 +75,7 @@ struct xsk_ring {
     uint32_t cached;    /* the kernel's index as we last read it */
     void *map;
     size_t map_len;
+    bool in_memory;     /* xsk_open_memory's: freed, not unmapped */
 };
 
 struct xsk {
@@ -299,7 +300,7 @@ static void fill_all(struct xsk *x)
     for (uint32_t i = 0; i < x->lay.rx_frames && i < x->fill.size; i++)
         fr[(x->fill.local++) & x->fill.mask] = (uint64_t)i * x->lay.frame_size;
     prod_submit(&x->fill);
-    if (needs_wakeup(&x->fill)) {
+    if (x->fd >= 0 && needs_wakeup(&x->fill)) {
         sysc_note();
         recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
     }
@@ -723,9 +724,12 @@ static void release(struct xsk *x)
     if (x->map_fd >= 0)
         close(x->map_fd);
     struct xsk_ring *rings[] = { &x->fill, &x->comp, &x->rx, &x->tx };
-    for (unsigned i = 0; i < 4; i++)
-        if (rings[i]->map)
+    for (unsigned i = 0; i < 4; i++) {
+        if (rings[i]->map && rings[i]->in_memory)
+            free(rings[i]->map);
+        else if (rings[i]->map)
             munmap(rings[i]->map, rings[i]->map_len);
+    }
     if (x->fd >= 0)
         close(x->fd);
     if (x->umem)
@@ -782,6 +786,53 @@ int xsk_open(struct xsk **out, const struct xsk_config *cfg, struct xsk_info *in
 fail:
     release(x);
     return -1;
+}
+
+/* One ring in ordinary memory, its indexes at start; the view in v. */
+static int memory_ring(struct xsk_ring *r, size_t esize, uint32_t start,
+                       struct xsk_ring_view *v)
+{
+    /* The kernel's layout, roughly: indexes on cache lines of their own. */
+    struct xdp_ring_offset o = { .producer = 0, .consumer = 64, .flags = 128, .desc = 192 };
+    r->size = XSK_RING_SIZE;
+    r->mask = XSK_RING_SIZE - 1;
+    r->map_len = (size_t)o.desc + (size_t)XSK_RING_SIZE * esize;
+    r->map = calloc(1, r->map_len);
+    if (!r->map)
+        return -1;
+    r->in_memory = true;
+    r->producer = (uint32_t *)((uint8_t *)r->map + o.producer);
+    r->consumer = (uint32_t *)((uint8_t *)r->map + o.consumer);
+    r->flags = (uint32_t *)((uint8_t *)r->map + o.flags);
+    r->desc = (uint8_t *)r->map + o.desc;
+    *r->producer = *r->consumer = r->local = r->cached = start;
+    *v = (struct xsk_ring_view){ r->producer, r->consumer, r->flags, r->desc };
+    return 0;
+}
+
+struct xsk *xsk_open_memory(uint32_t start, struct xsk_view *view)
+{
+    struct xsk *x = xsk_new();
+    if (!x)
+        return NULL;
+    size_t len = (size_t)XSK_FRAMES * XSK_FRAME_SIZE;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        goto fail;
+    x->umem = m;
+    x->lay = (struct xsk_layout){ len, XSK_FRAME_SIZE, XSK_RX_FRAMES };
+    if (memory_ring(&x->fill, sizeof(uint64_t), start, &view->fill) < 0 ||
+        memory_ring(&x->comp, sizeof(uint64_t), start, &view->comp) < 0 ||
+        memory_ring(&x->rx, sizeof(struct xdp_desc), start, &view->rx) < 0 ||
+        memory_ring(&x->tx, sizeof(struct xdp_desc), start, &view->tx) < 0)
+        goto fail;
+    view->umem = x->umem;
+    view->lay = x->lay;
+    fill_all(x);
+    return x;
+fail:
+    release(x);
+    return NULL;
 }
 
 void xsk_close(struct xsk *x)

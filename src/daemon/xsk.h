@@ -141,6 +141,23 @@ bool xsk_rx_desc_ok(const struct xsk_layout *l, uint64_t addr, uint32_t len, uin
  * transmit frame. */
 bool xsk_tx_addr_ok(const struct xsk_layout *l, uint64_t addr);
 
+/* For tests/unit/test_xsk.c: an xsk with no socket, map or program, its
+ * UMEM mapped as xsk_open maps it and its rings in ordinary memory, every
+ * index starting at start (so that a test can make them wrap).  The test
+ * plays the kernel's side through *view; the need_wakeup flags stay clear,
+ * so nothing is ever kicked.  Receive frames are on the fill ring as
+ * xsk_open leaves them.  NULL when out of memory. */
+struct xsk_ring_view {
+    uint32_t *producer, *consumer, *flags;
+    void *desc;                      /* uint64_t (fill, completion) or struct xdp_desc */
+};
+struct xsk_view {
+    uint8_t *umem;
+    struct xsk_layout lay;
+    struct xsk_ring_view fill, rx, tx, comp;
+};
+struct xsk *xsk_open_memory(uint32_t start, struct xsk_view *view);
+
 /* Writes the XDP program into insn (XSK_PROG_LEN instructions): the
  * frame's rx_queue_index looked up in the XSKMAP map_fd, redirected there,
  * XDP_PASS when the queue has no socket. */
