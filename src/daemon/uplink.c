@@ -257,14 +257,20 @@ static int configure(struct uplink *u, int fd, int ifindex, bool qdisc_bypass, c
     return 0;
 }
 
-/* Logs a warning when the interface is down (frames flow once it is up). */
-static void warn_if_down(int fd, const char *ifname, const char *port)
+/* Logs a warning when the interface is down (frames flow once it is up).
+ * Asked through a socket of its own: an AF_XDP socket answers no
+ * interface ioctls. */
+static void warn_if_down(const char *ifname, const char *port)
 {
     struct ifreq ifr;
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return;
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
         log_warn("uplink %s: interface %s is down: 'ip link set %s up'", port, ifname, ifname);
+    close(s);
 }
 
 /* Undoes uplink_open's work on u and fd (either may be unset). */
@@ -301,7 +307,7 @@ static int open_packet(struct port *p, struct uplink *u, unsigned ifindex, char 
         close(fd);
         return -1;
     }
-    warn_if_down(fd, ifname, p->name);
+    warn_if_down(ifname, p->name);
     log_info("uplink %s: attached to %s (AF_PACKET, TPACKET_V3 ring %u x %u KiB, vnet header, "
              "promiscuous%s)", p->name, ifname, UPLINK_BLOCKS, UPLINK_BLOCK_SIZE / 1024,
              p->cfg.qdisc_bypass ? ", qdisc bypass" : "");
@@ -333,14 +339,15 @@ static int open_xdp(struct port *p, struct uplink *u, unsigned ifindex, char *er
         return -1;
     }
     int fd = xsk_fd(u->xsk);
-    warn_if_down(fd, ifname, p->name);
-    log_info("uplink %s: attached to %s (AF_XDP on queue %u, XDP program in %s mode, %s%s%s%s, "
-             "UMEM %u x %u bytes)", p->name, ifname, xc.queue,
-             u->xinfo.native ? "native (driver)" : "generic (skb)",
+    warn_if_down(ifname, p->name);
+    log_info("uplink %s: attached to %s (AF_XDP on queue %u, XDP program %s, %s%s%s%s, UMEM "
+             "%u x %u bytes)%s", p->name, ifname, xc.queue,
+             u->xinfo.native ? "native (in the driver)" : "generic (skb mode)",
              u->xinfo.zerocopy ? "zero-copy" : "copy mode",
-             u->xinfo.zc_refused[0] ? ": zero-copy refused: " : "", u->xinfo.zc_refused,
-             u->xinfo.native ? "" : ": frames over 1792 bytes (GRO, a local peer's TSO) are "
-             "dropped by the kernel", XSK_FRAMES, XSK_FRAME_SIZE);
+             u->xinfo.zc_refused[0] ? " (zero-copy refused: " : "", u->xinfo.zc_refused,
+             u->xinfo.zc_refused[0] ? ")" : "", XSK_FRAMES, XSK_FRAME_SIZE,
+             u->xinfo.native ? "" : "; generic XDP: frames over 1792 bytes (GRO, a local "
+             "peer's TSO) are dropped by the kernel");
     return fd;
 }
 

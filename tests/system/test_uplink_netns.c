@@ -468,7 +468,7 @@ static bool udp_send_ns(int seg, size_t len)
     bool ok = false;
     if (self >= 0 && nsfd >= 0 && setns(nsfd, CLONE_NEWNET) == 0) {
         int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        static uint8_t data[1200];
+        static uint8_t data[2400];
         struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) };
         memcpy(&to.sin_addr, IP_GUEST, 4);
         for (size_t i = 0; i < sizeof data; i++)
@@ -555,7 +555,8 @@ static bool count_udp9(const uint8_t *f, int len, void *arg)
  * checksums (and GSO frames), where AF_XDP carries neither.  A UDP GSO
  * send: a veth with a native XDP program has taken GSO off its peer, so
  * the namespace's kernel segments it: 3 datagrams of 400 bytes; generic
- * XDP gets the GSO frame as it is, linearised: one 1200-byte datagram.
+ * XDP gets the GSO frame as it is, linearised: one 1200-byte datagram
+ * (one over 1792 bytes is dropped by the kernel).
  * Their checksums are the namespace's partial ones (noted, not the
  * switch's to fix: it cannot know); with checksum offload off on the
  * namespace's veth (the documented remedy) a datagram arrives right. */
@@ -572,6 +573,18 @@ static void udp_from_ns_xdp(struct tport *a, bool generic)
           "%s: a UDP GSO send from the namespace reaches the guest as %s (%u datagrams, %zu "
           "bytes)", M, generic ? "the one linearised GSO frame" : "3 datagrams of 400 bytes",
           x.n, x.payload);
+
+    /* 2400 bytes: generic XDP gets a 2442-byte frame, more than a UMEM
+     * frame holds: the kernel drops it (and counts it). */
+    unsigned long long k0 = port_stat("up0", "wire_kernel_drops");
+    struct udp9_arg z = { 0, 0, 0 };
+    sent = udp_send_ns(400, 2400);
+    guest_wait(a, 500, count_udp9, &z);
+    unsigned long long k = port_stat("up0", "wire_kernel_drops") - k0;
+    CHECK(sent && (generic ? z.n == 0 && k == 1 : z.n == 6 && z.payload == 2400 && k == 0),
+          "%s: a UDP GSO send of 2400 bytes: %s (%u datagrams, wire_kernel_drops +%llu)", M,
+          generic ? "too long for a UMEM frame, dropped by the kernel and counted"
+                  : "6 datagrams of 400 bytes", z.n, k);
 
     int off = sh("ip netns exec %s ethtool -K %s tx off", ns, veth_ns);
     struct udp9_arg y = { 0, 0, 0 };
