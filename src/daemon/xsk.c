@@ -390,10 +390,13 @@ static void tx_kick(struct xsk *x)
 
 void xsk_tx_end(struct xsk *x)
 {
-    if (x->tx_queued) {
+    if (x->tx_queued)
         prod_submit(&x->tx);
+    /* Frames an earlier kick left on the ring (the interface was down, the
+     * socket's buffer full) are kicked again even when nothing new came:
+     * else a ring filled by them would never move again. */
+    if (x->tx_queued || __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) != x->tx.local)
         tx_kick(x);
-    }
     x->tx_queued = 0;
     pthread_mutex_unlock(&x->tx_lock);
 }

@@ -322,6 +322,29 @@ static void memory_tx(uint32_t start)
     xsk_get_stats(x, &st);
     CHECK(got == 0 && st.tx_bad_ring == 5, "a completion producer 2055 ahead: ignored, counted");
 
+    xsk_close(x);
+
+    /* Kicks: the kernel asks for one, and refuses it (no socket here:
+     * EBADF, as an interface that is down gives ENETDOWN).  Frames stay on
+     * the ring; a later transmission kicks again even if it queues none. */
+    x = xsk_open_memory(start, &v);
+    if (!CHECK(x != NULL, "another xsk over rings in memory"))
+        return;
+    __atomic_store_n(v.tx.flags, XDP_RING_NEED_WAKEUP, __ATOMIC_RELEASE);
+    got = send_n(x, 5000, 64);
+    xsk_get_stats(x, &st);
+    CHECK(got == XSK_TX_FRAMES && st.tx_kick_errors == 1 && *v.tx.consumer == start,
+          "the kernel asks for a kick and refuses it: counted once, the frames stay queued");
+    got = send_n(x, 1, 64);
+    xsk_get_stats(x, &st);
+    CHECK(got == 0 && st.tx_kick_errors == 2,
+          "the next transmission finds no frame but kicks the waiting ones again");
+    __atomic_store_n(v.tx.flags, 0, __ATOMIC_RELEASE);
+    bad = 0;
+    CHECK(kern_tx(&v, XSK_TX_FRAMES, &bad) == XSK_TX_FRAMES && bad == 0 &&
+              send_n(x, 5000, 64) == XSK_TX_FRAMES,
+          "once the kernel takes and completes them, all 2048 frames are free again");
+
     /* A frame the caller gives up on stays for the next. */
     struct xsk_view w;
     struct xsk *y = xsk_open_memory(start, &w);
