@@ -932,6 +932,30 @@ static void runtime_specs(struct tport *a)
     arp_and_ping(a, mac, "packet, after del and add");
 }
 
+/* mode=xdp: the interface goes down (frames to it are refused by the
+ * kernel, counted) and up again: the port carries frames again, the
+ * frames held back included. */
+static void down_and_up(struct tport *a)
+{
+    uint8_t f[128], mac[6];
+    char when[64];
+    unsigned long long k0 = port_stat("up0", "xdp_tx_kick_errors");
+    sh("ip link set %s down", veth_root);
+    for (unsigned i = 0; i < 5; i++) {
+        vuf_frame_fill(f, sizeof f, (const uint8_t[6]){ 2, 0, 0, 0, 0, 0x55 }, a->mac, i, 13);
+        vuf_send(a->v, 0, f, sizeof f);
+        msleep(20);
+    }
+    vuf_tx_reclaim(a->v, 0);
+    unsigned long long k = port_stat("up0", "xdp_tx_kick_errors") - k0;
+    sh("ip link set %s up", veth_root);
+    CHECK(k >= 1, "%s: with the interface down, the kernel refuses to send (xdp_tx_kick_errors "
+          "+%llu)", M, k);
+    msleep(200);
+    snprintf(when, sizeof when, "%s, the interface down and up again", M);
+    arp_and_ping(a, mac, when);
+}
+
 /* Moves up0 to mode=xdp with xdp_mode=mode at run time; false if the
  * kernel refused (why in why). */
 static bool to_xdp(const char *mode, char *why, size_t cap)
@@ -1032,6 +1056,7 @@ int main(void)
             break;
         CHECK(true, "%s: uplink add up0,mode=xdp,xdp_mode=%s: %s", M, modes[m], why);
         run_cases(&a, s, vs, ifindex, ns_mac);
+        down_and_up(&a);
         xdp_attachment(m == 1, m == 1);
     }
     tport_close(&a);
