@@ -317,6 +317,7 @@ static void tx_reap(struct xsk *x)
         cnt_add(&x->st.tx_bad_ring, 1);
     const uint64_t *ring = x->comp.desc;
     for (uint32_t i = 0; i < n; i++) {
+        /* Ordered after the kernel's writes by cons_peek's load-acquire (C). */
         uint64_t a = __atomic_load_n(&ring[(x->comp.local + i) & x->comp.mask], __ATOMIC_RELAXED);
         if (xsk_tx_addr_ok(&x->lay, a) && x->tx_nfree < XSK_TX_FRAMES)
             x->tx_free[x->tx_nfree++] = a;
@@ -364,6 +365,8 @@ void xsk_tx_put(struct xsk *x, uint32_t len)
 /* Has the kernel send what is on the TX ring (see the top of the file). */
 static void tx_kick(struct xsk *x)
 {
+    /* The TX consumer loads below pair with the kernel's store-release of
+     * it (D), like prod_room's (A): only progress is read from them. */
     uint32_t last = __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < XSK_KICK_MAX; i++) {
         if (!needs_wakeup(&x->tx))
@@ -395,6 +398,7 @@ void xsk_tx_end(struct xsk *x)
     /* Frames an earlier kick left on the ring (the interface was down, the
      * socket's buffer full) are kicked again even when nothing new came:
      * else a ring filled by them would never move again. */
+    /* (A): the consumer's load pairs with the kernel's store-release (D). */
     if (x->tx_queued || __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) != x->tx.local)
         tx_kick(x);
     x->tx_queued = 0;
@@ -467,7 +471,8 @@ static int prog_load(int map_fd, const char *ifname, char *err, size_t errlen)
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "bpf(BPF_PROG_LOAD) of the XDP program: %s%s%s", strerror(e),
-                 bpf_hint(e), vlog && vlog[0] ? " (the verifier's log is in the daemon's log)" : "");
+                 bpf_hint(e),
+                 vlog && vlog[0] ? " (the verifier's log is in the daemon's log)" : "");
         if (vlog && vlog[0])
             log_verifier(ifname, vlog);
     }
