@@ -66,9 +66,12 @@ void config_usage(FILE *out)
 "  --tap IFNAME   a host tap port (created if absent, left down: bring it up with\n"
 "                 'ip link set IFNAME up')\n"
 "  --uplink NAME,ifname=IF[,mode=packet][,qdisc_bypass=on]\n"
+"  --uplink NAME,ifname=IF,mode=xdp[,queue=N][,xdp_mode=auto|native|generic]\n"
 "                 an uplink port: the switch attached to host interface IF (a\n"
 "                 NIC, bond or veth) through a promiscuous AF_PACKET socket with\n"
-"                 checksum/TSO metadata; mode=xdp is not implemented yet\n"
+"                 checksum/TSO metadata, or (mode=xdp) an AF_XDP socket on its\n"
+"                 receive queue N (default 0) fed by an XDP program attached in\n"
+"                 the driver (native) or the stack (generic; auto: native first)\n"
 "  --vxlan NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=4789][,learn=on][,mtu=N]\n"
 "                 a VXLAN port (RFC 7348): frames to and from remote VTEPs in UDP\n"
 "                 over IPv4, received on local=IP:dstport. remote= up to %d times\n"
@@ -297,8 +300,13 @@ int config_add_port(struct config *c, const char *spec, char *err, size_t len)
     return 0;
 }
 
-/* One key=value of an --uplink value into p; name is the port's. */
-static int uplink_key(struct port_cfg *p, const char *name, char *kv, char *err, size_t len)
+/* The xdp_mode= values, in enum uplink_xdp_mode's order. */
+static const char *const xdp_modes[] = { "auto", "native", "generic" };
+
+/* One key=value of an --uplink value into p; name is the port's.  *seen
+ * collects the keys that only one mode takes (checked by uplink_check). */
+static int uplink_key(struct port_cfg *p, const char *name, char *kv, unsigned *seen, char *err,
+                      size_t len)
 {
     char *eq = strchr(kv, '=');
     if (!eq)
@@ -311,19 +319,44 @@ static int uplink_key(struct port_cfg *p, const char *name, char *kv, char *err,
                         name, v, IFNAMSIZ - 1);
         strcpy(p->ifname, v);
     } else if (strcmp(kv, "mode") == 0) {
-        if (strcmp(v, "xdp") == 0)
-            return fail(err, len, "--uplink %s: mode=xdp (AF_XDP) is not implemented yet; "
-                        "use mode=packet", name);
-        if (strcmp(v, "packet") != 0)
-            return fail(err, len, "--uplink %s: mode=%s is not packet (or xdp, not "
-                        "implemented yet)", name, v);
+        if (strcmp(v, "packet") != 0 && strcmp(v, "xdp") != 0)
+            return fail(err, len, "--uplink %s: mode=%s is not packet or xdp", name, v);
+        p->xdp = strcmp(v, "xdp") == 0;
     } else if (strcmp(kv, "qdisc_bypass") == 0) {
         if (parse_bool(v, &p->qdisc_bypass) < 0)
             return fail(err, len, "--uplink %s: qdisc_bypass=%s is not on or off", name, v);
+        *seen |= 1u;
+    } else if (strcmp(kv, "queue") == 0) {
+        uint32_t q;
+        if (parse_uint(v, 0, 65535, &q) < 0)
+            return fail(err, len, "--uplink %s: queue=%s is not a queue number 0..65535", name, v);
+        p->xdp_queue = q;
+        *seen |= 2u;
+    } else if (strcmp(kv, "xdp_mode") == 0) {
+        unsigned m = 0;
+        while (m < 3 && strcmp(v, xdp_modes[m]) != 0)
+            m++;
+        if (m == 3)
+            return fail(err, len, "--uplink %s: xdp_mode=%s is not auto, native or generic",
+                        name, v);
+        p->xdp_mode = (uint8_t)m;
+        *seen |= 4u;
     } else {
-        return fail(err, len, "--uplink %s: unknown key '%s' (ifname, mode, qdisc_bypass)",
-                    name, kv);
+        return fail(err, len, "--uplink %s: unknown key '%s' (ifname, mode, qdisc_bypass, queue, "
+                    "xdp_mode)", name, kv);
     }
+    return 0;
+}
+
+/* The keys of the other mode are refused, whatever their order. */
+static int uplink_check(const struct port_cfg *p, unsigned seen, char *err, size_t len)
+{
+    if (p->xdp && (seen & 1u))
+        return fail(err, len, "--uplink %s: qdisc_bypass= is for mode=packet (AF_XDP sends "
+                    "without the queueing discipline anyway)", p->name);
+    if (!p->xdp && (seen & 6u))
+        return fail(err, len, "--uplink %s: %s= needs mode=xdp", p->name,
+                    (seen & 2u) ? "queue" : "xdp_mode");
     return 0;
 }
 
@@ -334,17 +367,20 @@ int config_add_uplink(struct config *c, const char *spec, char *err, size_t len)
         return -1;
     char buf[256];
     char *save = NULL;
-    if (take_port_name(p, buf, sizeof(buf), spec, "--uplink", "NAME,ifname=IF[,mode=packet]",
+    unsigned seen = 0;
+    if (take_port_name(p, buf, sizeof(buf), spec, "--uplink", "NAME,ifname=IF[,mode=packet|xdp]",
                        &save, err, len) < 0)
         return -1;
     const char *name = p->name;
     p->type = PORT_UPLINK;
     for (char *kv; (kv = strtok_r(NULL, ",", &save));)
-        if (uplink_key(p, name, kv, err, len) < 0)
+        if (uplink_key(p, name, kv, &seen, err, len) < 0)
             return -1;
     if (!p->ifname[0])
         return fail(err, len, "--uplink %s: ifname=IF is required (the interface to attach to)",
                     name);
+    if (uplink_check(p, seen, err, len) < 0)
+        return -1;
     c->nports++;
     return 0;
 }
@@ -740,6 +776,20 @@ static void format_vxlan(const struct port_cfg *p, char *buf, size_t len)
         snprintf(buf + n, len - n, ",mtu=%u", p->vx.mtu);
 }
 
+/* An uplink's config-file line: the keys that differ from the defaults. */
+static void format_uplink(const struct port_cfg *p, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "uplink %s,ifname=%s", p->name, p->ifname);
+    if (n < len && p->qdisc_bypass)
+        n += (size_t)snprintf(buf + n, len - n, ",qdisc_bypass=on");
+    if (n < len && p->xdp)
+        n += (size_t)snprintf(buf + n, len - n, ",mode=xdp");
+    if (n < len && p->xdp && p->xdp_queue)
+        n += (size_t)snprintf(buf + n, len - n, ",queue=%u", p->xdp_queue);
+    if (n < len && p->xdp && p->xdp_mode != UPLINK_XDP_AUTO && p->xdp_mode < 3)
+        snprintf(buf + n, len - n, ",xdp_mode=%s", xdp_modes[p->xdp_mode]);
+}
+
 void config_format_port(const struct port_cfg *p, const struct policy *live, char *buf,
                         size_t len)
 {
@@ -748,8 +798,7 @@ void config_format_port(const struct port_cfg *p, const struct policy *live, cha
         return;
     }
     if (p->type == PORT_UPLINK) {   /* served like a tap: no policy of its own */
-        snprintf(buf, len, "uplink %s,ifname=%s%s", p->name, p->ifname,
-                 p->qdisc_bypass ? ",qdisc_bypass=on" : "");
+        format_uplink(p, buf, len);
         return;
     }
     if (p->type == PORT_VXLAN) {

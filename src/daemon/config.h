@@ -51,9 +51,10 @@ enum config_result config_parse_args(struct config *c, int argc, char **argv, ch
  * [,policy=P] */
 int config_add_port(struct config *c, const char *spec, char *err, size_t errlen);
 int config_add_tap(struct config *c, const char *ifname, char *err, size_t errlen);
-/* One "--uplink" value: NAME,ifname=IF[,mode=packet][,qdisc_bypass=on]
- * (mode=xdp is refused: not implemented yet).  Whether IF exists is
- * checked when the port is added (uplink.c), not here. */
+/* One "--uplink" value: NAME,ifname=IF[,mode=packet][,qdisc_bypass=on] or
+ * NAME,ifname=IF,mode=xdp[,queue=N][,xdp_mode=auto|native|generic] (the
+ * keys of one mode are refused with the other).  Whether IF exists, and
+ * has queue N, is checked when the port is added (uplink.c), not here. */
 int config_add_uplink(struct config *c, const char *spec, char *err, size_t errlen);
 /* One "--vxlan" value: NAME,local=IP,remote=IP[,remote=IP...],vni=N
  * [,dstport=4789][,learn=on][,mtu=N] (IPv4; IPv6 is refused).  Whether

@@ -111,8 +111,12 @@ static void port_json(struct jw *j, const struct port *p)
     jw_str(j, "name", p->name);
     jw_str(j, "type", port_type_name(p->type));
     jw_str(j, "state", port_state(p));
-    if (p->type == PORT_UPLINK)
+    if (p->type == PORT_UPLINK) {
         jw_str(j, "ifname", p->cfg.ifname);
+        jw_str(j, "mode", p->cfg.xdp ? "xdp" : "packet");
+        if (p->cfg.xdp)
+            jw_u64(j, "queue", p->cfg.xdp_queue);
+    }
     if (p->type == PORT_VXLAN)
         vxlan_port_json(j, p);
     if (p->type == PORT_VHOST) {
@@ -256,6 +260,43 @@ static void uplink_stats_json(struct jw *j, const struct port *p)
     jw_u64(j, "wire_gso_unsupported", u.rx_gso_unsupported);
     jw_u64(j, "wire_bad_ring", u.rx_bad_ring);
     jw_u64(j, "wire_kernel_drops", u.rx_kernel_drops);
+    jw_str(j, "mode", u.xdp ? "xdp" : "packet");
+    if (!u.xdp)
+        return;
+    /* The AF_XDP socket's: how it runs, its rings, the kernel's counters. */
+    jw_str(j, "xdp_mode", u.xdp_info.native ? "native" : "generic");
+    jw_bool(j, "zerocopy", u.xdp_info.zerocopy);
+    jw_u64(j, "xdp_queue", u.xdp_info.queue);
+    jw_u64(j, "xdp_rx_dropped", u.xsk.rx_dropped);
+    jw_u64(j, "xdp_rx_ring_full", u.xsk.rx_ring_full);
+    jw_u64(j, "xdp_rx_fill_empty", u.xsk.rx_fill_empty);
+    jw_u64(j, "xdp_rx_invalid_descs", u.xsk.rx_invalid_descs);
+    jw_u64(j, "xdp_tx_ring_full", u.xsk.tx_ring_full);
+    jw_u64(j, "xdp_tx_too_big", u.tx_too_big);
+    jw_u64(j, "xdp_tx_bad_offload", u.tx_bad_offload);
+    jw_u64(j, "xdp_tx_invalid_descs", u.xsk.tx_invalid_descs);
+    jw_u64(j, "xdp_tx_bad_ring", u.xsk.tx_bad_ring);
+    jw_u64(j, "xdp_tx_kick_errors", u.xsk.tx_kick_errors);
+    jw_u64(j, "xdp_tx_stalled", u.xsk.tx_stalled);
+}
+
+/* An uplink's line under its row of the text view (mode=xdp only: how the
+ * AF_XDP socket runs and why frames were dropped). */
+static void uplink_stats_text(struct sbuf *b, const struct port *p)
+{
+    struct uplink_stats u;
+    uplink_get_stats(p, &u);
+    if (!u.xdp)
+        return;
+    sb_printf(b, "  xdp %s, %s, queue %u: from the wire dropped: bad ring %llu, by the kernel "
+              "%llu (fill ring empty %llu); to the wire dropped: ring full %llu, too big %llu, "
+              "bad offload %llu; kick errors %llu, stalled %llu\n",
+              u.xdp_info.native ? "native" : "generic",
+              u.xdp_info.zerocopy ? "zero-copy" : "copy mode", u.xdp_info.queue,
+              (unsigned long long)u.rx_bad_ring, (unsigned long long)u.rx_kernel_drops,
+              (unsigned long long)u.xsk.rx_fill_empty, (unsigned long long)u.xsk.tx_ring_full,
+              (unsigned long long)u.tx_too_big, (unsigned long long)u.tx_bad_offload,
+              (unsigned long long)u.xsk.tx_kick_errors, (unsigned long long)u.xsk.tx_stalled);
 }
 
 /* A VXLAN port's own counters in its JSON stats object: why datagrams
@@ -348,6 +389,8 @@ static void tap_stats(struct sbuf *b, struct jw *j, const struct port *p)
               (unsigned long long)txd, "-", "-");
     if (p->type == PORT_VXLAN)
         vxlan_stats_text(b, p);
+    if (p->type == PORT_UPLINK)
+        uplink_stats_text(b, p);
 }
 
 static void vhost_stats(struct sbuf *b, struct jw *j, const struct port *p)

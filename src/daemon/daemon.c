@@ -200,6 +200,7 @@ static bool same_port(const struct port_cfg *a, const struct port_cfg *b)
            a->antispoof == b->antispoof && a->sock_mode == b->sock_mode &&
            a->sock_uid == b->sock_uid && a->sock_gid == b->sock_gid &&
            strcmp(a->ifname, b->ifname) == 0 && a->qdisc_bypass == b->qdisc_bypass &&
+           a->xdp == b->xdp && a->xdp_mode == b->xdp_mode && a->xdp_queue == b->xdp_queue &&
            same_vxlan(&a->vx, &b->vx);
 }
 

@@ -82,6 +82,20 @@ static void put32(uint8_t *p, uint32_t v)
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
 
+bool offload_csum_complete(uint8_t *frame, size_t len, const struct virtio_net_hdr *h)
+{
+    size_t start = h->csum_start, off = h->csum_offset;
+    if (start >= len || off > len - start || len - start - off < 2)
+        return false;
+    /* The sum from csum_start to the end, over the pseudo-header sum the
+     * sender left in the field, is the checksum (virtio 1.2, 5.1.6.2). */
+    uint16_t sum = (uint16_t)~csum_fold(csum_buf(frame + start, len - start));
+    if (sum == 0)
+        sum = 0xffff;   /* as the kernel does: 0 in a UDP checksum would mean "none" */
+    put16(frame + start + off, sum);
+    return true;
+}
+
 #define TCP_FIN 0x01
 #define TCP_PSH 0x08
 #define TCP_CWR 0x80

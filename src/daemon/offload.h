@@ -43,6 +43,11 @@ bool offload_hdr_valid(const struct virtio_net_hdr *h, size_t len, const struct 
 uint32_t csum_iov(const struct iovec *iov, unsigned n, size_t skip, size_t len);
 uint16_t csum_fold(uint32_t sum);
 
+/* Completes the partial checksum h asks for (NEEDS_CSUM) in a linear
+ * frame of len bytes, in place.  False, the frame untouched, when the
+ * checksum's offsets do not lie inside the frame. */
+bool offload_csum_complete(uint8_t *frame, size_t len, const struct virtio_net_hdr *h);
+
 typedef bool (*gso_emit_fn)(void *arg, uint8_t *seg, size_t len);
 
 /* Splits a linear TCP frame carrying a GSO header into frames of at most

@@ -446,7 +446,7 @@ int port_add(const struct port_cfg *pc, const struct policy *dflt, char *err, si
         goto fail;
     }
     if (p->type == PORT_UPLINK &&
-        uplink_open(p, p->cfg.ifname, p->cfg.qdisc_bypass, err, errlen) < 0)
+        uplink_open(p, err, errlen) < 0)
         goto fail;
     if (p->type == PORT_VXLAN && vxlan_open(p, &p->cfg.vx, err, errlen) < 0)
         goto fail;

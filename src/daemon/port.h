@@ -1,6 +1,6 @@
 /*
  * port.h - ports: vhost-user ports (a guest NIC each), the tap port, the
- * uplink port (a host interface through a packet socket, uplink.h) and the
+ * uplink port (a host interface through a packet or AF_XDP socket, uplink.h) and the
  * VXLAN port (a tunnel to remote VTEPs over UDP, vxlan.h).
  *
  * Owns: struct port, the port table, adding and removing ports at any time
@@ -47,6 +47,13 @@ struct vxlan_cfg {
     uint32_t mtu;                          /* inner MTU: the frames it carries */
 };
 
+/* Where an uplink's XDP program attaches (mode=xdp, xdp_mode=). */
+enum uplink_xdp_mode {
+    UPLINK_XDP_AUTO,       /* native, else generic */
+    UPLINK_XDP_NATIVE,     /* in the driver only */
+    UPLINK_XDP_GENERIC,    /* in the stack (skb mode) only */
+};
+
 /* A port's options as --port / --tap / --uplink / --vxlan / "port add" give them. */
 struct port_cfg {
     char name[PORT_NAME_MAX];
@@ -64,6 +71,9 @@ struct port_cfg {
     bool cmdline;              /* given on lwvhostd's command line, not in a file */
     char ifname[IFNAMSIZ];     /* uplink: the interface it is attached to */
     bool qdisc_bypass;         /* uplink: frames sent skip the interface's qdisc */
+    bool xdp;                  /* uplink: mode=xdp (AF_XDP), else mode=packet (AF_PACKET) */
+    uint8_t xdp_mode;          /* uplink, mode=xdp: enum uplink_xdp_mode */
+    unsigned xdp_queue;        /* uplink, mode=xdp: the interface's receive queue */
     struct vxlan_cfg vx;       /* vxlan */
 };
 
@@ -110,7 +120,7 @@ struct port {
     uint64_t policy;             /* packed struct policy; atomic */
     struct vdev dev;
     /* tap, uplink and vxlan: the fd its worker polls (the tap, the packet
-     * socket, the VXLAN port's receiving UDP socket) */
+     * or AF_XDP socket, the VXLAN port's receiving UDP socket) */
     int tap_fd;
     struct worker *tap_worker;
     bool tap_pending;            /* its worker only: frames may be waiting */

@@ -22,6 +22,15 @@
  * sendmmsg takes the guest's buffers as they are, the kernel serialises
  * concurrent senders, and a run of frames for the port (switch_deliver
  * hands them over a run at a time) still costs one system call.
+ *
+ * mode=xdp: xsk.c owns the AF_XDP socket and its rings; here, a receive
+ * burst describes the UMEM frames xsk_rx_burst hands over as plain frames
+ * (the switch copies or sends them before uplink_recv_done gives them
+ * back), and transmission copies each frame into a UMEM frame under the
+ * socket's transmit lock: a partial checksum completed in the copy, a TSO
+ * frame linearised and segmented (offload.c) into one UMEM frame per
+ * segment.  A frame longer than a UMEM frame (2048 bytes less the 256 the
+ * kernel keeps in front of received frames) is dropped and counted.
  */
 #define _GNU_SOURCE
 #include "uplink.h"
@@ -45,6 +54,7 @@
 #include "offload.h"
 #include "port.h"
 #include "sysc.h"
+#include "xsk.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
@@ -69,8 +79,13 @@ struct uplink {
     struct uplink_blk_iter it;
     struct iovec iov[UPLINK_RX_BURST][3];
     uint8_t tag[UPLINK_RX_BURST][VLAN_TAG_LEN];
-    struct uplink_stats st;       /* rx_*: its worker; rx_kernel_drops: control thread */
+    struct uplink_stats st;       /* rx_*: its worker; rx_kernel_drops: control thread;
+                                   * tx_*: under the AF_XDP socket's transmit lock */
     char ifname[IFNAMSIZ];
+    /* mode=xdp */
+    struct xsk *xsk;
+    struct xsk_info xinfo;
+    uint8_t *tx_linear, *tx_seg;  /* FRAME_MAX each: TSO frames segmented (transmit lock) */
 };
 
 /* ---- the block walk -------------------------------------------------------- */
@@ -242,14 +257,20 @@ static int configure(struct uplink *u, int fd, int ifindex, bool qdisc_bypass, c
     return 0;
 }
 
-/* Logs a warning when the interface is down (frames flow once it is up). */
-static void warn_if_down(int fd, const char *ifname, const char *port)
+/* Logs a warning when the interface is down (frames flow once it is up).
+ * Asked through a socket of its own: an AF_XDP socket answers no
+ * interface ioctls. */
+static void warn_if_down(const char *ifname, const char *port)
 {
     struct ifreq ifr;
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return;
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
         log_warn("uplink %s: interface %s is down: 'ip link set %s up'", port, ifname, ifname);
+    close(s);
 }
 
 /* Undoes uplink_open's work on u and fd (either may be unset). */
@@ -257,48 +278,103 @@ static void release(struct uplink *u, int fd)
 {
     if (u && u->ring)
         munmap(u->ring, u->ring_len);
-    if (fd >= 0)
+    if (u && u->xsk)
+        xsk_close(u->xsk);   /* closes its socket, detaches the program */
+    else if (fd >= 0)
         close(fd);
+    if (u) {
+        free(u->tx_linear);
+        free(u->tx_seg);
+    }
     free(u);
 }
 
-int uplink_open(struct port *p, const char *ifname, bool qdisc_bypass, char *err, size_t errlen)
+/* mode=packet: the packet socket on ifindex into u; its fd, or -1 with err. */
+static int open_packet(struct port *p, struct uplink *u, unsigned ifindex, char *err,
+                       size_t errlen)
 {
     char why[200];
-    int fd = -1;
+    const char *ifname = p->cfg.ifname;
+    /* Protocol 0: nothing is received before bind. */
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "uplink %s: packet socket: %s%s", p->name, strerror(errno),
+                 errno == EPERM ? " (needs CAP_NET_RAW)" : "");
+        return -1;
+    }
+    if (configure(u, fd, (int)ifindex, p->cfg.qdisc_bypass, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "uplink %s on %s: %s", p->name, ifname, why);
+        close(fd);
+        return -1;
+    }
+    warn_if_down(ifname, p->name);
+    log_info("uplink %s: attached to %s (AF_PACKET, TPACKET_V3 ring %u x %u KiB, vnet header, "
+             "promiscuous%s)", p->name, ifname, UPLINK_BLOCKS, UPLINK_BLOCK_SIZE / 1024,
+             p->cfg.qdisc_bypass ? ", qdisc bypass" : "");
+    return fd;
+}
+
+/* mode=xdp: the AF_XDP socket and its program on ifindex into u; its fd,
+ * or -1 with err. */
+static int open_xdp(struct port *p, struct uplink *u, unsigned ifindex, char *err,
+                    size_t errlen)
+{
+    char why[300];
+    const char *ifname = p->cfg.ifname;
+    struct xsk_config xc = {
+        .ifname = ifname,
+        .ifindex = ifindex,
+        .queue = p->cfg.xdp_queue,
+        .native = p->cfg.xdp_mode != UPLINK_XDP_GENERIC,
+        .generic = p->cfg.xdp_mode != UPLINK_XDP_NATIVE,
+    };
+    u->tx_linear = malloc(FRAME_MAX);
+    u->tx_seg = malloc(FRAME_MAX);
+    if (!u->tx_linear || !u->tx_seg) {
+        snprintf(err, errlen, "uplink %s: out of memory", p->name);
+        return -1;
+    }
+    if (xsk_open(&u->xsk, &xc, &u->xinfo, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "uplink %s on %s (mode=xdp): %s", p->name, ifname, why);
+        return -1;
+    }
+    int fd = xsk_fd(u->xsk);
+    warn_if_down(ifname, p->name);
+    log_info("uplink %s: attached to %s (AF_XDP on queue %u, XDP program %s, %s%s%s%s, UMEM "
+             "%u x %u bytes)%s", p->name, ifname, xc.queue,
+             u->xinfo.native ? "native (in the driver)" : "generic (skb mode)",
+             u->xinfo.zerocopy ? "zero-copy" : "copy mode",
+             u->xinfo.zc_refused[0] ? " (zero-copy refused: " : "", u->xinfo.zc_refused,
+             u->xinfo.zc_refused[0] ? ")" : "", XSK_FRAMES, XSK_FRAME_SIZE,
+             u->xinfo.native ? "" : "; generic XDP: frames over 1792 bytes (GRO, a local "
+             "peer's TSO) are dropped by the kernel");
+    return fd;
+}
+
+int uplink_open(struct port *p, char *err, size_t errlen)
+{
     struct uplink *u = NULL;
+    const char *ifname = p->cfg.ifname;
     unsigned ifindex = if_nametoindex(ifname);
     if (ifindex == 0) {
         snprintf(err, errlen, "uplink %s: no interface named %s", p->name, ifname);
-        goto fail;
+        return -1;
     }
     u = calloc(1, sizeof(*u));
     if (!u) {
         snprintf(err, errlen, "uplink %s: out of memory", p->name);
-        goto fail;
+        return -1;
     }
     snprintf(u->ifname, sizeof(u->ifname), "%s", ifname);
-    /* Protocol 0: nothing is received before bind. */
-    fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = p->cfg.xdp ? open_xdp(p, u, ifindex, err, errlen)
+                        : open_packet(p, u, ifindex, err, errlen);
     if (fd < 0) {
-        snprintf(err, errlen, "uplink %s: packet socket: %s%s", p->name, strerror(errno),
-                 errno == EPERM ? " (needs CAP_NET_RAW)" : "");
-        goto fail;
+        release(u, -1);
+        return -1;
     }
-    if (configure(u, fd, (int)ifindex, qdisc_bypass, why, sizeof(why)) < 0) {
-        snprintf(err, errlen, "uplink %s on %s: %s", p->name, ifname, why);
-        goto fail;
-    }
-    warn_if_down(fd, ifname, p->name);
     p->uplink = u;
     p->tap_fd = fd;
-    log_info("uplink %s: attached to %s (AF_PACKET, TPACKET_V3 ring %u x %u KiB, vnet header, "
-             "promiscuous%s)", p->name, ifname, UPLINK_BLOCKS, UPLINK_BLOCK_SIZE / 1024,
-             qdisc_bypass ? ", qdisc bypass" : "");
     return 0;
-fail:
-    release(u, fd);
-    return -1;
 }
 
 void uplink_close(struct port *p)
@@ -317,10 +393,28 @@ void uplink_clear_error(struct port *p)
         log_warn("uplink %s: %s: %s", p->name, p->uplink->ifname, strerror(e));
 }
 
+/* mode=xdp: the uplink's counters from the socket's. */
+static void xdp_get_stats(struct uplink *u, struct uplink_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    xsk_get_stats(u->xsk, &out->xsk);
+    out->xdp = true;
+    out->xdp_info = u->xinfo;
+    out->rx_bad_ring = out->xsk.rx_bad_ring;
+    out->rx_kernel_drops = out->xsk.rx_dropped + out->xsk.rx_ring_full;
+    out->tx_too_big = stat_get(&u->st.tx_too_big);
+    out->tx_bad_offload = stat_get(&u->st.tx_bad_offload);
+}
+
 void uplink_get_stats(const struct port *p, struct uplink_stats *out)
 {
     struct uplink *u = p->uplink;
     struct tpacket_stats_v3 ks;
+    if (u->xsk) {
+        xdp_get_stats(u, out);
+        return;
+    }
+    memset(out, 0, sizeof(*out));
     socklen_t l = sizeof(ks);
     /* The kernel's counters reset when read: accumulate them here (the
      * control thread is the only reader). */
@@ -433,6 +527,26 @@ static unsigned walk_block(struct uplink *u, struct frame *f, unsigned max, unsi
     return n;
 }
 
+/* mode=xdp: up to max frames from the AF_XDP socket's RX ring, as plain
+ * frames straight from the UMEM. */
+static unsigned xdp_recv_burst(struct port *p, struct frame *f, unsigned max, unsigned *nread,
+                               bool *empty)
+{
+    static const struct virtio_net_hdr plain;   /* the wire carries no offload metadata */
+    struct uplink *u = p->uplink;
+    struct xsk_rx_frame rf[UPLINK_RX_BURST];
+    uint64_t bytes = 0;
+    unsigned n = xsk_rx_burst(u->xsk, rf, max, nread, empty);
+    for (unsigned i = 0; i < n; i++) {
+        net_frame_flat(&f[i], &u->iov[i][0], rf[i].data, rf[i].len, &plain);
+        bytes += rf[i].len;
+    }
+    stat_add(&p->tap.rx_packets, n);
+    stat_add(&p->tap.rx_bytes, bytes);
+    stat_add(&p->tap.rx_drops, *nread - n);   /* descriptors out of bounds (xsk.c counts) */
+    return n;
+}
+
 unsigned uplink_recv_burst(struct port *p, struct frame *f, unsigned max, unsigned *nread,
                            bool *empty)
 {
@@ -443,6 +557,8 @@ unsigned uplink_recv_burst(struct port *p, struct frame *f, unsigned max, unsign
     *empty = false;
     if (max > UPLINK_RX_BURST)
         max = UPLINK_RX_BURST;
+    if (u->xsk)
+        return xdp_recv_burst(p, f, max, nread, empty);
     /* A burst stays within one block: the block goes back only after the
      * switch is done with the burst's frames (uplink_recv_done). */
     for (unsigned blocks = 0; blocks <= UPLINK_BLOCKS; blocks++) {
@@ -465,7 +581,9 @@ unsigned uplink_recv_burst(struct port *p, struct frame *f, unsigned max, unsign
 void uplink_recv_done(struct port *p)
 {
     struct uplink *u = p->uplink;
-    if (u->in_block && u->finished)
+    if (u->xsk)
+        xsk_rx_release(u->xsk);
+    else if (u->in_block && u->finished)
         give_back(u);
 }
 
@@ -528,9 +646,112 @@ static void batch_flush(struct port *p, struct tx_batch *b, uint64_t *sent, uint
     b->n = 0;
 }
 
+/* ---- transmit, mode=xdp ---------------------------------------------------------- */
+
+/* One uplink_send call in mode=xdp (under the socket's transmit lock). */
+struct xdp_tx {
+    struct uplink *u;
+    uint64_t sent, bytes, drops;
+    bool failed;             /* a segment of the frame being segmented did not go */
+};
+
+/* Queues len bytes at data as one frame; false (counted) if it cannot go. */
+static bool xdp_put_buf(struct xdp_tx *t, const uint8_t *data, size_t len)
+{
+    if (len > XSK_MTU_FRAME) {
+        stat_add(&t->u->st.tx_too_big, 1);
+        return false;
+    }
+    uint8_t *buf = xsk_tx_alloc(t->u->xsk);
+    if (!buf)
+        return false;   /* xsk.c counts tx_ring_full; the rest of the frame would find none */
+    memcpy(buf, data, len);
+    xsk_tx_put(t->u->xsk, (uint32_t)len);
+    t->sent++;
+    t->bytes += len;
+    return true;
+}
+
+/* gso_segment's callback: each segment is a frame of its own. */
+static bool xdp_emit_segment(void *arg, uint8_t *seg, size_t len)
+{
+    struct xdp_tx *t = arg;
+    if (!xdp_put_buf(t, seg, len))
+        t->failed = true;
+    return !t->failed;
+}
+
+/* A TSO frame: linearised, segmented in software, each segment with
+ * complete checksums (the wire gets no virtio-net header to ask for it). */
+static void xdp_add_segmented(struct xdp_tx *t, const struct frame *f)
+{
+    struct uplink *u = t->u;
+    t->failed = false;
+    if (f->len > FRAME_MAX ||
+        iov_to_buf(f->iov, f->niov, f->skip, u->tx_linear, f->len) != f->len ||
+        gso_segment(u->tx_linear, f->len, &f->hdr, u->tx_seg, FRAME_MAX, xdp_emit_segment, t) < 0) {
+        stat_add(&u->st.tx_bad_offload, 1);
+        t->drops++;
+    } else if (t->failed) {
+        t->drops++;   /* the frame went in part, or not at all */
+    }
+}
+
+/* Copies frame f into a UMEM frame and queues it, a partial checksum
+ * completed in the copy; drops and counts it when it cannot go. */
+static void xdp_add(struct xdp_tx *t, const struct frame *f)
+{
+    struct uplink *u = t->u;
+    if (f->hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        xdp_add_segmented(t, f);
+        return;
+    }
+    if (f->len > XSK_MTU_FRAME) {
+        stat_add(&u->st.tx_too_big, 1);
+        t->drops++;
+        return;
+    }
+    uint8_t *buf = xsk_tx_alloc(u->xsk);
+    if (!buf) {
+        t->drops++;
+        return;
+    }
+    /* The buffer stays ours until xsk_tx_put: a refused frame leaves it for the next. */
+    if (iov_to_buf(f->iov, f->niov, f->skip, buf, f->len) != f->len ||
+        ((f->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+         !offload_csum_complete(buf, f->len, &f->hdr))) {
+        stat_add(&u->st.tx_bad_offload, 1);
+        t->drops++;
+        return;
+    }
+    xsk_tx_put(u->xsk, (uint32_t)f->len);
+    t->sent++;
+    t->bytes += f->len;
+}
+
+/* mode=xdp: the run of frames copied into the TX ring, then one kick. */
+static void xdp_send(struct port *p, const struct frame *f, unsigned n)
+{
+    struct xdp_tx t = { p->uplink, 0, 0, 0, false };
+    xsk_tx_begin(t.u->xsk);
+    for (unsigned i = 0; i < n; i++)
+        xdp_add(&t, &f[i]);
+    xsk_tx_end(t.u->xsk);
+    if (t.sent) {
+        stat_add_shared(&p->tap.tx_packets, t.sent);
+        stat_add_shared(&p->tap.tx_bytes, t.bytes);
+    }
+    if (t.drops)
+        stat_add_shared(&p->tap.tx_drops, t.drops);
+}
+
 void uplink_send(struct port *p, const struct frame *f, unsigned n)
 {
     struct tx_batch b;
+    if (p->uplink->xsk) {
+        xdp_send(p, f, n);
+        return;
+    }
     uint64_t sent = 0, bytes = 0, drops = 0;
     b.n = 0;
     for (unsigned i = 0; i < n; i++) {

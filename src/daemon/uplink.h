@@ -1,6 +1,7 @@
 /*
  * uplink.h - the uplink port: frames between the switch and a host
- * network interface (a NIC, a bond, a veth), through an AF_PACKET socket.
+ * network interface (a NIC, a bond, a veth), through an AF_PACKET socket
+ * (mode=packet) or an AF_XDP socket (mode=xdp, xsk.c).
  *
  * Owns: the packet socket (bound to one interface for every protocol,
  * promiscuous, PACKET_VNET_HDR so checksum and TSO metadata pass as with
@@ -10,7 +11,13 @@
  * offset and length checked, giving blocks back), the checks on what the
  * kernel wrote there (lengths, the virtio-net header through offload.c,
  * VLAN tags it took off the frame), and batched transmission with
- * sendmmsg that drops and counts rather than wait.
+ * sendmmsg that drops and counts rather than wait.  In mode=xdp it has
+ * xsk.c open the AF_XDP socket and turns what xsk.c hands over into
+ * frames and back: frames from the wire go to the switch as plain frames
+ * (no offload metadata), frames to the wire are copied into the UMEM with
+ * their offload requests completed in software (offload.c: checksums
+ * finished, TSO frames segmented), since AF_XDP carries no virtio-net
+ * header.
  * Must not: touch guest rings or choose destinations (fwd.c and the switch
  * do, with the frames read here), or block: the socket is non-blocking and
  * a full transmit path drops.
@@ -19,9 +26,9 @@
  * once no worker can reach the port: port.c's grace period).  The receive
  * side (uplink_recv_burst/uplink_recv_done/uplink_clear_error) is the port's
  * worker's alone.  uplink_send may run on any worker at once: it shares
- * only the socket (the kernel serialises) and atomic counters.
- *
- * mode=xdp (AF_XDP) is not implemented: config.c refuses it.
+ * only the socket (the kernel serialises) and atomic counters; in mode=xdp
+ * it takes the AF_XDP socket's transmit lock (xsk.c), which also guards
+ * the segmentation buffers.
  */
 #ifndef LWV_UPLINK_H
 #define LWV_UPLINK_H
@@ -31,6 +38,7 @@
 #include <stdint.h>
 
 #include "virtio.h"
+#include "xsk.h"
 
 struct port;
 struct frame;
@@ -46,14 +54,24 @@ struct uplink_stats {
     uint64_t rx_bad_hdr;     /* a virtio-net header the switch must not pass on */
     uint64_t rx_gso_unsupported; /* a GSO kind the switch cannot carry: UDP, TCP with ECN */
     uint64_t rx_bad_ring;    /* packet or block descriptors out of bounds (block skipped) */
-    uint64_t rx_kernel_drops;/* frames the kernel dropped: the ring was full */
+    uint64_t rx_kernel_drops;/* frames the kernel dropped: the ring was full (mode=xdp: also
+                              * too long for a UMEM frame, or no free one) */
+    /* mode=xdp only (all zero with mode=packet) */
+    bool xdp;
+    struct xsk_info xdp_info;     /* native or generic, zero-copy or not, the queue */
+    uint64_t tx_too_big;          /* frames (or segments) to the wire longer than a UMEM frame */
+    uint64_t tx_bad_offload;      /* offload requests that could not be completed in software */
+    struct xsk_stats xsk;         /* the socket's rings, ours and the kernel's counters */
 };
 
-/* Opens the uplink of port p on interface ifname (qdisc_bypass: frames we
- * send skip the interface's queueing discipline) and sets p->tap_fd to the
- * socket its worker polls.  On failure err says why; nothing is left open. */
-int uplink_open(struct port *p, const char *ifname, bool qdisc_bypass, char *err, size_t errlen);
-/* Closes the socket and unmaps the ring (no worker may use p any more). */
+/* Opens the uplink of port p as p->cfg says (ifname; mode=packet:
+ * qdisc_bypass, frames we send skip the interface's queueing discipline;
+ * mode=xdp: queue and xdp_mode) and sets p->tap_fd to the socket its
+ * worker polls.  On failure err says why; nothing is left open or
+ * attached. */
+int uplink_open(struct port *p, char *err, size_t errlen);
+/* Closes the socket and unmaps the ring (no worker may use p any more);
+ * mode=xdp: the XDP program is detached. */
 void uplink_close(struct port *p);
 /* Sends n frames to the wire, as few system calls as the batch allows;
  * drops and counts what the kernel refuses or has no room for. */

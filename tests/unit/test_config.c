@@ -38,8 +38,9 @@ static void expect_error(int rc, const char *needle, const char *what)
           what, needle, rc, err);
 }
 
-/* --uplink NAME,ifname=IF[,mode=packet|xdp][,qdisc_bypass=on]: good and
- * bad forms, the config file key, the running-configuration line. */
+/* --uplink NAME,ifname=IF[,mode=packet|xdp][,qdisc_bypass=on][,queue=N]
+ * [,xdp_mode=M]: good and bad forms, the config file key, the
+ * running-configuration line. */
 static void uplink_cases(void)
 {
     CHECK(args("--uplink", "up0,ifname=eth0", NULL) == CONFIG_OK && c.nports == 1 &&
@@ -53,8 +54,30 @@ static void uplink_cases(void)
     expect_error(args("--uplink", "up0", NULL), "ifname=IF is required", "uplink without ifname");
     expect_error(args("--uplink", "up0,mode=packet", NULL), "ifname=IF is required",
                  "uplink with a mode but no ifname");
-    expect_error(args("--uplink", "up0,ifname=eth0,mode=xdp", NULL), "not implemented yet",
-                 "mode=xdp");
+    CHECK(args("--uplink", "up0,ifname=eth0,mode=xdp", NULL) == CONFIG_OK && c.ports[0].xdp &&
+              c.ports[0].xdp_queue == 0 && c.ports[0].xdp_mode == UPLINK_XDP_AUTO,
+          "mode=xdp: queue 0, xdp_mode auto: %s", err);
+    CHECK(args("--uplink", "up0,xdp_mode=generic,queue=3,ifname=eth0,mode=xdp", NULL) ==
+                  CONFIG_OK && c.ports[0].xdp && c.ports[0].xdp_queue == 3 &&
+              c.ports[0].xdp_mode == UPLINK_XDP_GENERIC,
+          "xdp keys before mode=xdp: %s", err);
+    CHECK(args("--uplink", "up0,ifname=eth0,mode=xdp,xdp_mode=native", NULL) == CONFIG_OK &&
+              c.ports[0].xdp_mode == UPLINK_XDP_NATIVE,
+          "xdp_mode=native: %s", err);
+    CHECK(args("--uplink", "up0,ifname=eth0,mode=xdp,mode=packet", NULL) == CONFIG_OK &&
+              !c.ports[0].xdp, "the last mode= counts: %s", err);
+    expect_error(args("--uplink", "up0,ifname=eth0,queue=1", NULL), "queue= needs mode=xdp",
+                 "queue= with mode=packet");
+    expect_error(args("--uplink", "up0,ifname=eth0,xdp_mode=native", NULL),
+                 "xdp_mode= needs mode=xdp", "xdp_mode= with mode=packet");
+    expect_error(args("--uplink", "up0,ifname=eth0,mode=xdp,qdisc_bypass=on", NULL),
+                 "qdisc_bypass= is for mode=packet", "qdisc_bypass= with mode=xdp");
+    expect_error(args("--uplink", "up0,ifname=eth0,mode=xdp,xdp_mode=hw", NULL),
+                 "xdp_mode=hw is not auto, native or generic", "xdp_mode=hw");
+    expect_error(args("--uplink", "up0,ifname=eth0,mode=xdp,queue=65536", NULL),
+                 "queue=65536", "queue out of range");
+    expect_error(args("--uplink", "up0,ifname=eth0,mode=xdp,queue=-1", NULL), "queue=-1",
+                 "negative queue");
     expect_error(args("--uplink", "up0,ifname=eth0,mode=dpdk", NULL), "mode=dpdk",
                  "unknown mode");
     expect_error(args("--uplink", "up0,ifname=eth0,path=/x", NULL), "unknown key 'path'",
@@ -87,9 +110,23 @@ static void uplink_cases(void)
     CHECK(strcmp(line, "uplink up0,ifname=eth1,qdisc_bypass=on") == 0, "written back as '%s'",
           line);
     config_defaults(&c);
-    CHECK(config_parse_text(&c, "uplink up0,ifname=eth1,mode=xdp\n", err, sizeof(err)) < 0 &&
-              strstr(err, "config:1") && strstr(err, "not implemented"),
-          "mode=xdp in a file names the line: %s", err);
+    CHECK(config_parse_text(&c, "uplink up0,ifname=eth1,mode=xdp,queue=2,xdp_mode=generic\n",
+                            err, sizeof(err)) == 0 && c.nports == 1 && c.ports[0].xdp,
+          "mode=xdp in a file: %s", err);
+    config_format_port(&c.ports[0], NULL, line, sizeof(line));
+    CHECK(strcmp(line, "uplink up0,ifname=eth1,mode=xdp,queue=2,xdp_mode=generic") == 0,
+          "written back as '%s'", line);
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "uplink up0,ifname=eth1,mode=xdp\n", err, sizeof(err)) == 0,
+          "mode=xdp alone in a file: %s", err);
+    config_format_port(&c.ports[0], NULL, line, sizeof(line));
+    CHECK(strcmp(line, "uplink up0,ifname=eth1,mode=xdp") == 0,
+          "written back without the defaults as '%s'", line);
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "uplink up0,ifname=eth1,mode=xdp,qdisc_bypass=on\n", err,
+                            sizeof(err)) < 0 && strstr(err, "config:1") &&
+              strstr(err, "mode=packet"),
+          "a refused uplink in a file names the line: %s", err);
     struct port_cfg pc;
     CHECK(config_parse_port("uplink", "up9,ifname=veth9", &pc, err, sizeof(err)) == 0 &&
               pc.type == PORT_UPLINK && strcmp(pc.ifname, "veth9") == 0,
