@@ -10,6 +10,12 @@
 #   uplink  --uplink on lwvup0, one end of a veth pair whose other end
 #           (lwvup1, 10.200.0.1) is in the namespace: frames reach the
 #           namespace's kernel through AF_PACKET, no tap;
+#   uplinkxdp  the same with mode=xdp (AF_XDP, the XDP program native on
+#           the veth): the guests' TSO frames are cut and their partial
+#           checksums completed by the daemon, and the namespace's veth has
+#           TX checksum offload off (AF_XDP carries no "checksum not done"
+#           flag; a NIC finishes checksums on the wire); the uplink's
+#           counters must show AF_XDP in native mode and no frame dropped;
 #   vxlan   --vxlan over a veth pair (192.168.77.1 here, 192.168.77.2 in
 #           the namespace), VNI 42; in the namespace a Linux kernel VXLAN
 #           device (ip link add ... type vxlan id 42) holds 10.200.0.1: an
@@ -29,7 +35,8 @@
 # Usage: tests/integration/qemu_ping.sh [--selftest]
 #   --selftest  no lwvhostd: the guests are joined by QEMU's own
 #               `-netdev stream` (unix socket), to check the guest image.
-# Env: BUILD (default build), LWV_LINK (tap, uplink or vxlan; above),
+# Env: BUILD (default build), LWV_LINK (tap, uplink, uplinkxdp, vxlan or
+#      vxlan2d; above),
 #      LWV_TAP (default lwvtap0), LWV_PACKED ("all":
 #      both guests use packed virtqueues, "1": guest 1 packed, guest 2 split;
 #      the negotiated layout is checked), LWV_DAEMON_ARGS
@@ -56,13 +63,13 @@ NAME=qemu_ping
 DPID2=
 CTL_VM2=ctl.sock   # the control socket of the daemon guest 2 is on
 . tests/integration/lib-qemu.sh
-case "$LINK" in tap|uplink|vxlan|vxlan2d) ;; *) fail "LWV_LINK must be tap, uplink, vxlan or vxlan2d" ;; esac
+case "$LINK" in tap|uplink|uplinkxdp|vxlan|vxlan2d) ;; *) fail "LWV_LINK must be tap, uplink, uplinkxdp, vxlan or vxlan2d" ;; esac
 
 # ---- requirements ----------------------------------------------------------
 qemu_require
 if [ $MODE = daemon ]; then
     command -v ip >/dev/null 2>&1 || skip "ip missing (apt-get install iproute2)"
-    [ "${LINK#vxlan}" != "$LINK" ] && ! command -v ethtool >/dev/null 2>&1 &&
+    [ "${LINK#vxlan}" != "$LINK" -o "$LINK" = uplinkxdp ] && ! command -v ethtool >/dev/null 2>&1 &&
         skip "ethtool missing (apt-get install ethtool)"
     [ "$(id -u)" = 0 ] || skip "needs root (network namespace, tap)"
     [ -c /dev/net/tun ] || skip "/dev/net/tun missing"
@@ -132,6 +139,12 @@ if [ $MODE = daemon ]; then
         make_veth lwvup0 lwvup1
         ip -n "$NS" addr add 10.200.0.1/24 dev lwvup1 || fail "ip addr add"
         LINK_ARGS=(--uplink "up0,ifname=lwvup0") ;;
+    uplinkxdp)
+        make_veth lwvup0 lwvup1
+        ip -n "$NS" addr add 10.200.0.1/24 dev lwvup1 || fail "ip addr add"
+        ip netns exec "$NS" ethtool -K lwvup1 tx off >/dev/null ||
+            fail "ethtool -K lwvup1 tx off (netns)"
+        LINK_ARGS=(--uplink "up0,ifname=lwvup0,mode=xdp,xdp_mode=native") ;;
     vxlan|vxlan2d)
         make_veth lwvul0 lwvul1
         ip addr add 192.168.77.1/24 dev lwvul0 || fail "ip addr add"
@@ -330,6 +343,24 @@ if [ $MODE = daemon ]; then
                 log "vm2's MTU is 1450 (VXLAN overhead taken off)"
             else
                 log "vm2's MTU is ${m:-unknown}, expected 1450"; ok=
+            fi
+        fi
+        # An AF_XDP uplink: native XDP on the veth, frames both ways, and
+        # none of the guests' frames refused (too big for a UMEM frame, or
+        # an offload request it could not carry out).
+        if [ "$LINK" = uplinkxdp ]; then
+            u=$(timeout 5 "$CTL" -s "$T/ctl.sock" stats --json | python3 -c '
+import json, sys
+p = [x for x in json.load(sys.stdin)["ports"] if x["name"] == "up0"][0]
+print(p["mode"], p["xdp_mode"], p["rx_packets"], p["tx_packets"], p["xdp_tx_too_big"],
+      p["xdp_tx_bad_offload"], p["wire_bad_ring"])' 2>&1)
+            log "uplink up0: mode, xdp_mode, to the wire, from the wire, too big, bad offload, bad ring: $u"
+            read -r um ux urx utx ubig uoff uring <<<"$u"
+            if [ "$um $ux" = "xdp native" ] && [ "${urx:-0}" -gt 1000 ] && [ "${utx:-0}" -gt 1000 ] &&
+                [ "$ubig $uoff $uring" = "0 0 0" ]; then
+                log "the AF_XDP uplink carried the transfers, native, nothing refused"
+            else
+                log "the AF_XDP uplink's counters are not as expected"; ok=
             fi
         fi
         # With LWV_PACKED each guest's ring layout must be the one asked
