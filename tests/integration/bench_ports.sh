@@ -11,6 +11,9 @@
 #   uplink  --uplink on one end of a veth pair whose other end is in the
 #           namespace (AF_PACKET, sendmmsg);
 #   uplinkqb  the same uplink with qdisc_bypass=on (PACKET_QDISC_BYPASS);
+#   uplinkxdp   the same veth, the uplink in mode=xdp (AF_XDP, copy mode;
+#           XDP program native on the veth);
+#   uplinkxdpg  the same with xdp_mode=generic;
 #   vxlan   --vxlan over a veth pair to a Linux VXLAN device (VNI 42) in the
 #           namespace (encapsulation, UDP sendmmsg).
 # One userspace VM (lwvhost-bench, --topology out) streams 64-byte frames at
@@ -24,7 +27,7 @@
 #
 # Usage: tests/integration/bench_ports.sh [ROUNDS [SECONDS]]   (default 3 5)
 # Env: BUILD (default build); LWVT_PORTS (default "tapbr uplink"; any of tap,
-#      tapbr, uplink, uplinkqb, vxlan); LWVT_POLICY (default notify); LWVT_SIZE (frame bytes,
+#      tapbr, uplink, uplinkqb, uplinkxdp, uplinkxdpg, vxlan); LWVT_POLICY (default notify); LWVT_SIZE (frame bytes,
 #      default 64); LWVHOSTD_ARGS (more daemon options).
 # Needs: root, iproute2, jq.
 set -u
@@ -47,7 +50,9 @@ D=$BUILD/lwvhostd
 B=$BUILD/lwvhost-bench
 [ -x "$D" ] && [ -x "$B" ] || fail "$D or $B not built (run make)"
 for k in "${KINDS[@]}"; do
-    case $k in tap|tapbr|uplink|uplinkqb|vxlan) ;; *) fail "unknown port kind '$k' (tap, tapbr, uplink, uplinkqb, vxlan)" ;; esac
+    case $k in tap|tapbr|uplink|uplinkqb|uplinkxdp|uplinkxdpg|vxlan) ;;
+    *) fail "unknown port kind '$k' (tap, tapbr, uplink, uplinkqb, uplinkxdp, uplinkxdpg, vxlan)" ;;
+    esac
 done
 
 T=$(mktemp -d /tmp/lwv-bench-ports.XXXXXX) || fail "mktemp"
@@ -68,7 +73,8 @@ trap 'exit 130' INT TERM
 ip netns add "$NS" || fail "ip netns add"
 ip -n "$NS" link set lo up
 # The interface in the namespace whose received frames count as delivered.
-declare -A PEER=([tap]=lwvbt0 [tapbr]=lwvbb1 [uplink]=lwvbu1 [uplinkqb]=lwvbu1 [vxlan]=vx42)
+declare -A PEER=([tap]=lwvbt0 [tapbr]=lwvbb1 [uplink]=lwvbu1 [uplinkqb]=lwvbu1 [uplinkxdp]=lwvbu1
+                 [uplinkxdpg]=lwvbu1 [vxlan]=vx42)
 for k in "${KINDS[@]}"; do
     case $k in
     tapbr)
@@ -76,7 +82,7 @@ for k in "${KINDS[@]}"; do
         ip link add lwvbb0 type veth peer name lwvbb1 netns "$NS" || fail "veth"
         ip link set lwvbb0 master lwvbbr && ip link set lwvbb0 up && ip -n "$NS" link set lwvbb1 up ||
             fail "veth into the bridge" ;;
-    uplink|uplinkqb)
+    uplink|uplinkqb|uplinkxdp|uplinkxdpg)
         ip link show lwvbu0 >/dev/null 2>&1 && continue
         ip link add lwvbu0 type veth peer name lwvbu1 netns "$NS" || fail "veth"
         ip link set lwvbu0 up && ip -n "$NS" link set lwvbu1 up || fail "veth up" ;;
@@ -101,6 +107,8 @@ run_one() {
     tapbr) port=(--tap lwvbt1) ;;
     uplink) port=(--uplink "up0,ifname=lwvbu0") ;;
     uplinkqb) port=(--uplink "up0,ifname=lwvbu0,qdisc_bypass=on") ;;
+    uplinkxdp) port=(--uplink "up0,ifname=lwvbu0,mode=xdp,xdp_mode=native") ;;
+    uplinkxdpg) port=(--uplink "up0,ifname=lwvbu0,mode=xdp,xdp_mode=generic") ;;
     vxlan) port=(--vxlan "vx0,local=192.168.78.1,remote=192.168.78.2,vni=42") ;;
     esac
     rm -f "$T"/*.sock
@@ -130,19 +138,19 @@ run_one() {
 
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 declare -A SUM_PPS SUM_NS
-printf '%-8s %6s %12s %10s %8s %10s\n' kind round "taken f/s" delivered "CPU %" "ns/frame"
+printf '%-10s %6s %12s %10s %8s %10s\n' kind round "taken f/s" delivered "CPU %" "ns/frame"
 for r in $(seq 1 "$ROUNDS"); do
     for k in "${KINDS[@]}"; do
         read -r pps del cpu ns < <(run_one "$k")
         [ -n "${ns:-}" ] || fail "$k: no figures"
-        printf '%-8s %6s %12.0f %9.1f%% %8.1f %10.1f\n' "$k" "$r" "$pps" "$del" "$cpu" "$ns"
+        printf '%-10s %6s %12.0f %9.1f%% %8.1f %10.1f\n' "$k" "$r" "$pps" "$del" "$cpu" "$ns"
         SUM_PPS[$k]=$(calc "${SUM_PPS[$k]:-0} + $pps")
         SUM_NS[$k]=$(calc "${SUM_NS[$k]:-0} + $ns")
     done
 done
 ref=${KINDS[0]}
 for k in "${KINDS[@]}"; do
-    printf '%-8s mean %12.0f f/s %10.1f ns/frame   vs %s: %.2fx frames/s, %.2fx CPU per frame\n' \
+    printf '%-10s mean %12.0f f/s %10.1f ns/frame   vs %s: %.2fx frames/s, %.2fx CPU per frame\n' \
         "$k" "$(calc "${SUM_PPS[$k]} / $ROUNDS")" "$(calc "${SUM_NS[$k]} / $ROUNDS")" \
         "$ref" "$(calc "${SUM_PPS[$k]} / ${SUM_PPS[$ref]}")" "$(calc "${SUM_NS[$k]} / ${SUM_NS[$ref]}")"
 done
