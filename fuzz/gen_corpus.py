@@ -593,6 +593,15 @@ def config_seeds():
         ("text-bad-values", "port vm1,path=/a,queues=17\nport v,path=/a,mac=01:00:5e:00:00:01\n"
                             "workers 65\nidle-us 0\npolicy interval:0\nlog-level loud\n"),
         ("text-long", "port " + "x" * 40 + ",path=" + "p" * 200 + "\n"),
+        ("text-multihost", "uplink up0,ifname=eth1,mode=packet,qdisc_bypass=on\n"
+                           "vxlan vx0,local=10.0.0.1,remote=10.0.0.2,remote=10.0.0.3,vni=42,"
+                           "dstport=4789,learn=on,mtu=1450\n"),
+        ("text-multihost-bad", "uplink up0\nuplink up1,ifname=,mode=xdp,queue=99\n"
+                               "vxlan vx0,local=10.0.0.1,vni=16777216\n"
+                               "vxlan vx1,local=2001:db8::1,remote=10.0.0.2,vni=1\n"
+                               "vxlan vx2,local=10.0.0.1,remote=10.0.0.1,vni=1,dstport=0,mtu=9\n"),
+        ("text-vxlan-v6", "vxlan vx0,local=2001:db8::1,remote=2001:db8::2,remote=2001:db8::3,"
+                          "vni=7\n"),
     ]
     for name, t in text:
         s[name] = b"\x00" + t.encode()
@@ -604,6 +613,8 @@ def config_seeds():
         ("args-help", ["-hV"]),
         ("args-missing", ["--port"]),
         ("args-extra", ["--port", "a,path=x", "stray"]),
+        ("args-multihost", ["--uplink", "up0,ifname=veth0", "--vxlan",
+                            "vx0,local=10.0.0.1,remote=10.0.0.2,vni=42", "--vxlan=vx1,local=x"]),
     ]
     for name, a in args:
         s[name] = b"\x01" + "\n".join(a).encode()

@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the build, the tests and the demos use.
 # Needs root (or sudo). The daemon itself needs nothing beyond libc.
+# openvswitch-switch: only its programs are used. Where the package starts its
+# service (systemd; a sysvinit container without a policy-rc.d denying it),
+# that instance uses /run/openvswitch and /etc/openvswitch/conf.db in the host's
+# namespace; tests/system/ovs_vxlan.sh runs its own ovsdb-server and
+# ovs-vswitchd with their own directories in a network namespace, and neither
+# meets the other. Without the openvswitch kernel module the package's own
+# vswitchd fails to start (ovs-ctl loads the module first) and the
+# installation succeeds all the same (its postinst allows for that).
 #   --if-possible   (make test) install only when that can be done without
 #                   asking (root, or password-less sudo, and apt-get); else
 #                   say what is missing and which tests it will skip, and
@@ -18,6 +26,7 @@ PKGS=(
     libvirt-daemon-system libvirt-clients  # libvirt_vhostuser: guests defined through stock libvirt
     binutils                            # readelf, for make check-hardening
     strace                              # syscalls_strace: the worker's system call count checked
+    openvswitch-switch                  # ovs_vxlan: OVS's userspace datapath as the VXLAN peer
     debhelper dpkg-dev build-essential lintian systemd  # make deb; deb_install: lintian, systemd-analyze
 )
 SUDO=

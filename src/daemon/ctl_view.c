@@ -696,6 +696,145 @@ static void prom_workers(struct sbuf *b, const struct wsample *w, unsigned n)
                   (double)w[i].st.oversleep_ns / 1e9);
 }
 
+/* Frames, bytes and drops of the tap, uplink and VXLAN ports, with the
+ * same sense as their JSON stats: dir="rx" leaves the switch for the host
+ * or the wire, dir="tx" comes from there into the switch. */
+static void prom_host_ports(struct sbuf *b)
+{
+    static const struct { const char *name, *help; size_t rx, tx; } hc[] = {
+        { "host_port_packets_total", "Frames of a tap, uplink or VXLAN port",
+          offsetof(struct tap_stats, tx_packets), offsetof(struct tap_stats, rx_packets) },
+        { "host_port_bytes_total", "Bytes of a tap, uplink or VXLAN port",
+          offsetof(struct tap_stats, tx_bytes), offsetof(struct tap_stats, rx_bytes) },
+        { "host_port_drops_total", "Frames a tap, uplink or VXLAN port dropped",
+          offsetof(struct tap_stats, tx_drops), offsetof(struct tap_stats, rx_drops) },
+    };
+    for (size_t k = 0; k < sizeof(hc) / sizeof(hc[0]); k++) {
+        prom_head(b, hc[k].name, "counter", hc[k].help);
+        for (unsigned i = 0; i < ports.n; i++) {
+            const struct port *p = ports.p[i];
+            if (!p || !port_is_host(p))
+                continue;
+            const char *t = (const char *)&p->tap;
+            sb_printf(b, "lwvhost_%s{port=\"%s\",type=\"%s\",dir=\"rx\"} %llu\n"
+                      "lwvhost_%s{port=\"%s\",type=\"%s\",dir=\"tx\"} %llu\n",
+                      hc[k].name, p->name, port_type_name(p->type),
+                      (unsigned long long)stat_get((const uint64_t *)(t + hc[k].rx)),
+                      hc[k].name, p->name, port_type_name(p->type),
+                      (unsigned long long)stat_get((const uint64_t *)(t + hc[k].tx)));
+        }
+    }
+}
+
+/* A counter of an uplink's or VXLAN port's stats struct, at offset off;
+ * reason labels it (NULL: the family has one sample per port). */
+struct prom_reason {
+    const char *reason;
+    size_t off;
+};
+
+static void prom_uplink_get(const struct port *p, void *st)
+{
+    uplink_get_stats(p, st);
+}
+
+static void prom_vxlan_get(const struct port *p, void *st)
+{
+    struct vxlan_info in;
+    vxlan_get_stats(p, st, &in);
+}
+
+/* One metric family: for every port of type t, name{port="P",reason="R"}
+ * for each of the n reasons, read from the stats struct get() fills. */
+static void prom_reasons(struct sbuf *b, const char *name, const char *help, enum port_type t,
+                         void (*get)(const struct port *, void *), const struct prom_reason *r,
+                         size_t n)
+{
+    union {
+        struct uplink_stats u;
+        struct vxlan_stats v;
+    } st;
+    prom_head(b, name, "counter", help);
+    for (unsigned i = 0; i < ports.n; i++) {
+        const struct port *p = ports.p[i];
+        if (!p || p->type != t)
+            continue;
+        get(p, &st);
+        for (size_t k = 0; k < n; k++) {
+            uint64_t v = *(const uint64_t *)((const char *)&st + r[k].off);
+            if (r[k].reason)
+                sb_printf(b, "lwvhost_%s{port=\"%s\",reason=\"%s\"} %llu\n", name, p->name,
+                          r[k].reason, (unsigned long long)v);
+            else
+                sb_printf(b, "lwvhost_%s{port=\"%s\"} %llu\n", name, p->name,
+                          (unsigned long long)v);
+        }
+    }
+}
+
+#define NREASONS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The uplinks' and VXLAN ports' own counters: drops by reason (the JSON's
+ * wire_* and encap_*), UDP GSO use, and the sizes of the VXLAN tables. */
+static void prom_wire_ports(struct sbuf *b)
+{
+    static const struct prom_reason up[] = {
+        { "truncated", offsetof(struct uplink_stats, rx_truncated) },
+        { "bad_header", offsetof(struct uplink_stats, rx_bad_hdr) },
+        { "gso_unsupported", offsetof(struct uplink_stats, rx_gso_unsupported) },
+        { "bad_ring", offsetof(struct uplink_stats, rx_bad_ring) },
+        { "kernel_drops", offsetof(struct uplink_stats, rx_kernel_drops) },
+    };
+    static const struct prom_reason vwire[] = {
+        { "short", offsetof(struct vxlan_stats, rx_short) },
+        { "bad_flags", offsetof(struct vxlan_stats, rx_bad_flags) },
+        { "unknown_vni", offsetof(struct vxlan_stats, rx_unknown_vni) },
+        { "too_long", offsetof(struct vxlan_stats, rx_too_long) },
+        { "unknown_remote", offsetof(struct vxlan_stats, rx_unknown_remote) },
+        { "errors", offsetof(struct vxlan_stats, rx_errors) },
+    };
+    static const struct prom_reason vencap[] = {
+        { "too_big", offsetof(struct vxlan_stats, tx_too_big) },
+        { "bad_offload", offsetof(struct vxlan_stats, tx_bad_offload) },
+        { "no_remote", offsetof(struct vxlan_stats, tx_no_remote) },
+        { "no_room", offsetof(struct vxlan_stats, tx_no_room) },
+        { "send_errors", offsetof(struct vxlan_stats, tx_send_errors) },
+    };
+    static const struct prom_reason gso_sends[] = {
+        { NULL, offsetof(struct vxlan_stats, tx_gso_sends) },
+    };
+    static const struct prom_reason gso_dgrams[] = {
+        { NULL, offsetof(struct vxlan_stats, tx_gso_datagrams) },
+    };
+    prom_reasons(b, "uplink_wire_drops_total", "Frames from the wire an uplink dropped",
+                 PORT_UPLINK, prom_uplink_get, up, NREASONS(up));
+    prom_reasons(b, "vxlan_wire_drops_total", "Datagrams from remotes a VXLAN port dropped",
+                 PORT_VXLAN, prom_vxlan_get, vwire, NREASONS(vwire));
+    prom_reasons(b, "vxlan_encap_drops_total", "Frames to remotes a VXLAN port dropped",
+                 PORT_VXLAN, prom_vxlan_get, vencap, NREASONS(vencap));
+    prom_reasons(b, "vxlan_gso_sends_total", "UDP GSO sends of a VXLAN port", PORT_VXLAN,
+                 prom_vxlan_get, gso_sends, 1);
+    prom_reasons(b, "vxlan_gso_datagrams_total", "Datagrams its UDP GSO sends carried",
+                 PORT_VXLAN, prom_vxlan_get, gso_dgrams, 1);
+    static const char *const gauges[][2] = {
+        { "vxlan_remotes", "Remote VTEPs of a VXLAN port (configured and learned)" },
+        { "vxlan_macs", "MACs a VXLAN port knows the remote of" },
+    };
+    for (size_t g = 0; g < 2; g++) {
+        prom_head(b, gauges[g][0], "gauge", gauges[g][1]);
+        for (unsigned i = 0; i < ports.n; i++) {
+            const struct port *p = ports.p[i];
+            if (!p || p->type != PORT_VXLAN)
+                continue;
+            struct vxlan_stats st;
+            struct vxlan_info in;
+            vxlan_get_stats(p, &st, &in);
+            sb_printf(b, "lwvhost_%s{port=\"%s\"} %u\n", gauges[g][0], p->name,
+                      g == 0 ? in.nremotes : in.vtep_entries);
+        }
+    }
+}
+
 void view_prometheus(struct sbuf *b)
 {
     prom_queues(b);
@@ -704,6 +843,8 @@ void view_prometheus(struct sbuf *b)
         if (ports.p[i] && ports.p[i]->type == PORT_VHOST)
             sb_printf(b, "lwvhost_port_connected{port=\"%s\"} %d\n", ports.p[i]->name,
                       ports.p[i]->dev.connected);
+    prom_host_ports(b);
+    prom_wire_ports(b);
     struct fdb_stats fs;
     fdb_get_stats(&ports_switch()->fdb, &fs);
     prom_head(b, "fdb_not_learned_total", "counter", "Source addresses the MAC table refused");

@@ -139,6 +139,15 @@ unsigned fwd_tx_pass(struct fwd_ctx *ctx, struct vqueue *q, unsigned budget, boo
     return done;
 }
 
+/* Switches n frames a port read from the kernel (tap, uplink, VXLAN).
+ * They cannot go back to where they came from, so no run is deferred. */
+static void deliver_from_wire(struct fwd_ctx *ctx, struct port *p, unsigned n)
+{
+    memset(ctx->dst, 0, n * sizeof(ctx->dst[0]));
+    switch_classify(p->sw, p, ctx->frames, n, ctx->dst);
+    deliver_burst(ctx, p, 0, n, false);
+}
+
 #define TAP_SLOT (VIRTIO_NET_HDR_LEN + FRAME_MAX)
 
 unsigned fwd_tap_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool *more)
@@ -159,9 +168,7 @@ unsigned fwd_tap_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bool
         unsigned n = tap_recv_burst(p, ctx->tap_buf, TAP_SLOT, ctx->frames, ctx->tap_iov, want,
                                     &nread, &empty);
         done += nread;
-        memset(ctx->dst, 0, n * sizeof(ctx->dst[0]));
-        switch_classify(p->sw, p, ctx->frames, n, ctx->dst);
-        deliver_burst(ctx, p, 0, n, false);   /* read from the kernel: cannot go back */
+        deliver_from_wire(ctx, p, n);
     }
     *more = !empty;
     return done;
@@ -180,9 +187,7 @@ unsigned fwd_uplink_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, b
         unsigned nread = 0;
         unsigned n = uplink_recv_burst(p, ctx->frames, want, &nread, &empty);
         done += nread;
-        memset(ctx->dst, 0, n * sizeof(ctx->dst[0]));
-        switch_classify(p->sw, p, ctx->frames, n, ctx->dst);
-        deliver_burst(ctx, p, 0, n, false);   /* from the wire: cannot go back */
+        deliver_from_wire(ctx, p, n);
         uplink_recv_done(p);                  /* the frames were copied or sent on */
         if (nread == 0)
             break;
@@ -204,9 +209,7 @@ unsigned fwd_vxlan_pass(struct fwd_ctx *ctx, struct port *p, unsigned budget, bo
         unsigned nread = 0;
         unsigned n = vxlan_recv_burst(p, ctx->frames, want, &nread, &empty);
         done += nread;
-        memset(ctx->dst, 0, n * sizeof(ctx->dst[0]));
-        switch_classify(p->sw, p, ctx->frames, n, ctx->dst);
-        deliver_burst(ctx, p, 0, n, false);   /* from the wire: cannot go back */
+        deliver_from_wire(ctx, p, n);
         if (nread == 0)
             break;
     }

@@ -276,27 +276,37 @@ int test_finish(void)
 
 /* One command line to the daemon's control socket; the answer (NUL-
  * terminated) in buf.  0, or -1 if the socket cannot be reached. */
-int daemon_ctl(const char *line, char *buf, size_t cap)
+int ctl_at(const char *path, const char *line, char *buf, size_t cap)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%.80s/ctl.sock", D.dir);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    /* A daemon that stops answering fails the call instead of hanging the test. */
+    struct timeval tmo = { .tv_sec = 10 };
+    buf[0] = 0;
+    if (strlen(path) >= sizeof sa.sun_path)
+        return -1;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        write(fd, line, strlen(line)) < 0) {
         if (fd >= 0)
             close(fd);
         return -1;
     }
-    if (write(fd, line, strlen(line)) < 0) {
-        close(fd);
-        return -1;
-    }
     size_t len = 0;
-    ssize_t r;
+    ssize_t r = 0;
     while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
         len += (size_t)r;
     buf[len] = 0;
     close(fd);
-    return 0;
+    return r < 0 ? -1 : 0;   /* r < 0: the read timed out or failed */
+}
+
+int daemon_ctl(const char *line, char *buf, size_t cap)
+{
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(path, sizeof path, "%.80s/ctl.sock", D.dir);
+    return ctl_at(path, line, buf, cap);
 }
 
 /* ------------------------------------------------------------------ */

@@ -59,8 +59,11 @@ int daemon_stop(void);
 /* Stops the daemon, checks a clean exit, prints the log on failure,
  * removes the temp dir; returns the test's exit status. */
 int test_finish(void);
-/* One command line to the control socket; the answer (NUL-terminated) in
- * buf.  0, or -1 if the socket cannot be reached. */
+/* One command line to the control socket at path; the answer
+ * (NUL-terminated) in buf.  0, or -1 if the socket cannot be reached or
+ * does not answer within 10 s. */
+int ctl_at(const char *path, const char *line, char *buf, size_t cap);
+/* ctl_at() on the test daemon's own control socket. */
 int daemon_ctl(const char *line, char *buf, size_t cap);
 /* CPU seconds the daemon used while the test slept ms. */
 double daemon_cpu_over(int ms);

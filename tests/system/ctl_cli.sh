@@ -51,9 +51,13 @@ assert e and e[0]["port"] == "a" and e[0]["static"], d
 expect 0 stats --json; json_ok "stats --json"
 expect 0 stats --prometheus
 grep -q "^lwvhost_" "$T/out" || fail "stats --prometheus has lwvhost_ metrics"
-expect 0 stats --watch=0.2 --json &
+# lwvhostctl itself in the background (not a subshell that would outlive
+# the kill), writing to its own file.
+"$BUILD/lwvhostctl" -s "$T/ctl.sock" stats --watch=0.2 --json >"$T/watch" 2>&1 &
 W=$!
 sleep 0.7; kill "$W" 2>/dev/null; wait "$W" 2>/dev/null
+[[ $(grep -c '^{"ports"' "$T/watch") -ge 2 ]] ||
+    fail "stats --watch=0.2 --json printed again: $(head -c 300 "$T/watch")"
 
 expect 0 policy a interval:40
 expect 0 policy
@@ -85,6 +89,44 @@ grep -q "without --config" "$T/err" || fail "save without a --config file: the d
 expect 0 port del c
 [[ ! -e $T/c.sock ]] || fail "port del: the socket is removed"
 expect 1 port del c
+# A VXLAN port at run time: a datagram from an address that is not a
+# remote is dropped, and the JSON and Prometheus views both count it.
+VXPORT=$((20000 + $$ % 20000))
+expect 0 vxlan add "vx0,local=127.0.0.1,remote=127.0.0.2,vni=77,dstport=$VXPORT"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.9", 0))
+s.sendto(bytes([8, 0, 0, 0, 0, 0, 77, 0]) + bytes(60), ("127.0.0.1", int(sys.argv[1])))
+' "$VXPORT" || fail "sending a datagram to the VXLAN port"
+for _ in $(seq 100); do
+    expect 0 stats --json
+    python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if [p for p in d["ports"] if p["name"] == "vx0" and p["wire_unknown_remote"] == 1] else 1)' \
+        "$T/out" && break
+    sleep 0.05
+done
+python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+v = [p for p in d["ports"] if p["name"] == "vx0"]
+assert v and v[0]["wire_unknown_remote"] == 1 and v[0]["tx_drops"] == 1 and v[0]["remotes"] == 1, v' \
+    "$T/out" || fail "stats --json counts the datagram from 127.0.0.9 as wire_unknown_remote"
+expect 0 stats --prometheus
+for want in 'lwvhost_vxlan_wire_drops_total{port="vx0",reason="unknown_remote"} 1' \
+            'lwvhost_vxlan_wire_drops_total{port="vx0",reason="short"} 0' \
+            'lwvhost_host_port_drops_total{port="vx0",type="vxlan",dir="tx"} 1' \
+            'lwvhost_host_port_packets_total{port="vx0",type="vxlan",dir="tx"} 0' \
+            'lwvhost_vxlan_remotes{port="vx0"} 1'; do
+    grep -qxF "$want" "$T/out" || fail "stats --prometheus has '$want': $(grep vx0 "$T/out")"
+done
+# Each metric family is one group under its # TYPE line, as the format wants.
+awk '/^# TYPE/ { fam = $3; if (seen[fam]++) bad = bad " " fam; next }
+     /^lwvhost_/ { n = $0; sub(/[{ ].*/, "", n); if (n != fam) bad = bad " " n }
+     END { if (bad != "") { print bad; exit 1 } }' "$T/out" ||
+    fail "stats --prometheus: samples outside their family's group"
+expect 0 vxlan del vx0
+
 expect 0 version
 grep -q "^lwvhostctl [0-9]" "$T/out" && grep -q "^lwvhostd [0-9]" "$T/out" ||
     fail "version shows both: $(cat "$T/out")"

@@ -14,6 +14,8 @@
 #    lwvhostd.8 and lwvhost-bench.1, and in lwvhostctl.8, exists;
 #  - the --port keys lwvhostd accepts (it lists them when given an unknown
 #    one) are exactly the keys tagged in lwvhostd.8's OPTIONS;
+#  - every key lwvhostd accepts in --uplink and --vxlan is named (KEY=) in
+#    that option's paragraph of lwvhostd.8;
 #  - the keys tagged in lwvhostd.conf.5's KEYS are exactly lwvhostd's
 #    options that take a value.
 # Reports every problem, not just the first.  Exit 0 pass, 77 skip, else fail.
@@ -225,6 +227,32 @@ else
         grep -qx -- "$k" "$T/keys.doc" || problem "$D: no paragraph for the --port key $k="
     done <"$T/keys"
 fi
+
+# ----------------------------------------------- --uplink's and --vxlan's keys
+
+# Their keys are listed in the option's own paragraph (in its tag or in a
+# list under it), each as KEY=; that paragraph runs to the next .TP or .SS.
+# paragraph OPT: the normalised text of lwvhostd.8's paragraph tagged OPT
+paragraph() {
+    awk -v o="$1" 'on && /^\.(TP|SS|SH)/ { exit }
+                   prev ~ /^\.TP/ && index($0, o) == 1 { on = 1 }
+                   on { print }
+                   { prev = $0 }' "$D" | norm
+}
+for opt in uplink vxlan; do
+    "$BUILD/lwvhostd" --$opt "x,no-such-key=1" >"$T/$opt.err" 2>&1
+    sed -n "s/.*unknown key '[^']*' (\([a-z_, ]*\)).*/\1/p" "$T/$opt.err" | tr -d ' ' |
+        tr ',' '\n' | sed '/^$/d' | sort -u >"$T/$opt.keys"
+    if [[ ! -s $T/$opt.keys ]]; then
+        problem "lwvhostd --$opt with an unknown key listed no keys: '$(head -c 200 "$T/$opt.err")'"
+        continue
+    fi
+    paragraph ".BI \\\\-\\\\-$opt " >"$T/$opt.para"
+    [[ -s $T/$opt.para ]] || problem "$D: no paragraph tagged --$opt"
+    while read -r k; do
+        grep -q -- "$k=" "$T/$opt.para" || problem "$D: the --$opt paragraph does not name its key $k="
+    done <"$T/$opt.keys"
+done
 
 # ------------------------------------------------ lwvhostd.conf(5)'s keys
 

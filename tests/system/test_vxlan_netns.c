@@ -860,28 +860,6 @@ static int mesh_daemon(unsigned i)
     return -1;
 }
 
-/* One command line to the control socket at path; the answer in buf. */
-static int ctl_at(const char *path, const char *line, char *buf, size_t cap)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    buf[0] = 0;
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        write(fd, line, strlen(line)) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    buf[len] = 0;
-    close(fd);
-    return 0;
-}
-
 /* Field key of port vx in "stats json" of host i; -1 when not found. */
 static long long mesh_stat(unsigned i, const char *key)
 {
