@@ -775,7 +775,8 @@ static void prom_reasons(struct sbuf *b, const char *name, const char *help, enu
 #define NREASONS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The uplinks' and VXLAN ports' own counters: drops by reason (the JSON's
- * wire_* and encap_*), UDP GSO use, and the sizes of the VXLAN tables. */
+ * wire_* and encap_*), UDP GSO and GRO use, and the sizes of the VXLAN
+ * tables. */
 static void prom_wire_ports(struct sbuf *b)
 {
     static const struct prom_reason up[] = {
@@ -806,6 +807,12 @@ static void prom_wire_ports(struct sbuf *b)
     static const struct prom_reason gso_dgrams[] = {
         { NULL, offsetof(struct vxlan_stats, tx_gso_datagrams) },
     };
+    static const struct prom_reason gro_bufs[] = {
+        { NULL, offsetof(struct vxlan_stats, rx_gro_buffers) },
+    };
+    static const struct prom_reason gro_dgrams[] = {
+        { NULL, offsetof(struct vxlan_stats, rx_gro_segments) },
+    };
     prom_reasons(b, "uplink_wire_drops_total", "Frames from the wire an uplink dropped",
                  PORT_UPLINK, prom_uplink_get, up, NREASONS(up));
     prom_reasons(b, "vxlan_wire_drops_total", "Datagrams from remotes a VXLAN port dropped",
@@ -816,6 +823,11 @@ static void prom_wire_ports(struct sbuf *b)
                  prom_vxlan_get, gso_sends, 1);
     prom_reasons(b, "vxlan_gso_datagrams_total", "Datagrams its UDP GSO sends carried",
                  PORT_VXLAN, prom_vxlan_get, gso_dgrams, 1);
+    prom_reasons(b, "vxlan_gro_buffers_total",
+                 "Received buffers of a VXLAN port that UDP GRO had coalesced", PORT_VXLAN,
+                 prom_vxlan_get, gro_bufs, 1);
+    prom_reasons(b, "vxlan_gro_datagrams_total", "Datagrams its coalesced buffers carried",
+                 PORT_VXLAN, prom_vxlan_get, gro_dgrams, 1);
     static const char *const gauges[][2] = {
         { "vxlan_remotes", "Remote VTEPs of a VXLAN port (configured and learned)" },
         { "vxlan_macs", "MACs a VXLAN port knows the remote of" },
