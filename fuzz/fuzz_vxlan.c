@@ -12,8 +12,9 @@
  * is all of the rest and at most the port's largest frame, and its VNI is
  * the port's; exactly one refusal counter moved for a refused one and none
  * for a passed one; targets are valid remote indexes, one or all of them.
- * At the end: at most VXLAN_MAX_REMOTES remotes, every MAC table entry
- * names one of them.
+ * At the end: at most VXLAN_MAX_REMOTES remotes, each of the port's family
+ * (IPv4 or IPv6) and a unicast address, every MAC table entry names one of
+ * them.
  *
  * With bit 3 of the first byte (GRO mode), each record is instead a buffer
  * as a read with UDP GRO returns it: split by the port's splitter
@@ -27,11 +28,13 @@
  * Input: a 3-byte configuration, then datagrams until the end.
  *   0  bit 0: learn=on; bits 1-2: configured remotes (0-3; 0 means
  *      learn=on whatever bit 0 says: a port needs one or the other);
- *      bit 3: GRO mode
+ *      bit 3: GRO mode; bit 4: an IPv6 port (local 2001:db8::64, remotes
+ *      2001:db8::1-3; else 10.0.0.100 and 10.0.0.1-3)
  *   1  MTU: 68 + byte * 32 (68..8228)
  *   2  VNI low byte (the VNI is 0x0000NN)
- * A datagram: u8 sender (bits 0-5: 10.0.0.(bits + 1) when bit 7 is clear,
- * else the next 4 bytes are the address; bit 6: the sender is not AF_INET),
+ * A datagram: u8 sender (bits 0-5: 10.0.0.(bits + 1), or 2001:db8::(bits +
+ * 1), when bit 7 is clear, else the next 4 (16) bytes are the address;
+ * bit 6: the sender is of the other family than the port),
  * u8 clock step in seconds (multiplied by 8, so entries age), u16 length
  * (little-endian, modulo 10000), that many bytes (zeros past the input).
  * A GRO-mode buffer: the same sender and clock bytes, u16 GRO size (read
@@ -80,6 +83,14 @@ static void check_one(const uint8_t *d, size_t len, enum vxlan_rx_rc rc, size_t 
 static void check_table(void)
 {
     assert(core.nremotes <= VXLAN_MAX_REMOTES);
+    /* Every remote, learned ones too, is of the port's family, its socket
+     * address and its 16-byte address the same one. */
+    for (unsigned i = 0; i < core.nremotes; i++) {
+        struct in6_addr a;
+        assert(core.remote[i].sa.sa_family == core.family &&
+               vxlan_sockaddr_ip(&core.remote[i], &a) && memcmp(&a, &core.rip[i], 16) == 0 &&
+               vxlan_ip_is_v4(&a) == (core.family == AF_INET) && vxlan_ip_unicast(&a));
+    }
     for (unsigned i = 0; i < VXLAN_VTEP_SLOTS; i++) {
         uint64_t w = core.vtep[i];
         assert(!w || ((w & 0xffff) >= 1 && (w & 0xffff) <= core.nremotes));
@@ -87,14 +98,36 @@ static void check_table(void)
 }
 
 /* The sender a record names (see the input format). */
-static struct sockaddr_in read_sender(struct cursor *c)
+/* Address n of the fuzzed family: 10.0.0.n, or 2001:db8::n. */
+static struct in6_addr nth_addr(int family, uint32_t n)
+{
+    struct in6_addr a;
+    memset(&a, 0, sizeof(a));
+    if (family == AF_INET) {
+        a.s6_addr[10] = a.s6_addr[11] = 0xff;
+        a.s6_addr[12] = 10;
+    } else {
+        a.s6_addr[0] = 0x20;
+        a.s6_addr[1] = 0x01;
+        a.s6_addr[2] = 0x0d;
+        a.s6_addr[3] = 0xb8;
+    }
+    a.s6_addr[14] = (uint8_t)(n >> 8);
+    a.s6_addr[15] = (uint8_t)n;
+    return a;
+}
+
+static union vxlan_sockaddr read_sender(struct cursor *c)
 {
     uint8_t who = cur_u8(c);
-    struct sockaddr_in from;
-    memset(&from, 0, sizeof(from));
-    from.sin_family = (who & 0x40) ? AF_INET6 : AF_INET;
-    from.sin_port = htons(4789);
-    from.sin_addr.s_addr = (who & 0x80) ? htonl(cur_u32(c)) : htonl(0x0a000001u + (who & 0x3f));
+    int fam = (who & 0x40) ? (core.family == AF_INET ? AF_INET6 : AF_INET) : core.family;
+    struct in6_addr a = nth_addr(fam, 1u + (who & 0x3f));
+    if ((who & 0x80) && fam == AF_INET)
+        cur_bytes(c, &a.s6_addr[12], 4);
+    else if (who & 0x80)
+        cur_bytes(c, &a, 16);
+    union vxlan_sockaddr from;
+    vxlan_sockaddr_set(&from, fam, &a, 4789);
     return from;
 }
 
@@ -123,7 +156,7 @@ static size_t check_split(const uint8_t *d, size_t len, int gso, bool cut)
 static void gro_read(struct cursor *c, uint32_t *now)
 {
     struct vxlan_rxbuf b[4];
-    struct sockaddr_in from[4];
+    union vxlan_sockaddr from[4];
     uint8_t *mem[4];
     unsigned nb = 0, max = 1;
     size_t want = 0, coalesced = 0, coalesced_segs = 0;
@@ -199,10 +232,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t b0 = cur_u8(&c), b1 = cur_u8(&c), b2 = cur_u8(&c);
     struct vxlan_cfg cfg;
     memset(&cfg, 0, sizeof(cfg));
-    cfg.local = htonl(0x0a000064u);
+    cfg.family = (b0 & 16) ? AF_INET6 : AF_INET;
+    cfg.local = nth_addr(cfg.family, 100);
     cfg.nremotes = (b0 >> 1) & 3;
     for (unsigned i = 0; i < cfg.nremotes; i++)
-        cfg.remote[i] = htonl(0x0a000001u + i);
+        cfg.remote[i] = nth_addr(cfg.family, 1 + i);
     cfg.learn = (b0 & 1) || cfg.nremotes == 0;
     cfg.mtu = 68u + b1 * 32u;
     cfg.vni = b2;
@@ -212,7 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (cur_left(&c) && (b0 & 8))
         gro_read(&c, &now);
     while (cur_left(&c)) {
-        struct sockaddr_in from = read_sender(&c);
+        union vxlan_sockaddr from = read_sender(&c);
         now += (uint32_t)cur_u8(&c) * 8u;
         size_t len = cur_u16(&c) % 10000u;
         uint8_t *d = malloc(len ? len : 1);

@@ -629,9 +629,10 @@ def config_seeds():
 
 # ---- vxlan ------------------------------------------------------------------
 
-def vx_cfg(learn=False, remotes=1, mtu_sel=43, vni=42, gro=False):
+def vx_cfg(learn=False, remotes=1, mtu_sel=43, vni=42, gro=False, v6=False):
     """fuzz_vxlan.c's 3-byte configuration (mtu_sel 43: MTU 1444)."""
-    return bytes([(1 if learn else 0) | (remotes << 1) | (8 if gro else 0), mtu_sel, vni])
+    return bytes([(1 if learn else 0) | (remotes << 1) | (8 if gro else 0) | (16 if v6 else 0),
+                  mtu_sel, vni])
 
 
 def vx_gro(buf, gso, cut=False, burst=32, more=False, sender=0, step=0):
@@ -640,10 +641,16 @@ def vx_gro(buf, gso, cut=False, burst=32, more=False, sender=0, step=0):
     return bytes([sender, step]) + struct.pack("<hBH", gso, fl, len(buf)) + buf
 
 
-def vx_dgram(payload, sender=0, step=0, addr=None):
-    """One datagram record: sender byte (or an explicit address), clock step, length."""
-    who = sender if addr is None else 0x80 | sender
-    rec = bytes([who]) + (struct.pack(">I", addr) if addr is not None else b"")
+def vx_dgram(payload, sender=0, step=0, addr=None, addr6=None):
+    """One datagram record: sender byte (or an explicit IPv4 or 16-byte IPv6
+    address), clock step, length."""
+    explicit = addr is not None or addr6 is not None
+    who = sender if not explicit else 0x80 | sender
+    rec = bytes([who])
+    if addr is not None:
+        rec += struct.pack(">I", addr)
+    if addr6 is not None:
+        rec += addr6
     return rec + bytes([step]) + struct.pack("<H", len(payload)) + payload
 
 
@@ -696,6 +703,19 @@ def vxlan_seeds():
         vx_gro(seg * 5, len(seg), more=True, burst=3) + vx_gro(seg, 0, more=True, sender=7) + \
         vx_gro(vx_frame(length=1444 + 19) * 3, len(vx_frame(length=1444 + 19)), more=True) + \
         vx_gro(seg * 64, len(seg), sender=9)
+    # IPv6 underlay: remotes 2001:db8::1-3, learned ones, other-family senders
+    doc6 = bytes.fromhex("20010db8000000000000000000000000")
+    s["v6-good-and-learn"] = vx_cfg(v6=True, learn=True, remotes=2) + \
+        vx_dgram(vx_frame(), sender=1) + \
+        vx_dgram(vx_frame(src=b"\x02\x00\x00\x00\x00\x0c"), addr6=doc6[:15] + b"\x99")
+    s["v6-refused-senders"] = vx_cfg(v6=True, learn=True) + \
+        vx_dgram(vx_frame(), sender=0x40) + \
+        vx_dgram(vx_frame(), addr6=bytes.fromhex("ff020000000000000000000000000001")) + \
+        vx_dgram(vx_frame(), addr6=bytes.fromhex("fe800000000000000000000000000001")) + \
+        vx_dgram(vx_frame(), addr6=bytes(16)) + \
+        vx_dgram(vx_frame(), addr6=bytes.fromhex("00000000000000000000ffff0a000001"))
+    s["v6-gro"] = vx_cfg(v6=True, gro=True) + vx_gro(seg * 12, len(seg), burst=5)
+    s["v4-port-v6-sender"] = vx_cfg(learn=True) + vx_dgram(vx_frame(), sender=0x41)
     return s
 
 

@@ -63,7 +63,7 @@ static void usage(FILE *out)
 "                            argument is written as lwvhostd's --uplink value\n"
 "  vxlan add NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=P][,learn=on][,mtu=N],\n"
 "  vxlan del NAME            add or remove a VXLAN port (RFC 7348): remote VTEPs\n"
-"                            over UDP/IPv4; the argument is written as\n"
+"                            over UDP/IPv4 or IPv6; the argument is written as\n"
 "                            lwvhostd's --vxlan value\n"
 "  save [FILE]               write the running configuration (lwvhostd.conf(5)):\n"
 "                            to FILE, or over the daemon's own --config file\n"
@@ -292,11 +292,11 @@ static int cmd_policy(const char *cmd, const struct args *a)
 static int cmd_port(const char *cmd, const struct args *a)
 {
     const char *verb = a->pos[0], *arg = a->pos[1];
-    if ((strcmp(verb, "add") && strcmp(verb, "del")) || strlen(arg) >= 2048) {
+    if ((strcmp(verb, "add") && strcmp(verb, "del")) || strlen(arg) >= 4096) {
         fprintf(stderr, "lwvhostctl %s: %s add|del ARG (see --help)\n", cmd, cmd);
         return 2;
     }
-    char line[2100];
+    char line[4200];
     snprintf(line, sizeof(line), "%s %s %s\n", cmd, verb, arg);
     return request(line);
 }

@@ -74,11 +74,12 @@ void config_usage(FILE *out)
 "                 the driver (native) or the stack (generic; auto: native first)\n"
 "  --vxlan NAME,local=IP,remote=IP[,remote=IP...],vni=N[,dstport=4789][,learn=on][,mtu=N]\n"
 "                 a VXLAN port (RFC 7348): frames to and from remote VTEPs in UDP\n"
-"                 over IPv4, received on local=IP:dstport. remote= up to %d times\n"
-"                 (frames to unknown or group MACs go to every remote); learn=on:\n"
-"                 accept and add remotes not listed. mtu=N: the inner MTU it\n"
-"                 carries (default %u: the underlay's 1500 less 50); give guests\n"
-"                 host_mtu=N on their QEMU NIC\n"
+"                 over IPv4 or IPv6 (all of a port's addresses of one family),\n"
+"                 received on local=IP:dstport. remote= up to %d times (frames\n"
+"                 to unknown or group MACs go to every remote); learn=on: accept\n"
+"                 and add remotes not listed. mtu=N: the inner MTU it carries\n"
+"                 (default %u: the underlay's 1500 less 50; over IPv6 %u: less\n"
+"                 70); give guests host_mtu=N on their QEMU NIC\n"
 "Policies (when a worker serves a queue and when it sleeps):\n"
 "  --policy P     default for every port (default notify), changeable at run\n"
 "                 time with 'lwvhostctl policy PORT|all P':\n"
@@ -117,7 +118,7 @@ void config_usage(FILE *out)
 "Example:\n"
 "  lwvhostd --port vm1,path=/tmp/vm1.sock --port vm2,path=/tmp/vm2.sock \\\n"
 "           --tap lwv0 --ctl /tmp/lwvhost.ctl\n", LWV_MAX_QUEUE_PAIRS, VXLAN_MAX_REMOTES,
-            VXLAN_DEFAULT_MTU, FDB_DEFAULT_AGE_S, FDB_DEFAULT_PORT_MAX);
+            VXLAN_DEFAULT_MTU, VXLAN_DEFAULT_MTU6, FDB_DEFAULT_AGE_S, FDB_DEFAULT_PORT_MAX);
 }
 
 static int valid_name(const char *s)
@@ -385,35 +386,48 @@ int config_add_uplink(struct config *c, const char *spec, char *err, size_t len)
     return 0;
 }
 
-/* An IPv4 address for key (local or remote) of --vxlan port name, network
- * order: a unicast one (not 0.0.0.0, broadcast or multicast). */
-static int vxlan_ip(const char *name, const char *key, const char *v, uint32_t *out, char *err,
-                    size_t len)
+/* True when address a (16-byte form) is a multicast group. */
+static bool vxlan_ip_multicast(const struct in6_addr *a)
 {
-    struct in6_addr a6;
-    if (inet_pton(AF_INET6, v, &a6) == 1)
-        return fail(err, len, "--vxlan %s: %s=%s: IPv6 is not supported yet (give an IPv4 "
-                    "address)", name, key, v);
-    if (inet_pton(AF_INET, v, out) != 1)
-        return fail(err, len, "--vxlan %s: %s=%s is not an IPv4 address", name, key, v);
-    uint32_t h = ntohl(*out);
-    if (h == 0 || h == 0xffffffffu)
-        return fail(err, len, "--vxlan %s: %s=%s is not a unicast address", name, key, v);
-    if ((h >> 28) == 0xe)
+    return vxlan_ip_is_v4(a) ? a->s6_addr[12] >> 4 == 0xe : IN6_IS_ADDR_MULTICAST(a);
+}
+
+/* An address for key (local or remote) of --vxlan port name, IPv4 or
+ * IPv6, in 16-byte form (IPv4 v4-mapped; ::ffff:a.b.c.d is IPv4): a
+ * unicast one (not unspecified, broadcast, multicast or IPv6 link-local). */
+static int vxlan_ip(const char *name, const char *key, const char *v, struct in6_addr *out,
+                    char *err, size_t len)
+{
+    int family = vxlan_ip_parse(v, out);
+    if (family < 0)
+        return fail(err, len, "--vxlan %s: %s=%s is not an IPv4 or IPv6 address", name, key, v);
+    if (vxlan_ip_multicast(out))
         return fail(err, len, "--vxlan %s: %s=%s: multicast groups are not supported (list "
                     "the remotes, or use learn=on)", name, key, v);
+    if (family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(out))
+        return fail(err, len, "--vxlan %s: %s=%s: link-local addresses are not supported "
+                    "(they need an interface: give a global or unique local address)", name,
+                    key, v);
+    if (!vxlan_ip_unicast(out))
+        return fail(err, len, "--vxlan %s: %s=%s is not a unicast address", name, key, v);
     return 0;
+}
+
+/* The family of address a (16-byte form). */
+static int ip_family(const struct in6_addr *a)
+{
+    return vxlan_ip_is_v4(a) ? AF_INET : AF_INET6;
 }
 
 /* Adds remote ip to p, refusing a duplicate and one too many. */
 static int vxlan_add_remote(struct port_cfg *p, const char *name, const char *v, char *err,
                             size_t len)
 {
-    uint32_t ip;
+    struct in6_addr ip;
     if (vxlan_ip(name, "remote", v, &ip, err, len) < 0)
         return -1;
     for (unsigned i = 0; i < p->vx.nremotes; i++)
-        if (p->vx.remote[i] == ip)
+        if (memcmp(&p->vx.remote[i], &ip, sizeof(ip)) == 0)
             return fail(err, len, "--vxlan %s: remote=%s is given twice", name, v);
     if (p->vx.nremotes == VXLAN_MAX_REMOTES)
         return fail(err, len, "--vxlan %s: more than %d remotes", name, VXLAN_MAX_REMOTES);
@@ -434,7 +448,10 @@ static int vxlan_key(struct port_cfg *p, const char *name, char *kv, unsigned *s
     uint32_t n;
     if (strcmp(kv, "local") == 0) {
         *seen |= 1;
-        return vxlan_ip(name, "local", v, &p->vx.local, err, len);
+        if (vxlan_ip(name, "local", v, &p->vx.local, err, len) < 0)
+            return -1;
+        p->vx.family = ip_family(&p->vx.local);
+        return 0;
     }
     if (strcmp(kv, "remote") == 0)
         return vxlan_add_remote(p, name, v, err, len);
@@ -473,7 +490,7 @@ int config_add_vxlan(struct config *c, const char *spec, char *err, size_t len)
     const char *name = p->name;
     p->type = PORT_VXLAN;
     p->vx.dstport = VXLAN_DEFAULT_PORT;
-    p->vx.mtu = VXLAN_DEFAULT_MTU;
+    p->vx.mtu = 0;   /* the default of local's family, once it is known */
     for (char *kv; (kv = strtok_r(NULL, ",", &save));)
         if (vxlan_key(p, name, kv, &seen, err, len) < 0)
             return -1;
@@ -485,9 +502,20 @@ int config_add_vxlan(struct config *c, const char *spec, char *err, size_t len)
     if (p->vx.nremotes == 0 && !p->vx.learn)
         return fail(err, len, "--vxlan %s: no remote=IP and learn=off: it would never send "
                     "or accept anything", name);
-    for (unsigned i = 0; i < p->vx.nremotes; i++)
-        if (p->vx.remote[i] == p->vx.local)
+    for (unsigned i = 0; i < p->vx.nremotes; i++) {
+        char a[INET6_ADDRSTRLEN], l[INET6_ADDRSTRLEN];
+        const struct in6_addr *r = &p->vx.remote[i];
+        if (ip_family(r) != p->vx.family)
+            return fail(err, len, "--vxlan %s: remote=%s is %s but local=%s is %s: a port's "
+                        "addresses are all IPv4 or all IPv6", name, vxlan_ip_str(r, a, sizeof(a)),
+                        p->vx.family == AF_INET ? "IPv6" : "IPv4",
+                        vxlan_ip_str(&p->vx.local, l, sizeof(l)),
+                        p->vx.family == AF_INET ? "IPv4" : "IPv6");
+        if (memcmp(r, &p->vx.local, sizeof(*r)) == 0)
             return fail(err, len, "--vxlan %s: a remote is its own local address", name);
+    }
+    if (!p->vx.mtu)
+        p->vx.mtu = VXLAN_DEFAULT_MTU_OF(p->vx.family);
     c->nports++;
     return 0;
 }
@@ -679,7 +707,8 @@ int config_validate(struct config *c, char *err, size_t len)
                 return fail(err, len, "uplinks '%s' and '%s' use the same interface %s",
                             c->ports[i].name, c->ports[j].name, c->ports[i].ifname);
             if (c->ports[i].type == PORT_VXLAN && c->ports[j].type == PORT_VXLAN &&
-                c->ports[i].vx.local == c->ports[j].vx.local &&
+                memcmp(&c->ports[i].vx.local, &c->ports[j].vx.local,
+                       sizeof(c->ports[i].vx.local)) == 0 &&
                 c->ports[i].vx.dstport == c->ports[j].vx.dstport)
                 return fail(err, len, "vxlan ports '%s' and '%s' listen on the same address and "
                             "port", c->ports[i].name, c->ports[j].name);
@@ -759,20 +788,19 @@ int config_parse_port(const char *key, const char *spec, struct port_cfg *out, c
 /* The config-file line of VXLAN port p (defaults left out). */
 static void format_vxlan(const struct port_cfg *p, char *buf, size_t len)
 {
-    char a[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &p->vx.local, a, sizeof(a));
-    size_t n = (size_t)snprintf(buf, len, "vxlan %s,local=%s", p->name, a);
-    for (unsigned i = 0; i < p->vx.nremotes && n < len; i++) {
-        inet_ntop(AF_INET, &p->vx.remote[i], a, sizeof(a));
-        n += (size_t)snprintf(buf + n, len - n, ",remote=%s", a);
-    }
+    char a[INET6_ADDRSTRLEN];
+    size_t n = (size_t)snprintf(buf, len, "vxlan %s,local=%s", p->name,
+                                vxlan_ip_str(&p->vx.local, a, sizeof(a)));
+    for (unsigned i = 0; i < p->vx.nremotes && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, ",remote=%s",
+                              vxlan_ip_str(&p->vx.remote[i], a, sizeof(a)));
     if (n < len)
         n += (size_t)snprintf(buf + n, len - n, ",vni=%u", p->vx.vni);
     if (n < len && p->vx.dstport != VXLAN_DEFAULT_PORT)
         n += (size_t)snprintf(buf + n, len - n, ",dstport=%u", p->vx.dstport);
     if (n < len && p->vx.learn)
         n += (size_t)snprintf(buf + n, len - n, ",learn=on");
-    if (n < len && p->vx.mtu != VXLAN_DEFAULT_MTU)
+    if (n < len && p->vx.mtu != VXLAN_DEFAULT_MTU_OF(p->vx.family))
         snprintf(buf + n, len - n, ",mtu=%u", p->vx.mtu);
 }
 

@@ -38,9 +38,10 @@ struct config {
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
 
 /* Longest value of a config-file line (and of a port spec), with the
- * terminating NUL: a --vxlan value with every remote fits. */
-#define CONFIG_VALUE_MAX 2048
-#define CONFIG_VALUE_FMT "2047"
+ * terminating NUL: a --vxlan value with every remote fits, IPv6 ones too
+ * (64 of at most 45 characters each). */
+#define CONFIG_VALUE_MAX 4096
+#define CONFIG_VALUE_FMT "4095"
 
 void config_defaults(struct config *c);
 /* Parses argv (may read --config files). CONFIG_EXIT: --help/--version was

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#define CTL_LINE_MAX 4096
+#define CTL_LINE_MAX 8192   /* "vxlan add" and a CONFIG_VALUE_MAX spec fit */
 
 int ctl_open(const char *path);
 void ctl_close(void);

@@ -82,11 +82,12 @@ static unsigned port_macs(const struct port *p, uint8_t (*macs)[6])
 /* A VXLAN port's addresses in its JSON ports object. */
 static void vxlan_port_json(struct jw *j, const struct port *p)
 {
-    char a[INET_ADDRSTRLEN];
+    char a[INET6_ADDRSTRLEN];
     struct vxlan_stats st;
     struct vxlan_info in;
     vxlan_get_stats(p, &st, &in);
-    jw_str(j, "local", inet_ntop(AF_INET, &p->cfg.vx.local, a, sizeof(a)));
+    jw_str(j, "family", p->cfg.vx.family == AF_INET6 ? "ipv6" : "ipv4");
+    jw_str(j, "local", vxlan_ip_str(&p->cfg.vx.local, a, sizeof(a)));
     jw_u64(j, "dstport", p->cfg.vx.dstport);
     jw_u64(j, "vni", p->cfg.vx.vni);
     jw_u64(j, "mtu", p->cfg.vx.mtu);
@@ -94,10 +95,9 @@ static void vxlan_port_json(struct jw *j, const struct port *p)
     jw_u64(j, "src_port_min", in.src_port_lo);
     jw_u64(j, "src_port_max", in.src_port_hi);
     jw_arr(j, "remotes");
-    for (unsigned i = 0; i < in.nremotes; i++) {
-        uint32_t ip = vxlan_remote_addr(p, i);
-        jw_str(j, NULL, inet_ntop(AF_INET, &ip, a, sizeof(a)));
-    }
+    struct in6_addr ip;
+    for (unsigned i = 0; i < in.nremotes && vxlan_remote_addr(p, i, &ip); i++)
+        jw_str(j, NULL, vxlan_ip_str(&ip, a, sizeof(a)));
     jw_arr_end(j);
     jw_u64(j, "remotes_configured", in.nconf);
     jw_u64(j, "vtep_macs", in.vtep_entries);
@@ -339,12 +339,16 @@ static void vxlan_stats_text(struct sbuf *b, const struct port *p)
     struct vxlan_stats s;
     struct vxlan_info in;
     vxlan_get_stats(p, &s, &in);
-    sb_printf(b, "  vxlan vni %u, %u remotes (%u learned), %u MACs: from remotes dropped: "
-              "short %llu, bad flags %llu, unknown vni %llu, too long %llu, unknown remote %llu, "
+    char a[INET6_ADDRSTRLEN];
+    bool v6 = p->cfg.vx.family == AF_INET6;
+    sb_printf(b, "  vxlan vni %u on %s%s%s:%u, %u remotes (%u learned), %u MACs: from remotes "
+              "dropped: short %llu, bad flags %llu, unknown vni %llu, too long %llu, unknown "
+              "remote %llu, "
               "errors %llu; to remotes dropped: too big %llu, bad offload %llu, no remote %llu, "
               "no room %llu, send errors %llu; UDP GSO: %llu sends of %llu datagrams%s; "
               "UDP GRO: %llu buffers of %llu datagrams%s\n",
-              p->cfg.vx.vni, in.nremotes,
+              p->cfg.vx.vni, v6 ? "[" : "", vxlan_ip_str(&p->cfg.vx.local, a, sizeof(a)),
+              v6 ? "]" : "", p->cfg.vx.dstport, in.nremotes,
               in.nremotes - in.nconf, in.vtep_entries, (unsigned long long)s.rx_short,
               (unsigned long long)s.rx_bad_flags, (unsigned long long)s.rx_unknown_vni,
               (unsigned long long)s.rx_too_long, (unsigned long long)s.rx_unknown_remote,
@@ -814,7 +818,8 @@ static void prom_reasons(struct sbuf *b, const char *name, const char *help, enu
 #define NREASONS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The uplinks' and VXLAN ports' own counters: drops by reason (the JSON's
- * wire_* and encap_*), UDP GSO use, and the sizes of the VXLAN tables. */
+ * wire_* and encap_*), UDP GSO and GRO use, and the sizes of the VXLAN
+ * tables. */
 static void prom_wire_ports(struct sbuf *b)
 {
     static const struct prom_reason up[] = {
@@ -845,6 +850,12 @@ static void prom_wire_ports(struct sbuf *b)
     static const struct prom_reason gso_dgrams[] = {
         { NULL, offsetof(struct vxlan_stats, tx_gso_datagrams) },
     };
+    static const struct prom_reason gro_bufs[] = {
+        { NULL, offsetof(struct vxlan_stats, rx_gro_buffers) },
+    };
+    static const struct prom_reason gro_dgrams[] = {
+        { NULL, offsetof(struct vxlan_stats, rx_gro_segments) },
+    };
     prom_reasons(b, "uplink_wire_drops_total", "Frames from the wire an uplink dropped",
                  PORT_UPLINK, prom_uplink_get, up, NREASONS(up));
     prom_reasons(b, "vxlan_wire_drops_total", "Datagrams from remotes a VXLAN port dropped",
@@ -855,6 +866,11 @@ static void prom_wire_ports(struct sbuf *b)
                  prom_vxlan_get, gso_sends, 1);
     prom_reasons(b, "vxlan_gso_datagrams_total", "Datagrams its UDP GSO sends carried",
                  PORT_VXLAN, prom_vxlan_get, gso_dgrams, 1);
+    prom_reasons(b, "vxlan_gro_buffers_total",
+                 "Received buffers of a VXLAN port that UDP GRO had coalesced", PORT_VXLAN,
+                 prom_vxlan_get, gro_bufs, 1);
+    prom_reasons(b, "vxlan_gro_datagrams_total", "Datagrams its coalesced buffers carried",
+                 PORT_VXLAN, prom_vxlan_get, gro_dgrams, 1);
     static const char *const gauges[][2] = {
         { "vxlan_remotes", "Remote VTEPs of a VXLAN port (configured and learned)" },
         { "vxlan_macs", "MACs a VXLAN port knows the remote of" },

@@ -183,7 +183,8 @@ int daemon_save(char *err, size_t errlen)
  * unused remote slots do not count). */
 static bool same_vxlan(const struct vxlan_cfg *a, const struct vxlan_cfg *b)
 {
-    return a->local == b->local && a->nremotes == b->nremotes &&
+    return a->family == b->family && memcmp(&a->local, &b->local, sizeof(a->local)) == 0 &&
+           a->nremotes == b->nremotes &&
            memcmp(a->remote, b->remote, a->nremotes * sizeof(a->remote[0])) == 0 &&
            a->vni == b->vni && a->dstport == b->dstport && a->learn == b->learn &&
            a->mtu == b->mtu;

@@ -321,11 +321,12 @@ static const char *clash(const struct port_cfg *pc, char *why, size_t len)
 static bool vxlan_clash(const struct port_cfg *pc, const struct port *p, char *why, size_t len)
 {
     if (p->type != PORT_VXLAN || p->cfg.vx.dstport != pc->vx.dstport ||
-        p->cfg.vx.local != pc->vx.local)
+        memcmp(&p->cfg.vx.local, &pc->vx.local, sizeof(pc->vx.local)) != 0)
         return false;
-    char a[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &pc->vx.local, a, sizeof(a));
-    snprintf(why, len, "vxlan %s: %s:%u is vxlan %s's", pc->name, a, pc->vx.dstport, p->name);
+    char a[INET6_ADDRSTRLEN];
+    bool v6 = pc->vx.family == AF_INET6;
+    snprintf(why, len, "vxlan %s: %s%s%s:%u is vxlan %s's", pc->name, v6 ? "[" : "",
+             vxlan_ip_str(&pc->vx.local, a, sizeof(a)), v6 ? "]" : "", pc->vx.dstport, p->name);
     return true;
 }
 

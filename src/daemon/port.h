@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 
 #include "device.h"
@@ -36,10 +37,13 @@ enum port_type { PORT_VHOST, PORT_TAP, PORT_UPLINK, PORT_VXLAN };
 /* Remote VTEPs one VXLAN port sends to: configured and learned together. */
 #define VXLAN_MAX_REMOTES 64
 
-/* A VXLAN port's options (--vxlan); addresses are IPv4, network order. */
+/* A VXLAN port's options (--vxlan).  Addresses are 16 bytes, network
+ * order: an IPv6 address, or an IPv4 one in its v4-mapped form
+ * (::ffff:a.b.c.d); a port's are all of one family. */
 struct vxlan_cfg {
-    uint32_t local;                        /* bound, and the source of every datagram */
-    uint32_t remote[VXLAN_MAX_REMOTES];
+    int family;                            /* AF_INET or AF_INET6: the underlay's */
+    struct in6_addr local;                 /* bound, and the source of every datagram */
+    struct in6_addr remote[VXLAN_MAX_REMOTES];
     unsigned nremotes;
     uint32_t vni;                          /* 0..2^24-1 */
     uint16_t dstport;                      /* UDP port we listen on and send to */

@@ -41,17 +41,25 @@
  *   49152-65535 RFC 7348 suggests), and a hash of the inner flow picks the
  *   socket, so one flow keeps one outer 5-tuple and the underlay can spread
  *   different ones (RFC 7348 section 5).
- * - Fragmentation: the sending sockets use IP_PMTUDISC_PROBE: the DF bit is
- *   set, and a datagram larger than the route's MTU is refused by our own
+ * - Fragmentation: the sending sockets use IP_PMTUDISC_PROBE (over IPv6
+ *   IPV6_PMTUDISC_PROBE): the DF bit is set (IPv6 routers never fragment),
+ *   and a datagram larger than the route's MTU is refused by our own
  *   kernel (EMSGSIZE: dropped, counted in tx_too_big) instead of going out
  *   in fragments; RFC 7348 section 4.3 says a VTEP MUST NOT fragment.
  *   IP_PMTUDISC_DONT would let the local kernel fragment silently.  PROBE
- *   rather than DO: a forged ICMP "fragmentation needed" cannot lower what
- *   the port sends; the inner MTU (mtu=) is what sizes the frames.
+ *   rather than DO: a forged ICMP "fragmentation needed" (ICMPv6 "packet
+ *   too big") cannot lower what the port sends; the inner MTU (mtu=) is
+ *   what sizes the frames.
  * - Outer UDP checksum: left to the kernel, which computes one (the socket
- *   default).  RFC 7348 says it SHOULD be zero but allows a correct one,
- *   which every receiver must accept; it covers the inner frame across the
- *   underlay for the cost of a sum the kernel folds into its copy.
+ *   default), over IPv4 and IPv6.  RFC 7348 says it SHOULD be zero over
+ *   IPv4 but allows a correct one, which every receiver must accept; over
+ *   IPv6 a zero one is the exception (RFC 6935/6936), so a correct one is
+ *   what any IPv6 VTEP takes.  It covers the inner frame across the
+ *   underlay for the cost of a sum the kernel folds into its copy.  On
+ *   receipt both are accepted (UDP_NO_CHECK6_RX over IPv6).
+ * - IPv6: sockets with IPV6_V6ONLY, so an IPv6 port never hears IPv4
+ *   traffic in v4-mapped form; link-local addresses are refused (config.c)
+ *   since they would need an interface, which a remote does not name.
  * - The MAC table ages lazily: an entry older than VXLAN_VTEP_AGE_S counts
  *   as absent for lookups and may be overwritten by learning; nothing
  *   sweeps it.  Learned remotes stay until the port is removed (bounded by
@@ -87,13 +95,14 @@
 #define SOCK_BUF (1 << 20)     /* socket buffers asked for (the kernel caps them) */
 #define ETH_ADDRS_LEN 12u
 /* UDP GSO (UDP_SEGMENT): most datagrams one send may carry, and their
- * total payload (an IPv4 datagram's, less its IP and UDP headers). */
+ * total payload (an IPv4 datagram's, less its IP and UDP headers; IPv6
+ * would allow 20 bytes more: the IPv4 bound serves both). */
 #define GSO_SEGS_MAX 64u
 #define GSO_BYTES_MAX (65535u - 20u - 8u)
 
 struct vxlan {
     struct vxlan_core core;
-    struct sockaddr_in local;                 /* local:dstport */
+    union vxlan_sockaddr local;               /* local:dstport */
     int tx_fd[VXLAN_TX_SOCKS];
     uint16_t tx_port[VXLAN_TX_SOCKS];         /* their ports, host order */
     unsigned ntx;
@@ -108,7 +117,7 @@ struct vxlan {
     size_t rx_slot;                           /* bytes of each */
     struct mmsghdr rx_msg[VXLAN_RX_BURST];
     struct iovec rx_iov[VXLAN_RX_BURST];
-    struct sockaddr_in rx_from[VXLAN_RX_BURST];
+    union vxlan_sockaddr rx_from[VXLAN_RX_BURST];
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
@@ -135,18 +144,104 @@ void vxlan_header(uint8_t hdr[VXLAN_HLEN], uint32_t vni)
     hdr[6] = (uint8_t)vni;
 }
 
-/* An IPv4 socket address: ip (network order) and port (host order). */
-static void set_addr(struct sockaddr_in *sa, uint32_t ip, uint16_t port)
+bool vxlan_ip_is_v4(const struct in6_addr *a)
+{
+    return IN6_IS_ADDR_V4MAPPED(a);
+}
+
+/* The IPv4 address (network order) of v4-mapped address a. */
+static uint32_t v4_of(const struct in6_addr *a)
+{
+    uint32_t ip;
+    memcpy(&ip, &a->s6_addr[12], sizeof(ip));
+    return ip;
+}
+
+/* The v4-mapped form of IPv4 address ip (network order). */
+static void v4_mapped(struct in6_addr *a, uint32_t ip)
+{
+    memset(a, 0, sizeof(*a));
+    a->s6_addr[10] = a->s6_addr[11] = 0xff;
+    memcpy(&a->s6_addr[12], &ip, sizeof(ip));
+}
+
+int vxlan_ip_parse(const char *s, struct in6_addr *out)
+{
+    uint32_t ip;
+    if (inet_pton(AF_INET, s, &ip) == 1) {
+        v4_mapped(out, ip);
+        return AF_INET;
+    }
+    if (inet_pton(AF_INET6, s, out) != 1)
+        return -1;
+    /* ::ffff:a.b.c.d names an IPv4 host: that is how it is reached. */
+    return vxlan_ip_is_v4(out) ? AF_INET : AF_INET6;
+}
+
+bool vxlan_ip_unicast(const struct in6_addr *a)
+{
+    if (vxlan_ip_is_v4(a)) {
+        uint32_t h = ntohl(v4_of(a));
+        return h != 0 && h != 0xffffffffu && (h >> 28) != 0xe;
+    }
+    return !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_MULTICAST(a) &&
+           !IN6_IS_ADDR_LINKLOCAL(a);
+}
+
+const char *vxlan_ip_str(const struct in6_addr *a, char *buf, size_t len)
+{
+    const char *r;
+    if (vxlan_ip_is_v4(a)) {
+        uint32_t ip = v4_of(a);
+        r = inet_ntop(AF_INET, &ip, buf, (socklen_t)len);
+    } else {
+        r = inet_ntop(AF_INET6, a, buf, (socklen_t)len);
+    }
+    if (!r && len)
+        snprintf(buf, len, "?");
+    return buf;
+}
+
+void vxlan_sockaddr_set(union vxlan_sockaddr *sa, int family, const struct in6_addr *a,
+                        uint16_t port)
 {
     memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons(port);
-    sa->sin_addr.s_addr = ip;
+    if (family == AF_INET6) {
+        sa->in6.sin6_family = AF_INET6;
+        sa->in6.sin6_port = htons(port);
+        sa->in6.sin6_addr = *a;
+    } else {
+        sa->in.sin_family = AF_INET;
+        sa->in.sin_port = htons(port);
+        sa->in.sin_addr.s_addr = v4_of(a);
+    }
+}
+
+bool vxlan_sockaddr_ip(const union vxlan_sockaddr *sa, struct in6_addr *out)
+{
+    if (sa->sa.sa_family == AF_INET6) {
+        *out = sa->in6.sin6_addr;
+        return true;
+    }
+    if (sa->sa.sa_family == AF_INET) {
+        v4_mapped(out, sa->in.sin_addr.s_addr);
+        return true;
+    }
+    return false;
+}
+
+/* Sets remote slot i of c to address a, sent to at the port's dstport. */
+static void set_remote(struct vxlan_core *c, unsigned i, const struct in6_addr *a)
+{
+    vxlan_sockaddr_set(&c->remote[i], c->family, a, c->dstport);
+    c->rip[i] = *a;
 }
 
 void vxlan_core_init(struct vxlan_core *c, const struct vxlan_cfg *cfg, uint64_t seed)
 {
     memset(c, 0, sizeof(*c));
+    c->family = cfg->family == AF_INET6 ? AF_INET6 : AF_INET;
+    c->salen = c->family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     c->vni = cfg->vni & VXLAN_VNI_MAX;
     c->max_frame = VXLAN_MAX_FRAME(cfg->mtu);
     c->learn = cfg->learn;
@@ -154,7 +249,7 @@ void vxlan_core_init(struct vxlan_core *c, const struct vxlan_cfg *cfg, uint64_t
     vxlan_header(c->hdr, c->vni);
     unsigned n = cfg->nremotes < VXLAN_MAX_REMOTES ? cfg->nremotes : VXLAN_MAX_REMOTES;
     for (unsigned i = 0; i < n; i++)
-        set_addr(&c->remote[i], cfg->remote[i], cfg->dstport);
+        set_remote(c, i, &cfg->remote[i]);
     c->nconf = c->nremotes = n;
     c->vtep_seed = seed;
 }
@@ -177,24 +272,16 @@ enum vxlan_rx_rc vxlan_decap(const struct vxlan_core *c, const uint8_t *d, size_
     return VXLAN_RX_OK;
 }
 
-int vxlan_remote_find(const struct vxlan_core *c, uint32_t ip)
+int vxlan_remote_find(const struct vxlan_core *c, const struct in6_addr *ip)
 {
     unsigned n = __atomic_load_n(&c->nremotes, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < n; i++)
-        if (c->remote[i].sin_addr.s_addr == ip)
+        if (memcmp(&c->rip[i], ip, sizeof(*ip)) == 0)
             return (int)i;
     return -1;
 }
 
-/* True for an address a VTEP may have: not 0.0.0.0, not multicast or
- * broadcast (ip in network order). */
-static bool unicast_ip(uint32_t ip)
-{
-    uint32_t h = ntohl(ip);
-    return h != 0 && h != 0xffffffffu && (h >> 28) != 0xe;
-}
-
-int vxlan_remote_learn(struct vxlan_core *c, uint32_t ip)
+int vxlan_remote_learn(struct vxlan_core *c, const struct in6_addr *ip)
 {
     /* Only the receive worker writes: a plain read of the count is its own. */
     unsigned n = __atomic_load_n(&c->nremotes, __ATOMIC_RELAXED);
@@ -202,13 +289,13 @@ int vxlan_remote_learn(struct vxlan_core *c, uint32_t ip)
         stat_add(&c->st.remotes_full, 1);
         return -1;
     }
-    set_addr(&c->remote[n], ip, c->dstport);
+    set_remote(c, n, ip);
     /* Published whole: senders read remote[i] only for i below the count. */
     __atomic_store_n(&c->nremotes, n + 1, __ATOMIC_RELEASE);
     stat_add(&c->st.remotes_learned, 1);
-    char a[INET_ADDRSTRLEN];
-    log_info("vxlan: learned remote VTEP %s (%u of %u)",
-             inet_ntop(AF_INET, &ip, a, sizeof(a)) ? a : "?", n + 1, VXLAN_MAX_REMOTES);
+    char a[INET6_ADDRSTRLEN];
+    log_info("vxlan: learned remote VTEP %s (%u of %u)", vxlan_ip_str(ip, a, sizeof(a)), n + 1,
+             VXLAN_MAX_REMOTES);
     return (int)n;
 }
 
@@ -329,19 +416,24 @@ static void count_refusal(struct vxlan_stats *st, enum vxlan_rx_rc rc)
 }
 
 /* The remote index of the datagram's sender, learned if the port may
- * (learn=on, a unicast address, room in the list); -1 if refused. */
-static int sender_remote(struct vxlan_core *c, const struct sockaddr_in *from)
+ * (learn=on, a unicast address of the port's family, room in the list);
+ * -1 if refused. */
+static int sender_remote(struct vxlan_core *c, const union vxlan_sockaddr *from)
 {
-    if (from->sin_family != AF_INET)
+    struct in6_addr ip;
+    if (from->sa.sa_family != c->family || !vxlan_sockaddr_ip(from, &ip))
         return -1;
-    uint32_t ip = from->sin_addr.s_addr;
-    int r = vxlan_remote_find(c, ip);
-    if (r >= 0 || !c->learn || !unicast_ip(ip))
+    /* An IPv6 socket hands up no IPv4 sender (V6ONLY); a v4-mapped one
+     * would be an IPv4 host on an IPv6 port. */
+    if (vxlan_ip_is_v4(&ip) != (c->family == AF_INET))
+        return -1;
+    int r = vxlan_remote_find(c, &ip);
+    if (r >= 0 || !c->learn || !vxlan_ip_unicast(&ip))
         return r;
-    return vxlan_remote_learn(c, ip);
+    return vxlan_remote_learn(c, &ip);
 }
 
-enum vxlan_rx_rc vxlan_rx_check(struct vxlan_core *c, const struct sockaddr_in *from,
+enum vxlan_rx_rc vxlan_rx_check(struct vxlan_core *c, const union vxlan_sockaddr *from,
                                 const uint8_t *d, size_t len, uint32_t now_s, size_t *inner_len)
 {
     enum vxlan_rx_rc rc = vxlan_decap(c, d, len, inner_len);
@@ -420,7 +512,7 @@ bool vxlan_rxq_pending(const struct vxlan_rxq *q)
 /* The next datagram of q (opening the next buffer when one is done);
  * false when none is left. */
 static bool rxq_next(struct vxlan_core *c, struct vxlan_rxq *q, const uint8_t **dg, size_t *len,
-                     bool *whole, const struct sockaddr_in **from)
+                     bool *whole, const union vxlan_sockaddr **from)
 {
     while (q->at < q->nbuf) {
         if (vxlan_split_next(&q->split, dg, len, whole)) {
@@ -443,7 +535,7 @@ unsigned vxlan_rxq_take(struct vxlan_core *c, struct vxlan_rxq *q, struct frame 
     const uint8_t *d;
     size_t len, inner = 0;
     bool whole;
-    const struct sockaddr_in *from;
+    const union vxlan_sockaddr *from;
     *bytes = 0;
     while (k < max && rxq_next(c, q, &d, &len, &whole, &from)) {
         k++;
@@ -527,30 +619,68 @@ uint32_t vxlan_now_s(void)
 
 /* ---- opening and closing ---------------------------------------------------- */
 
-/* "a.b.c.d:port" of sa into buf. */
-static const char *addr_str(const struct sockaddr_in *sa, char *buf, size_t len)
+/* "a.b.c.d:port" or "[v6]:port" of sa into buf (ADDR_STR_LEN bytes). */
+#define ADDR_STR_LEN (INET6_ADDRSTRLEN + 8)
+static const char *addr_str(const union vxlan_sockaddr *sa, char *buf, size_t len)
 {
-    char a[INET_ADDRSTRLEN];
-    if (!inet_ntop(AF_INET, &sa->sin_addr, a, sizeof(a)))
-        snprintf(a, sizeof(a), "?");
-    snprintf(buf, len, "%s:%u", a, ntohs(sa->sin_port));
+    char a[INET6_ADDRSTRLEN];
+    struct in6_addr ip;
+    if (!vxlan_sockaddr_ip(sa, &ip)) {
+        snprintf(buf, len, "?");
+        return buf;
+    }
+    vxlan_ip_str(&ip, a, sizeof(a));
+    bool v6 = sa->sa.sa_family == AF_INET6;
+    snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", a, v6 ? "]" : "",
+             ntohs(v6 ? sa->in6.sin6_port : sa->in.sin_port));
     return buf;
+}
+
+/* A UDP socket of the port's family; for IPv6, IPv6 alone (no IPv4
+ * traffic through v4-mapped addresses).  -1 with why set on failure. */
+static int udp_socket(const struct vxlan *v, char *why, size_t len)
+{
+    int fd = socket(v->core.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (fd < 0) {
+        snprintf(why, len, "UDP socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    if (v->core.family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
+        snprintf(why, len, "IPV6_V6ONLY: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Over IPv6, accepts datagrams with a zero UDP checksum, as over IPv4
+ * (RFC 6935/6936 allow it for tunnels; Linux's vxlan sends them with
+ * udp6zerocsumtx).  Best effort: without it they are dropped by the
+ * kernel, and counted there. */
+static void accept_zero_csum6(const struct vxlan *v, int fd)
+{
+    int one = 1;
+    if (v->core.family == AF_INET6 &&
+        setsockopt(fd, SOL_UDP, UDP_NO_CHECK6_RX, &one, sizeof(one)) < 0)
+        log_warn("vxlan: UDP_NO_CHECK6_RX refused (%s): datagrams with a zero UDP checksum "
+                 "will be dropped by the kernel", strerror(errno));
 }
 
 /* The socket that receives: bound to local:dstport. */
 static int open_rx(const struct vxlan *v, char *why, size_t len)
 {
-    char a[32];
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-    if (fd < 0) {
-        snprintf(why, len, "UDP socket: %s", strerror(errno));
+    char a[ADDR_STR_LEN];
+    int fd = udp_socket(v, why, len);
+    if (fd < 0)
         return -1;
-    }
     /* A deeper queue rides out a worker busy with other ports; best
      * effort (the kernel caps it at net.core.rmem_max). */
     int big = SOCK_BUF;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    if (bind(fd, (const struct sockaddr *)&v->local, sizeof(v->local)) < 0) {
+    accept_zero_csum6(v, fd);
+    if (bind(fd, &v->local.sa, v->core.salen) < 0) {
         int e = errno;
         snprintf(why, len, "bind %s: %s%s", addr_str(&v->local, a, sizeof(a)), strerror(e),
                  e == EADDRNOTAVAIL ? " (local= must be an address of this host)"
@@ -563,23 +693,35 @@ static int open_rx(const struct vxlan *v, char *why, size_t len)
     return fd;
 }
 
+/* Sets fd to send with DF and never fragment locally: IP_PMTUDISC_PROBE,
+ * or IPV6_PMTUDISC_PROBE (see the file's header). */
+static int no_fragments(const struct vxlan *v, int fd)
+{
+    if (v->core.family == AF_INET6) {
+        int pmtu = IPV6_PMTUDISC_PROBE;
+        return setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+    }
+    int pmtu = IP_PMTUDISC_PROBE;
+    return setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+}
+
 /* One sending socket, bound to local:0 (a port of the kernel's choice),
- * with the DF bit set and no local fragmentation (see the file's header);
- * its port in *port.  -1 with why set on failure. */
+ * with no local fragmentation (see the file's header); its port in *port.
+ * -1 with why set on failure. */
 static int open_tx_one(const struct vxlan *v, uint16_t *port, char *why, size_t len)
 {
-    struct sockaddr_in sa = v->local;
+    union vxlan_sockaddr sa = v->local;
     socklen_t sl = sizeof(sa);
-    int pmtu = IP_PMTUDISC_PROBE, big = SOCK_BUF, small = 0;
-    sa.sin_port = 0;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-    if (fd < 0) {
-        snprintf(why, len, "UDP socket: %s", strerror(errno));
+    int big = SOCK_BUF, small = 0;
+    if (sa.sa.sa_family == AF_INET6)
+        sa.in6.sin6_port = 0;
+    else
+        sa.in.sin_port = 0;
+    int fd = udp_socket(v, why, len);
+    if (fd < 0)
         return -1;
-    }
-    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0 ||
-        bind(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+    if (no_fragments(v, fd) < 0 || bind(fd, &sa.sa, v->core.salen) < 0 ||
+        getsockname(fd, &sa.sa, &sl) < 0) {
         snprintf(why, len, "sending socket: %s", strerror(errno));
         close(fd);
         return -1;
@@ -588,7 +730,7 @@ static int open_tx_one(const struct vxlan *v, uint16_t *port, char *why, size_t 
      * from these sockets, so what strays to them may take little memory. */
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    *port = ntohs(sa.sin_port);
+    *port = ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in.sin_port);
     return fd;
 }
 
@@ -651,7 +793,7 @@ static uint64_t random_seed(const void *salt)
 
 int vxlan_open(struct port *p, const struct vxlan_cfg *cfg, char *err, size_t errlen)
 {
-    char why[200], a[32];
+    char why[200], a[ADDR_STR_LEN];
     int rx = -1;
     struct vxlan *v = calloc(1, sizeof(*v));
     if (!v) {
@@ -659,7 +801,7 @@ int vxlan_open(struct port *p, const struct vxlan_cfg *cfg, char *err, size_t er
         goto fail;
     }
     vxlan_core_init(&v->core, cfg, random_seed(v));
-    set_addr(&v->local, cfg->local, cfg->dstport);
+    vxlan_sockaddr_set(&v->local, v->core.family, &cfg->local, cfg->dstport);
     v->gso = true;   /* until the kernel refuses a merged send */
     rx = open_rx(v, why, sizeof(why));
     if (rx < 0) {
@@ -734,10 +876,13 @@ void vxlan_get_stats(const struct port *p, struct vxlan_stats *out, struct vxlan
     }
 }
 
-uint32_t vxlan_remote_addr(const struct port *p, unsigned i)
+bool vxlan_remote_addr(const struct port *p, unsigned i, struct in6_addr *out)
 {
     const struct vxlan_core *c = &p->vxlan->core;
-    return i < __atomic_load_n(&c->nremotes, __ATOMIC_ACQUIRE) ? c->remote[i].sin_addr.s_addr : 0;
+    if (i >= __atomic_load_n(&c->nremotes, __ATOMIC_ACQUIRE))
+        return false;
+    *out = c->rip[i];
+    return true;
 }
 
 /* ---- receive ------------------------------------------------------------------ */
@@ -768,7 +913,7 @@ static unsigned rx_read(struct vxlan *v, int fd, unsigned want)
     for (unsigned i = 0; i < want; i++) {
         struct msghdr *m = &v->rx_msg[i].msg_hdr;
         m->msg_namelen = sizeof(v->rx_from[i]);
-        v->rx_from[i].sin_family = AF_UNSPEC;   /* refused unless the kernel fills it */
+        v->rx_from[i].sa.sa_family = AF_UNSPEC;   /* refused unless the kernel fills it */
         m->msg_control = v->gro ? v->rx_cmsg[i].buf : NULL;
         m->msg_controllen = v->gro ? sizeof(v->rx_cmsg[i].buf) : 0;
         m->msg_flags = 0;
@@ -1083,7 +1228,7 @@ static void batch_queue(struct tx_ctx *t, struct tx_frame *fr)
         struct mmsghdr *m = &b->msg[b->nmsg];
         memset(m, 0, sizeof(*m));
         m->msg_hdr.msg_name = &c->remote[t->targets[k]];
-        m->msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+        m->msg_hdr.msg_namelen = c->salen;
         m->msg_hdr.msg_iov = fr->iov;
         m->msg_hdr.msg_iovlen = fr->niov;
         b->sock[b->nmsg] = (uint8_t)t->sock;

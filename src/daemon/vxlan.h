@@ -1,7 +1,7 @@
 /*
  * vxlan.h - the VXLAN port (RFC 7348): frames between the switch and
  * remote VTEPs (other lwvhostd, a Linux vxlan device, Open vSwitch),
- * carried in UDP over IPv4.
+ * carried in UDP over IPv4 or IPv6.
  *
  * Owns: the port's UDP sockets (one bound to local:dstport that receives,
  * a small pool bound to local:0 that sends, so the outer source port can
@@ -37,7 +37,16 @@
  * read but not yet handled (a burst takes at most max of them) wait in the
  * port for the next call: none is dropped for want of room in a burst.
  *
- * IPv6 (outer) is not implemented: config.c refuses an IPv6 address.
+ * The underlay is IPv4 or IPv6, one per port (config.c refuses a mix).
+ * Addresses are kept as 16 bytes (struct in6_addr), IPv4 ones in their
+ * v4-mapped form, so remotes are found and learned the same way in both;
+ * the sockets are of the port's family (IPv6 ones IPV6_V6ONLY).  Over
+ * IPv6 the outer headers take 70 bytes instead of 50 (Linux's
+ * VXLAN6_HEADROOM), so the default inner MTU is 1430.  The outer UDP
+ * checksum: sent (the kernel computes it) in both families; on receipt a
+ * zero one is accepted in both (RFC 7348 has senders use zero over IPv4;
+ * over IPv6 RFC 6935/6936 allow it for tunnels when the receiver agrees,
+ * which the port does with UDP_NO_CHECK6_RX, as Linux's udp6zerocsumrx).
  */
 #ifndef LWV_VXLAN_H
 #define LWV_VXLAN_H
@@ -46,6 +55,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "port.h"
@@ -53,9 +63,15 @@
 struct frame;
 
 #define VXLAN_HLEN 8u
-/* What an outer IPv4 header set costs: Ethernet 14, IPv4 20, UDP 8, VXLAN 8. */
+/* What an outer header set costs: Ethernet 14, IPv4 20 (IPv6 40), UDP 8,
+ * VXLAN 8. */
 #define VXLAN_OVERHEAD_V4 50u
+#define VXLAN_OVERHEAD_V6 70u
+/* The default inner MTU: a 1500-byte underlay less the outer headers. */
 #define VXLAN_DEFAULT_MTU (1500u - VXLAN_OVERHEAD_V4)
+#define VXLAN_DEFAULT_MTU6 (1500u - VXLAN_OVERHEAD_V6)
+#define VXLAN_DEFAULT_MTU_OF(family) \
+    ((family) == AF_INET6 ? VXLAN_DEFAULT_MTU6 : VXLAN_DEFAULT_MTU)
 #define VXLAN_MTU_MAX 9000u
 #define VXLAN_DEFAULT_PORT 4789u
 #define VXLAN_VNI_MAX 0xffffffu
@@ -107,10 +123,19 @@ struct vxlan_stats {
     uint64_t rx_gro_off;        /* 1 when the kernel refused UDP_GRO on the socket */
 };
 
+/* A socket address of either family. */
+union vxlan_sockaddr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
 /* Everything of a VXLAN port but its sockets: what it accepts, its remotes
  * and its MAC table.  Kept apart so that tests and the fuzzer drive it
  * without sockets. */
 struct vxlan_core {
+    int family;                   /* the underlay's: AF_INET or AF_INET6 */
+    socklen_t salen;              /* the size of its socket addresses */
     uint32_t vni;
     uint32_t max_frame;           /* VXLAN_MAX_FRAME(mtu) */
     bool learn;
@@ -118,7 +143,8 @@ struct vxlan_core {
     uint8_t hdr[VXLAN_HLEN];      /* the header every datagram it sends starts with */
     unsigned nconf;               /* remote[0, nconf) were configured */
     unsigned nremotes;            /* remote[0, nremotes) are valid (atomic: release/acquire) */
-    struct sockaddr_in remote[VXLAN_MAX_REMOTES];   /* address and dstport */
+    union vxlan_sockaddr remote[VXLAN_MAX_REMOTES];   /* address and dstport */
+    struct in6_addr rip[VXLAN_MAX_REMOTES];         /* ... the address as 16 bytes */
     uint64_t vtep_seed;
     /* Each word: MAC << 16 | remote index + 1; 0 is free (atomic, relaxed). */
     uint64_t vtep[VXLAN_VTEP_SLOTS];
@@ -138,6 +164,25 @@ enum vxlan_rx_rc {
 
 /* ---- the pure part: tests/unit/test_vxlan.c and fuzz/fuzz_vxlan.c -------- */
 
+/* Reads an address as --vxlan takes it: IPv4 dotted, or IPv6 (a v4-mapped
+ * one, ::ffff:a.b.c.d, is the IPv4 address it maps).  Its family
+ * (AF_INET, AF_INET6), the address in out (IPv4 v4-mapped); -1 if s is
+ * neither. */
+int vxlan_ip_parse(const char *s, struct in6_addr *out);
+/* True for a v4-mapped address (an IPv4 one). */
+bool vxlan_ip_is_v4(const struct in6_addr *a);
+/* True for an address a VTEP may have: not unspecified, multicast,
+ * broadcast (IPv4) or link-local (IPv6: it would need an interface). */
+bool vxlan_ip_unicast(const struct in6_addr *a);
+/* a as text: dotted for IPv4, else IPv6; buf of at least
+ * INET6_ADDRSTRLEN bytes. */
+const char *vxlan_ip_str(const struct in6_addr *a, char *buf, size_t len);
+/* Sets sa to address a (16-byte form) and port (host order) in family. */
+void vxlan_sockaddr_set(union vxlan_sockaddr *sa, int family, const struct in6_addr *a,
+                        uint16_t port);
+/* The address of sa in 16-byte form; false when sa is of neither family. */
+bool vxlan_sockaddr_ip(const union vxlan_sockaddr *sa, struct in6_addr *out);
+
 /* The 8 bytes that start a VXLAN datagram for vni: flags 0x08, 24
  * reserved bits, the VNI big-endian, 8 reserved bits. */
 void vxlan_header(uint8_t hdr[VXLAN_HLEN], uint32_t vni);
@@ -150,16 +195,17 @@ void vxlan_core_init(struct vxlan_core *c, const struct vxlan_cfg *cfg, uint64_t
 enum vxlan_rx_rc vxlan_decap(const struct vxlan_core *c, const uint8_t *d, size_t len,
                              size_t *inner_len);
 /* All the checks on a datagram from `from`: vxlan_decap, then the sender
- * must be a remote (learn=on adds it, while there is room), then the inner
- * source MAC is learned behind it (now_s: seconds, any monotonic origin).
- * Counts the refusal in c->st.  The receive worker's (it writes c). */
-enum vxlan_rx_rc vxlan_rx_check(struct vxlan_core *c, const struct sockaddr_in *from,
+ * must be a remote (of the port's family; learn=on adds it, while there is
+ * room), then the inner source MAC is learned behind it (now_s: seconds,
+ * any monotonic origin).  Counts the refusal in c->st.  The receive
+ * worker's (it writes c). */
+enum vxlan_rx_rc vxlan_rx_check(struct vxlan_core *c, const union vxlan_sockaddr *from,
                                 const uint8_t *d, size_t len, uint32_t now_s, size_t *inner_len);
-/* Index of the remote with IPv4 address ip (network order), or -1. */
-int vxlan_remote_find(const struct vxlan_core *c, uint32_t ip);
-/* Adds remote ip (network order) as learned; its index, or -1 when the
- * list is full (counted). */
-int vxlan_remote_learn(struct vxlan_core *c, uint32_t ip);
+/* Index of the remote with address ip (16-byte form), or -1. */
+int vxlan_remote_find(const struct vxlan_core *c, const struct in6_addr *ip);
+/* Adds remote ip as learned; its index, or -1 when the list is full
+ * (counted). */
+int vxlan_remote_learn(struct vxlan_core *c, const struct in6_addr *ip);
 /* Remembers that mac lives behind remote index r (a group or all-zero
  * address is not learned). */
 void vxlan_vtep_learn(struct vxlan_core *c, const uint8_t mac[6], unsigned r, uint32_t now_s);
@@ -184,7 +230,7 @@ struct vxlan_rxbuf {
     size_t len;                   /* bytes received */
     int gso;                      /* the UDP_GRO size; 0 when none came */
     bool cut;                     /* MSG_TRUNC: the kernel cut it to fit */
-    const struct sockaddr_in *from;
+    const union vxlan_sockaddr *from;
 };
 
 /* Walks one buffer's datagrams. */
@@ -258,8 +304,8 @@ struct vxlan_info {
 };
 /* The port's counters and state (control thread). */
 void vxlan_get_stats(const struct port *p, struct vxlan_stats *out, struct vxlan_info *info);
-/* Remote i's address (i < info.nremotes), network order. */
-uint32_t vxlan_remote_addr(const struct port *p, unsigned i);
+/* Remote i's address (16-byte form) in *out; false when i >= the count. */
+bool vxlan_remote_addr(const struct port *p, unsigned i, struct in6_addr *out);
 /* Seconds on the clock vxlan.c ages its MAC table by. */
 uint32_t vxlan_now_s(void);
 

@@ -117,7 +117,9 @@ for want in 'lwvhost_vxlan_wire_drops_total{port="vx0",reason="unknown_remote"} 
             'lwvhost_vxlan_wire_drops_total{port="vx0",reason="short"} 0' \
             'lwvhost_host_port_drops_total{port="vx0",type="vxlan",dir="tx"} 1' \
             'lwvhost_host_port_packets_total{port="vx0",type="vxlan",dir="tx"} 0' \
-            'lwvhost_vxlan_remotes{port="vx0"} 1'; do
+            'lwvhost_vxlan_remotes{port="vx0"} 1' \
+            'lwvhost_vxlan_gro_buffers_total{port="vx0"} 0' \
+            'lwvhost_vxlan_gro_datagrams_total{port="vx0"} 0'; do
     grep -qxF "$want" "$T/out" || fail "stats --prometheus has '$want': $(grep vx0 "$T/out")"
 done
 # Each metric family is one group under its # TYPE line, as the format wants.

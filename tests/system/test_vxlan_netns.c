@@ -31,7 +31,16 @@
  *    heard from b3 and c3, a3 -> b3 reaches b3 only as one datagram (and
  *    a3 -> c3 likewise), vtep_macs counts them, traffic runs across the
  *    mesh, and all three daemons exit 0 on SIGTERM;
- *  - the port is removed and added again at run time, bad specs refused.
+ *  - the port is removed and added again at run time, bad specs refused;
+ *  - IPv6 underlay: 2001:db8::1 and ::2 (nodad) on the veth pair, the
+ *    namespace's vxlan device replaced by one over IPv6 (vx6, VNI 42,
+ *    udp6zerocsumtx: it sends zero UDP checksums, and takes only correct
+ *    ones) and vx0 by an IPv6 port added at run time (lwvhostctl vxlan
+ *    add): its JSON and stats show the IPv6 addresses and MTU 1430; ARP and
+ *    pings both ways with frames up to 1444 bytes; on the wire, every
+ *    datagram the port sent has a correct UDP checksum and the device's
+ *    zero ones were taken; then two lwvhostd over IPv6 (vy6), frames both
+ *    ways.
  *
  * Needs root, ip(8), network namespaces, veth and the vxlan module: skips
  * (77) without (no bridge for the three-daemon part is a failure).
@@ -191,29 +200,36 @@ static int ns_socket(int domain, int type, int proto)
     return s;
 }
 
-/* A packet socket on the namespace's vxlan device: the inner frames as the
- * kernel received (or sent) them. */
-static int ns_capture(void)
+/* A packet socket on the namespace's interface ifname (frames of
+ * protocol proto, host order: ETH_P_ALL for those it sends too), as the
+ * kernel received or sent them. */
+static int ns_capture_on(const char *ifname, uint16_t proto)
 {
-    int s = ns_socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    int s = ns_socket(AF_PACKET, SOCK_RAW, htons(proto));
     if (s < 0)
         return -1;
     /* The index is the namespace's: read it there. */
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "ip netns exec %s cat /sys/class/net/vx0/ifindex", ns);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "ip netns exec %s cat /sys/class/net/%s/ifindex", ns, ifname);
     FILE *p = popen(cmd, "r");
     int idx = 0;
     if (!p || fscanf(p, "%d", &idx) != 1)
         idx = 0;
     if (p)
         pclose(p);
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(proto),
                                .sll_ifindex = idx };
     if (idx <= 0 || bind(s, (struct sockaddr *)&sll, sizeof sll) < 0) {
         close(s);
         return -1;
     }
     return s;
+}
+
+/* A packet socket on the namespace's vxlan device: the inner frames. */
+static int ns_capture(void)
+{
+    return ns_capture_on("vx0", ETH_P_ALL);
 }
 
 /* A UDP socket in the namespace bound to 192.0.2.last:0. */
@@ -431,9 +447,10 @@ static unsigned long long port_stat(const char *name, const char *key)
 
 /* ---- the parts of the test ---------------------------------------------------- */
 
-/* ARP for the namespace's address, then pings of 60..1464-byte frames;
- * the namespace's vxlan MAC in mac.  False if ARP got no answer. */
-static bool guest_pings_ns(struct tport *a, uint8_t mac[6], const char *when)
+/* ARP for the namespace's address, then pings of 60-byte frames up to
+ * frames of the port's MTU (1450: 1464 bytes); the namespace's vxlan MAC in
+ * mac.  False if ARP got no answer. */
+static bool guest_pings_ns_mtu(struct tport *a, uint8_t mac[6], const char *when, unsigned mtu)
 {
     uint8_t f[2048];
     static const uint8_t zero[6];
@@ -446,7 +463,7 @@ static bool guest_pings_ns(struct tport *a, uint8_t mac[6], const char *when)
     if (!ok)
         return false;
     memcpy(mac, aa.mac, 6);
-    static const size_t payloads[] = { 18, 56, 1000, 1422 };
+    const size_t payloads[] = { 18, 56, 1000, mtu - 28 };   /* IPv4 20, ICMP 8 */
     unsigned got = 0;
     for (unsigned i = 0; i < 4; i++) {
         struct echo_arg ea = { (uint16_t)(200 + i), payloads[i] };
@@ -454,9 +471,14 @@ static bool guest_pings_ns(struct tport *a, uint8_t mac[6], const char *when)
         got += guest_wait(a, 2000, match_echo_reply, &ea, NULL);
         vuf_tx_reclaim(a->v, 0);
     }
-    CHECK(got == 4, "%s: echo requests of 60..1464-byte frames (up to the 1450 MTU): %u of 4 "
-          "intact replies", when, got);
+    CHECK(got == 4, "%s: echo requests of 60..%u-byte frames (up to the %u MTU): %u of 4 "
+          "intact replies", when, mtu + 14, mtu, got);
     return true;
+}
+
+static bool guest_pings_ns(struct tport *a, uint8_t mac[6], const char *when)
+{
+    return guest_pings_ns_mtu(a, mac, when, 1450);
 }
 
 /* ping(8) in the namespace to the guest, which answers as it runs. */
@@ -642,15 +664,15 @@ static void hostile(struct tport *a, const uint8_t nsmac[6])
     close(s3);
 }
 
-/* A second lwvhostd in the namespace with guest port b and VXLAN port vy
- * (VNI 43, UDP port 4790) to this daemon's vy; 0 when it is up. */
-static int start_daemon2(char *bsock, size_t len)
+/* A second lwvhostd in the namespace with guest port b and VXLAN port vx
+ * (a --vxlan value: to one of this daemon's); 0 when it is up. */
+static int start_daemon2(char *bsock, size_t len, const char *vx)
 {
-    char vx[128], ctl[200], logp[200];
+    char ctl[200], logp[200];
     snprintf(bsock, len, "%s/b.sock", D.dir);
     snprintf(ctl, sizeof ctl, "%s/ctl2.sock", D.dir);
     snprintf(logp, sizeof logp, "%s/daemon2.log", D.dir);
-    snprintf(vx, sizeof vx, "vy,local=192.0.2.2,remote=192.0.2.1,vni=43,dstport=4790");
+    unlink(bsock);
     char bspec[300];
     snprintf(bspec, sizeof bspec, "b,path=%s", bsock);
     daemon2 = fork();
@@ -673,15 +695,23 @@ static int start_daemon2(char *bsock, size_t len)
     return -1;
 }
 
-static void two_daemons(struct tport *a)
+/* Guest a and a guest b on a second daemon in the namespace, through VXLAN
+ * port name of each: here at local, there at remote (VNI 43, UDP port
+ * 4790); frames up to the port's MTU + 14 bytes. */
+static void two_daemons(struct tport *a, const char *name, const char *local, const char *remote,
+                        unsigned mtu)
 {
-    char bsock[256], buf[4096];
-    daemon_ctl("vxlan add vy,local=192.0.2.1,remote=192.0.2.2,vni=43,dstport=4790\n", buf,
-               sizeof buf);
-    if (!CHECK(strstr(buf, "added") != NULL, "vxlan add vy (VNI 43, port 4790): %s", buf))
+    char bsock[256], buf[4096], cmd[256], there[256];
+    snprintf(cmd, sizeof cmd, "vxlan add %s,local=%s,remote=%s,vni=43,dstport=4790\n", name,
+             local, remote);
+    snprintf(there, sizeof there, "%s,local=%s,remote=%s,vni=43,dstport=4790", name, remote,
+             local);
+    daemon_ctl(cmd, buf, sizeof buf);
+    if (!CHECK(strstr(buf, "added") != NULL, "vxlan add %s (local %s, VNI 43, port 4790): %s",
+               name, local, buf))
         return;
-    if (!CHECK(start_daemon2(bsock, sizeof bsock) == 0,
-               "a second lwvhostd in the namespace with --vxlan vy,...,vni=43,dstport=4790"))
+    if (!CHECK(start_daemon2(bsock, sizeof bsock, there) == 0,
+               "a second lwvhostd in the namespace with --vxlan %s", there))
         return;
     struct vuf_opts o;
     tport_default_opts(&o, "b");
@@ -693,26 +723,28 @@ static void two_daemons(struct tport *a)
     struct tport *both[2] = { a, &b };
     CHECK(learn_all(both, 2) == 0, "a broadcast from each guest reaches the other across the "
           "two daemons' VXLAN ports");
-    CHECK(pair_ok(a, &b, 200, 1000) == 0 && pair_ok(a, &b, 64, 1468 - 4) == 0,
-          "a <-> b: 200 frames of 1000 bytes and 64 of 1464 each way, intact and in order");
+    CHECK(pair_ok(a, &b, 200, 1000) == 0 && pair_ok(a, &b, 64, mtu + 14) == 0,
+          "a <-> b: 200 frames of 1000 bytes and 64 of %u each way, intact and in order",
+          mtu + 14);
     /* The other daemon sends runs with UDP GSO; across the veth they may
      * come up coalesced (UDP GRO): whether or not, nothing was lost above. */
-    unsigned long long gb = port_stat("vy", "decap_gro_buffers"),
-                       gs = port_stat("vy", "decap_gro_segments");
-    note("vy from the second daemon: %llu coalesced buffers of %llu datagrams", gb, gs);
+    unsigned long long gb = port_stat(name, "decap_gro_buffers"),
+                       gs = port_stat(name, "decap_gro_segments");
+    note("%s from the second daemon: %llu coalesced buffers of %llu datagrams", name, gb, gs);
     static char sj[65536];
     daemon_ctl("stats json\n", sj, sizeof sj);
-    CHECK(strstr(sj, "\"decap_gro_segments\":") && port_stat("vy", "decap_gro_off") == 0 &&
+    CHECK(strstr(sj, "\"decap_gro_segments\":") && port_stat(name, "decap_gro_off") == 0 &&
               (gb == 0 ? gs == 0 : gs >= 2 * gb),
-          "vy reads with UDP GRO (decap_gro_off 0); every coalesced buffer held 2 or more "
-          "datagrams");
+          "%s reads with UDP GRO (decap_gro_off 0); every coalesced buffer held 2 or more "
+          "datagrams", name);
     tport_close(&b);
     kill(daemon2, SIGTERM);
     int st = 0;
     waitpid(daemon2, &st, 0);
     daemon2 = -1;
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the second daemon stops cleanly");
-    daemon_ctl("vxlan del vy\n", buf, sizeof buf);
+    snprintf(cmd, sizeof cmd, "vxlan del %s\n", name);
+    daemon_ctl(cmd, buf, sizeof buf);
 }
 
 /* ---- three daemons: a full mesh, flooding and learning -------------------------- */
@@ -1055,6 +1087,112 @@ static void mesh_run(void)
     }
 }
 
+/* ---- IPv6 underlay ---------------------------------------------------------------- */
+
+/* What the IPv6 VXLAN datagrams captured on the namespace's veth showed. */
+struct csum6 {
+    unsigned ours, ours_ok;        /* from 2001:db8::1; with a correct checksum */
+    unsigned theirs, theirs_zero;  /* from 2001:db8::2; with a zero checksum */
+};
+
+/* Reads the capture cap (IPv6 on the namespace's veth) for ms, sorting
+ * UDP datagrams to or from port 4789 by sender and checksum. */
+static void csum6_read(int cap, int ms, struct csum6 *c)
+{
+    static uint8_t buf[65536];
+    double end = t_now() + ms / 1000.0;
+    while (t_now() < end) {
+        struct pollfd p = { .fd = cap, .events = POLLIN };
+        if (poll(&p, 1, (int)((end - t_now()) * 1000) + 1) <= 0)
+            continue;
+        ssize_t len = recv(cap, buf, sizeof buf, MSG_DONTWAIT);
+        if (len < 62 || get16(buf + 12) != 0x86dd || buf[20] != 17 || get16(buf + 56) != 4789)
+            continue;
+        const uint8_t *ip = buf + 14, *udp = buf + 54;
+        size_t ulen = get16(udp + 4);
+        if (ulen < 8 || 54 + ulen > (size_t)len)
+            continue;
+        bool ours = ip[8 + 15] == 1, zero = get16(udp + 6) == 0;
+        /* The IPv6 pseudo-header: addresses, UDP length, next header 17. */
+        uint32_t ps = sum16(ip + 8, 32, 0) + (uint32_t)ulen + 17;
+        bool ok = !zero && fold(sum16(udp, ulen, ps)) == 0xffff;
+        if (ours) {
+            c->ours++;
+            c->ours_ok += ok;
+        } else {
+            c->theirs++;
+            c->theirs_zero += zero;
+        }
+    }
+}
+
+/* The guest pings and is pinged across an IPv6 underlay: the namespace's
+ * Linux vxlan device moves to IPv6 (same VNI and inner address, zero UDP
+ * checksums sent: udp6zerocsumtx; only correct ones taken: the default),
+ * the daemon's vx0 is replaced by an IPv6 vx6 at run time; then two
+ * daemons over IPv6. */
+static void ipv6_underlay(struct tport *a)
+{
+    static char buf[65536];
+    /* IPv6 was off on the veth pair so far (no chatter among the frames
+     * checked above); on now, without duplicate address detection.  Our
+     * side computes full checksums (no offload), so the capture can check
+     * them. */
+    if (!CHECK(sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=0", veth_root) == 0 &&
+                   sh("ip netns exec %s sysctl -qw net.ipv6.conf.%s.disable_ipv6=0", ns,
+                      veth_ns) == 0 &&
+                   sh("ip -6 addr add 2001:db8::1/64 dev %s nodad", veth_root) == 0 &&
+                   sh("ip -n %s -6 addr add 2001:db8::2/64 dev %s nodad", ns, veth_ns) == 0 &&
+                   sh("ethtool -K %s tx off", veth_root) == 0,
+               "IPv6 on the veth pair: 2001:db8::1 and 2001:db8::2 (nodad)"))
+        return;
+    sh("ip -n %s link del vx0", ns);
+    if (!CHECK(sh("ip -n %s -6 link add vx6 type vxlan id 42 local 2001:db8::2 remote "
+                  "2001:db8::1 dstport 4789 udp6zerocsumtx dev %s", ns, veth_ns) == 0 &&
+                   sh("ip -n %s addr add 10.42.0.2/24 dev vx6", ns) == 0 &&
+                   sh("ip -n %s link set vx6 up", ns) == 0,
+               "the namespace's vxlan device over IPv6: vx6, VNI 42, 2001:db8::2 -> "
+               "2001:db8::1, zero UDP checksums sent"))
+        return;
+    daemon_ctl("vxlan del vx0\n", buf, sizeof buf);
+    daemon_ctl("vxlan add vx6,local=2001:db8::1,remote=2001:db8::2,vni=42\n", buf, sizeof buf);
+    if (!CHECK(strstr(buf, "added") != NULL, "vxlan add vx6,local=2001:db8::1,"
+               "remote=2001:db8::2,vni=42 at run time: %s", buf))
+        return;
+    daemon_ctl("ports json\n", buf, sizeof buf);
+    const char *p6 = strstr(buf, "\"name\":\"vx6\"");
+    CHECK(p6 && strstr(p6, "\"family\":\"ipv6\"") && strstr(p6, "\"local\":\"2001:db8::1\"") &&
+              strstr(p6, "\"remotes\":[\"2001:db8::2\"]") && strstr(p6, "\"mtu\":1430"),
+          "ports --json: vx6 is IPv6, local 2001:db8::1, remotes [2001:db8::2], MTU 1430 (the "
+          "underlay's 1500 less 70)");
+    daemon_ctl("stats\n", buf, sizeof buf);
+    CHECK(strstr(buf, "vxlan vni 42 on [2001:db8::1]:4789") != NULL,
+          "stats shows vx6 on [2001:db8::1]:4789");
+
+    /* ETH_P_ALL: a socket bound to one protocol does not see what the
+     * namespace sends. */
+    int cap6 = ns_capture_on(veth_ns, ETH_P_ALL);
+    uint8_t mac[6];
+    if (guest_pings_ns_mtu(a, mac, "over IPv6", 1430))
+        ns_pings_guest(a);
+    struct csum6 c = { 0 };
+    if (CHECK(cap6 >= 0, "a capture of IPv6 on the namespace's veth")) {
+        csum6_read(cap6, 300, &c);
+        close(cap6);
+    }
+    CHECK(c.ours >= 8 && c.ours_ok == c.ours && c.theirs >= 8 && c.theirs_zero == c.theirs,
+          "on the wire: the port's %u datagrams all carry a correct UDP checksum (%u); the Linux "
+          "device's %u carry none (%u zero), and the port took them", c.ours, c.ours_ok,
+          c.theirs, c.theirs_zero);
+    CHECK(port_stat("vx6", "wire_unknown_remote") == 0 && port_stat("vx6", "tx_packets") >= 8,
+          "vx6: %llu frames from the IPv6 remote, none refused as a stranger's",
+          port_stat("vx6", "tx_packets"));
+
+    two_daemons(a, "vy6", "2001:db8::1", "2001:db8::2", 1430);
+    daemon_ctl("vxlan del vx6\n", buf, sizeof buf);
+    CHECK(strstr(buf, "removed") != NULL, "vxlan del vx6: %s", buf);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1100,7 +1238,7 @@ int main(void)
     double cpu = daemon_cpu_over(1000);
     CHECK(cpu < 0.05, "idle with a VXLAN port: %.3f s of CPU in 1 s", cpu);
 
-    two_daemons(&a);
+    two_daemons(&a, "vy", "192.0.2.1", "192.0.2.2", 1450);
     three_daemons();
 
     /* At run time: bad specs refused, then del and add again. */
@@ -1111,12 +1249,15 @@ int main(void)
     CHECK(strstr(buf, "error") && strstr(buf, "vx0"), "a second port on 192.0.2.1:4789 "
           "refused: %s", buf);
     daemon_ctl("vxlan add vx1,local=192.0.2.1,remote=2001:db8::1,vni=1\n", buf, sizeof buf);
-    CHECK(strstr(buf, "IPv6 is not supported"), "IPv6 refused: %s", buf);
+    CHECK(strstr(buf, "error") && strstr(buf, "all IPv4 or all IPv6"),
+          "an IPv6 remote on an IPv4 port refused: %s", buf);
     daemon_ctl("vxlan del vx0\n", buf, sizeof buf);
     CHECK(strstr(buf, "removed") != NULL, "vxlan del vx0: %s", buf);
     daemon_ctl("vxlan add vx0,local=192.0.2.1,remote=192.0.2.2,vni=42\n", buf, sizeof buf);
     CHECK(strstr(buf, "added") != NULL, "vxlan add vx0 again: %s", buf);
     guest_pings_ns(&a, mac, "after del and add");
+
+    ipv6_underlay(&a);
 
     tport_close(&a);
     close(cap);

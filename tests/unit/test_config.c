@@ -12,6 +12,7 @@
 #include "check.h"
 #include "config.h"
 #include "log.h"
+#include "vxlan.h"
 
 static struct config c;
 static char err[512];
@@ -30,6 +31,13 @@ static int args(const char *a0, ...)
     config_defaults(&c);
     err[0] = 0;
     return config_parse_args(&c, argc, argv, err, sizeof(err));
+}
+
+/* True when a (a VXLAN address, 16-byte form) is the text address t. */
+static bool ip_is(const struct in6_addr *a, const char *t)
+{
+    char buf[INET6_ADDRSTRLEN];
+    return strcmp(vxlan_ip_str(a, buf, sizeof(buf)), t) == 0;
 }
 
 static void expect_error(int rc, const char *needle, const char *what)
@@ -146,8 +154,8 @@ static void vxlan_cases(void)
               c.nports == 1 && c.ports[0].type == PORT_VXLAN && c.ports[0].vx.vni == 42 &&
               c.ports[0].vx.dstport == 4789 && c.ports[0].vx.mtu == 1450 &&
               !c.ports[0].vx.learn && c.ports[0].vx.nremotes == 1 &&
-              c.ports[0].vx.local == htonl(0xc0000201) &&
-              c.ports[0].vx.remote[0] == htonl(0xc0000202),
+              c.ports[0].vx.family == AF_INET && ip_is(&c.ports[0].vx.local, "192.0.2.1") &&
+              ip_is(&c.ports[0].vx.remote[0], "192.0.2.2"),
           "--vxlan with defaults (dstport 4789, mtu 1450, learn off): %s", err);
     CHECK(args("--vxlan", "vx0,local=10.0.0.1,remote=10.0.0.2,remote=10.0.0.3,vni=16777215,"
                "dstport=8472,learn=on,mtu=8950", NULL) == CONFIG_OK &&
@@ -173,13 +181,64 @@ static void vxlan_cases(void)
     expect_error(args("--vxlan", "vx0,remote=10.0.0.2,vni=1", NULL), "local=IP is required",
                  "no local");
     expect_error(args("--vxlan", "vx0,local=10.0.0.300,remote=10.0.0.2,vni=1", NULL),
-                 "local=10.0.0.300 is not an IPv4 address", "bad local address");
+                 "local=10.0.0.300 is not an IPv4 or IPv6 address", "bad local address");
     expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=host.example,vni=1", NULL),
-                 "remote=host.example is not an IPv4 address", "a host name as remote");
+                 "remote=host.example is not an IPv4 or IPv6 address", "a host name as remote");
+
+    /* IPv6: the default MTU is 70 bytes less than the underlay's 1500. */
+    CHECK(args("--vxlan", "vx6,local=2001:db8::1,remote=2001:db8::2,remote=fd00:1::7,vni=42",
+               NULL) == CONFIG_OK &&
+              c.ports[0].vx.family == AF_INET6 && c.ports[0].vx.mtu == 1430 &&
+              c.ports[0].vx.nremotes == 2 && ip_is(&c.ports[0].vx.local, "2001:db8::1") &&
+              ip_is(&c.ports[0].vx.remote[0], "2001:db8::2") &&
+              ip_is(&c.ports[0].vx.remote[1], "fd00:1::7"),
+          "--vxlan over IPv6 (a global and a unique local remote): mtu 1430: %s", err);
+    CHECK(args("--vxlan", "vx6,local=2001:DB8:0:0::1,remote=2001:db8::2,vni=42,mtu=1450",
+               NULL) == CONFIG_OK && c.ports[0].vx.mtu == 1450 &&
+              ip_is(&c.ports[0].vx.local, "2001:db8::1"),
+          "an IPv6 address in another spelling, mtu=1450 given: %s", err);
+    CHECK(args("--vxlan", "vx6,local=::1,learn=on,vni=42", NULL) == CONFIG_OK &&
+              c.ports[0].vx.family == AF_INET6 && c.ports[0].vx.nremotes == 0,
+          "local=::1 with learn=on and no remote: %s", err);
     expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=2001:db8::2,vni=1", NULL),
-                 "IPv6 is not supported yet", "IPv6 remote");
-    expect_error(args("--vxlan", "vx0,local=2001:db8::1,remote=10.0.0.2,vni=1", NULL),
-                 "IPv6 is not supported yet", "IPv6 local");
+                 "remote=2001:db8::2 is IPv6 but local=10.0.0.1 is IPv4",
+                 "an IPv6 remote on an IPv4 port");
+    expect_error(args("--vxlan", "vx0,remote=10.0.0.2,local=2001:db8::1,vni=1", NULL),
+                 "remote=10.0.0.2 is IPv4 but local=2001:db8::1 is IPv6",
+                 "an IPv4 remote (given first) on an IPv6 port");
+    expect_error(args("--vxlan", "vx0,local=2001:db8::1,remote=2001:db8::2,remote=10.0.0.2,"
+                      "vni=1", NULL),
+                 "all IPv4 or all IPv6", "a mix of remotes");
+    /* ::ffff:a.b.c.d is the IPv4 host a.b.c.d. */
+    CHECK(args("--vxlan", "vx0,local=::ffff:10.0.0.1,remote=10.0.0.2,remote=::ffff:10.0.0.3,"
+               "vni=1", NULL) == CONFIG_OK &&
+              c.ports[0].vx.family == AF_INET && c.ports[0].vx.mtu == 1450 &&
+              ip_is(&c.ports[0].vx.local, "10.0.0.1") &&
+              ip_is(&c.ports[0].vx.remote[1], "10.0.0.3"),
+          "v4-mapped addresses are the IPv4 ones they map: an IPv4 port: %s", err);
+    expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=::ffff:10.0.0.1,vni=1", NULL),
+                 "its own local address", "a v4-mapped remote equal to local");
+    expect_error(args("--vxlan", "vx0,local=2001:db8::1,remote=::ffff:10.0.0.2,vni=1", NULL),
+                 "is IPv4 but local=2001:db8::1 is IPv6", "a v4-mapped remote on an IPv6 port");
+    expect_error(args("--vxlan", "vx0,local=2001:db8::1,remote=2001:db8::2,remote=2001:db8:0::2,"
+                      "vni=1", NULL),
+                 "is given twice", "one IPv6 remote in two spellings");
+    expect_error(args("--vxlan", "vx0,local=2001:db8::1,remote=ff02::1,vni=1", NULL),
+                 "multicast groups are not supported", "an IPv6 multicast remote");
+    expect_error(args("--vxlan", "vx0,local=::,remote=2001:db8::2,vni=1", NULL),
+                 "not a unicast address", "local ::");
+    expect_error(args("--vxlan", "vx0,local=fe80::1,remote=fe80::2,vni=1", NULL),
+                 "link-local addresses are not supported", "link-local addresses");
+    expect_error(args("--vxlan", "vx0,local=2001:db8::1,remote=2001:db8::1,vni=1", NULL),
+                 "its own local address", "an IPv6 remote equal to local");
+    expect_error(args("--vxlan", "vx0,local=2001:db8::1::2,remote=2001:db8::3,vni=1", NULL),
+                 "local=2001:db8::1::2 is not an IPv4 or IPv6 address", "a bad IPv6 address");
+    expect_error(args("--vxlan", "a,local=2001:db8::1,remote=2001:db8::2,vni=1", "--vxlan",
+                      "b,local=2001:db8::1,remote=2001:db8::3,vni=2", NULL),
+                 "listen on the same address and port", "two IPv6 ports on one address:port");
+    CHECK(args("--vxlan", "a,local=10.0.0.1,remote=10.0.0.2,vni=1", "--vxlan",
+               "b,local=2001:db8::1,remote=2001:db8::3,vni=2", NULL) == CONFIG_OK,
+          "an IPv4 and an IPv6 port on one UDP port: %s", err);
     expect_error(args("--vxlan", "vx0,local=10.0.0.1,remote=239.1.1.1,vni=1", NULL),
                  "multicast groups are not supported", "multicast remote");
     expect_error(args("--vxlan", "vx0,local=0.0.0.0,remote=10.0.0.2,vni=1", NULL),
@@ -228,10 +287,27 @@ static void vxlan_cases(void)
     snprintf(text, sizeof(text), "%s\n", line);
     CHECK(config_parse_text(&c, text, err, sizeof(err)) == 0 && c.nports == 1 &&
               c.ports[0].vx.nremotes == VXLAN_MAX_REMOTES &&
-              c.ports[0].vx.remote[63] == htonl(0x0a010040),
+              ip_is(&c.ports[0].vx.remote[63], "10.1.0.64"),
           "the %zu-byte line written for it reads back: %s", strlen(line), err);
     snprintf(spec + n, sizeof(spec) - n, ",remote=10.9.9.9");
     expect_error(args("--vxlan", spec, NULL), "more than 64 remotes", "a 65th remote");
+    /* 64 IPv6 remotes in their longest spelling. */
+    n = (size_t)snprintf(spec, sizeof(spec), "vx6,local=2001:db8::1,vni=7,dstport=65535,"
+                         "learn=on,mtu=9000");
+    for (unsigned i = 0; i < VXLAN_MAX_REMOTES; i++)
+        n += (size_t)snprintf(spec + n, sizeof(spec) - n,
+                              ",remote=2001:0db8:0000:0000:0000:0000:%04x:%04x", 0x2001u + i,
+                              0xffffu - i);
+    CHECK(args("--vxlan", spec, NULL) == CONFIG_OK && c.ports[0].vx.nremotes == VXLAN_MAX_REMOTES,
+          "%d IPv6 remotes of 39 characters accepted (%zu-byte value): %s", VXLAN_MAX_REMOTES,
+          n, err);
+    config_format_port(&c.ports[0], NULL, line, sizeof(line));
+    config_defaults(&c);
+    snprintf(text, sizeof(text), "%s\n", line);
+    CHECK(config_parse_text(&c, text, err, sizeof(err)) == 0 && c.nports == 1 &&
+              c.ports[0].vx.nremotes == VXLAN_MAX_REMOTES &&
+              ip_is(&c.ports[0].vx.remote[63], "2001:db8::2040:ffc0"),
+          "... and the %zu-byte line written for it reads back: %s", strlen(line), err);
 
     /* The config file key, and the line written back (defaults left out). */
     config_defaults(&c);
@@ -248,6 +324,16 @@ static void vxlan_cases(void)
     config_format_port(&c.ports[0], NULL, line, sizeof(line));
     CHECK(strcmp(line, "vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=42") == 0,
           "defaults left out: '%s'", line);
+    config_defaults(&c);
+    CHECK(config_parse_text(&c, "vxlan vx6,local=2001:db8:0::1,remote=::ffff:0:0:2,vni=42\n"
+                            "vxlan vx7,local=2001:db8::1,remote=2001:db8::2,vni=43,mtu=1450\n",
+                            err, sizeof(err)) == 0 && c.nports == 2, "%s", err);
+    config_format_port(&c.ports[0], NULL, line, sizeof(line));
+    CHECK(strcmp(line, "vxlan vx6,local=2001:db8::1,remote=::ffff:0:0:2,vni=42") == 0,
+          "IPv6 written back in its short form, the IPv6 default MTU 1430 left out: '%s'", line);
+    config_format_port(&c.ports[1], NULL, line, sizeof(line));
+    CHECK(strcmp(line, "vxlan vx7,local=2001:db8::1,remote=2001:db8::2,vni=43,mtu=1450") == 0,
+          "an IPv6 port's mtu=1450 is not its default: written: '%s'", line);
     config_defaults(&c);
     CHECK(config_parse_text(&c, "vxlan vx1,local=10.0.0.1,remote=10.0.0.2,vni=99999999\n", err,
                             sizeof(err)) < 0 && strstr(err, "config:1") && strstr(err, "vni="),

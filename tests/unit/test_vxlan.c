@@ -23,14 +23,26 @@
  * sends from the peer that the port's kernel hands up coalesced (kernel
  * 6.18 does: one buffer of 40 datagrams), split and checked datagram by
  * datagram, 40 frames over two bursts.
+ *
+ * IPv6 underlay: addresses as --vxlan reads and writes them (v4-mapped
+ * ones are IPv4), which are unicast, socket addresses of both families;
+ * an IPv6 port finding, learning and refusing senders (the other family,
+ * multicast, link-local, unspecified, v4-mapped), an IPv4 port refusing an
+ * IPv6 sender; the flow hash of fixed frames as it was before (it picks
+ * the outer source port).  With root, the whole socket half again over
+ * IPv6, in a network namespace of its own whose loopback has
+ * 2001:db8::1-3 (the test's last part: it does not go back).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,14 +62,36 @@ static uint32_t ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
     return htonl((uint32_t)a << 24 | (uint32_t)b << 16 | (uint32_t)c << 8 | d);
 }
 
-static struct sockaddr_in from_ip(uint32_t ip)
+/* IPv4 address ip (network order) in the 16-byte form ports keep. */
+static struct in6_addr v4(uint32_t ip)
 {
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(40000);   /* any: only the address makes a remote */
-    sa.sin_addr.s_addr = ip;
+    struct in6_addr a;
+    memset(&a, 0, sizeof a);
+    a.s6_addr[10] = a.s6_addr[11] = 0xff;
+    memcpy(&a.s6_addr[12], &ip, 4);
+    return a;
+}
+
+/* A sender: address a (16-byte form) of its family, any port (only the
+ * address makes a remote). */
+static union vxlan_sockaddr from_a(const struct in6_addr *a)
+{
+    union vxlan_sockaddr sa;
+    vxlan_sockaddr_set(&sa, IN6_IS_ADDR_V4MAPPED(a) ? AF_INET : AF_INET6, a, 40000);
     return sa;
+}
+
+static union vxlan_sockaddr from_ip(uint32_t ip)
+{
+    struct in6_addr a = v4(ip);
+    return from_a(&a);
+}
+
+/* The index of IPv4 remote ip (network order), or -1. */
+static int find4(const struct vxlan_core *c, uint32_t ip)
+{
+    struct in6_addr a = v4(ip);
+    return vxlan_remote_find(c, &a);
 }
 
 static void put16(uint8_t *p, uint16_t v)
@@ -93,9 +127,10 @@ static struct vxlan_cfg base_cfg(void)
 {
     struct vxlan_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.local = ip4(10, 0, 0, 1);
-    cfg.remote[0] = ip4(10, 0, 0, 2);
-    cfg.remote[1] = ip4(10, 0, 0, 3);
+    cfg.family = AF_INET;
+    cfg.local = v4(ip4(10, 0, 0, 1));
+    cfg.remote[0] = v4(ip4(10, 0, 0, 2));
+    cfg.remote[1] = v4(ip4(10, 0, 0, 3));
     cfg.nremotes = 2;
     cfg.vni = 42;
     cfg.dstport = 4789;
@@ -149,7 +184,7 @@ static bool rx_case(struct vxlan_core *c, const uint8_t *d, size_t len, uint32_t
     uint8_t *copy = malloc(len ? len : 1);
     memcpy(copy, d, len);
     struct vxlan_stats before = c->st;
-    struct sockaddr_in sa = from_ip(from);
+    union vxlan_sockaddr sa = from_ip(from);
     size_t inner = 0;
     enum vxlan_rx_rc rc = vxlan_rx_check(c, &sa, copy, len, 1000, &inner);
     bool ok = rc == want && only_bumped(&c->st, &before, field) &&
@@ -165,7 +200,7 @@ static void hostile_datagrams(void)
     static struct vxlan_core c;
     struct vxlan_cfg cfg = base_cfg();
     vxlan_core_init(&c, &cfg, 7);
-    uint32_t r0 = cfg.remote[0], stranger = ip4(10, 9, 9, 9);
+    uint32_t r0 = ip4(10, 0, 0, 2), stranger = ip4(10, 9, 9, 9);
     static uint8_t d[VXLAN_HLEN + 2000];
     size_t len = dgram(d, 0x08, 42, MAC_B, MAC_A, 60);
     CHECK(rx_case(&c, d, len, r0, VXLAN_RX_OK, NONE), "a good datagram from a remote passes");
@@ -202,10 +237,10 @@ static void hostile_datagrams(void)
     len = dgram(d, 0x08, 42, MAC_B, MAC_A, 60);
     CHECK(rx_case(&c, d, len, stranger, VXLAN_RX_UNKNOWN_REMOTE, FIELD(rx_unknown_remote)),
           "a good datagram from an address not a remote (learn off): unknown remote");
-    CHECK(vxlan_remote_find(&c, stranger) < 0 && c.nremotes == 2, "... and it is not learned");
+    CHECK(find4(&c, stranger) < 0 && c.nremotes == 2, "... and it is not learned");
     struct vxlan_stats before = c.st;
-    struct sockaddr_in v6 = from_ip(r0);
-    v6.sin_family = AF_INET6;
+    union vxlan_sockaddr v6 = from_ip(r0);
+    v6.sa.sa_family = AF_INET6;
     size_t inner;
     CHECK(vxlan_rx_check(&c, &v6, d, len, 1000, &inner) == VXLAN_RX_UNKNOWN_REMOTE &&
               only_bumped(&c.st, &before, FIELD(rx_unknown_remote)),
@@ -231,7 +266,7 @@ static void hostile_datagrams(void)
         }
         struct vxlan_stats b0 = c.st;
         uint32_t src = i % 2 ? r0 : stranger;
-        struct sockaddr_in sa = from_ip(src);
+        union vxlan_sockaddr sa = from_ip(src);
         enum vxlan_rx_rc rc = vxlan_rx_check(&c, &sa, d, l, 1000, &inner);
         const uint64_t *x = (const uint64_t *)&c.st, *y = (const uint64_t *)&b0;
         uint64_t moved = 0;
@@ -254,8 +289,8 @@ static void remote_learning(void)
     size_t len = dgram(d, 0x08, 42, MAC_B, MAC_A, 60);
     uint32_t newcomer = ip4(10, 0, 0, 77);
     CHECK(rx_case(&c, d, len, newcomer, VXLAN_RX_OK, FIELD(remotes_learned)) &&
-              c.nremotes == 3 && vxlan_remote_find(&c, newcomer) == 2 &&
-              c.remote[2].sin_port == htons(4789),
+              c.nremotes == 3 && find4(&c, newcomer) == 2 &&
+              c.remote[2].in.sin_port == htons(4789) && c.remote[2].in.sin_family == AF_INET,
           "learn=on: a good datagram from a new address adds it (sent to at dstport 4789)");
     CHECK(rx_case(&c, d, len, newcomer, VXLAN_RX_OK, NONE) && c.nremotes == 3,
           "... once");
@@ -271,7 +306,7 @@ static void remote_learning(void)
           "multicast and 0.0.0.0 senders are not learned");
     unsigned added = 0;
     for (unsigned i = 0; i < 100; i++) {
-        struct sockaddr_in sa = from_ip(ip4(10, 2, 0, (uint8_t)(i + 1)));
+        union vxlan_sockaddr sa = from_ip(ip4(10, 2, 0, (uint8_t)(i + 1)));
         size_t inner;
         added += vxlan_rx_check(&c, &sa, d, len, 1000, &inner) == VXLAN_RX_OK;
     }
@@ -288,12 +323,12 @@ static void mac_table(void)
 {
     static struct vxlan_core c;
     struct vxlan_cfg cfg = base_cfg();
-    cfg.remote[2] = ip4(10, 0, 0, 4);
+    cfg.remote[2] = v4(ip4(10, 0, 0, 4));
     cfg.nremotes = 3;
     vxlan_core_init(&c, &cfg, 12345);
     static uint8_t d[VXLAN_HLEN + 100];
     size_t len = dgram(d, 0x08, 42, BCAST, MAC_A, 60);
-    struct sockaddr_in r1 = from_ip(cfg.remote[1]), r2 = from_ip(cfg.remote[2]);
+    union vxlan_sockaddr r1 = from_a(&cfg.remote[1]), r2 = from_a(&cfg.remote[2]);
     size_t inner;
     uint8_t t[VXLAN_MAX_REMOTES];
     CHECK(vxlan_vtep_lookup(&c, MAC_A, 100) == -1 && vxlan_targets(&c, MAC_A, 100, t) == 3,
@@ -435,7 +470,7 @@ static void gro_carry(void)
 {
     static struct vxlan_core c;
     struct vxlan_cfg cfg = base_cfg();
-    struct sockaddr_in r0 = from_ip(cfg.remote[0]);
+    union vxlan_sockaddr r0 = from_a(&cfg.remote[0]);
     /* A: 40 coalesced datagrams of 68 bytes; B: one of 100; C: 10 of 68,
      * the 4th with another VNI, the buffer cut after 5 bytes of the 10th;
      * D: 6 pieces of 5 bytes, each too short for a VXLAN header. */
@@ -491,7 +526,7 @@ static void gro_carry(void)
     }
     /* A stranger's coalesced datagrams are each refused as a stranger's. */
     vxlan_core_init(&c, &cfg, 3);
-    struct sockaddr_in st = from_ip(ip4(10, 9, 9, 9));
+    union vxlan_sockaddr st = from_ip(ip4(10, 9, 9, 9));
     const struct vxlan_rxbuf sb = { a, 5 * 68, 68, false, &st };
     struct vxlan_rxq q;
     vxlan_rxq_start(&c, &q, &sb, 1);
@@ -510,7 +545,7 @@ static void gro_carry(void)
         seq_dgram(lm + i * 68, 42, 60, (uint8_t)i);
         lm[i * 68 + VXLAN_HLEN + 11] = (uint8_t)(0x20 + i);   /* source MAC 02:..:2i */
     }
-    struct sockaddr_in nw = from_ip(ip4(10, 0, 0, 50));
+    union vxlan_sockaddr nw = from_ip(ip4(10, 0, 0, 50));
     const struct vxlan_rxbuf lb = { lm, sizeof lm, 68, false, &nw };
     vxlan_rxq_start(&c, &q, &lb, 1);
     n = vxlan_rxq_take(&c, &q, f, fiov, 8, 1000, &handled, &bytes);
@@ -519,6 +554,136 @@ static void gro_carry(void)
               vxlan_vtep_lookup(&c, m2, 1000) == 2,
           "learn=on: a new sender's coalesced datagrams add it once, and each one's source MAC "
           "is learned behind it");
+}
+
+/* The family vxlan_ip_parse gives text t, and (when it is one) the text
+ * vxlan_ip_str gives back; true when they are fam and back. */
+static bool parses_as(const char *t, int fam, const char *back)
+{
+    struct in6_addr a;
+    char buf[INET6_ADDRSTRLEN];
+    int f = vxlan_ip_parse(t, &a);
+    bool ok = f == fam && (f < 0 || strcmp(vxlan_ip_str(&a, buf, sizeof buf), back) == 0);
+    if (!ok)
+        note("'%s': family %d, '%s'", t, f, f < 0 ? "" : buf);
+    return ok;
+}
+
+/* IPv6 address from text (it must parse). */
+static struct in6_addr ip6(const char *t)
+{
+    struct in6_addr a;
+    memset(&a, 0, sizeof a);
+    if (inet_pton(AF_INET6, t, &a) != 1)
+        note("bad test address %s", t);
+    return a;
+}
+
+/* The IPv6 underlay without sockets: addresses as config.c reads them,
+ * socket addresses, and a port of family AF_INET6 checking, finding and
+ * learning its senders. */
+static void ipv6_core(void)
+{
+    CHECK(parses_as("192.0.2.1", AF_INET, "192.0.2.1") &&
+              parses_as("2001:db8::1", AF_INET6, "2001:db8::1") &&
+              parses_as("2001:0DB8:0:0:0:0:0:1", AF_INET6, "2001:db8::1") &&
+              parses_as("::ffff:192.0.2.1", AF_INET, "192.0.2.1") &&
+              parses_as("::ffff:c000:201", AF_INET, "192.0.2.1") &&
+              parses_as("::1", AF_INET6, "::1") && parses_as("fd00::7", AF_INET6, "fd00::7") &&
+              parses_as("host.example", -1, "") && parses_as("2001:db8::1::2", -1, "") &&
+              parses_as("192.0.2.256", -1, "") && parses_as("", -1, "") &&
+              parses_as("2001:db8::1%lo", -1, ""),
+          "addresses: IPv4, IPv6 (any spelling: written short), v4-mapped as IPv4; names, "
+          "bad forms and scope ids refused");
+    struct in6_addr a;
+    bool uni = true;
+    static const char *const yes[] = { "192.0.2.1", "127.0.0.1", "2001:db8::1", "::1",
+                                       "fd00::1" };
+    static const char *const no[] = { "0.0.0.0", "255.255.255.255", "224.0.0.1", "::",
+                                      "ff02::1", "ff0e::5", "fe80::1", "febf::1" };
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        uni &= vxlan_ip_parse(yes[i], &a) > 0 && vxlan_ip_unicast(&a);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        uni &= vxlan_ip_parse(no[i], &a) > 0 && !vxlan_ip_unicast(&a);
+    CHECK(uni, "unicast: global, loopback and unique local addresses of either family; not "
+          "unspecified, broadcast, multicast or IPv6 link-local ones");
+    union vxlan_sockaddr sa;
+    struct in6_addr back, r6 = ip6("2001:db8::2"), m4 = v4(ip4(192, 0, 2, 7));
+    vxlan_sockaddr_set(&sa, AF_INET6, &r6, 4789);
+    bool sa_ok = sa.in6.sin6_family == AF_INET6 && sa.in6.sin6_port == htons(4789) &&
+                 vxlan_sockaddr_ip(&sa, &back) && memcmp(&back, &r6, 16) == 0;
+    vxlan_sockaddr_set(&sa, AF_INET, &m4, 8472);
+    sa_ok &= sa.in.sin_family == AF_INET && sa.in.sin_port == htons(8472) &&
+             sa.in.sin_addr.s_addr == ip4(192, 0, 2, 7) && vxlan_sockaddr_ip(&sa, &back) &&
+             memcmp(&back, &m4, 16) == 0;
+    sa.sa.sa_family = AF_UNSPEC;
+    sa_ok &= !vxlan_sockaddr_ip(&sa, &back);
+    CHECK(sa_ok, "socket addresses of both families from and back to the 16-byte form; "
+          "AF_UNSPEC has no address");
+
+    static struct vxlan_core c;
+    struct vxlan_cfg cfg = base_cfg();
+    cfg.family = AF_INET6;
+    cfg.local = ip6("2001:db8::1");
+    cfg.remote[0] = ip6("2001:db8::2");
+    cfg.remote[1] = ip6("2001:db8::3");
+    cfg.learn = true;
+    vxlan_core_init(&c, &cfg, 5);
+    CHECK(c.family == AF_INET6 && c.salen == sizeof(struct sockaddr_in6) &&
+              c.remote[1].in6.sin6_family == AF_INET6 &&
+              c.remote[1].in6.sin6_port == htons(4789) && vxlan_remote_find(&c, &cfg.remote[1]) == 1,
+          "an IPv6 port: its remotes are IPv6 socket addresses at dstport");
+    static uint8_t d[VXLAN_HLEN + 100];
+    size_t len = dgram(d, 0x08, 42, BCAST, MAC_A, 60), inner;
+    union vxlan_sockaddr from = from_a(&cfg.remote[1]);
+    struct vxlan_stats before = c.st;
+    CHECK(vxlan_rx_check(&c, &from, d, len, 100, &inner) == VXLAN_RX_OK &&
+              only_bumped(&c.st, &before, NONE) && vxlan_vtep_lookup(&c, MAC_A, 100) == 1,
+          "a datagram from IPv6 remote 2001:db8::3 passes; its inner MAC is learned behind it");
+    struct in6_addr nw = ip6("2001:db8:5::9");
+    from = from_a(&nw);
+    dgram(d, 0x08, 42, BCAST, MAC_B, 60);   /* another MAC: MAC_A has not moved */
+    before = c.st;
+    char txt[INET6_ADDRSTRLEN];
+    CHECK(vxlan_rx_check(&c, &from, d, len, 100, &inner) == VXLAN_RX_OK &&
+              only_bumped(&c.st, &before, FIELD(remotes_learned)) && c.nremotes == 3 &&
+              vxlan_remote_find(&c, &nw) == 2 && c.remote[2].in6.sin6_family == AF_INET6 &&
+              c.remote[2].in6.sin6_port == htons(4789) &&
+              strcmp(vxlan_ip_str(&c.rip[2], txt, sizeof txt), "2001:db8:5::9") == 0,
+          "learn=on: a new IPv6 sender is learned, keyed on its address, sent to at dstport");
+    static const char *const refused[] = { "ff02::1", "fe80::1", "::" };
+    unsigned ok = 0;
+    for (unsigned i = 0; i < 3; i++) {
+        struct in6_addr x = ip6(refused[i]);
+        from = from_a(&x);
+        before = c.st;
+        ok += vxlan_rx_check(&c, &from, d, len, 100, &inner) == VXLAN_RX_UNKNOWN_REMOTE &&
+              only_bumped(&c.st, &before, FIELD(rx_unknown_remote));
+    }
+    /* A v4-mapped sender on an IPv6 socket, and an IPv4 one. */
+    struct in6_addr m = v4(ip4(10, 0, 0, 2));
+    vxlan_sockaddr_set(&from, AF_INET6, &m, 4789);
+    before = c.st;
+    ok += vxlan_rx_check(&c, &from, d, len, 100, &inner) == VXLAN_RX_UNKNOWN_REMOTE &&
+          only_bumped(&c.st, &before, FIELD(rx_unknown_remote));
+    from = from_ip(ip4(10, 0, 0, 2));
+    before = c.st;
+    ok += vxlan_rx_check(&c, &from, d, len, 100, &inner) == VXLAN_RX_UNKNOWN_REMOTE &&
+          only_bumped(&c.st, &before, FIELD(rx_unknown_remote));
+    CHECK(ok == 5 && c.nremotes == 3,
+          "not learned, refused as unknown remotes: multicast, link-local and unspecified IPv6 "
+          "senders, a v4-mapped one and an IPv4 one (%u of 5)", ok);
+    /* An IPv4 port refuses IPv6 senders, even one whose address maps its
+     * remote's. */
+    cfg = base_cfg();
+    cfg.learn = true;
+    vxlan_core_init(&c, &cfg, 5);
+    vxlan_sockaddr_set(&from, AF_INET6, &cfg.remote[0], 4789);
+    from.in6.sin6_family = AF_INET6;
+    before = c.st;
+    CHECK(vxlan_rx_check(&c, &from, d, len, 100, &inner) == VXLAN_RX_UNKNOWN_REMOTE &&
+              only_bumped(&c.st, &before, FIELD(rx_unknown_remote)) && c.nremotes == 2,
+          "an IPv4 port (learn=on) refuses an IPv6 sender and does not learn it");
 }
 
 /* An Ethernet/IPv4/TCP or UDP frame of total len bytes (l4: 6 or 17). */
@@ -546,6 +711,30 @@ static size_t ip_frame(uint8_t *f, size_t len, uint8_t l4, uint16_t sport, uint1
 
 static void flow_hash(void)
 {
+    /* The values of fixed frames, as before the IPv6 underlay came: the
+     * outer family does not enter the hash, so a flow keeps its source
+     * port (the socket the hash picks) across the change. */
+    uint8_t t4[128], t6[86];
+    memset(t4, 0, sizeof t4);
+    memcpy(t4, "\x02\0\0\0\0\x0b\x02\0\0\0\0\x0a\x08\x00", 14);
+    t4[14] = 0x45;
+    t4[14 + 9] = 6;
+    memcpy(t4 + 26, "\xc0\0\x02\x01\xc0\0\x02\x02", 8);
+    put16(t4 + 34, 1000);
+    put16(t4 + 36, 80);
+    memset(t6, 0, sizeof t6);
+    memcpy(t6, "\x02\0\0\0\0\x0b\x02\0\0\0\0\x0a\x86\xdd", 14);
+    t6[14] = 0x60;
+    t6[20] = 17;
+    t6[14 + 8 + 15] = 1;
+    t6[14 + 24 + 15] = 2;
+    put16(t6 + 54, 5000);
+    put16(t6 + 56, 53);
+    CHECK(vxlan_flow_hash(t4, 128) == 790365095u && vxlan_flow_hash(t6, 86) == 1371061267u &&
+              vxlan_flow_hash((const uint8_t *)"\xff\xff\xff\xff\xff\xff\x02\0\0\0\0\x0a"
+                                               "\x08\x06", 14) == 782888942u &&
+              vxlan_flow_hash((const uint8_t *)"abc", 3) == 482950588u,
+          "the flow hash of fixed IPv4 TCP, IPv6 UDP, ARP and short frames is unchanged");
     uint8_t f[128], g[128];
     ip_frame(f, 128, 6, 1000, 80, 0);
     memcpy(g, f, 128);
@@ -600,43 +789,70 @@ static void flow_hash(void)
 /* ---- with sockets on the loopback ---------------------------------------------- */
 
 static struct port *vport;
-static int peer = -1;      /* the remote VTEP: 127.0.0.2:dstport */
+static int peer = -1;      /* the remote VTEP: at_peer:dstport */
 static uint16_t dport;
+/* The addresses of the socket half: the port's, its remote's (the peer
+ * socket) and a stranger's; 127.0.0.1-3, or 2001:db8::1-3. */
+static int family;
+static struct in6_addr at_port, at_peer, at_stranger;
 
-/* A UDP socket bound to ip:port (0: any). */
-static int udp_bound(uint32_t ip, uint16_t port)
+/* The port of socket address sa (host order). */
+static uint16_t sa_port(const union vxlan_sockaddr *sa)
 {
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = from_ip(ip);
-    sa.sin_port = htons(port);
-    if (s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    return ntohs(sa->sa.sa_family == AF_INET6 ? sa->in6.sin6_port : sa->in.sin_port);
+}
+
+/* Address a at port (host order) in the socket half's family. */
+static union vxlan_sockaddr sa_at(const struct in6_addr *a, uint16_t port)
+{
+    union vxlan_sockaddr sa;
+    vxlan_sockaddr_set(&sa, family, a, port);
+    return sa;
+}
+
+/* The size of the socket half's addresses. */
+static socklen_t sa_len(void)
+{
+    return family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* A UDP socket bound to a:port (0: any). */
+static int udp_bound(const struct in6_addr *a, uint16_t port)
+{
+    int s = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    union vxlan_sockaddr sa = sa_at(a, port);
+    if (s >= 0 && bind(s, &sa.sa, sa_len()) < 0) {
         close(s);
         s = -1;
     }
     return s;
 }
 
-/* Opens the port on 127.0.0.1 and the peer on 127.0.0.2, at a UDP port
- * free on both; false if the loopback cannot do it. */
+/* Opens the port on at_port and the peer on at_peer, at a UDP port free on
+ * both; false if the loopback cannot do it. */
 static bool loop_setup(uint32_t mtu)
 {
     for (unsigned attempt = 0; attempt < 20; attempt++) {
-        int probe = udp_bound(ip4(127, 0, 0, 1), 0);
-        struct sockaddr_in sa;
+        int probe = udp_bound(&at_port, 0);
+        union vxlan_sockaddr sa;
         socklen_t sl = sizeof sa;
-        if (probe < 0 || getsockname(probe, (struct sockaddr *)&sa, &sl) < 0)
+        if (probe < 0 || getsockname(probe, &sa.sa, &sl) < 0) {
+            if (probe >= 0)
+                close(probe);
             return false;
+        }
         close(probe);
-        dport = ntohs(sa.sin_port);
-        peer = udp_bound(ip4(127, 0, 0, 2), dport);
+        dport = sa_port(&sa);
+        peer = udp_bound(&at_peer, dport);
         if (peer < 0)
             continue;
         vport = calloc(1, sizeof(*vport));
         snprintf(vport->name, sizeof vport->name, "vx0");
         vport->tap_fd = -1;
         struct vxlan_cfg cfg = base_cfg();
-        cfg.local = ip4(127, 0, 0, 1);
-        cfg.remote[0] = ip4(127, 0, 0, 2);
+        cfg.family = family;
+        cfg.local = at_port;
+        cfg.remote[0] = at_peer;
         cfg.nremotes = 1;
         cfg.dstport = dport;
         cfg.mtu = mtu;
@@ -657,11 +873,11 @@ static int peer_recv(uint8_t *buf, size_t cap, uint16_t *sport, int ms)
     struct pollfd p = { .fd = peer, .events = POLLIN };
     if (poll(&p, 1, ms) <= 0)
         return -1;
-    struct sockaddr_in sa;
+    union vxlan_sockaddr sa;
     socklen_t sl = sizeof sa;
-    ssize_t n = recvfrom(peer, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&sa, &sl);
+    ssize_t n = recvfrom(peer, buf, cap, MSG_DONTWAIT, &sa.sa, &sl);
     if (sport)
-        *sport = ntohs(sa.sin_port);
+        *sport = sa_port(&sa);
     return (int)n;
 }
 
@@ -889,21 +1105,20 @@ static void recv_side(void)
     struct frame f[VXLAN_RX_BURST];
     unsigned nread = 0;
     bool empty = false;
-    struct sockaddr_in to = from_ip(ip4(127, 0, 0, 1));
-    to.sin_port = htons(dport);
-    int stranger = udp_bound(ip4(127, 0, 0, 3), 0);
+    union vxlan_sockaddr to = sa_at(&at_port, dport);
+    int stranger = udp_bound(&at_stranger, 0);
     size_t len = dgram(d, 0x08, 42, MAC_B, MAC_A, 100);
-    sendto(peer, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    sendto(peer, d, len, 0, &to.sa, sa_len());
     dgram(d, 0x08, 7, MAC_B, MAC_A, 100);
-    sendto(peer, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    sendto(peer, d, len, 0, &to.sa, sa_len());
     dgram(d, 0x08, 42, MAC_B, MAC_A, 100);
     if (stranger >= 0)
-        sendto(stranger, d, len, 0, (struct sockaddr *)&to, sizeof to);
+        sendto(stranger, d, len, 0, &to.sa, sa_len());
     len = dgram(d, 0x08, 42, MAC_B, MAC_A, 1469);
-    sendto(peer, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    sendto(peer, d, len, 0, &to.sa, sa_len());
     len = dgram(d, 0x08, 42, MAC_B, MAC_A, 1468);
     d[VXLAN_HLEN + 20] = 0x5a;
-    sendto(peer, d, len, 0, (struct sockaddr *)&to, sizeof to);
+    sendto(peer, d, len, 0, &to.sa, sa_len());
     struct pollfd p = { .fd = vport->tap_fd, .events = POLLIN };
     poll(&p, 1, 1000);
     usleep(20000);
@@ -928,14 +1143,13 @@ static void recv_side(void)
  * seg-byte datagrams (the last may be shorter); false if refused. */
 static bool gso_send(int s, const uint8_t *d, size_t len, uint16_t seg)
 {
-    struct sockaddr_in to = from_ip(ip4(127, 0, 0, 1));
-    to.sin_port = htons(dport);
+    union vxlan_sockaddr to = sa_at(&at_port, dport);
     struct iovec iov = { (void *)d, len };
     union {
         char buf[CMSG_SPACE(sizeof(uint16_t))];
         struct cmsghdr align;
     } cm;
-    struct msghdr m = { .msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iov,
+    struct msghdr m = { .msg_name = &to, .msg_namelen = sa_len(), .msg_iov = &iov,
                         .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf };
     struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = SOL_UDP;
@@ -1037,7 +1251,7 @@ static void recv_gro(void)
     bool s_long = gso_send(peer, d, at, (uint16_t)(VXLAN_HLEN + 1469));
     memset(d, 0x08, 20);
     bool s_short = gso_send(peer, d, 20, 5);
-    int stranger = udp_bound(ip4(127, 0, 0, 3), 0);
+    int stranger = udp_bound(&at_stranger, 0);
     at = 0;
     for (unsigned i = 0; i < 5; i++)
         at += seq_dgram(d + at, 42, 100, (uint8_t)i);
@@ -1056,6 +1270,100 @@ static void recv_gro(void)
         close(stranger);
 }
 
+/* The socket half in the current family: what the port sends, what it
+ * receives, UDP GRO; false when the port cannot be opened. */
+static bool socket_half(const char *what)
+{
+    if (!loop_setup(1450))
+        return false;
+    note("the socket half over %s (UDP port %u)", what, dport);
+    union vxlan_sockaddr sa;
+    socklen_t sl = sizeof sa;
+    struct in6_addr r0;
+    CHECK(getsockname(vport->tap_fd, &sa.sa, &sl) == 0 && sa.sa.sa_family == family &&
+              vxlan_remote_addr(vport, 0, &r0) && memcmp(&r0, &at_peer, sizeof r0) == 0,
+          "%s: the port's socket is of its family, its remote the peer's address", what);
+    send_side();
+    recv_side();
+    recv_gro();
+    vxlan_close(vport);
+    CHECK(vport->vxlan == NULL && vport->tap_fd == -1, "vxlan_close forgets the sockets");
+    free(vport);
+    close(peer);
+    return true;
+}
+
+/* IPv6 in 16-byte form: 2001:db8::last. */
+static struct in6_addr doc6(uint8_t last)
+{
+    struct in6_addr a;
+    memset(&a, 0, sizeof a);
+    a.s6_addr[0] = 0x20;
+    a.s6_addr[1] = 0x01;
+    a.s6_addr[2] = 0x0d;
+    a.s6_addr[3] = 0xb8;
+    a.s6_addr[15] = last;
+    return a;
+}
+
+/* The kernel's struct in6_ifreq (linux/ipv6.h, which clashes with
+ * netinet/in.h): an address for SIOCSIFADDR on an IPv6 socket. */
+struct in6_ifreq_k {
+    struct in6_addr addr;
+    uint32_t prefixlen;
+    int ifindex;
+};
+
+/* True once an IPv6 UDP socket can be bound to a (within 2 s): a new
+ * address is tentative until the kernel's address work has run, even on
+ * a loopback, where it skips duplicate address detection. */
+static bool bindable6(const struct in6_addr *a)
+{
+    for (unsigned i = 0; i < 200; i++) {
+        int s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        union vxlan_sockaddr sa;
+        vxlan_sockaddr_set(&sa, AF_INET6, a, 0);
+        bool ok = s >= 0 && bind(s, &sa.sa, sizeof(sa.in6)) == 0;
+        if (s >= 0)
+            close(s);
+        if (ok)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* A network namespace of our own (root only) whose loopback is up with
+ * 2001:db8::1-3; false when it cannot be had. */
+static bool v6_netns(void)
+{
+    if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
+        return false;
+    int s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    bool ok = s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+    ifr.ifr_flags |= IFF_UP;
+    ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+    struct in6_ifreq_k r = { .prefixlen = 128, .ifindex = (int)if_nametoindex("lo") };
+    for (uint8_t i = 1; ok && i <= 3; i++) {
+        r.addr = doc6(i);
+        ok = ioctl(s, SIOCSIFADDR, &r) == 0;
+    }
+    if (!ok)
+        note("IPv6 addresses on the namespace's loopback: %s", strerror(errno));
+    for (uint8_t i = 1; ok && i <= 3; i++) {
+        struct in6_addr a = doc6(i);
+        ok = bindable6(&a);
+        if (!ok)
+            note("2001:db8::%u stays unusable", i);
+    }
+    if (s >= 0)
+        close(s);
+    return ok;
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1065,18 +1373,26 @@ int main(void)
     mac_table();
     gro_split();
     gro_carry();
+    ipv6_core();
     flow_hash();
-    if (loop_setup(1450)) {
-        send_side();
-        recv_side();
-        recv_gro();
-        vxlan_close(vport);
-        CHECK(vport->vxlan == NULL && vport->tap_fd == -1, "vxlan_close forgets the sockets");
-        free(vport);
-        close(peer);
-    } else {
+    family = AF_INET;
+    at_port = v4(ip4(127, 0, 0, 1));
+    at_peer = v4(ip4(127, 0, 0, 2));
+    at_stranger = v4(ip4(127, 0, 0, 3));
+    if (!socket_half("IPv4 on the loopback (127.0.0.1-3)")) {
         note("no UDP on 127.0.0.1/127.0.0.2 here: the socket half is left out");
         CHECK(0, "UDP sockets on the loopback");
+    }
+    /* Last: it leaves the host's network namespace for good. */
+    if (v6_netns()) {
+        family = AF_INET6;
+        at_port = doc6(1);
+        at_peer = doc6(2);
+        at_stranger = doc6(3);
+        CHECK(socket_half("IPv6 on a namespace's loopback (2001:db8::1-3)"),
+              "a port on 2001:db8::1 opens");
+    } else {
+        note("not root, or no network namespace: the IPv6 socket half is left out");
     }
     return check_done("test_vxlan");
 }
