@@ -58,7 +58,7 @@ int config_add_tap(struct config *c, const char *ifname, char *err, size_t errle
  * has queue N, is checked when the port is added (uplink.c), not here. */
 int config_add_uplink(struct config *c, const char *spec, char *err, size_t errlen);
 /* One "--vxlan" value: NAME,local=IP,remote=IP[,remote=IP...],vni=N
- * [,dstport=4789][,learn=on][,mtu=N] (IPv4; IPv6 is refused).  Whether
+ * [,dstport=4789][,learn=on][,mtu=N] (all IPv4, or all IPv6).  Whether
  * local is an address of this host is checked when the port is added. */
 int config_add_vxlan(struct config *c, const char *spec, char *err, size_t errlen);
 /* Parses config text: one "key value" per line, keys as the long options. */
