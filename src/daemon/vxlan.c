@@ -60,8 +60,9 @@
  * - IPv6: sockets with IPV6_V6ONLY, so an IPv6 port never hears IPv4
  *   traffic in v4-mapped form; link-local addresses are refused (config.c)
  *   since they would need an interface, which a remote does not name.
- * - The MAC table ages lazily: an entry older than VXLAN_VTEP_AGE_S counts
- *   as absent for lookups and may be overwritten by learning; nothing
+ * - The MAC table ages lazily, after the switch's --fdb-age (as its own
+ *   MAC table; a reload that changes it applies at once): an older entry
+ *   counts as absent for lookups and may be overwritten by learning; nothing
  *   sweeps it.  Learned remotes stay until the port is removed (bounded by
  *   VXLAN_MAX_REMOTES).
  */
@@ -85,6 +86,7 @@
 #include "log.h"
 #include "net.h"
 #include "offload.h"
+#include "switch.h"
 #include "sysc.h"
 
 #define TX_FRAMES 32u          /* frames (or segments) of one batch */
@@ -308,10 +310,11 @@ static unsigned vtep_bucket(const struct vxlan_core *c, uint64_t key)
     return (unsigned)(h % (VXLAN_VTEP_SLOTS / VXLAN_VTEP_WAYS)) * VXLAN_VTEP_WAYS;
 }
 
-/* True when slot i was learned at most VXLAN_VTEP_AGE_S ago. */
+/* True when slot i was learned at most the core's age ago. */
 static bool vtep_fresh(const struct vxlan_core *c, unsigned i, uint32_t now_s)
 {
-    return now_s - __atomic_load_n(&c->vtep_seen[i], __ATOMIC_RELAXED) <= VXLAN_VTEP_AGE_S;
+    uint32_t age = c->age_s ? __atomic_load_n(c->age_s, __ATOMIC_RELAXED) : VXLAN_VTEP_AGE_S;
+    return now_s - __atomic_load_n(&c->vtep_seen[i], __ATOMIC_RELAXED) <= age;
 }
 
 /* True for a MAC that stands for one station: not a group address, not zero. */
@@ -801,6 +804,8 @@ int vxlan_open(struct port *p, const struct vxlan_cfg *cfg, char *err, size_t er
         goto fail;
     }
     vxlan_core_init(&v->core, cfg, random_seed(v));
+    if (p->sw)
+        v->core.age_s = &p->sw->fdb.age_s;
     vxlan_sockaddr_set(&v->local, v->core.family, &cfg->local, cfg->dstport);
     v->gso = true;   /* until the kernel refuses a merged send */
     rx = open_rx(v, why, sizeof(why));

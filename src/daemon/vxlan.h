@@ -92,8 +92,8 @@ struct frame;
 /* The inner MAC -> remote VTEP table: buckets of VXLAN_VTEP_WAYS entries. */
 #define VXLAN_VTEP_SLOTS 4096u
 #define VXLAN_VTEP_WAYS 8u
-/* A MAC not heard from for this long is unknown again (as the switch's
- * default --fdb-age). */
+/* A MAC not heard from for this long is unknown again, when the core has
+ * no age_s of its own to follow (the switch's default --fdb-age). */
 #define VXLAN_VTEP_AGE_S 300u
 
 /* Counters only a VXLAN port has (besides the tap_stats of its port).  rx_*
@@ -146,6 +146,10 @@ struct vxlan_core {
     union vxlan_sockaddr remote[VXLAN_MAX_REMOTES];   /* address and dstport */
     struct in6_addr rip[VXLAN_MAX_REMOTES];         /* ... the address as 16 bytes */
     uint64_t vtep_seed;
+    /* The age after which a MAC is unknown again: the switch's --fdb-age,
+     * which a reload may change, read relaxed at each lookup (NULL:
+     * VXLAN_VTEP_AGE_S; tests and the fuzzer). */
+    const uint32_t *age_s;
     /* Each word: MAC << 16 | remote index + 1; 0 is free (atomic, relaxed). */
     uint64_t vtep[VXLAN_VTEP_SLOTS];
     uint32_t vtep_seen[VXLAN_VTEP_SLOTS];          /* seconds, when last learned */

@@ -347,6 +347,17 @@ static void mac_table(void)
               vxlan_vtep_lookup(&c, MAC_A, 151 + VXLAN_VTEP_AGE_S) == -1 &&
               vxlan_targets(&c, MAC_A, 151 + VXLAN_VTEP_AGE_S, t) == 3,
           "it ages out after %u s: replicated again", VXLAN_VTEP_AGE_S);
+    /* Following the switch's --fdb-age, changed at run time (a reload). */
+    uint32_t fdb_age = 20;
+    c.age_s = &fdb_age;
+    vxlan_rx_check(&c, &r1, d, len, 1000, &inner);
+    CHECK(vxlan_vtep_lookup(&c, MAC_A, 1020) == 1 && vxlan_vtep_lookup(&c, MAC_A, 1021) == -1,
+          "with an --fdb-age of 20 s the MAC ages out after 20 s");
+    fdb_age = 600;
+    CHECK(vxlan_vtep_lookup(&c, MAC_A, 1021) == 1 && vxlan_vtep_lookup(&c, MAC_A, 1600) == 1 &&
+              vxlan_vtep_lookup(&c, MAC_A, 1601) == -1,
+          "the age raised to 600 s: the same entry is known again, until 600 s");
+    c.age_s = NULL;
     uint8_t grp[6] = { 0x03, 0, 0, 0, 0, 1 }, zero[6] = { 0 };
     dgram(d, 0x08, 42, BCAST, grp, 60);
     vxlan_rx_check(&c, &r1, d, len, 200, &inner);
