@@ -22,6 +22,9 @@
 #           independent VXLAN implementation at the other end.  The guests'
 #           NICs get host_mtu=1450 (1500 less the 50 bytes of outer
 #           Ethernet, IPv4, UDP and VXLAN headers), as the kernel device has.
+#   vxlan6  as vxlan over an IPv6 underlay (2001:db8:77::1 here, ::2 in
+#           the namespace; the Linux device sends UDP checksums, as IPv6
+#           wants): 70 bytes of outer headers, so host_mtu=1430;
 #   vxlan2d as vxlan, but guest 2 is on a second lwvhostd (192.168.77.3):
 #           three VTEPs, each listing the other two (the kernel device with
 #           an all-zero FDB entry per remote), so guest 1 reaches guest 2
@@ -35,8 +38,8 @@
 # Usage: tests/integration/qemu_ping.sh [--selftest]
 #   --selftest  no lwvhostd: the guests are joined by QEMU's own
 #               `-netdev stream` (unix socket), to check the guest image.
-# Env: BUILD (default build), LWV_LINK (tap, uplink, uplinkxdp, vxlan or
-#      vxlan2d; above),
+# Env: BUILD (default build), LWV_LINK (tap, uplink, uplinkxdp, vxlan,
+#      vxlan6 or vxlan2d; above),
 #      LWV_TAP (default lwvtap0), LWV_PACKED ("all":
 #      both guests use packed virtqueues, "1": guest 1 packed, guest 2 split;
 #      the negotiated layout is checked), LWV_DAEMON_ARGS
@@ -63,7 +66,9 @@ NAME=qemu_ping
 DPID2=
 CTL_VM2=ctl.sock   # the control socket of the daemon guest 2 is on
 . tests/integration/lib-qemu.sh
-case "$LINK" in tap|uplink|uplinkxdp|vxlan|vxlan2d) ;; *) fail "LWV_LINK must be tap, uplink, uplinkxdp, vxlan or vxlan2d" ;; esac
+case "$LINK" in tap|uplink|uplinkxdp|vxlan|vxlan6|vxlan2d) ;; *) fail "LWV_LINK must be tap, uplink, uplinkxdp, vxlan, vxlan6 or vxlan2d" ;; esac
+INNER_MTU=1450   # over VXLAN: 1500 less the outer headers (70 over IPv6)
+[ "$LINK" = vxlan6 ] && INNER_MTU=1430
 
 # ---- requirements ----------------------------------------------------------
 qemu_require
@@ -145,11 +150,21 @@ if [ $MODE = daemon ]; then
         ip netns exec "$NS" ethtool -K lwvup1 tx off >/dev/null ||
             fail "ethtool -K lwvup1 tx off (netns)"
         LINK_ARGS=(--uplink "up0,ifname=lwvup0,mode=xdp,xdp_mode=native") ;;
-    vxlan|vxlan2d)
+    vxlan|vxlan6|vxlan2d)
         make_veth lwvul0 lwvul1
-        ip addr add 192.168.77.1/24 dev lwvul0 || fail "ip addr add"
-        ip -n "$NS" addr add 192.168.77.2/24 dev lwvul1 || fail "ip addr add (netns)"
-        if [ "$LINK" = vxlan ]; then
+        if [ "$LINK" = vxlan6 ]; then
+            ip -6 addr add 2001:db8:77::1/64 dev lwvul0 nodad || fail "ip -6 addr add"
+            ip -n "$NS" -6 addr add 2001:db8:77::2/64 dev lwvul1 nodad ||
+                fail "ip -6 addr add (netns)"
+            ip -n "$NS" link add vx42 type vxlan id 42 local 2001:db8:77::2 remote 2001:db8:77::1 \
+                dstport 4789 dev lwvul1 || fail "ip link add type vxlan over IPv6 (netns)"
+        else
+            ip addr add 192.168.77.1/24 dev lwvul0 || fail "ip addr add"
+            ip -n "$NS" addr add 192.168.77.2/24 dev lwvul1 || fail "ip addr add (netns)"
+        fi
+        if [ "$LINK" = vxlan6 ]; then
+            :
+        elif [ "$LINK" = vxlan ]; then
             ip -n "$NS" link add vx42 type vxlan id 42 local 192.168.77.2 remote 192.168.77.1 \
                 dstport 4789 dev lwvul1 || fail "ip link add type vxlan (netns)"
         else
@@ -171,8 +186,10 @@ if [ $MODE = daemon ]; then
         ip netns exec "$NS" ethtool -K lwvul1 tx off >/dev/null ||
             fail "ethtool -K lwvul1 tx off (netns)"
         log "netns: $(ip -n "$NS" -d link show vx42 | grep -o 'vxlan id [0-9]* .*dstport [0-9]*'), mtu $(cat "/sys/class/net/lwvul0/mtu" 2>/dev/null)"
-        export LWV_NIC_OPTS=host_mtu=1450${LWV_NIC_OPTS:+,$LWV_NIC_OPTS}
+        export LWV_NIC_OPTS=host_mtu=$INNER_MTU${LWV_NIC_OPTS:+,$LWV_NIC_OPTS}
         LINK_ARGS=(--vxlan "vx0,local=192.168.77.1,remote=192.168.77.2,vni=42")
+        [ "$LINK" = vxlan6 ] &&
+            LINK_ARGS=(--vxlan "vx0,local=2001:db8:77::1,remote=2001:db8:77::2,vni=42")
         [ "$LINK" = vxlan2d ] &&
             LINK_ARGS=(--vxlan "vx0,local=192.168.77.1,remote=192.168.77.2,remote=192.168.77.3,vni=42") ;;
     esac
@@ -339,10 +356,10 @@ if [ $MODE = daemon ]; then
         if [ "${LINK#vxlan}" != "$LINK" ]; then
             m=$(timeout 5 "$CTL" -s "$T/$CTL_VM2" ports --json | grep -o '"name":"vm2"[^}]*' |
                 grep -o '"mtu":[0-9]*' | grep -o '[0-9]*$')
-            if [ "${m:-}" = 1450 ]; then
-                log "vm2's MTU is 1450 (VXLAN overhead taken off)"
+            if [ "${m:-}" = "$INNER_MTU" ]; then
+                log "vm2's MTU is $INNER_MTU (VXLAN overhead taken off)"
             else
-                log "vm2's MTU is ${m:-unknown}, expected 1450"; ok=
+                log "vm2's MTU is ${m:-unknown}, expected $INNER_MTU"; ok=
             fi
         fi
         # An AF_XDP uplink: native XDP on the veth, frames both ways, and
