@@ -109,6 +109,12 @@ void test_init(const char *name, unsigned timeout_s)
     snprintf(D.log, sizeof D.log, "%s/daemon.log", D.dir);
 }
 
+void test_skip(const char *why)
+{
+    printf("skip - %s\n", why);
+    exit(77);
+}
+
 void sock_path(char *buf, size_t n, const char *port)
 {
     snprintf(buf, n, "%s/%s.sock", D.dir, port);
@@ -309,6 +315,32 @@ int daemon_ctl(const char *line, char *buf, size_t cap)
     return ctl_at(path, line, buf, cap);
 }
 
+int port_stat_text(const char *ctl, const char *port, const char *key, char *out, size_t cap)
+{
+    static char buf[65536];
+    char pat[96];
+    out[0] = 0;
+    if ((ctl ? ctl_at(ctl, "stats json\n", buf, sizeof buf)
+             : daemon_ctl("stats json\n", buf, sizeof buf)) < 0)
+        return -1;
+    snprintf(pat, sizeof pat, "{\"name\":\"%s\"", port);
+    const char *p = strstr(buf, pat);
+    const char *end = p ? strchr(p + 1, '{') : NULL;   /* the next object */
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    p = p ? strstr(p, pat) : NULL;
+    if (!p || (end && p > end))
+        return -1;
+    p += strlen(pat);
+    snprintf(out, cap, "%.*s", (int)strcspn(p, ",}"), p);
+    return 0;
+}
+
+unsigned long long port_stat(const char *port, const char *key)
+{
+    char v[32];
+    return port_stat_text(NULL, port, key, v, sizeof v) == 0 ? strtoull(v, NULL, 10) : 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* frontends                                                           */
 
@@ -368,6 +400,20 @@ unsigned tport_drain(struct tport *t)
     for (unsigned q = 0; q < t->nq; q++)
         vuf_tx_reclaim(t->v, q);
     return n;
+}
+
+bool tport_wait(struct tport *t, int ms, bool (*match)(const uint8_t *f, int len, void *arg),
+                void *arg)
+{
+    static uint8_t buf[65536];
+    double end = t_now() + ms / 1000.0;
+    while (t_now() < end) {
+        int left = (int)((end - t_now()) * 1000) + 1;
+        int len = vuf_recv_wait(t->v, 0, buf, sizeof buf, left);
+        if (len >= 0 && match && match(buf, len, arg))
+            return true;
+    }
+    return false;
 }
 
 static uint32_t next_flow = 1;

@@ -3,8 +3,9 @@
  * lwvhostd in a temp dir, vuf frontends on its ports, and test frames
  * between them.
  *
- * Owns: starting lwvhostd and stopping it, asking its control socket,
- * connecting vuf frontends to its ports and moving test frames.
+ * Owns: starting lwvhostd and stopping it, asking its control socket
+ * (its ports' counters too), connecting vuf frontends to its ports,
+ * moving test frames and waiting for frames at a frontend.
  * Must not: touch daemon code or state other than through its sockets and
  * signals.
  *
@@ -17,6 +18,7 @@
 #ifndef LWV_TEST_SYSTEST_H
 #define LWV_TEST_SYSTEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -44,6 +46,8 @@ void daemon_print_log(void);
 /* Skips (exit 77) when the daemon binary is missing; arms a timeout; makes
  * the temp dir. */
 void test_init(const char *name, unsigned timeout_s);
+/* Prints "skip - why" and exits 77 (atexit handlers clean up). */
+void test_skip(const char *why) __attribute__((noreturn));
 /* DIR/PORT.sock */
 void sock_path(char *buf, size_t n, const char *port);
 /* 1 if the daemon process exists and has not exited. */
@@ -67,6 +71,12 @@ int ctl_at(const char *path, const char *line, char *buf, size_t cap);
 int daemon_ctl(const char *line, char *buf, size_t cap);
 /* CPU seconds the daemon used while the test slept ms. */
 double daemon_cpu_over(int ms);
+/* Field key of port in "stats json" from the control socket at ctl (NULL:
+ * the test daemon's) as its JSON text (a string with its quotes) in out;
+ * 0, or -1 (out "") when the port or the key is absent. */
+int port_stat_text(const char *ctl, const char *port, const char *key, char *out, size_t cap);
+/* A numeric field key of port in the test daemon's "stats json" (0 if absent). */
+unsigned long long port_stat(const char *port, const char *key);
 
 /* A frontend on one of the daemon's ports. */
 struct tport {
@@ -85,6 +95,10 @@ int tport_connect(struct tport *t, const char *name, uint8_t id, const struct vu
 void tport_close(struct tport *t);
 /* Receives and discards everything pending; returns the frames dropped. */
 unsigned tport_drain(struct tport *t);
+/* Receives at t (queue 0) for up to ms; true as soon as match (NULL: none)
+ * accepts a frame (it may keep count and return false to see them all). */
+bool tport_wait(struct tport *t, int ms, bool (*match)(const uint8_t *f, int len, void *arg),
+                void *arg);
 
 struct xres {
     unsigned sent, received, bad, reordered, foreign;

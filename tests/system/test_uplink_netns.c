@@ -30,17 +30,12 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
 #include <netinet/in.h>
 #include <net/ethernet.h>
 #include <net/if.h>
-#include <poll.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +45,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "netns.h"
+#include "pkt.h"
 #include "systest.h"
 
 #define NS_PREFIX "lwvupl-"
@@ -59,77 +56,23 @@ static const char *M = "packet";
 static bool xdp;
 static const uint8_t IP_GUEST[4] = { 192, 0, 2, 1 }, IP_NS[4] = { 192, 0, 2, 2 };
 
-/* Runs a shell command built from fmt, its output discarded; its exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[512], full[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void net_cleanup(void)
 {
-    if (ns[0])
-        sh("ip netns del %s", ns);
-    if (veth_root[0])
-        sh("ip link del %s", veth_root);
-}
-
-/* Namespaces left by an earlier run that timed out (alarm: _exit, no atexit). */
-static void remove_stale(void)
-{
-    DIR *d = opendir("/run/netns");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        int pid;
-        if (sscanf(e->d_name, NS_PREFIX "%d", &pid) == 1 && kill(pid, 0) < 0 && errno == ESRCH)
-            sh("ip netns del %s", e->d_name);
-    }
-    if (d)
-        closedir(d);
-}
-
-static void skip(const char *why)
-{
-    printf("skip - %s\n", why);
-    net_cleanup();
-    exit(77);
+    netns_veth_remove(ns, veth_root);
 }
 
 /* The namespace, the veth pair, the address; skips when any cannot be had. */
 static void net_setup(void)
 {
     if (geteuid() != 0)
-        skip("needs root (network namespaces, veth, packet sockets)");
+        test_skip("needs root (network namespaces, veth, packet sockets)");
     if (sh("ip -V") != 0)
-        skip("no ip(8) (iproute2)");
-    remove_stale();
-    snprintf(ns, sizeof ns, NS_PREFIX "%d", (int)getpid());
-    snprintf(veth_root, sizeof veth_root, "lwu%da", (int)getpid() % 1000000);
-    snprintf(veth_ns, sizeof veth_ns, "lwu%db", (int)getpid() % 1000000);
-    atexit(net_cleanup);
-    if (sh("ip netns add %s", ns) != 0) {
-        ns[0] = 0;
-        skip("cannot create a network namespace");
-    }
-    if (sh("ip link add %s type veth peer name %s netns %s", veth_root, veth_ns, ns) != 0) {
-        veth_root[0] = 0;
-        skip("no veth support");
-    }
-    /* No IPv6 chatter (router solicitations, DAD) among the test frames. */
-    sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1", veth_root);
-    sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1", ns);
-    sh("ip netns exec %s sysctl -qw net.ipv6.conf.%s.disable_ipv6=1", ns, veth_ns);
-    if (sh("ip link set %s up", veth_root) || sh("ip -n %s link set lo up", ns) ||
-        sh("ip -n %s addr add 192.0.2.2/24 dev %s", ns, veth_ns) ||
-        sh("ip -n %s link set %s up", ns, veth_ns))
-        skip("cannot configure the veth pair");
+        test_skip("no ip(8) (iproute2)");
+    const char *why = netns_for_test(NS_PREFIX, "lwu", ns, veth_root, veth_ns, net_cleanup);
+    if (why)
+        test_skip(why);
+    if (sh("ip -n %s addr add 192.0.2.2/24 dev %s", ns, veth_ns))
+        test_skip("cannot configure the veth pair");
     /* The guest answers no ARP: the namespace knows its MAC (02:00:00:00:00:0a). */
     sh("ip -n %s neigh replace 192.0.2.1 lladdr 02:00:00:00:00:0a dev %s", ns, veth_ns);
 }
@@ -138,169 +81,22 @@ static void net_setup(void)
  * sending only); its MAC in mac.  -1 on failure. */
 static int ns_socket(bool vnet, uint8_t mac[6], int *ifindex)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/run/netns/%s", ns);
-    int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-    int s = -1;
-    if (self < 0 || nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0)
-        goto out;
-    s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, vnet ? 0 : htons(ETH_P_ALL));
+    int s = netns_packet_socket(ns, veth_ns, vnet ? 0 : ETH_P_ALL, ifindex);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", veth_ns);
     int one = 1;
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET,
-                               .sll_protocol = vnet ? 0 : htons(ETH_P_ALL),
-                               .sll_ifindex = (int)if_nametoindex(veth_ns) };
-    if (s < 0 || ioctl(s, SIOCGIFHWADDR, &ifr) < 0 ||
-        (vnet && setsockopt(s, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) ||
-        bind(s, (struct sockaddr *)&sll, sizeof sll) < 0) {
-        if (s >= 0)
-            close(s);
+    if (s >= 0 && (ioctl(s, SIOCGIFHWADDR, &ifr) < 0 ||
+                   (vnet && setsockopt(s, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0))) {
+        close(s);
         s = -1;
-    } else {
+    }
+    if (s >= 0)
         memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
-        *ifindex = sll.sll_ifindex;
-    }
-    if (setns(self, CLONE_NEWNET) < 0) {
-        printf("FAIL - cannot return to the test's network namespace\n");
-        exit(1);
-    }
-out:
-    if (self >= 0)
-        close(self);
-    if (nsfd >= 0)
-        close(nsfd);
     return s;
 }
 
 /* ---- frames ---------------------------------------------------------------- */
-
-static uint16_t csum16(const uint8_t *p, size_t len)
-{
-    uint32_t s = 0;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        s += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        s += (uint32_t)p[len - 1] << 8;
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* An ARP request from the guest for the namespace's address (60 bytes). */
-static size_t arp_request(uint8_t *f, const uint8_t src[6])
-{
-    memset(f, 0, 60);
-    memset(f, 0xff, 6);
-    memcpy(f + 6, src, 6);
-    put16(f + 12, ETH_P_ARP);
-    put16(f + 14, 1);
-    put16(f + 16, ETH_P_IP);
-    f[18] = 6;
-    f[19] = 4;
-    put16(f + 20, 1);
-    memcpy(f + 22, src, 6);
-    memcpy(f + 28, IP_GUEST, 4);
-    memcpy(f + 38, IP_NS, 4);
-    return 60;
-}
-
-/* True for the namespace's ARP reply to the guest; its MAC in mac. */
-static bool is_arp_reply(const uint8_t *f, int len, const uint8_t guest[6], uint8_t mac[6])
-{
-    if (len < 42 || get16(f + 12) != ETH_P_ARP || get16(f + 20) != 2 || memcmp(f, guest, 6) ||
-        memcmp(f + 28, IP_NS, 4) || memcmp(f + 38, IP_GUEST, 4))
-        return false;
-    memcpy(mac, f + 22, 6);
-    return true;
-}
-
-/* An ICMP echo request with payload bytes of pattern seq, from the guest. */
-static size_t icmp_echo(uint8_t *f, const uint8_t dst[6], const uint8_t src[6], uint16_t seq,
-                        size_t payload)
-{
-    size_t ip_len = 20 + 8 + payload;
-    memcpy(f, dst, 6);
-    memcpy(f + 6, src, 6);
-    put16(f + 12, ETH_P_IP);
-    uint8_t *ip = f + 14, *ic = ip + 20;
-    memset(ip, 0, 20);
-    ip[0] = 0x45;
-    put16(ip + 2, (uint16_t)ip_len);
-    put16(ip + 4, seq);
-    ip[8] = 64;
-    ip[9] = 1;
-    memcpy(ip + 12, IP_GUEST, 4);
-    memcpy(ip + 16, IP_NS, 4);
-    put16(ip + 10, csum16(ip, 20));
-    memset(ic, 0, 8);
-    ic[0] = 8;
-    put16(ic + 4, 0x4c57);
-    put16(ic + 6, seq);
-    for (size_t i = 0; i < payload; i++)
-        ic[8 + i] = (uint8_t)(seq * 7 + i);
-    put16(ic + 2, csum16(ic, 8 + payload));
-    return 14 + ip_len;
-}
-
-/* True for the namespace's echo reply to request seq: addresses, both
- * checksums and the payload as sent. */
-static bool is_echo_reply(const uint8_t *f, int len, uint16_t seq, size_t payload)
-{
-    const uint8_t *ip = f + 14, *ic = ip + 20;
-    if (len != (int)(14 + 28 + payload) || get16(f + 12) != ETH_P_IP || ip[9] != 1 ||
-        memcmp(ip + 12, IP_NS, 4) || memcmp(ip + 16, IP_GUEST, 4) || csum16(ip, 20) != 0)
-        return false;
-    if (ic[0] != 0 || get16(ic + 4) != 0x4c57 || get16(ic + 6) != seq ||
-        csum16(ic, 8 + payload) != 0)
-        return false;
-    for (size_t i = 0; i < payload; i++)
-        if (ic[8 + i] != (uint8_t)(seq * 7 + i))
-            return false;
-    return true;
-}
-
-/* Waits up to ms for a frame at the guest that match accepts. */
-static bool guest_wait(struct tport *a, int ms, bool (*match)(const uint8_t *, int, void *),
-                       void *arg)
-{
-    static uint8_t buf[65536];
-    double end = t_now() + ms / 1000.0;
-    while (t_now() < end) {
-        int left = (int)((end - t_now()) * 1000) + 1;
-        int len = vuf_recv_wait(a->v, 0, buf, sizeof buf, left);
-        if (len >= 0 && match(buf, len, arg))
-            return true;
-    }
-    return false;
-}
-
-struct arp_arg { const uint8_t *guest; uint8_t mac[6]; };
-static bool match_arp(const uint8_t *f, int len, void *arg)
-{
-    struct arp_arg *x = arg;
-    return is_arp_reply(f, len, x->guest, x->mac);
-}
-
-struct echo_arg { uint16_t seq; size_t payload; };
-static bool match_echo(const uint8_t *f, int len, void *arg)
-{
-    struct echo_arg *x = arg;
-    return is_echo_reply(f, len, x->seq, x->payload);
-}
 
 struct test_arg { uint32_t seq, flow; int len; };
 static bool match_test(const uint8_t *f, int len, void *arg)
@@ -317,11 +113,8 @@ static int ns_wait(int s, uint32_t flow, uint32_t *seq, int ms)
 {
     static uint8_t buf[65536];
     double end = t_now() + ms / 1000.0;
-    while (t_now() < end) {
-        struct pollfd p = { .fd = s, .events = POLLIN };
-        if (poll(&p, 1, (int)((end - t_now()) * 1000) + 1) <= 0)
-            continue;
-        ssize_t len = recv(s, buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t len;
+    while ((len = recv_until(s, buf, sizeof buf, end)) >= 0) {
         uint32_t fl;
         if (len > 0 && vuf_frame_check(buf, (size_t)len, seq, &fl) == 0 && fl == flow)
             return (int)len;
@@ -336,22 +129,6 @@ static void ns_drain(int s)
         ;
 }
 
-/* ---- the daemon's counters ------------------------------------------------- */
-
-/* Field key of port name in "stats json" (0 if absent). */
-static unsigned long long port_stat(const char *name, const char *key)
-{
-    static char buf[65536];
-    char pat[64];
-    if (daemon_ctl("stats json\n", buf, sizeof buf) < 0)
-        return 0;
-    snprintf(pat, sizeof pat, "\"%s\"", name);
-    const char *p = strstr(buf, pat);
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    p = p ? strstr(p, pat) : NULL;
-    return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
-}
-
 /* ---- the parts of the test -------------------------------------------------- */
 
 /* ARP, then pings of several sizes (up to a 1514-byte frame); the
@@ -359,20 +136,20 @@ static unsigned long long port_stat(const char *name, const char *key)
 static bool arp_and_ping(struct tport *a, uint8_t mac[6], const char *when)
 {
     uint8_t f[2048];
-    struct arp_arg aa = { a->mac, { 0 } };
+    struct arp_want aw = { a->mac, IP_NS, IP_GUEST, { 0 } };
     tport_drain(a);
-    vuf_send(a->v, 0, f, arp_request(f, a->mac));
-    bool ok = guest_wait(a, 2000, match_arp, &aa);
+    vuf_send(a->v, 0, f, arp_frame(f, 1, MAC_BCAST, a->mac, IP_GUEST, NULL, IP_NS));
+    bool ok = tport_wait(a, 2000, match_arp_reply, &aw);
     CHECK(ok, "%s: ARP request for 192.0.2.2 answered by the namespace's kernel", when);
     if (!ok)
         return false;
-    memcpy(mac, aa.mac, 6);
+    memcpy(mac, aw.sha, 6);
     static const size_t payloads[] = { 18, 56, 1000, 1472 };
     unsigned got = 0;
     for (unsigned i = 0; i < 4; i++) {
-        struct echo_arg ea = { (uint16_t)(100 + i), payloads[i] };
-        vuf_send(a->v, 0, f, icmp_echo(f, mac, a->mac, ea.seq, ea.payload));
-        got += guest_wait(a, 2000, match_echo, &ea);
+        struct echo_want ew = { IP_NS, IP_GUEST, (uint16_t)(100 + i), payloads[i] };
+        vuf_send(a->v, 0, f, icmp_echo(f, mac, a->mac, IP_GUEST, IP_NS, ew.seq, ew.payload));
+        got += tport_wait(a, 2000, match_echo_reply, &ew);
         vuf_tx_reclaim(a->v, 0);
     }
     CHECK(got == 4, "%s: ICMP echo requests of 60..1514-byte frames: %u of 4 intact replies", when,
@@ -405,7 +182,7 @@ static void sizes_both_ways(struct tport *a, int s, int ifindex, const uint8_t m
         struct test_arg ta = { i, 8, (int)sz };
         vuf_frame_fill(f, sz, a->mac, mac, i, 8);
         if (sendto(s, f, sz, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)sz)
-            ok_in += guest_wait(a, 1000, match_test, &ta);
+            ok_in += tport_wait(a, 1000, match_test, &ta);
     }
     CHECK(ok_in == n, "%s: namespace -> guest, %u frames of 64..1514 bytes one at a time: %u "
           "intact", M, n, ok_in);
@@ -420,7 +197,7 @@ static void sizes_both_ways(struct tport *a, int s, int ifindex, const uint8_t m
     }
     for (unsigned i = 0; i < burst; i++) {
         struct test_arg ta = { i, 9, (int)(64 + (i * 331) % (1514 - 64 + 1)) };
-        in += guest_wait(a, 1000, match_test, &ta);
+        in += tport_wait(a, 1000, match_test, &ta);
     }
     CHECK(in == burst, "%s: namespace -> guest, a burst of %u mixed sizes: %u intact, in order",
           M, burst, in);
@@ -461,33 +238,18 @@ static bool inject_vnet(int vs, int ifindex, const uint8_t guest[6], const uint8
  * sees with that GSO type.  True if the send was taken. */
 static bool udp_send_ns(int seg, size_t len)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/run/netns/%s", ns);
-    int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-    bool ok = false;
-    if (self >= 0 && nsfd >= 0 && setns(nsfd, CLONE_NEWNET) == 0) {
-        int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        static uint8_t data[2400];
-        struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) };
-        memcpy(&to.sin_addr, IP_GUEST, 4);
-        for (size_t i = 0; i < sizeof data; i++)
-            data[i] = (uint8_t)(i * 11);
-        ok = u >= 0 && len <= sizeof data &&
-             (seg <= 0 || setsockopt(u, IPPROTO_UDP, 103 /* UDP_SEGMENT */, &seg,
-                                     sizeof seg) == 0) &&
-             sendto(u, data, len, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)len;
-        if (u >= 0)
-            close(u);
-        if (setns(self, CLONE_NEWNET) < 0) {
-            printf("FAIL - cannot return to the test's network namespace\n");
-            exit(1);
-        }
-    }
-    if (self >= 0)
-        close(self);
-    if (nsfd >= 0)
-        close(nsfd);
+    int u = netns_socket(ns, AF_INET, SOCK_DGRAM, 0);
+    static uint8_t data[2400];
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) };
+    memcpy(&to.sin_addr, IP_GUEST, 4);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 11);
+    bool ok = u >= 0 && len <= sizeof data &&
+              (seg <= 0 || setsockopt(u, IPPROTO_UDP, 103 /* UDP_SEGMENT */, &seg,
+                                      sizeof seg) == 0) &&
+              sendto(u, data, len, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)len;
+    if (u >= 0)
+        close(u);
     return ok;
 }
 
@@ -502,40 +264,7 @@ static bool udp_gso_send(void)
 static bool match_udp9(const uint8_t *f, int len, void *arg)
 {
     (void)arg;
-    return len >= 42 && get16(f + 12) == ETH_P_IP && f[14 + 9] == 17 && get16(f + 36) == 9;
-}
-
-/* One's-complement sum of len bytes at p over sum, not folded. */
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
-}
-
-static uint16_t fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)s;
-}
-
-/* The IPv4 pseudo-header sum of the packet at ip with l4len bytes after
- * its 20-byte header. */
-static uint32_t pseudo(const uint8_t *ip, size_t l4len)
-{
-    return sum16(ip + 12, 8, 0) + ip[9] + (uint32_t)l4len;
-}
-
-/* True when the IPv4 packet at ip (len bytes) has right IP and TCP/UDP sums. */
-static bool l4_sums_ok(const uint8_t *ip, size_t len)
-{
-    size_t tl = get16(ip + 2);
-    if (len < 28 || tl > len || tl < 28 || fold(sum16(ip, 20, 0)) != 0xffff)
-        return false;
-    return fold(sum16(ip + 20, tl - 20, pseudo(ip, tl - 20))) == 0xffff;
+    return is_l4_to(f, (size_t)len, 17, NULL, 9);
 }
 
 /* A UDP/IPv4 frame to the guest's port 9, counted in *n; its sums checked. */
@@ -565,7 +294,7 @@ static void udp_from_ns_xdp(struct tport *a, bool generic)
     struct udp9_arg x = { 0, 0, 0 };
     tport_drain(a);
     bool sent = udp_send_ns(400, 1200);
-    guest_wait(a, 500, count_udp9, &x);
+    tport_wait(a, 500, count_udp9, &x);
     note("%s: a UDP GSO send of 1200 bytes in 400-byte datagrams: the guest got %u datagrams "
          "(%zu payload bytes, %u with the namespace's partial checksum)", M, x.n, x.payload,
          x.bad);
@@ -579,7 +308,7 @@ static void udp_from_ns_xdp(struct tport *a, bool generic)
     unsigned long long k0 = port_stat("up0", "wire_kernel_drops");
     struct udp9_arg z = { 0, 0, 0 };
     sent = udp_send_ns(400, 2400);
-    guest_wait(a, 500, count_udp9, &z);
+    tport_wait(a, 500, count_udp9, &z);
     unsigned long long k = port_stat("up0", "wire_kernel_drops") - k0;
     CHECK(sent && (generic ? z.n == 0 && k == 1 : z.n == 6 && z.payload == 2400 && k == 0),
           "%s: a UDP GSO send of 2400 bytes: %s (%u datagrams, wire_kernel_drops +%llu)", M,
@@ -589,7 +318,7 @@ static void udp_from_ns_xdp(struct tport *a, bool generic)
     int off = sh("ip netns exec %s ethtool -K %s tx off", ns, veth_ns);
     struct udp9_arg y = { 0, 0, 0 };
     sent = udp_send_ns(0, 300);
-    guest_wait(a, 500, count_udp9, &y);
+    tport_wait(a, 500, count_udp9, &y);
     CHECK(off == 0 && sent && y.n == 1 && y.payload == 300 && y.bad == 0,
           "%s: with checksum offload off on the namespace's veth, a 300-byte UDP datagram "
           "reaches the guest with right checksums (%u seen, %u bad)", M, y.n, y.bad);
@@ -614,7 +343,7 @@ static void hostile(struct tport *a, int vs, int s, int ifindex, const uint8_t m
     unsigned taken = inject_vnet(vs, ifindex, a->mac, mac, &h1, 1);
     taken += inject_vnet(vs, ifindex, a->mac, mac, &h2, 2);
     struct test_arg t1 = { 1, 11, 128 }, t2 = { 2, 11, 128 };
-    bool leaked = guest_wait(a, 300, match_test, &t1) || guest_wait(a, 100, match_test, &t2);
+    bool leaked = tport_wait(a, 300, match_test, &t1) || tport_wait(a, 100, match_test, &t2);
     msleep(50);
     unsigned long long bad = port_stat("up0", "wire_bad_header") - bad0,
                        drop = port_stat("up0", "tx_drops") - drop0;
@@ -626,7 +355,7 @@ static void hostile(struct tport *a, int vs, int s, int ifindex, const uint8_t m
     /* A good header through the same socket still passes. */
     struct virtio_net_hdr ok = { 0 };
     struct test_arg t3 = { 3, 11, 128 };
-    CHECK(inject_vnet(vs, ifindex, a->mac, mac, &ok, 3) && guest_wait(a, 1000, match_test, &t3),
+    CHECK(inject_vnet(vs, ifindex, a->mac, mac, &ok, 3) && tport_wait(a, 1000, match_test, &t3),
           "%s: a frame with a plain virtio-net header from the same socket arrives", M);
 
     /* UDP segmentation offload from the namespace's stack. */
@@ -636,7 +365,7 @@ static void hostile(struct tport *a, int vs, int s, int ifindex, const uint8_t m
         unsigned long long gso0 = port_stat("up0", "wire_gso_unsupported");
         drop0 = port_stat("up0", "tx_drops");
         bool sent = udp_gso_send();
-        bool seen = guest_wait(a, 300, match_udp9, NULL);
+        bool seen = tport_wait(a, 300, match_udp9, NULL);
         unsigned long long gso = port_stat("up0", "wire_gso_unsupported") - gso0;
         drop = port_stat("up0", "tx_drops") - drop0;
         CHECK(sent && !seen && gso == 1 && drop == 1,
@@ -664,104 +393,32 @@ static void hostile(struct tport *a, int vs, int s, int ifindex, const uint8_t m
           "namespace: daemon alive (%u sent)", M, nsent);
 }
 
-/* A 20-byte IPv4 header at ip. */
-static void ip_hdr(uint8_t *ip, uint8_t proto, size_t l4len, uint16_t id)
-{
-    memset(ip, 0, 20);
-    ip[0] = 0x45;
-    put16(ip + 2, (uint16_t)(20 + l4len));
-    put16(ip + 4, id);
-    ip[8] = 64;
-    ip[9] = proto;
-    memcpy(ip + 12, IP_GUEST, 4);
-    memcpy(ip + 16, IP_NS, 4);
-    put16(ip + 10, (uint16_t)~fold(sum16(ip, 20, 0)));
-}
-
-/* Frames of protocol proto to port dport that the namespace's socket s
- * sees within ms; *bad counts those with wrong sums, *payload adds up what
- * they carry, *longest is the longest frame. */
-static unsigned ns_capture(int s, uint8_t proto, uint16_t dport, int ms, unsigned *bad,
-                           size_t *payload, size_t *longest)
-{
-    static uint8_t buf[65536];
-    unsigned n = 0;
-    double end = t_now() + ms / 1000.0;
-    while (t_now() < end) {
-        struct pollfd p = { .fd = s, .events = POLLIN };
-        if (poll(&p, 1, (int)((end - t_now()) * 1000) + 1) <= 0)
-            continue;
-        ssize_t len = recv(s, buf, sizeof buf, MSG_DONTWAIT);
-        if (len < 42 || get16(buf + 12) != ETH_P_IP || buf[23] != proto ||
-            memcmp(buf + 26, IP_GUEST, 4) || get16(buf + 36) != dport)
-            continue;
-        n++;
-        size_t l4 = proto == 6 ? (size_t)(buf[46] >> 4) * 4 : 8;
-        *payload += get16(buf + 16) - 20 - l4;
-        if ((size_t)len > *longest)
-            *longest = (size_t)len;
-        *bad += !l4_sums_ok(buf + 14, (size_t)len - 14);
-    }
-    return n;
-}
-
 /* mode=xdp: the guest's offload requests are completed before the wire,
  * since AF_XDP carries no virtio-net header; a frame longer than a UMEM
  * frame is dropped and counted. */
 static void offloads_xdp(struct tport *a, int s, const uint8_t mac[6])
 {
     static uint8_t f[8192];
-    unsigned bad = 0;
-    size_t payload = 0, longest = 0;
+    struct virtio_net_hdr h;
+    struct l4_seen c;
     ns_drain(s);
     /* UDP, 300 bytes, the checksum left partial as a guest leaves it. */
-    size_t ul = 8 + 300;
-    memcpy(f, mac, 6);
-    memcpy(f + 6, a->mac, 6);
-    put16(f + 12, ETH_P_IP);
-    ip_hdr(f + 14, 17, ul, 1);
-    uint8_t *u = f + 34;
-    put16(u, 40000);
-    put16(u + 2, 9999);
-    put16(u + 4, (uint16_t)ul);
-    for (size_t i = 8; i < ul; i++)
-        u[i] = (uint8_t)(i * 3);
-    put16(u + 6, fold(pseudo(f + 14, ul)));
-    struct virtio_net_hdr h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
-                                .csum_offset = 6 };
-    vuf_tx_enqueue(a->v, 0, f, 34 + ul, &h);
+    vuf_tx_enqueue(a->v, 0, f, udp_partial(f, mac, a->mac, IP_GUEST, IP_NS, 9999, 300, &h), &h);
     vuf_tx_flush(a->v, 0);
-    unsigned n = ns_capture(s, 17, 9999, 1000, &bad, &payload, &longest);
-    CHECK(n == 1 && bad == 0 && payload == 300, "%s: a UDP frame with a partial checksum "
+    capture_l4(s, 1000, 17, IP_GUEST, 9999, &c);
+    CHECK(c.n == 1 && c.bad == 0 && c.payload == 300, "%s: a UDP frame with a partial checksum "
           "(NEEDS_CSUM) reaches the namespace with its checksum completed (%u seen, %u bad)", M,
-          n, bad);
+          c.n, c.bad);
 
     /* TCP segmentation: 4000 bytes at MSS 1000, checksum partial. */
-    size_t tp = 4000, tl = 20 + tp;
-    ip_hdr(f + 14, 6, tl, 2);
-    uint8_t *t = f + 34;
-    memset(t, 0, 20);
-    put16(t, 40001);
-    put16(t + 2, 7777);
-    put16(t + 4, 0x1234);
-    t[12] = 5 << 4;
-    t[13] = 0x18;
-    put16(t + 14, 65535);
-    for (size_t i = 0; i < tp; i++)
-        t[20 + i] = (uint8_t)(i * 5);
-    put16(t + 16, fold(pseudo(f + 14, tl)));
-    struct virtio_net_hdr g = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
-                                .csum_offset = 16, .gso_type = 1 /* TCPV4 */, .gso_size = 1000,
-                                .hdr_len = 54 };
-    bad = 0;
-    payload = longest = 0;
-    vuf_tx_enqueue(a->v, 0, f, 34 + tl, &g);
+    vuf_tx_enqueue(a->v, 0, f, tcp_tso(f, mac, a->mac, IP_GUEST, IP_NS, 7777, 4000, 1000, &h),
+                   &h);
     vuf_tx_flush(a->v, 0);
-    n = ns_capture(s, 6, 7777, 1000, &bad, &payload, &longest);
-    CHECK(n == 4 && bad == 0 && payload == tp && longest == 1054,
+    capture_l4(s, 1000, 6, IP_GUEST, 7777, &c);
+    CHECK(c.n == 4 && c.bad == 0 && c.payload == 4000 && c.longest == 1054,
           "%s: a 4054-byte TSO frame (MSS 1000) reaches the namespace as 4 segments of at most "
           "1054 bytes with right checksums (%u seen, %u bad, %zu payload bytes, longest %zu)",
-          M, n, bad, payload, longest);
+          M, c.n, c.bad, c.payload, c.longest);
     vuf_tx_reclaim(a->v, 0);
 
     /* Longer than a UMEM frame (2048 - 256): dropped and counted. */
@@ -843,24 +500,6 @@ static bool file_has(const char *path, const char *text)
         fclose(f);
     buf[n] = 0;
     return strstr(buf, text) != NULL;
-}
-
-/* JSON string field key of port up0 in "stats json" into out ("" if absent). */
-static void port_stat_str(const char *key, char *out, size_t cap)
-{
-    static char buf[65536];
-    char pat[64];
-    out[0] = 0;
-    if (daemon_ctl("stats json\n", buf, sizeof buf) < 0)
-        return;
-    const char *p = strstr(buf, "\"up0\"");
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    p = p ? strstr(p, pat) : NULL;
-    if (!p)
-        return;
-    p += strlen(pat);
-    size_t n = strcspn(p, ",}");
-    snprintf(out, cap, "%.*s", (int)n, p);
 }
 
 /* The cases every mode runs: ARP and pings, every size both ways, hostile
@@ -975,12 +614,12 @@ static void xdp_attachment(bool generic_wanted, bool last)
 {
     char v[64], path[160], spec[64], buf[8192];
     bool gen;
-    port_stat_str("xdp_mode", v, sizeof v);
+    port_stat_text(NULL, "up0", "xdp_mode", v, sizeof v);
     CHECK(strcmp(v, generic_wanted ? "\"generic\"" : "\"native\"") == 0 &&
           xdp_attached(&gen) && gen == generic_wanted,
           "%s: the program is attached in %s mode (stats: xdp_mode %s; ip link agrees)", M,
           generic_wanted ? "generic" : "native", v);
-    port_stat_str("zerocopy", v, sizeof v);
+    port_stat_text(NULL, "up0", "zerocopy", v, sizeof v);
     note("%s: zerocopy %s (veth has no zero-copy AF_XDP)", M, v);
     CHECK(strcmp(v, "false") == 0, "%s: copy mode on a veth (zerocopy %s)", M, v);
 
@@ -1024,7 +663,7 @@ int main(void)
     int s = ns_socket(false, ns_mac, &ifindex);
     int vs = ns_socket(true, ns_mac, &vifindex);
     if (s < 0 || vs < 0)
-        skip("no packet socket in the namespace");
+        test_skip("no packet socket in the namespace");
 
     char upspec[64], buf[8192];
     snprintf(upspec, sizeof upspec, "up0,ifname=%s", veth_root);

@@ -47,17 +47,12 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,26 +64,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "netns.h"
+#include "pkt.h"
 #include "systest.h"
 
 #define NS_PREFIX "lwvvx-"
 static char ns[32], veth_root[IFNAMSIZ], veth_ns[IFNAMSIZ];
 static pid_t daemon2 = -1;
 static const uint8_t IP_GUEST[4] = { 10, 42, 0, 1 }, IP_NS[4] = { 10, 42, 0, 2 };
-
-/* Runs a shell command built from fmt, its output discarded; its exit status. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[512], full[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void mesh_cleanup(void);
 
@@ -100,31 +83,7 @@ static void net_cleanup(void)
         waitpid(daemon2, NULL, 0);
         daemon2 = -1;
     }
-    if (ns[0])
-        sh("ip netns del %s", ns);
-    if (veth_root[0])
-        sh("ip link del %s", veth_root);
-}
-
-/* Namespaces left by an earlier run that timed out (alarm: _exit, no atexit). */
-static void remove_stale(void)
-{
-    DIR *d = opendir("/run/netns");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        int pid;
-        if (sscanf(e->d_name, NS_PREFIX "%d", &pid) == 1 && kill(pid, 0) < 0 && errno == ESRCH)
-            sh("ip netns del %s", e->d_name);
-    }
-    if (d)
-        closedir(d);
-}
-
-static void skip(const char *why)
-{
-    printf("skip - %s\n", why);
-    net_cleanup();
-    exit(77);
+    netns_veth_remove(ns, veth_root);
 }
 
 /* The namespace, the veth pair, the kernel's VXLAN device; skips when any
@@ -132,214 +91,46 @@ static void skip(const char *why)
 static void net_setup(void)
 {
     if (geteuid() != 0)
-        skip("needs root (network namespaces, veth, vxlan devices)");
+        test_skip("needs root (network namespaces, veth, vxlan devices)");
     if (sh("ip -V") != 0)
-        skip("no ip(8) (iproute2)");
+        test_skip("no ip(8) (iproute2)");
     /* Our own namespace, for the test and the daemons it starts: the
      * addresses below must not meet the host's. */
     if (unshare(CLONE_NEWNET) < 0)
-        skip("cannot make a network namespace (unshare)");
+        test_skip("cannot make a network namespace (unshare)");
     if (sh("ip link set lo up") != 0)
-        skip("no loopback in the new namespace");
-    remove_stale();
-    snprintf(ns, sizeof ns, NS_PREFIX "%d", (int)getpid());
-    snprintf(veth_root, sizeof veth_root, "lwx%da", (int)getpid() % 1000000);
-    snprintf(veth_ns, sizeof veth_ns, "lwx%db", (int)getpid() % 1000000);
-    atexit(net_cleanup);
-    if (sh("ip netns add %s", ns) != 0) {
-        ns[0] = 0;
-        skip("cannot create a network namespace");
-    }
-    if (sh("ip link add %s type veth peer name %s netns %s", veth_root, veth_ns, ns) != 0) {
-        veth_root[0] = 0;
-        skip("no veth support");
-    }
-    /* No IPv6 chatter (router solicitations, DAD) among the test frames. */
-    sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1", veth_root);
-    sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1", ns);
-    sh("ip netns exec %s sysctl -qw net.ipv6.conf.default.disable_ipv6=1", ns);
-    if (sh("ip addr add 192.0.2.1/24 dev %s", veth_root) || sh("ip link set %s up", veth_root) ||
-        sh("ip -n %s link set lo up", ns) ||
+        test_skip("no loopback in the new namespace");
+    const char *why = netns_for_test(NS_PREFIX, "lwx", ns, veth_root, veth_ns, net_cleanup);
+    if (why)
+        test_skip(why);
+    if (sh("ip addr add 192.0.2.1/24 dev %s", veth_root) ||
         sh("ip -n %s addr add 192.0.2.2/24 dev %s", ns, veth_ns) ||
-        sh("ip -n %s addr add 192.0.2.3/24 dev %s", ns, veth_ns) ||
-        sh("ip -n %s link set %s up", ns, veth_ns))
-        skip("cannot configure the veth pair");
+        sh("ip -n %s addr add 192.0.2.3/24 dev %s", ns, veth_ns))
+        test_skip("cannot configure the veth pair");
     if (sh("ip -n %s link add vx0 type vxlan id 42 remote 192.0.2.1 local 192.0.2.2 dstport 4789 "
            "dev %s", ns, veth_ns) != 0)
-        skip("no vxlan device support (the vxlan module)");
+        test_skip("no vxlan device support (the vxlan module)");
     if (sh("ip -n %s addr add 10.42.0.2/24 dev vx0", ns) || sh("ip -n %s link set vx0 up", ns))
-        skip("cannot configure the vxlan device");
+        test_skip("cannot configure the vxlan device");
     /* The port sends runs of datagrams as one UDP GSO send; the kernel
      * device would coalesce their inner TCP segments again (GRO) before
      * the capture, which must see the segments as they were sent. */
     if (sh("ethtool --version") != 0)
-        skip("no ethtool (apt-get install ethtool)");
+        test_skip("no ethtool (apt-get install ethtool)");
     if (sh("ip netns exec %s ethtool -K vx0 gro off", ns) != 0)
-        skip("cannot turn GRO off on the vxlan device");
-}
-
-/* A socket made in the namespace (it stays there); -1 on failure. */
-static int ns_socket(int domain, int type, int proto)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/run/netns/%s", ns);
-    int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int nsfd = open(path, O_RDONLY | O_CLOEXEC);
-    int s = -1;
-    if (self >= 0 && nsfd >= 0 && setns(nsfd, CLONE_NEWNET) == 0) {
-        s = socket(domain, type | SOCK_CLOEXEC, proto);
-        if (setns(self, CLONE_NEWNET) < 0) {
-            printf("FAIL - cannot return to the test's network namespace\n");
-            exit(1);
-        }
-    }
-    if (self >= 0)
-        close(self);
-    if (nsfd >= 0)
-        close(nsfd);
-    return s;
-}
-
-/* A packet socket on the namespace's interface ifname (frames of
- * protocol proto, host order: ETH_P_ALL for those it sends too), as the
- * kernel received or sent them. */
-static int ns_capture_on(const char *ifname, uint16_t proto)
-{
-    int s = ns_socket(AF_PACKET, SOCK_RAW, htons(proto));
-    if (s < 0)
-        return -1;
-    /* The index is the namespace's: read it there. */
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "ip netns exec %s cat /sys/class/net/%s/ifindex", ns, ifname);
-    FILE *p = popen(cmd, "r");
-    int idx = 0;
-    if (!p || fscanf(p, "%d", &idx) != 1)
-        idx = 0;
-    if (p)
-        pclose(p);
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(proto),
-                               .sll_ifindex = idx };
-    if (idx <= 0 || bind(s, (struct sockaddr *)&sll, sizeof sll) < 0) {
-        close(s);
-        return -1;
-    }
-    return s;
-}
-
-/* A packet socket on the namespace's vxlan device: the inner frames. */
-static int ns_capture(void)
-{
-    return ns_capture_on("vx0", ETH_P_ALL);
+        test_skip("cannot turn GRO off on the vxlan device");
 }
 
 /* A UDP socket in the namespace bound to 192.0.2.last:0. */
 static int ns_udp(uint8_t last)
 {
-    int s = ns_socket(AF_INET, SOCK_DGRAM, 0);
+    int s = netns_socket(ns, AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0xc0000200u | last) };
     if (s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
         close(s);
         s = -1;
     }
     return s;
-}
-
-/* ---- frames ---------------------------------------------------------------- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t s)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        s += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        s += (uint32_t)p[len - 1] << 8;
-    return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)s;
-}
-
-/* An ARP frame (60 bytes): op 1 request, 2 reply. */
-static size_t arp(uint8_t *f, uint16_t op, const uint8_t dst[6], const uint8_t sha[6],
-                  const uint8_t spa[4], const uint8_t tha[6], const uint8_t tpa[4])
-{
-    memset(f, 0, 60);
-    memcpy(f, dst, 6);
-    memcpy(f + 6, sha, 6);
-    put16(f + 12, ETH_P_ARP);
-    put16(f + 14, 1);
-    put16(f + 16, ETH_P_IP);
-    f[18] = 6;
-    f[19] = 4;
-    put16(f + 20, op);
-    memcpy(f + 22, sha, 6);
-    memcpy(f + 28, spa, 4);
-    memcpy(f + 32, tha, 6);
-    memcpy(f + 38, tpa, 4);
-    return 60;
-}
-
-/* An IPv4 header at ip for l4len bytes of protocol proto, guest -> ns. */
-static void ip_hdr(uint8_t *ip, uint8_t proto, size_t l4len, uint16_t id, const uint8_t src[4],
-                   const uint8_t dst[4])
-{
-    memset(ip, 0, 20);
-    ip[0] = 0x45;
-    put16(ip + 2, (uint16_t)(20 + l4len));
-    put16(ip + 4, id);
-    ip[8] = 64;
-    ip[9] = proto;
-    memcpy(ip + 12, src, 4);
-    memcpy(ip + 16, dst, 4);
-    put16(ip + 10, (uint16_t)~fold(sum16(ip, 20, 0)));
-}
-
-/* An ICMP echo (type 8) or reply (0) with payload bytes of pattern seq. */
-static size_t icmp(uint8_t *f, uint8_t type, const uint8_t dst[6], const uint8_t src[6],
-                   const uint8_t sip[4], const uint8_t dip[4], uint16_t seq, size_t payload)
-{
-    memcpy(f, dst, 6);
-    memcpy(f + 6, src, 6);
-    put16(f + 12, ETH_P_IP);
-    uint8_t *ic = f + 34;
-    ip_hdr(f + 14, 1, 8 + payload, seq, sip, dip);
-    memset(ic, 0, 8);
-    ic[0] = type;
-    put16(ic + 4, 0x4c58);
-    put16(ic + 6, seq);
-    for (size_t i = 0; i < payload; i++)
-        ic[8 + i] = (uint8_t)(seq * 7 + i);
-    put16(ic + 2, (uint16_t)~fold(sum16(ic, 8 + payload, 0)));
-    return 34 + 8 + payload;
-}
-
-/* The pseudo-header sum of an IPv4 packet at ip carrying l4len bytes. */
-static uint32_t pseudo(const uint8_t *ip, size_t l4len)
-{
-    return sum16(ip + 12, 8, 0) + ip[9] + (uint32_t)l4len;
-}
-
-/* True when the IPv4 packet at ip (len bytes) has right IP and TCP/UDP sums. */
-static bool l4_sums_ok(const uint8_t *ip, size_t len)
-{
-    size_t tl = get16(ip + 2);
-    if (len < 28 || tl > len || fold(sum16(ip, 20, 0)) != 0xffff)
-        return false;
-    return fold(sum16(ip + 20, tl - 20, pseudo(ip, tl - 20))) == 0xffff;
 }
 
 /* ---- the guest --------------------------------------------------------------- */
@@ -351,7 +142,7 @@ static bool guest_answers(struct tport *a, const uint8_t *f, int len)
     uint8_t r[1600];
     if (len >= 42 && get16(f + 12) == ETH_P_ARP && get16(f + 20) == 1 &&
         memcmp(f + 38, IP_GUEST, 4) == 0) {
-        vuf_send(a->v, 0, r, arp(r, 2, f + 6, a->mac, IP_GUEST, f + 22, f + 28));
+        vuf_send(a->v, 0, r, arp_frame(r, 2, f + 6, a->mac, IP_GUEST, f + 22, f + 28));
         vuf_tx_reclaim(a->v, 0);
         return true;
     }
@@ -363,11 +154,11 @@ static bool guest_answers(struct tport *a, const uint8_t *f, int len)
         memcpy(r + 26, IP_GUEST, 4);
         memcpy(r + 30, f + 26, 4);
         put16(r + 24, 0);
-        put16(r + 24, (uint16_t)~fold(sum16(r + 14, 20, 0)));
+        put16(r + 24, csum(r + 14, 20));
         r[34] = 0;
         put16(r + 36, 0);
         size_t ilen = get16(f + 16) - 20u;
-        put16(r + 36, (uint16_t)~fold(sum16(r + 34, ilen, 0)));
+        put16(r + 36, csum(r + 34, ilen));
         vuf_send(a->v, 0, r, (size_t)len);
         vuf_tx_reclaim(a->v, 0);
         return true;
@@ -375,49 +166,33 @@ static bool guest_answers(struct tport *a, const uint8_t *f, int len)
     return false;
 }
 
-/* Receives for up to ms at the guest, answering what it answers; true as
- * soon as match accepts a frame. */
-static bool guest_wait(struct tport *a, int ms, bool (*match)(const uint8_t *, int, void *),
-                       void *arg, unsigned *answered)
+/* A tport_wait() predicate: match (NULL: none) with arg, the guest
+ * answering the frames match does not accept when it can (guest_answers). */
+struct answering {
+    struct tport *a;
+    bool (*match)(const uint8_t *, int, void *);
+    void *arg;
+    unsigned answered;
+};
+static bool match_or_answer(const uint8_t *f, int len, void *arg)
 {
-    static uint8_t buf[65536];
-    double end = t_now() + ms / 1000.0;
-    while (t_now() < end) {
-        int left = (int)((end - t_now()) * 1000) + 1;
-        int len = vuf_recv_wait(a->v, 0, buf, sizeof buf, left);
-        if (len < 0)
-            continue;
-        if (match && match(buf, len, arg))
-            return true;
-        if (guest_answers(a, buf, len) && answered)
-            (*answered)++;
-    }
+    struct answering *x = arg;
+    if (x->match && x->match(f, len, x->arg))
+        return true;
+    x->answered += guest_answers(x->a, f, len);
     return false;
 }
 
-struct arp_arg { uint8_t mac[6]; };
-static bool match_arp_reply(const uint8_t *f, int len, void *arg)
+/* Receives for up to ms at the guest, answering what it answers (counted
+ * in *answered, if given); true as soon as match accepts a frame. */
+static bool guest_wait(struct tport *a, int ms, bool (*match)(const uint8_t *, int, void *),
+                       void *arg, unsigned *answered)
 {
-    struct arp_arg *x = arg;
-    if (len < 42 || get16(f + 12) != ETH_P_ARP || get16(f + 20) != 2 ||
-        memcmp(f + 28, IP_NS, 4) || memcmp(f + 38, IP_GUEST, 4))
-        return false;
-    memcpy(x->mac, f + 22, 6);
-    return true;
-}
-
-struct echo_arg { uint16_t seq; size_t payload; };
-static bool match_echo_reply(const uint8_t *f, int len, void *arg)
-{
-    struct echo_arg *x = arg;
-    const uint8_t *ic = f + 34;
-    if (len != (int)(42 + x->payload) || get16(f + 12) != ETH_P_IP || f[23] != 1 || ic[0] != 0 ||
-        get16(ic + 6) != x->seq || fold(sum16(ic, 8 + x->payload, 0)) != 0xffff)
-        return false;
-    for (size_t i = 0; i < x->payload; i++)
-        if (ic[8 + i] != (uint8_t)(x->seq * 7 + i))
-            return false;
-    return true;
+    struct answering x = { a, match, arg, 0 };
+    bool ok = tport_wait(a, ms, match_or_answer, &x);
+    if (answered)
+        *answered += x.answered;
+    return ok;
 }
 
 /* The ARP request the hostile datagrams carry: from 10.42.0.99 (no other
@@ -429,22 +204,6 @@ static bool match_hostile(const uint8_t *f, int len, void *arg)
     return len >= 42 && get16(f + 12) == ETH_P_ARP && memcmp(f + 28, IP_HOSTILE, 4) == 0;
 }
 
-/* ---- the daemon's counters ------------------------------------------------- */
-
-/* Field key of port name in "stats json" of the daemon at ctl (0 if absent). */
-static unsigned long long port_stat(const char *name, const char *key)
-{
-    static char buf[65536];
-    char pat[64];
-    if (daemon_ctl("stats json\n", buf, sizeof buf) < 0)
-        return 0;
-    snprintf(pat, sizeof pat, "{\"name\":\"%s\"", name);
-    const char *p = strstr(buf, pat);
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    p = p ? strstr(p, pat) : NULL;
-    return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
-}
-
 /* ---- the parts of the test ---------------------------------------------------- */
 
 /* ARP for the namespace's address, then pings of 60-byte frames up to
@@ -453,22 +212,21 @@ static unsigned long long port_stat(const char *name, const char *key)
 static bool guest_pings_ns_mtu(struct tport *a, uint8_t mac[6], const char *when, unsigned mtu)
 {
     uint8_t f[2048];
-    static const uint8_t zero[6];
-    struct arp_arg aa;
+    struct arp_want aw = { a->mac, IP_NS, IP_GUEST, { 0 } };
     tport_drain(a);
-    vuf_send(a->v, 0, f, arp(f, 1, MAC_BCAST, a->mac, IP_GUEST, zero, IP_NS));
-    bool ok = guest_wait(a, 2000, match_arp_reply, &aa, NULL);
+    vuf_send(a->v, 0, f, arp_frame(f, 1, MAC_BCAST, a->mac, IP_GUEST, NULL, IP_NS));
+    bool ok = guest_wait(a, 2000, match_arp_reply, &aw, NULL);
     CHECK(ok, "%s: the guest's ARP request for 10.42.0.2 answered by the namespace's kernel "
           "through its vxlan device", when);
     if (!ok)
         return false;
-    memcpy(mac, aa.mac, 6);
+    memcpy(mac, aw.sha, 6);
     const size_t payloads[] = { 18, 56, 1000, mtu - 28 };   /* IPv4 20, ICMP 8 */
     unsigned got = 0;
     for (unsigned i = 0; i < 4; i++) {
-        struct echo_arg ea = { (uint16_t)(200 + i), payloads[i] };
-        vuf_send(a->v, 0, f, icmp(f, 8, mac, a->mac, IP_GUEST, IP_NS, ea.seq, ea.payload));
-        got += guest_wait(a, 2000, match_echo_reply, &ea, NULL);
+        struct echo_want ew = { IP_NS, IP_GUEST, (uint16_t)(200 + i), payloads[i] };
+        vuf_send(a->v, 0, f, icmp_echo(f, mac, a->mac, IP_GUEST, IP_NS, ew.seq, ew.payload));
+        got += guest_wait(a, 2000, match_echo_reply, &ew, NULL);
         vuf_tx_reclaim(a->v, 0);
     }
     CHECK(got == 4, "%s: echo requests of 60..%u-byte frames (up to the %u MTU): %u of 4 "
@@ -496,92 +254,35 @@ static void ns_pings_guest(struct tport *a)
           answered);
 }
 
-/* Frames captured on the namespace's vxlan device within ms that match
- * (UDP or TCP to dport from the guest): their count; each one's checksums
- * are checked (bad counts them). */
-static unsigned capture(int cap, uint8_t proto, uint16_t dport, int ms, unsigned *bad,
-                        size_t *payload)
-{
-    static uint8_t buf[65536];
-    unsigned n = 0;
-    double end = t_now() + ms / 1000.0;
-    while (t_now() < end) {
-        struct pollfd p = { .fd = cap, .events = POLLIN };
-        if (poll(&p, 1, (int)((end - t_now()) * 1000) + 1) <= 0)
-            continue;
-        ssize_t len = recv(cap, buf, sizeof buf, MSG_DONTWAIT);
-        if (len < 42 || get16(buf + 12) != ETH_P_IP || buf[23] != proto ||
-            memcmp(buf + 26, IP_GUEST, 4) || get16(buf + 36) != dport)
-            continue;
-        n++;
-        size_t ihl = 20, l4 = proto == 6 ? (size_t)(buf[46] >> 4) * 4 : 8;
-        if (payload)
-            *payload += get16(buf + 16) - ihl - l4;
-        if (!l4_sums_ok(buf + 14, (size_t)len - 14))
-            (*bad)++;
-    }
-    return n;
-}
-
 /* Checksum offloads resolved before encapsulation; a frame over the MTU
  * dropped and counted. */
 static void offloads(struct tport *a, const uint8_t mac[6], int cap)
 {
     static uint8_t f[8192];
+    struct virtio_net_hdr h;
+    struct l4_seen c;
     /* UDP, 300 bytes of payload, a partial checksum as a guest sends it. */
-    size_t ul = 8 + 300;
-    memcpy(f, mac, 6);
-    memcpy(f + 6, a->mac, 6);
-    put16(f + 12, ETH_P_IP);
-    ip_hdr(f + 14, 17, ul, 1, IP_GUEST, IP_NS);
-    uint8_t *u = f + 34;
-    put16(u, 40000);
-    put16(u + 2, 9999);
-    put16(u + 4, (uint16_t)ul);
-    for (size_t i = 8; i < ul; i++)
-        u[i] = (uint8_t)(i * 3);
-    put16(u + 6, fold(pseudo(f + 14, ul)));
-    struct virtio_net_hdr h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
-                                .csum_offset = 6 };
-    vuf_tx_enqueue(a->v, 0, f, 34 + ul, &h);
+    vuf_tx_enqueue(a->v, 0, f, udp_partial(f, mac, a->mac, IP_GUEST, IP_NS, 9999, 300, &h), &h);
     vuf_tx_flush(a->v, 0);
-    unsigned bad = 0;
-    unsigned n = capture(cap, 17, 9999, 1000, &bad, NULL);
-    CHECK(n == 1 && bad == 0, "a UDP frame with a partial checksum (NEEDS_CSUM) reaches the "
-          "namespace with its checksum completed (%u seen, %u bad)", n, bad);
+    capture_l4(cap, 1000, 17, IP_GUEST, 9999, &c);
+    CHECK(c.n == 1 && c.bad == 0, "a UDP frame with a partial checksum (NEEDS_CSUM) reaches the "
+          "namespace with its checksum completed (%u seen, %u bad)", c.n, c.bad);
 
     /* TCP segmentation: 4000 bytes at MSS 1000. */
-    size_t payload = 4000, tl = 20 + payload;
-    ip_hdr(f + 14, 6, tl, 2, IP_GUEST, IP_NS);
-    uint8_t *t = f + 34;
-    memset(t, 0, 20);
-    put16(t, 40001);
-    put16(t + 2, 7777);
-    put16(t + 4, 0x1234);
-    t[12] = 5 << 4;
-    t[13] = 0x18;
-    put16(t + 14, 65535);
-    for (size_t i = 0; i < payload; i++)
-        t[20 + i] = (uint8_t)(i * 5);
-    put16(t + 16, fold(pseudo(f + 14, tl)));
-    struct virtio_net_hdr g = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
-                                .csum_offset = 16, .gso_type = 1 /* TCPV4 */, .gso_size = 1000,
-                                .hdr_len = 54 };
-    vuf_tx_enqueue(a->v, 0, f, 34 + tl, &g);
+    vuf_tx_enqueue(a->v, 0, f, tcp_tso(f, mac, a->mac, IP_GUEST, IP_NS, 7777, 4000, 1000, &h),
+                   &h);
     vuf_tx_flush(a->v, 0);
-    bad = 0;
-    size_t carried = 0;
-    n = capture(cap, 6, 7777, 1000, &bad, &carried);
-    CHECK(n == 4 && bad == 0 && carried == payload,
+    capture_l4(cap, 1000, 6, IP_GUEST, 7777, &c);
+    CHECK(c.n == 4 && c.bad == 0 && c.payload == 4000,
           "a 4054-byte TSO frame (MSS 1000) arrives as 4 segments with right checksums, %zu "
-          "payload bytes (%u seen, %u bad)", carried, n, bad);
+          "payload bytes (%u seen, %u bad)", c.payload, c.n, c.bad);
     vuf_tx_reclaim(a->v, 0);
 
     /* Over the port's MTU: a 1451-byte IP packet. */
     unsigned long long big0 = port_stat("vx0", "encap_too_big");
-    struct echo_arg ea = { 300, 1451 - 28 };
-    vuf_send(a->v, 0, f, icmp(f, 8, mac, a->mac, IP_GUEST, IP_NS, ea.seq, ea.payload));
-    bool seen = guest_wait(a, 300, match_echo_reply, &ea, NULL);
+    struct echo_want ew = { IP_NS, IP_GUEST, 300, 1451 - 28 };
+    vuf_send(a->v, 0, f, icmp_echo(f, mac, a->mac, IP_GUEST, IP_NS, ew.seq, ew.payload));
+    bool seen = guest_wait(a, 300, match_echo_reply, &ew, NULL);
     unsigned long long big = port_stat("vx0", "encap_too_big") - big0;
     CHECK(!seen && big == 1, "a 1465-byte frame (IP 1451, over the 1450 MTU) to the namespace: "
           "dropped, encap_too_big +%llu, %s", big, seen ? "answered" : "no reply");
@@ -600,13 +301,12 @@ static bool send_dgram(int s, const uint8_t *d, size_t len, uint16_t port)
  * guest from the namespace's vxlan MAC (so it would reach the guest). */
 static size_t hostile_dgram(uint8_t *d, uint8_t flags, uint32_t vni, const uint8_t nsmac[6])
 {
-    static const uint8_t zero[6];
     memset(d, 0, 8);
     d[0] = flags;
     d[4] = (uint8_t)(vni >> 16);
     d[5] = (uint8_t)(vni >> 8);
     d[6] = (uint8_t)vni;
-    return 8 + arp(d + 8, 1, MAC_BCAST, nsmac, IP_HOSTILE, zero, IP_GUEST);
+    return 8 + arp_frame(d + 8, 1, MAC_BCAST, nsmac, IP_HOSTILE, NULL, IP_GUEST);
 }
 
 /* Datagrams the port must refuse, from the namespace: each never reaches
@@ -771,12 +471,7 @@ static void mesh_cleanup(void)
             waitpid(H[i].pid, NULL, 0);
             H[i].pid = -1;
         }
-        if (H[i].ns[0])
-            sh("ip netns del %s", H[i].ns);
-        H[i].ns[0] = 0;
-        if (H[i].veth[0])
-            sh("ip link del %s", H[i].veth);
-        H[i].veth[0] = 0;
+        netns_veth_remove(H[i].ns, H[i].veth);
     }
     if (mesh_br[0])
         sh("ip link del %s", mesh_br);
@@ -798,22 +493,10 @@ static int mesh_net(void)
     for (unsigned i = 0; i < MESH; i++) {
         struct host *h = &H[i];
         snprintf(h->ns, sizeof h->ns, NS_PREFIX "%d-h%u", (int)getpid(), i + 1);
-        if (sh("ip netns add %s", h->ns) != 0) {
-            h->ns[0] = 0;
-            return -1;
-        }
         snprintf(h->veth, sizeof h->veth, "lwx%dh%u", id, i + 1);
-        if (sh("ip link add %s type veth peer name u0 netns %s", h->veth, h->ns) != 0) {
-            h->veth[0] = 0;
-            return -1;
-        }
-        sh("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1", h->veth);
-        sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1", h->ns);
-        sh("ip netns exec %s sysctl -qw net.ipv6.conf.default.disable_ipv6=1", h->ns);
-        if (sh("ip link set %s master %s", h->veth, mesh_br) ||
-            sh("ip link set %s up", h->veth) || sh("ip -n %s link set lo up", h->ns) ||
-            sh("ip -n %s addr add 203.0.113.%u/24 dev u0", h->ns, i + 1) ||
-            sh("ip -n %s link set u0 up", h->ns))
+        if (netns_veth(h->ns, h->veth, "u0") ||
+            sh("ip link set %s master %s", h->veth, mesh_br) ||
+            sh("ip -n %s addr add 203.0.113.%u/24 dev u0", h->ns, i + 1))
             return -1;
     }
     return 0;
@@ -863,17 +546,8 @@ static int mesh_daemon(unsigned i)
 /* Field key of port vx in "stats json" of host i; -1 when not found. */
 static long long mesh_stat(unsigned i, const char *key)
 {
-    static char buf[65536];
-    char pat[64];
-    if (ctl_at(H[i].ctl, "stats json\n", buf, sizeof buf) < 0)
-        return -1;
-    const char *p = strstr(buf, "{\"name\":\"vx\"");
-    const char *end = p ? strchr(p + 1, '{') : NULL;   /* the next object */
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    p = p ? strstr(p, pat) : NULL;
-    if (!p || (end && p > end))
-        return -1;
-    return strtoll(p + strlen(pat), NULL, 10);
+    char v[32];
+    return port_stat_text(H[i].ctl, "vx", key, v, sizeof v) == 0 ? strtoll(v, NULL, 10) : -1;
 }
 
 /* Frames of flow at each host's guest within ms (a frame of another flow
@@ -1101,11 +775,8 @@ static void csum6_read(int cap, int ms, struct csum6 *c)
 {
     static uint8_t buf[65536];
     double end = t_now() + ms / 1000.0;
-    while (t_now() < end) {
-        struct pollfd p = { .fd = cap, .events = POLLIN };
-        if (poll(&p, 1, (int)((end - t_now()) * 1000) + 1) <= 0)
-            continue;
-        ssize_t len = recv(cap, buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t len;
+    while ((len = recv_until(cap, buf, sizeof buf, end)) >= 0) {
         if (len < 62 || get16(buf + 12) != 0x86dd || buf[20] != 17 || get16(buf + 56) != 4789)
             continue;
         const uint8_t *ip = buf + 14, *udp = buf + 54;
@@ -1171,7 +842,7 @@ static void ipv6_underlay(struct tport *a)
 
     /* ETH_P_ALL: a socket bound to one protocol does not see what the
      * namespace sends. */
-    int cap6 = ns_capture_on(veth_ns, ETH_P_ALL);
+    int cap6 = netns_packet_socket(ns, veth_ns, ETH_P_ALL, NULL);
     uint8_t mac[6];
     if (guest_pings_ns_mtu(a, mac, "over IPv6", 1430))
         ns_pings_guest(a);
@@ -1198,9 +869,10 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     test_init("vxlan_netns", 120);
     net_setup();
-    int cap = ns_capture();
+    /* The inner frames, on the namespace's vxlan device. */
+    int cap = netns_packet_socket(ns, "vx0", ETH_P_ALL, NULL);
     if (cap < 0)
-        skip("no packet socket on the namespace's vxlan device");
+        test_skip("no packet socket on the namespace's vxlan device");
 
     const char *ports[] = { "a", NULL };
     const char *extra[] = { "--vxlan", "vx0,local=192.0.2.1,remote=192.0.2.2,vni=42", NULL };
