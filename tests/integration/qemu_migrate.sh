@@ -123,7 +123,21 @@ START=$SECONDS
 show_logs() {
     local f logs=("$T"/g1.log)
     for f in "$T"/g2*.log "$T"/qemu*.out; do [ -e "$f" ] && logs+=("$f"); done
-    dump_logs 80 "${logs[@]}" "$T"/lwvhostd*.log
+    dump_logs 80 "${logs[@]}" "$T"/lwvhostd*.log "$T"/daemon-state.log
+}
+
+# What each daemon holds (its rings' indexes, its counters) into
+# T/daemon-state.log, shown with the logs: taken when a guest got stuck,
+# it tells a ring the daemon stopped serving from one the guest stopped
+# filling.
+snapshot_daemons() {
+    local c
+    for c in "$T/ctl.sock" "$T/ctlb.sock"; do
+        [ -S "$c" ] || continue
+        { echo "== $(basename "$c"): rings"; timeout 5 "$CTL" -s "$c" rings
+          echo "== $(basename "$c"): stats"; timeout 5 "$CTL" -s "$c" stats; } \
+            >>"$T/daemon-state.log" 2>&1
+    done
 }
 
 cleanup() {
@@ -611,7 +625,7 @@ g1_say stop
 n=0
 while alive "$QPID1"; do
     n=$((n + 1))
-    [ $n -ge 3000 ] && fail "guest 1 still running 300 s after the migrations"
+    [ $n -ge 3000 ] && { snapshot_daemons; fail "guest 1 still running 300 s after the migrations"; }
     daemons_alive || fail "lwvhostd died while guest 1 finished"
     sleep 0.1
 done
